@@ -1,0 +1,64 @@
+"""The `tape` command: a thin typer app. Each command parses, calls one function, renders the result."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli import bench_cmds, log_cmds
+from cli.common import Settings, err_console
+from events.errors import TapeError
+
+app = typer.Typer(
+    name="tape",
+    help="Event-sourced trading engine: backtest, validate and paper-trade from one immutable log.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    log: Annotated[
+        Path, typer.Option("--log", envvar="TAPE_LOG", help="The event log file.", show_default=True)
+    ] = Path("tape.db"),
+) -> None:
+    """Options every command shares."""
+    ctx.obj = Settings(log_path=log)
+
+
+app.command("verify")(log_cmds.verify)
+app.command("runs")(log_cmds.runs)
+app.add_typer(log_cmds.log_app, name="log")
+app.add_typer(bench_cmds.bench_app, name="bench")
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        app()
+    except TapeError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so plainly; the traceback is one variable away
+        if os.environ.get("TAPE_DEBUG"):
+            raise
+        err_console.print(
+            f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set TAPE_DEBUG=1 for the traceback)",
+            soft_wrap=True,
+        )
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""`tape bench ...`: the speed figures quoted in README, measured on this machine."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import console, print_json
+
+bench_app = typer.Typer(
+    help="Measure tape's speed on this machine (figures for README).", no_args_is_help=True
+)
+
+
+@bench_app.command("log")
+def bench_log_cmd(
+    events: Annotated[
+        int, typer.Option("--events", min=10_000, help="Synthetic events to append and replay.")
+    ] = 1_000_000,
+    json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
+) -> None:
+    """Batched appends/s, durable (synchronous=FULL, one commit each) appends/s and replay events/s."""
+    from store.bench import bench_log
+
+    with (
+        console.status("appending and replaying synthetic events...", spinner="dots") if not json else _null()
+    ):
+        figures = bench_log(n=events)
+    if json:
+        print_json(figures)
+        return
+    table = Table(title=f"event log, {figures['events']:,} events (SQLite {figures['sqlite']})", box=None)
+    table.add_column("measure")
+    table.add_column("per second", justify="right")
+    table.add_row(
+        f"batched append ({figures['batch_size']:,} a transaction)", f"{figures['batched_append_per_s']:,}"
+    )
+    table.add_row(
+        "durable append (synchronous=FULL, one commit each)", f"{figures['durable_append_per_s']:,}"
+    )
+    table.add_row("replay (read + decode + fold)", f"{figures['replay_per_s']:,}")
+    console.print(table)
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

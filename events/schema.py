@@ -1,0 +1,370 @@
+"""The event vocabulary: every fact tape records, as msgspec Structs in one tagged union.
+
+Bodies are msgpack arrays (``array_like``): half the bytes of field-name maps, which is what the
+append rate of the log is bound by. Rules that keep old logs readable:
+- an event's tag (its ``kind``) never changes once released;
+- a new field goes at the END of its struct, with a default, so older, shorter arrays still decode;
+- fields are never removed, reordered or added to the ``Event`` base (that would shift every position).
+``tests/test_schema.py`` pins the bytes of every event type so an accidental change fails loudly.
+
+Every event carries ``ts``: the market time it refers to, in ns since the epoch (UTC). Nothing here reads a
+clock; drivers pass time in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+Side = Literal["buy", "sell"]
+ExitReason = Literal["signal", "stop_loss", "take_profit", "end", "flatten", "daily_loss"]
+
+
+class Event(
+    msgspec.Struct, tag_field="kind", kw_only=True, frozen=True, omit_defaults=True, array_like=True, gc=False
+):
+    """Base of every event. ``ts`` is market time in ns since the epoch, UTC.
+
+    ``gc=False``: events are immutable values that cannot form reference cycles, so the garbage
+    collector need not track them (a backtest holds hundreds of thousands).
+    """
+
+    ts: int
+
+
+# --------------------------------------------------------------------------- runs
+
+
+class DataFingerprint(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    """Which market data a run read, precisely enough to prove a re-run reads the same bytes."""
+
+    symbol: str
+    source: str  # "sample", "import", "alpaca", "live"
+    timeframe: str  # "1Day", "1Hour", "5Min", "1Min"
+    start_ts: int
+    end_ts: int
+    rows: int
+    sha256: str  # over the (ts, open, high, low, close, volume) columns as read, after adjustment
+    adjusted: bool = False
+
+
+class BenchmarkLeg(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    """First and last close of one symbol over a run: the buy-and-hold benchmark."""
+
+    symbol: str
+    first_close: float
+    last_close: float
+
+
+class RunStarted(Event, tag="run_started", kw_only=True):
+    """A backtest, paper, live or replay session begins; holds everything needed to re-run it."""
+
+    run_id: str
+    mode: Literal["backtest", "paper", "live", "sim", "replay"]
+    strategy: str
+    params: dict[str, Any] = {}
+    symbols: list[str] = []
+    timeframe: str = "1Day"
+    config: dict[str, Any] = {}  # risk, costs, cash, start/end, sizing
+    data: list[DataFingerprint] = []
+    code_version: str = ""
+    parent_run: str = ""  # walk-forward fold or optimisation job this run belongs to
+    label: str = ""
+
+
+class RunEnded(Event, tag="run_ended", kw_only=True):
+    """A run finished. ``bars`` counts bars processed; ``benchmark`` gives buy-and-hold legs."""
+
+    run_id: str
+    status: Literal["completed", "stopped", "failed"] = "completed"
+    bars: int = 0
+    benchmark: list[BenchmarkLeg] = []
+    message: str = ""
+
+
+class BarReceived(Event, tag="bar", kw_only=True):
+    """A live or replayed bar, logged because a live bar cannot be fetched again identically."""
+
+    symbol: str
+    timeframe: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+class Signal(Event, tag="signal", kw_only=True):
+    """A strategy's view at a bar's close: buy or sell (hold is the absence of a signal)."""
+
+    symbol: str
+    strategy: str
+    side: Side
+    price: float  # the close the decision was made on
+    reason: str = ""
+    values: dict[str, float] = {}  # indicator values behind the decision
+
+
+class OrderIntent(Event, tag="order_intent", kw_only=True):
+    """The portfolio's sized proposal for an order, before (entries) or without (exits) the risk gate."""
+
+    intent_id: str
+    symbol: str
+    strategy: str
+    side: Side
+    qty: float
+    reason: Literal["entry", "signal", "stop_loss", "take_profit", "end", "flatten", "daily_loss"]
+    ref_price: float  # price the size was computed on
+
+
+class RiskAccepted(Event, tag="risk_accepted", kw_only=True):
+    """The risk gate let an intent through; ``checks`` records the numbers it compared."""
+
+    intent_id: str
+    symbol: str
+    qty: float
+    checks: dict[str, float] = {}
+
+
+class RiskRejected(Event, tag="risk_rejected", kw_only=True):
+    """The risk gate refused an intent: which rule, why, and the numbers."""
+
+    intent_id: str
+    symbol: str
+    rule: str  # "max_positions", "daily_loss", "zero_size", "cash", "correlation", "liquidity", ...
+    message: str
+    checks: dict[str, float] = {}
+
+
+# --------------------------------------------------------------------------- orders and fills
+
+
+class OrderSubmitted(Event, tag="order_submitted", kw_only=True):
+    """An order left (or, simulated, would leave) the process. Durable before it is sent."""
+
+    client_order_id: str
+    intent_id: str
+    symbol: str
+    side: Side
+    qty: float
+    order_type: Literal["market", "limit", "stop", "stop_limit"] = "market"
+    limit_price: float | None = None
+    stop_price: float | None = None
+
+
+class OrderAcknowledged(Event, tag="order_acknowledged", kw_only=True):
+    """The broker accepted an order and gave it an id."""
+
+    client_order_id: str
+    broker_order_id: str
+    status: str = "accepted"
+
+
+class OrderRejected(Event, tag="order_rejected", kw_only=True):
+    """The broker (or the simulated broker) refused an order."""
+
+    client_order_id: str
+    symbol: str
+    reason: str
+
+
+class OrderCancelled(Event, tag="order_cancelled", kw_only=True):
+    """An order was cancelled (by us, by the broker, or at the end of a run)."""
+
+    client_order_id: str
+    symbol: str
+    reason: str = ""
+
+
+class Fill(Event, tag="fill", kw_only=True):
+    """An execution. ``exec_id`` is unique per execution; fills are deduplicated on it."""
+
+    client_order_id: str
+    exec_id: str
+    symbol: str
+    side: Side
+    qty: float
+    price: float
+    commission: float = 0.0
+    slippage: float = 0.0  # dollars paid to slippage on this fill (price vs reference), >= 0 when adverse
+    reason: str = ""  # exit reason for exits, "entry" for entries
+
+
+class PositionOpened(Event, tag="position_opened", kw_only=True):
+    """A position exists; stop and target are prices (0 when disabled)."""
+
+    symbol: str
+    strategy: str
+    qty: float
+    entry_price: float
+    stop_price: float = 0.0
+    take_profit_price: float = 0.0
+    entry_commission: float = 0.0
+
+
+class PositionClosed(Event, tag="position_closed", kw_only=True):
+    """A round trip ended. P&L is in dollars; ``net_pnl = gross_pnl - commission``."""
+
+    symbol: str
+    strategy: str
+    qty: float
+    entry_ts: int
+    entry_price: float
+    exit_price: float
+    exit_reason: ExitReason
+    gross_pnl: float
+    commission: float
+    net_pnl: float
+    slippage: float = 0.0
+
+
+class EquityMarked(Event, tag="equity_marked", kw_only=True):
+    """Mark-to-market at a period close (each bar for daily data, each session for intraday).
+
+    ``drawdown``/``drawdown_pct`` are the deepest drawdown reached within the period, measured from the
+    running peak; ``bars``/``bars_in_market`` count bars in the period and those holding a position.
+    """
+
+    equity: float
+    cash: float
+    peak: float
+    drawdown: float = 0.0
+    drawdown_pct: float = 0.0
+    bars: int = 0
+    bars_in_market: int = 0
+
+
+# --------------------------------------------------------------------------- actors and operations
+
+
+class ActorStarted(Event, tag="actor_started", kw_only=True):
+    """An actor came up and rebuilt its state from ``events_folded`` events."""
+
+    actor: str
+    symbol: str = ""
+    strategy: str = ""
+    events_folded: int = 0
+    detail: str = ""
+
+
+class ActorStopped(Event, tag="actor_stopped", kw_only=True):
+    """An actor went down (``reason``: stop, down, crash, ...)."""
+
+    actor: str
+    symbol: str = ""
+    strategy: str = ""
+    reason: str = ""
+
+
+class Reconciled(Event, tag="reconciled", kw_only=True):
+    """What the portfolio found when it compared its folded state with the broker's books."""
+
+    broker_positions: dict[str, float] = {}
+    local_positions: dict[str, float] = {}
+    open_orders: list[str] = []
+    fills_applied: int = 0
+    differences: list[str] = []
+
+
+class CycleCompleted(Event, tag="cycle_completed", kw_only=True):
+    """One scheduler cycle: when it was due, how long it took (wall ms), what ran or why it skipped."""
+
+    cycle: int
+    duration_ms: float = 0.0
+    symbols: list[str] = []
+    skipped: str = ""
+
+
+class Alert(Event, tag="alert", kw_only=True):
+    """Something a human should know: drawdown, daily loss halt, degradation, stalled feed, dead actor."""
+
+    rule: str
+    severity: Literal["info", "warning", "critical"] = "warning"
+    message: str = ""
+    value: float = 0.0
+    threshold: float = 0.0
+    symbol: str = ""
+
+
+class OperatorNote(Event, tag="operator_note", kw_only=True):
+    """Free text from a human, for the audit trail."""
+
+    text: str
+    author: str = ""
+
+
+class BacktestSummary(Event, tag="backtest_summary", kw_only=True):
+    """One backtest inside a sweep, walk-forward or validation job: enough to re-run it in full."""
+
+    job_id: str
+    strategy: str
+    params: dict[str, Any] = {}
+    symbols: list[str] = []
+    start_ts: int = 0
+    end_ts: int = 0
+    config: dict[str, Any] = {}
+    data: list[DataFingerprint] = []
+    metrics: dict[str, float] = {}
+    phase: str = ""  # "grid", "train", "test", "validate"
+    fold: int = -1
+
+
+AnyEvent = (
+    RunStarted
+    | RunEnded
+    | BarReceived
+    | Signal
+    | OrderIntent
+    | RiskAccepted
+    | RiskRejected
+    | OrderSubmitted
+    | OrderAcknowledged
+    | OrderRejected
+    | OrderCancelled
+    | Fill
+    | PositionOpened
+    | PositionClosed
+    | EquityMarked
+    | ActorStarted
+    | ActorStopped
+    | Reconciled
+    | CycleCompleted
+    | Alert
+    | OperatorNote
+    | BacktestSummary
+)
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    t.__struct_config__.tag: t  # type: ignore[misc]
+    for t in AnyEvent.__args__  # type: ignore[attr-defined]
+}
+KIND_OF: dict[type[Event], str] = {t: k for k, t in EVENT_TYPES.items()}
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyEvent)
+_json_encoder = msgspec.json.Encoder()
+
+encode = _encoder.encode
+"""Encode an event to its stable msgpack body."""
+
+decode = _decoder.decode
+"""Decode a msgpack body back to its event struct."""
+
+
+def kind_of(event: Event) -> str:
+    """The tag an event is stored under (``fill``, ``signal``, ...)."""
+    return KIND_OF[type(event)]
+
+
+def to_builtins(event: Event) -> dict[str, Any]:
+    """The event as a plain dict, tag included (for JSON output)."""
+    return msgspec.to_builtins(event)  # type: ignore[no-any-return]
+
+
+def to_json(event: Event) -> bytes:
+    """The event as JSON bytes, tag included."""
+    return _json_encoder.encode(event)

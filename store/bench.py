@@ -1,0 +1,220 @@
+"""`tape bench log`: how fast the log appends (batched and durable) and replays, on synthetic events.
+
+The events are the mix a backtest writes (signal, intent, risk, order, fill, position) in the
+streams a backtest uses, generated before the clock starts: the figures time the log, not the generator.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+
+import apsw
+
+from events.fold import fold_positions
+from events.schema import (
+    Event,
+    Fill,
+    OrderIntent,
+    OrderSubmitted,
+    PositionClosed,
+    PositionOpened,
+    RiskAccepted,
+    Signal,
+)
+from events.streams import portfolio_stream, strategy_stream
+from store.log import EventLog, NewEvent
+
+MINUTE = 60_000_000_000
+
+
+def synthetic_events(n: int, run_id: str = "bench0001", symbol: str = "SYN") -> list[NewEvent]:
+    """``n`` events shaped like a backtest's round trips, with the ids a backtest would give them."""
+    strat, port = strategy_stream(run_id, symbol, "sma_cross"), portfolio_stream(run_id)
+    out: list[NewEvent] = []
+    trip = 0
+    while len(out) < n:
+        t0, price = (trip * 20) * MINUTE, 100.0 + (trip % 97) * 0.05
+        iid, oid, xid = f"{run_id}-i{2 * trip}", f"{run_id}-o{2 * trip}", f"{run_id}-o{2 * trip + 1}"
+        trip_events: list[tuple[str, Event]] = [
+            (
+                strat,
+                Signal(
+                    ts=t0,
+                    symbol=symbol,
+                    strategy="sma_cross",
+                    side="buy",
+                    price=price,
+                    values={"sma_short": price + 0.01, "sma_long": price},
+                ),
+            ),
+            (
+                port,
+                OrderIntent(
+                    ts=t0,
+                    intent_id=iid,
+                    symbol=symbol,
+                    strategy="sma_cross",
+                    side="buy",
+                    qty=100.0,
+                    reason="entry",
+                    ref_price=price,
+                ),
+            ),
+            (
+                port,
+                RiskAccepted(
+                    ts=t0,
+                    intent_id=iid,
+                    symbol=symbol,
+                    qty=100.0,
+                    checks={"equity": 100_000.0, "risk_amount": 2000.0, "open_positions": 0.0},
+                ),
+            ),
+            (
+                port,
+                OrderSubmitted(
+                    ts=t0, client_order_id=oid, intent_id=iid, symbol=symbol, side="buy", qty=100.0
+                ),
+            ),
+            (
+                port,
+                Fill(
+                    ts=t0 + MINUTE,
+                    client_order_id=oid,
+                    exec_id=oid,
+                    symbol=symbol,
+                    side="buy",
+                    qty=100.0,
+                    price=price * 1.0005,
+                    commission=2.5,
+                    slippage=price * 0.05,
+                    reason="entry",
+                ),
+            ),
+            (
+                port,
+                PositionOpened(
+                    ts=t0 + MINUTE,
+                    symbol=symbol,
+                    strategy="sma_cross",
+                    qty=100.0,
+                    entry_price=price * 1.0005,
+                    stop_price=price * 0.95,
+                    take_profit_price=price * 1.1,
+                    entry_commission=2.5,
+                ),
+            ),
+            (
+                strat,
+                Signal(
+                    ts=t0 + 10 * MINUTE,
+                    symbol=symbol,
+                    strategy="sma_cross",
+                    side="sell",
+                    price=price + 0.2,
+                    values={"sma_short": price, "sma_long": price + 0.01},
+                ),
+            ),
+            (
+                port,
+                OrderIntent(
+                    ts=t0 + 10 * MINUTE,
+                    intent_id=f"{run_id}-i{2 * trip + 1}",
+                    symbol=symbol,
+                    strategy="sma_cross",
+                    side="sell",
+                    qty=100.0,
+                    reason="signal",
+                    ref_price=price + 0.2,
+                ),
+            ),
+            (
+                port,
+                OrderSubmitted(
+                    ts=t0 + 10 * MINUTE,
+                    client_order_id=xid,
+                    intent_id=f"{run_id}-i{2 * trip + 1}",
+                    symbol=symbol,
+                    side="sell",
+                    qty=100.0,
+                ),
+            ),
+            (
+                port,
+                Fill(
+                    ts=t0 + 11 * MINUTE,
+                    client_order_id=xid,
+                    exec_id=xid,
+                    symbol=symbol,
+                    side="sell",
+                    qty=100.0,
+                    price=price + 0.19,
+                    commission=2.5,
+                    slippage=price * 0.05,
+                    reason="signal",
+                ),
+            ),
+            (
+                port,
+                PositionClosed(
+                    ts=t0 + 11 * MINUTE,
+                    symbol=symbol,
+                    strategy="sma_cross",
+                    qty=100.0,
+                    entry_ts=t0 + MINUTE,
+                    entry_price=price * 1.0005,
+                    exit_price=price + 0.19,
+                    exit_reason="signal",
+                    gross_pnl=14.0,
+                    commission=5.0,
+                    net_pnl=9.0,
+                ),
+            ),
+        ]
+        for stream, event in trip_events:
+            out.append(NewEvent(stream, event, f"{run_id}:{len(out):x}"))
+        trip += 1
+    return out[:n]
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_log(
+    n: int = 1_000_000, batch: int = 10_000, durable_n: int = 2_000, directory: str | None = None
+) -> dict[str, float | int | str]:
+    """Measure batched appends, durable single appends and replay; returns the figures."""
+    items = synthetic_events(n)
+    with tempfile.TemporaryDirectory(dir=directory, prefix="tape-bench-") as tmp:
+        path = os.path.join(tmp, "bench.db")
+        with EventLog.create(path) as log:
+            batches = [items[i : i + batch] for i in range(0, n, batch)]
+            batched_s = _timed(lambda: [log.append_batch(b) for b in batches])
+
+            def replay() -> None:
+                fold_positions(log.events())
+
+            replay_s = _timed(replay)
+
+        durable_path = os.path.join(tmp, "durable.db")
+        with EventLog.create(durable_path, durable=True) as dlog:
+            singles = synthetic_events(durable_n, run_id="bench0002")
+            durable_s = _timed(lambda: [dlog.append_batch([it]) for it in singles])
+
+    return {
+        "events": n,
+        "batch_size": batch,
+        "batched_append_per_s": round(n / batched_s),
+        "durable_append_per_s": round(durable_n / durable_s),
+        "replay_per_s": round(n / replay_s),
+        "sqlite": apsw.sqlite_lib_version(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count() or 0,
+    }

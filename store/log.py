@@ -1,0 +1,495 @@
+"""The immutable event log: one SQLite file, one append-only table, a sha256 hash chain.
+
+Writes go through apsw (it bundles a current SQLite and appends ~1.6x faster than the stdlib driver with
+this table's two UNIQUE indexes). Every append runs in one ``BEGIN IMMEDIATE`` transaction, so a batch is
+all or nothing, concurrent writers serialise on SQLite's write lock, and the gapless ``seq`` and the chain
+are computed under that lock.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+import struct
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal, NamedTuple
+
+import apsw
+import msgspec
+
+from events.errors import TapeError
+from events.schema import Event, decode, encode, kind_of
+
+APPLICATION_ID = 0x74617065  # "tape": marks the file as ours, so a foreign SQLite file is refused
+SCHEMA_VERSION = 1
+GENESIS = bytes(32)
+BUSY_TIMEOUT_MS = 30_000
+
+SCHEMA = """
+CREATE TABLE events(
+    seq INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    event_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    UNIQUE(stream, version)
+) STRICT;
+
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'tape log is append-only: UPDATE rejected'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'tape log is append-only: DELETE rejected'); END;
+"""
+
+
+class LogError(TapeError):
+    """The log file is missing, not a tape log, or damaged."""
+
+
+class ConcurrencyConflict(TapeError):
+    """A writer's expected stream version is stale: someone else appended first. Re-read and retry."""
+
+    exit_code = 1
+
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        super().__init__(f"stream {stream!r} is at version {actual}, writer expected {expected}")
+        self.stream, self.expected, self.actual = stream, expected, actual
+
+
+class IdempotencyError(TapeError):
+    """A retried append is not the same append: some of its event ids exist, others do not."""
+
+
+class Recorded(msgspec.Struct, frozen=True, gc=False):
+    """An event as stored: its place in the log and the decoded event."""
+
+    seq: int
+    stream: str
+    version: int
+    event_id: str
+    kind: str
+    ts: int
+    event: Event
+
+
+class NewEvent(NamedTuple):
+    """One event to append: where it goes and, optionally, its idempotency key."""
+
+    stream: str
+    event: Event
+    event_id: str | None = None
+
+
+class AppendResult(msgspec.Struct, frozen=True):
+    """Outcome of one append call. ``duplicate`` means every event id was already stored: a no-op."""
+
+    status: Literal["appended", "duplicate"]
+    first_seq: int
+    last_seq: int
+    count: int
+    versions: dict[str, int]  # stream -> version after the append
+
+    @property
+    def duplicate(self) -> bool:
+        return self.status == "duplicate"
+
+
+class VerifyReport(msgspec.Struct, frozen=True):
+    """What ``verify`` found: intact (``ok``) or the first seq that breaks the chain and why."""
+
+    ok: bool
+    count: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+
+_Q = struct.Struct(">q").pack
+_L = struct.Struct(">I").pack
+_sha256 = hashlib.sha256
+
+
+def _framed(text: str) -> bytes:
+    raw = text.encode()
+    return _L(len(raw)) + raw
+
+
+class _Header(NamedTuple):
+    """What the hash needs between prev and body, packed by one struct for a (stream, kind) pair."""
+
+    pack: Any
+    stream_len: int
+    stream: bytes
+    kind_len: int
+    kind_bytes: bytes
+    kind: str
+
+    @classmethod
+    def of(cls, stream: str, kind: str) -> _Header:
+        fs, fk = stream.encode(), kind.encode()
+        packer = struct.Struct(f">qI{len(fs)}sqI{len(fk)}sq").pack  # seq ‖ stream ‖ version ‖ kind ‖ ts
+        return cls(packer, len(fs), fs, len(fk), fk, kind)
+
+
+def chain_hash(prev: bytes, seq: int, stream: str, version: int, kind: str, ts: int, body: bytes) -> bytes:
+    """sha256(prev ‖ seq ‖ stream ‖ version ‖ kind ‖ ts ‖ body); strings are length-prefixed."""
+    return _sha256(
+        b"".join((prev, _Q(seq), _framed(stream), _Q(version), _framed(kind), _Q(ts), body))
+    ).digest()
+
+
+def default_event_id(stream: str, version: int, kind: str, ts: int, body: bytes) -> str:
+    """Content id used when the caller gives none: the same append retried gets the same id."""
+    return _sha256(b"".join((_framed(stream), _Q(version), _framed(kind), _Q(ts), body))).hexdigest()[:32]
+
+
+class EventLog:
+    """An open tape log. Use :meth:`open` (existing file) or :meth:`create` (new or existing)."""
+
+    def __init__(self, path: str | os.PathLike[str], conn: apsw.Connection, *, durable: bool) -> None:
+        self.path = os.fspath(path)
+        self._conn = conn
+        self._durable = durable
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, durable: bool = False, readonly: bool = False) -> EventLog:
+        """Open an existing tape log; refuse a missing file, a non-SQLite file or another app's database."""
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise LogError(f"no tape log at {path} (run a backtest or `tape log note` to create one)")
+        if os.path.isdir(path):
+            raise LogError(f"{path} is a directory, not a tape log")
+        _check_is_tape_log(path)
+        return cls._connect(path, durable=durable, readonly=readonly)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], *, durable: bool = False) -> EventLog:
+        """Open the log at ``path``, creating it (and its schema) when the file does not exist yet."""
+        path = os.fspath(path)
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            return cls.open(path, durable=durable)
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise LogError(f"cannot create a tape log at {path}: directory {parent} does not exist")
+        log = cls._connect(path, durable=durable, readonly=False, new=True)
+        log._init_schema()
+        return log
+
+    @classmethod
+    def _connect(cls, path: str, *, durable: bool, readonly: bool, new: bool = False) -> EventLog:
+        flags = (
+            apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+        )
+        try:
+            conn = apsw.Connection(path, flags=flags)
+            conn.setbusytimeout(BUSY_TIMEOUT_MS)
+            if new:
+                # 64 KiB pages append ~1.7x faster than 4 KiB with this table's two indexes (measured:
+                # fewer page splits, shallower trees); the size must be set before the switch to WAL.
+                conn.execute("PRAGMA page_size=65536")
+            if not readonly:
+                conn.execute("PRAGMA journal_mode=WAL")
+                # Checkpoint every ~40 MB of WAL (625 pages of 64 KiB): fewer, larger checkpoints.
+                conn.execute("PRAGMA wal_autocheckpoint=625")
+                conn.execute("PRAGMA journal_size_limit=67108864")
+            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            conn.execute("PRAGMA cache_size=-65536")
+        except apsw.Error as exc:
+            raise LogError(f"cannot open tape log {path}: {exc}") from None
+        return cls(path, conn, durable=durable)
+
+    def _init_schema(self) -> None:
+        with self._conn:
+            (app_id,) = self._conn.execute("PRAGMA application_id").fetchone()
+            if app_id == APPLICATION_ID:
+                return
+            self._conn.execute(SCHEMA)
+            self._conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ appending
+
+    def append(
+        self,
+        stream: str,
+        events: Sequence[Event],
+        *,
+        expected_version: int | None = None,
+        event_ids: Sequence[str] | None = None,
+        durable: bool | None = None,
+    ) -> AppendResult:
+        """Append events to one stream in one transaction.
+
+        ``expected_version`` is the version the writer last saw (0 for a new stream); a stale one raises
+        :class:`ConcurrencyConflict`. ``None`` skips the check, and then idempotency needs ``event_ids``.
+        Appending event ids that are all stored already is a no-op reported as ``duplicate``.
+        """
+        ids: Sequence[str | None] = event_ids if event_ids is not None else [None] * len(events)
+        if len(ids) != len(events):
+            raise ValueError("event_ids must match events one to one")
+        items = [NewEvent(stream, e, i) for e, i in zip(events, ids, strict=True)]
+        expected = {stream: expected_version} if expected_version is not None else {}
+        return self.append_batch(items, expected_versions=expected, durable=durable)
+
+    def append_batch(
+        self,
+        items: Sequence[NewEvent],
+        *,
+        expected_versions: Mapping[str, int] | None = None,
+        durable: bool | None = None,
+    ) -> AppendResult:
+        """Append events of any streams, in the given order, as one all-or-nothing transaction."""
+        if not items:
+            return AppendResult("appended", 0, 0, 0, {})
+        expected_versions = expected_versions or {}
+        full = self._durable if durable is None else durable
+        conn = self._conn
+        if full != self._durable:
+            conn.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+        # Rows are short-lived tuples of atoms: collecting them mid-batch only costs time (~12 %).
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = self._append_locked(items, expected_versions)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+            if full != self._durable:
+                conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
+
+    def _append_locked(self, items: Sequence[NewEvent], expected: Mapping[str, int]) -> AppendResult:
+        conn = self._conn
+        row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        head_seq, prev = (row[0], row[1]) if row else (0, GENESIS)
+        versions: dict[str, int] = {}
+        framed: dict[str, bytes] = {}
+        for item in items:
+            if item.stream not in versions:
+                versions[item.stream] = self._stream_version_locked(item.stream)
+                framed[item.stream] = _framed(item.stream)
+        stale = [(s, v, versions[s]) for s, v in expected.items() if s in versions and versions[s] != v]
+        if stale:
+            dup = self._duplicate_result(items)
+            if dup is not None:
+                return dup
+            stream, exp, actual = stale[0]
+            raise ConcurrencyConflict(stream, exp, actual)
+
+        rows: list[tuple[Any, ...]] = []
+        add = rows.append
+        seq = head_seq
+        next_version = dict(versions)
+        headers: dict[tuple[str, type], _Header] = {}
+        sha = _sha256
+        last_stream, last_cls, header = "", None, None
+        for stream, event, event_id in items:
+            seq += 1
+            version = next_version[stream] + 1
+            next_version[stream] = version
+            cls = event.__class__
+            if cls is not last_cls or stream != last_stream:  # batches are runs of one stream and kind
+                header = headers.get((stream, cls))
+                if header is None:
+                    header = headers[(stream, cls)] = _Header.of(stream, kind_of(event))
+                last_stream, last_cls = stream, cls
+            body = encode(event)
+            ts = event.ts
+            if event_id is None:
+                event_id = default_event_id(stream, version, header.kind, ts, body)
+            prev = sha(
+                prev
+                + header.pack(
+                    seq, header.stream_len, header.stream, version, header.kind_len, header.kind_bytes, ts
+                )
+                + body
+            ).digest()
+            add((seq, stream, version, event_id, header.kind, ts, body, prev))
+        conn.execute("SAVEPOINT rows")
+        try:
+            conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
+        except apsw.ConstraintError:
+            # Undo the rows that went in before the clash, then ask whether this was a retry.
+            conn.execute("ROLLBACK TO rows")
+            conn.execute("RELEASE rows")
+            dup = self._duplicate_result(items)
+            if dup is not None:
+                return dup
+            raise
+        conn.execute("RELEASE rows")
+        return AppendResult("appended", head_seq + 1, seq, len(rows), next_version)
+
+    def _duplicate_result(self, items: Sequence[NewEvent]) -> AppendResult | None:
+        """All ids stored -> the duplicate result; none stored -> None; some -> IdempotencyError."""
+        ids = [i.event_id for i in items]
+        if any(i is None for i in ids):
+            return None
+        found: dict[str, tuple[int, str, int]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for event_id, seq, stream, version in self._conn.execute(
+                f"SELECT event_id, seq, stream, version FROM events WHERE event_id IN ({marks})", chunk
+            ):
+                found[event_id] = (seq, stream, version)
+        if not found:
+            return None
+        if len(found) != len(set(ids)):
+            missing = next(i for i in ids if i not in found)
+            raise IdempotencyError(
+                f"retried append is inconsistent: event id {missing!r} is new but others are already stored"
+            )
+        seqs = [found[i][0] for i in ids]  # type: ignore[index]
+        versions: dict[str, int] = {}
+        for _seq, stream, version in sorted(found.values()):
+            versions[stream] = max(versions.get(stream, 0), version)
+        return AppendResult("duplicate", min(seqs), max(seqs), len(ids), versions)
+
+    def _stream_version_locked(self, stream: str) -> int:
+        row = self._conn.execute("SELECT max(version) FROM events WHERE stream=?", (stream,)).fetchone()
+        return row[0] or 0
+
+    # ------------------------------------------------------------------ reading
+
+    def stream_version(self, stream: str) -> int:
+        """Current version of a stream (0 when it has no events)."""
+        return self._stream_version_locked(stream)
+
+    def head(self) -> tuple[int, str]:
+        """(last seq, its hash as hex); (0, 64 zeros) for an empty log."""
+        row = self._conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return (row[0], row[1].hex()) if row else (0, GENESIS.hex())
+
+    def count(self) -> int:
+        """Number of events stored."""
+        return self._conn.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    def read(
+        self,
+        *,
+        stream: str | None = None,
+        stream_prefix: str | None = None,
+        kinds: Iterable[str] | None = None,
+        after_seq: int = 0,
+        limit: int | None = None,
+        descending: bool = False,
+    ) -> Iterator[Recorded]:
+        """Stream events in seq order (or newest first), decoded, without loading the file into memory."""
+        where, args = ["seq > ?"], [after_seq]
+        if stream is not None:
+            where.append("stream = ?")
+            args.append(stream)
+        if stream_prefix is not None:
+            # Range scan instead of LIKE: prefixes may contain '%' or '_' and this uses the index.
+            where.append("stream >= ? AND stream < ?")
+            args += [stream_prefix, stream_prefix + "\U0010ffff"]
+        kind_list = list(kinds) if kinds is not None else None
+        if kind_list is not None:
+            where.append(f"kind IN ({','.join('?' * len(kind_list))})")
+            args += kind_list
+        sql = (
+            "SELECT seq, stream, version, event_id, kind, ts, body FROM events WHERE "
+            + " AND ".join(where)
+            + (" ORDER BY seq DESC" if descending else " ORDER BY seq")
+            + (f" LIMIT {int(limit)}" if limit is not None else "")
+        )
+        dec, rec = decode, Recorded
+        for seq, st, version, event_id, kind, ts, body in self._conn.execute(sql, args):
+            yield rec(seq, st, version, event_id, kind, ts, dec(body))
+
+    def events(self, **filters: Any) -> Iterator[Event]:
+        """Like :meth:`read` but yields only the event structs."""
+        for r in self.read(**filters):
+            yield r.event
+
+    def streams(self, prefix: str = "") -> list[str]:
+        """Distinct stream names, optionally under a prefix."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT stream FROM events WHERE stream >= ? AND stream < ? ORDER BY stream",
+            (prefix, prefix + "\U0010ffff"),
+        )
+        return [r[0] for r in rows]
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only SQL query against the log (for projections and reports)."""
+        return list(self._conn.execute(sql, args))
+
+    # ------------------------------------------------------------------ integrity
+
+    def verify(self, expect_head: str | None = None) -> VerifyReport:
+        """Recompute the hash chain from the first event; report the first seq that does not hold."""
+        prev, expected_seq, count = GENESIS, 1, 0
+        versions: dict[str, int] = {}
+        framed: dict[str, bytes] = {}
+        kinds: dict[str, bytes] = {}
+        sha, join, q = _sha256, b"".join, _Q
+        rows = self._conn.execute(
+            "SELECT seq, stream, version, kind, ts, body, hash FROM events ORDER BY seq"
+        )
+        for seq, stream, version, kind, ts, body, stored in rows:
+            if seq != expected_seq:
+                why = f"seq {expected_seq} is missing (next stored seq is {seq})"
+                return self._bad(count, expected_seq, why)
+            fs = framed.get(stream)
+            if fs is None:
+                fs = framed[stream] = _framed(stream)
+            if version != versions.get(stream, 0) + 1:
+                return self._bad(count, seq, f"stream {stream!r} jumps to version {version}")
+            versions[stream] = version
+            fk = kinds.get(kind)
+            if fk is None:
+                fk = kinds[kind] = _framed(kind)
+            h = sha(join((prev, q(seq), fs, q(version), fk, q(ts), body))).digest()
+            if h != stored:
+                return self._bad(count, seq, "hash mismatch: the row was altered, removed or reordered")
+            prev, expected_seq, count = h, expected_seq + 1, count + 1
+        head_hash = prev.hex()
+        if expect_head is not None and expect_head.lower() != head_hash:
+            return VerifyReport(
+                False, count, count, head_hash, count, f"head hash {head_hash} differs from the one expected"
+            )
+        return VerifyReport(True, count, count, head_hash)
+
+    def _bad(self, count: int, seq: int, reason: str) -> VerifyReport:
+        return VerifyReport(False, count, seq - 1, "", seq, reason)
+
+
+def _check_is_tape_log(path: str) -> None:
+    """Refuse, without writing a byte, anything that is not a tape log."""
+    try:
+        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+    except apsw.NotADBError:
+        raise LogError(f"{path} is not a tape log (not a SQLite database)") from None
+    except apsw.Error as exc:
+        raise LogError(f"cannot read {path}: {exc}") from None
+    if app_id != APPLICATION_ID or "events" not in tables:
+        if not tables and app_id == 0:
+            raise LogError(f"{path} is an empty SQLite file, not a tape log")
+        raise LogError(f"{path} is a SQLite database of another application, not a tape log")
