@@ -29,9 +29,13 @@ def root(
     log: Annotated[
         Path, typer.Option("--log", envvar="TAPE_LOG", help="The event log file.", show_default=True)
     ] = Path("tape.db"),
+    data: Annotated[
+        Path,
+        typer.Option("--data", envvar="TAPE_DATA", help="The market-data cache (imported and fetched bars)."),
+    ] = Path("tape-data.db"),
 ) -> None:
     """Options every command shares."""
-    ctx.obj = Settings(log_path=log)
+    ctx.obj = Settings(log_path=log, data_path=data)
 
 
 app.command("verify")(log_cmds.verify)

@@ -23,6 +23,7 @@ class Settings:
     """Root options shared by all commands."""
 
     log_path: Path
+    data_path: Path = Path("tape-data.db")
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -30,7 +31,10 @@ def settings(ctx: typer.Context) -> Settings:
     root = ctx.find_root()
     if isinstance(root.obj, Settings):
         return root.obj
-    return Settings(log_path=Path(os.environ.get("TAPE_LOG", "tape.db")))
+    return Settings(
+        log_path=Path(os.environ.get("TAPE_LOG", "tape.db")),
+        data_path=Path(os.environ.get("TAPE_DATA", "tape-data.db")),
+    )
 
 
 def print_json(obj: Any) -> None:
