@@ -14,8 +14,11 @@ import msgspec
 import typer
 from rich.console import Console
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped output is read by programs and tests: never wrap a line there (rich would wrap at 80 columns).
+console = Console(
+    highlight=False, soft_wrap=not sys.stdout.isatty(), width=None if sys.stdout.isatty() else 200
+)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @dataclass(frozen=True)

@@ -285,18 +285,13 @@ class EventLog:
         row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         head_seq, prev = (row[0], row[1]) if row else (0, GENESIS)
         versions: dict[str, int] = {}
-        framed: dict[str, bytes] = {}
         for item in items:
             if item.stream not in versions:
                 versions[item.stream] = self._stream_version_locked(item.stream)
-                framed[item.stream] = _framed(item.stream)
         stale = [(s, v, versions[s]) for s, v in expected.items() if s in versions and versions[s] != v]
-        if stale:
-            dup = self._duplicate_result(items)
-            if dup is not None:
-                return dup
-            stream, exp, actual = stale[0]
-            raise ConcurrencyConflict(stream, exp, actual)
+        # Default ids are numbered from the version the writer expected, so a retry of an append that
+        # did commit (and now looks stale) derives the same ids and is recognised as a duplicate.
+        id_shift = {s: expected.get(s, v) - v for s, v in versions.items()}
 
         rows: list[tuple[Any, ...]] = []
         add = rows.append
@@ -318,7 +313,7 @@ class EventLog:
             body = encode(event)
             ts = event.ts
             if event_id is None:
-                event_id = default_event_id(stream, version, header.kind, ts, body)
+                event_id = default_event_id(stream, version + id_shift[stream], header.kind, ts, body)
             prev = sha(
                 prev
                 + header.pack(
@@ -327,6 +322,12 @@ class EventLog:
                 + body
             ).digest()
             add((seq, stream, version, event_id, header.kind, ts, body, prev))
+        if stale:
+            dup = self._duplicate_result([r[3] for r in rows])
+            if dup is not None:
+                return dup
+            stream, exp, actual = stale[0]
+            raise ConcurrencyConflict(stream, exp, actual)
         conn.execute("SAVEPOINT rows")
         try:
             conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
@@ -334,18 +335,15 @@ class EventLog:
             # Undo the rows that went in before the clash, then ask whether this was a retry.
             conn.execute("ROLLBACK TO rows")
             conn.execute("RELEASE rows")
-            dup = self._duplicate_result(items)
+            dup = self._duplicate_result([r[3] for r in rows])
             if dup is not None:
                 return dup
             raise
         conn.execute("RELEASE rows")
         return AppendResult("appended", head_seq + 1, seq, len(rows), next_version)
 
-    def _duplicate_result(self, items: Sequence[NewEvent]) -> AppendResult | None:
+    def _duplicate_result(self, ids: Sequence[str]) -> AppendResult | None:
         """All ids stored -> the duplicate result; none stored -> None; some -> IdempotencyError."""
-        ids = [i.event_id for i in items]
-        if any(i is None for i in ids):
-            return None
         found: dict[str, tuple[int, str, int]] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -361,7 +359,7 @@ class EventLog:
             raise IdempotencyError(
                 f"retried append is inconsistent: event id {missing!r} is new but others are already stored"
             )
-        seqs = [found[i][0] for i in ids]  # type: ignore[index]
+        seqs = [found[i][0] for i in ids]
         versions: dict[str, int] = {}
         for _seq, stream, version in sorted(found.values()):
             versions[stream] = max(versions.get(stream, 0), version)

@@ -1,0 +1,180 @@
+"""The event vocabulary: stable bytes, round trips, and old bytes decoding after a field is added."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from events import schema as s
+
+GOLDEN = Path(__file__).parent / "data" / "golden_events.json"
+FP = s.DataFingerprint(
+    symbol="AAPL",
+    source="sample",
+    timeframe="1Day",
+    start_ts=1,
+    end_ts=2,
+    rows=2,
+    sha256="ab" * 32,
+    adjusted=True,
+)
+
+SAMPLES: dict[str, s.Event] = {
+    "run_started": s.RunStarted(
+        ts=1,
+        run_id="r1",
+        mode="backtest",
+        strategy="sma_cross",
+        params={"short": 5, "long": 20},
+        symbols=["AAPL"],
+        config={"cash": 100000.0},
+        data=[FP],
+        code_version="0.1.0",
+    ),
+    "run_ended": s.RunEnded(
+        ts=2, run_id="r1", bars=10, benchmark=[s.BenchmarkLeg(symbol="AAPL", first_close=1.0, last_close=2.0)]
+    ),
+    "bar": s.BarReceived(
+        ts=3, symbol="AAPL", timeframe="5Min", open=1.0, high=2.0, low=0.5, close=1.5, volume=9.0
+    ),
+    "signal": s.Signal(
+        ts=4,
+        symbol="AAPL",
+        strategy="sma_cross",
+        side="buy",
+        price=1.5,
+        reason="cross up",
+        values={"sma_short": 1.6, "sma_long": 1.5},
+    ),
+    "order_intent": s.OrderIntent(
+        ts=5,
+        intent_id="i1",
+        symbol="AAPL",
+        strategy="sma_cross",
+        side="buy",
+        qty=10.0,
+        reason="entry",
+        ref_price=1.5,
+    ),
+    "risk_accepted": s.RiskAccepted(ts=6, intent_id="i1", symbol="AAPL", qty=10.0, checks={"equity": 1e5}),
+    "risk_rejected": s.RiskRejected(
+        ts=7,
+        intent_id="i2",
+        symbol="AAPL",
+        rule="max_positions",
+        message="3 open",
+        checks={"open_positions": 3.0},
+    ),
+    "order_submitted": s.OrderSubmitted(
+        ts=8, client_order_id="c1", intent_id="i1", symbol="AAPL", side="buy", qty=10.0
+    ),
+    "order_acknowledged": s.OrderAcknowledged(ts=9, client_order_id="c1", broker_order_id="b1"),
+    "order_rejected": s.OrderRejected(ts=10, client_order_id="c2", symbol="AAPL", reason="buying power"),
+    "order_cancelled": s.OrderCancelled(ts=11, client_order_id="c3", symbol="AAPL", reason="end of run"),
+    "fill": s.Fill(
+        ts=12,
+        client_order_id="c1",
+        exec_id="e1",
+        symbol="AAPL",
+        side="buy",
+        qty=10.0,
+        price=1.51,
+        commission=2.5,
+        slippage=0.01,
+        reason="entry",
+    ),
+    "position_opened": s.PositionOpened(
+        ts=13,
+        symbol="AAPL",
+        strategy="sma_cross",
+        qty=10.0,
+        entry_price=1.51,
+        stop_price=1.43,
+        take_profit_price=1.66,
+        entry_commission=2.5,
+    ),
+    "position_closed": s.PositionClosed(
+        ts=14,
+        symbol="AAPL",
+        strategy="sma_cross",
+        qty=10.0,
+        entry_ts=13,
+        entry_price=1.51,
+        exit_price=1.66,
+        exit_reason="take_profit",
+        gross_pnl=1.5,
+        commission=5.0,
+        net_pnl=-3.5,
+    ),
+    "equity_marked": s.EquityMarked(
+        ts=15, equity=1e5, cash=9e4, peak=1.01e5, drawdown=1e3, drawdown_pct=0.99, bars=1, bars_in_market=1
+    ),
+    "actor_started": s.ActorStarted(ts=16, actor="portfolio", events_folded=12),
+    "actor_stopped": s.ActorStopped(ts=17, actor="portfolio", reason="down"),
+    "reconciled": s.Reconciled(ts=18, broker_positions={"AAPL": 10.0}, local_positions={"AAPL": 10.0}),
+    "cycle_completed": s.CycleCompleted(ts=19, cycle=3, duration_ms=12.5, symbols=["AAPL"]),
+    "alert": s.Alert(
+        ts=20, rule="drawdown", severity="critical", message="dd 12%", value=12.0, threshold=10.0
+    ),
+    "operator_note": s.OperatorNote(ts=21, text="hello", author="ana"),
+    "backtest_summary": s.BacktestSummary(
+        ts=22,
+        job_id="j1",
+        strategy="sma_cross",
+        params={"short": 5},
+        symbols=["AAPL"],
+        data=[FP],
+        metrics={"sharpe": 1.2},
+        phase="grid",
+    ),
+}
+
+
+def test_every_event_type_has_a_sample() -> None:
+    assert set(SAMPLES) == set(s.EVENT_TYPES)
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+def test_events_round_trip_through_their_bytes(kind: str) -> None:
+    event = SAMPLES[kind]
+    assert s.kind_of(event) == kind
+    assert s.decode(s.encode(event)) == event
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+def test_encoding_is_byte_for_byte_what_older_versions_wrote(kind: str) -> None:
+    """Pins the bytes: reordering, renaming or retyping a field fails here before it breaks old logs."""
+    golden = json.loads(GOLDEN.read_text())
+    assert s.encode(SAMPLES[kind]).hex() == golden[kind]
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+def test_bytes_written_before_a_defaulted_field_existed_still_decode(kind: str) -> None:
+    """Simulate the older struct (without the trailing defaulted fields) and decode its bytes today."""
+    cls = s.EVENT_TYPES[kind]
+    fields = cls.__struct_fields__
+    defaults = cls.__struct_defaults__
+    droppable = len(defaults)
+    if droppable == 0:
+        pytest.skip("no defaulted fields to drop")
+    kept = fields[: len(fields) - droppable]
+    old_cls = msgspec.defstruct(
+        f"Old{cls.__name__}",
+        [(f, cls.__annotations__.get(f, object)) for f in kept],
+        bases=(s.Event,),
+        tag=kind,
+        kw_only=True,
+    )
+    old = old_cls(**{f: getattr(SAMPLES[kind], f) for f in kept})
+    decoded = s.decode(msgspec.msgpack.encode(old))
+    expected = msgspec.structs.replace(
+        SAMPLES[kind],
+        **{
+            f: (d.factory() if isinstance(d, msgspec._core.Factory) else d)  # type: ignore[attr-defined]
+            for f, d in zip(fields[len(kept) :], defaults, strict=True)
+        },
+    )
+    assert decoded == expected
