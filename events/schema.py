@@ -151,9 +151,11 @@ class OrderSubmitted(Event, tag="order_submitted", kw_only=True):
     symbol: str
     side: Side
     qty: float
-    order_type: Literal["market", "limit", "stop", "stop_limit"] = "market"
+    order_type: Literal["market", "limit", "stop", "stop_limit", "oco"] = "market"
     limit_price: float | None = None
     stop_price: float | None = None
+    reason: str = ""  # entry, signal, protective (stop + target), end, flatten, ...
+    strategy: str = ""
 
 
 class OrderAcknowledged(Event, tag="order_acknowledged", kw_only=True):
@@ -288,6 +290,7 @@ class Alert(Event, tag="alert", kw_only=True):
     value: float = 0.0
     threshold: float = 0.0
     symbol: str = ""
+    day: str = ""  # session date the alert belongs to (alerts fire once per rule and day at most)
 
 
 class OperatorNote(Event, tag="operator_note", kw_only=True):

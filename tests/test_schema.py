@@ -11,6 +11,8 @@ import pytest
 from events import schema as s
 
 GOLDEN = Path(__file__).parent / "data" / "golden_events.json"
+# Bytes written by the first release of the schema, kept forever: every later version must read them.
+GOLDEN_V1 = Path(__file__).parent / "data" / "golden_events_v1.json"
 FP = s.DataFingerprint(
     symbol="AAPL",
     source="sample",
@@ -69,7 +71,14 @@ SAMPLES: dict[str, s.Event] = {
         checks={"open_positions": 3.0},
     ),
     "order_submitted": s.OrderSubmitted(
-        ts=8, client_order_id="c1", intent_id="i1", symbol="AAPL", side="buy", qty=10.0
+        ts=8,
+        client_order_id="c1",
+        intent_id="i1",
+        symbol="AAPL",
+        side="buy",
+        qty=10.0,
+        reason="entry",
+        strategy="sma_cross",
     ),
     "order_acknowledged": s.OrderAcknowledged(ts=9, client_order_id="c1", broker_order_id="b1"),
     "order_rejected": s.OrderRejected(ts=10, client_order_id="c2", symbol="AAPL", reason="buying power"),
@@ -117,7 +126,13 @@ SAMPLES: dict[str, s.Event] = {
     "reconciled": s.Reconciled(ts=18, broker_positions={"AAPL": 10.0}, local_positions={"AAPL": 10.0}),
     "cycle_completed": s.CycleCompleted(ts=19, cycle=3, duration_ms=12.5, symbols=["AAPL"]),
     "alert": s.Alert(
-        ts=20, rule="drawdown", severity="critical", message="dd 12%", value=12.0, threshold=10.0
+        ts=20,
+        rule="drawdown",
+        severity="critical",
+        message="dd 12%",
+        value=12.0,
+        threshold=10.0,
+        day="2024-01-02",
     ),
     "operator_note": s.OperatorNote(ts=21, text="hello", author="ana"),
     "backtest_summary": s.BacktestSummary(
@@ -149,6 +164,12 @@ def test_encoding_is_byte_for_byte_what_older_versions_wrote(kind: str) -> None:
     """Pins the bytes: reordering, renaming or retyping a field fails here before it breaks old logs."""
     golden = json.loads(GOLDEN.read_text())
     assert s.encode(SAMPLES[kind]).hex() == golden[kind]
+
+
+@pytest.mark.parametrize("kind", sorted(json.loads(GOLDEN_V1.read_text())))
+def test_first_release_bytes_still_decode_to_the_same_kind(kind: str) -> None:
+    event = s.decode(bytes.fromhex(json.loads(GOLDEN_V1.read_text())[kind]))
+    assert s.kind_of(event) == kind
 
 
 @pytest.mark.parametrize("kind", sorted(SAMPLES))

@@ -1,0 +1,129 @@
+"""Risk rules: RiskConfig with the plan's defaults, position sizing, entry checks, stop/target exits.
+
+Percentages are in percent (2.0 means 2 %), as users type them. All functions are pure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import msgspec
+
+from events.errors import ConfigError
+
+
+class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Per-trade and portfolio limits. 0 disables a stop, a target, a cap or the daily-loss limit."""
+
+    risk_per_trade_pct: float = 2.0  # equity risked per trade (entry to stop)
+    stop_loss_pct: float = 5.0  # below entry
+    take_profit_pct: float = 10.0  # above entry
+    max_position_size: float = 100.0  # shares per position
+    max_positions: int = 3  # open at once, across symbols
+    max_daily_loss_pct: float = 5.0  # of the equity at the previous session's close
+    fixed_qty: float = 0.0  # > 0 replaces risk sizing by this quantity (still capped)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (
+                0 < self.risk_per_trade_pct <= 100,
+                f"risk per trade must be in (0, 100] %, got {self.risk_per_trade_pct}",
+            ),
+            (0 <= self.stop_loss_pct < 100, f"stop loss must be in [0, 100) %, got {self.stop_loss_pct}"),
+            (self.take_profit_pct >= 0, f"take profit cannot be negative, got {self.take_profit_pct}"),
+            (
+                self.max_position_size >= 0,
+                f"max position size cannot be negative, got {self.max_position_size}",
+            ),
+            (self.max_positions >= 1, f"max positions must be at least 1, got {self.max_positions}"),
+            (
+                0 <= self.max_daily_loss_pct <= 100,
+                f"max daily loss must be in [0, 100] %, got {self.max_daily_loss_pct}",
+            ),
+            (self.fixed_qty >= 0, f"--qty cannot be negative, got {self.fixed_qty}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+class Sizing(msgspec.Struct, frozen=True, gc=False):
+    """How a quantity was reached: every number is recorded on the RiskAccepted/Rejected event."""
+
+    qty: float
+    checks: dict[str, float]
+
+
+def size_position(
+    equity: float, cash: float, price: float, risk: RiskConfig, cost_per_share: float, commission: float
+) -> Sizing:
+    """Shares to buy at ``price``: risk ``risk_per_trade_pct`` of equity between entry and stop.
+
+    Without a stop the whole position is at risk, so the size is the risk budget divided by the price.
+    The result is capped by ``max_position_size`` and by the cash available after slippage and commission.
+    """
+    risk_amount = equity * risk.risk_per_trade_pct / 100.0
+    per_share_risk = price * (risk.stop_loss_pct / 100.0 if risk.stop_loss_pct > 0 else 1.0)
+    wanted = risk.fixed_qty if risk.fixed_qty > 0 else math.floor(risk_amount / per_share_risk)
+    qty = float(wanted)
+    if risk.max_position_size > 0:
+        qty = min(qty, risk.max_position_size)
+    affordable = math.floor(max(cash - commission, 0.0) / cost_per_share) if cost_per_share > 0 else 0
+    qty = float(max(min(qty, affordable), 0))
+    return Sizing(
+        qty,
+        {
+            "equity": equity,
+            "cash": cash,
+            "price": price,
+            "risk_amount": risk_amount,
+            "per_share_risk": per_share_risk,
+            "wanted_qty": float(wanted),
+            "max_position_size": risk.max_position_size,
+            "affordable_qty": float(affordable),
+        },
+    )
+
+
+def entry_block(
+    open_positions: int, pending_entries: int, daily_pnl_pct: float, risk: RiskConfig
+) -> tuple[str, str] | None:
+    """The rule that forbids a new position now, as (rule, message), or None when one may open."""
+    taken = open_positions + pending_entries
+    if taken >= risk.max_positions:
+        return "max_positions", f"{taken} of {risk.max_positions} position slots in use"
+    if risk.max_daily_loss_pct > 0 and daily_pnl_pct <= -risk.max_daily_loss_pct:
+        return "daily_loss", f"down {-daily_pnl_pct:.2f} % today, limit {risk.max_daily_loss_pct:g} %"
+    return None
+
+
+def protective_prices(entry_price: float, risk: RiskConfig) -> tuple[float, float]:
+    """(stop, target) for a long entered at ``entry_price``; 0.0 where disabled."""
+    stop = entry_price * (1.0 - risk.stop_loss_pct / 100.0) if risk.stop_loss_pct > 0 else 0.0
+    target = entry_price * (1.0 + risk.take_profit_pct / 100.0) if risk.take_profit_pct > 0 else 0.0
+    return stop, target
+
+
+def protective_exit(
+    stop: float, target: float, open: float, high: float, low: float
+) -> tuple[str, float] | None:
+    """Whether a bar triggers the stop or the target of a long position, and at what price.
+
+    A gap through either level fills at the open. When the bar touches both, the stop is assumed to
+    have come first (the conservative reading of an OHLC bar).
+    """
+    if stop > 0 and open <= stop:
+        return "stop_loss", open
+    if target > 0 and open >= target:
+        return "take_profit", open
+    if stop > 0 and low <= stop:
+        return "stop_loss", stop
+    if target > 0 and high >= target:
+        return "take_profit", target
+    return None
+
+
+def equity_of(cash: float, holdings: Mapping[str, float], prices: Mapping[str, float]) -> float:
+    """Cash plus holdings marked at ``prices``."""
+    return cash + sum(qty * prices[symbol] for symbol, qty in holdings.items())
