@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli import bench_cmds, log_cmds
+from cli import backtest_cmds, bench_cmds, log_cmds
 from cli.common import Settings, err_console
 from events.errors import TapeError
 
@@ -38,6 +38,9 @@ def root(
     ctx.obj = Settings(log_path=log, data_path=data)
 
 
+app.command("backtest")(backtest_cmds.backtest_cmd)
+app.command("replay")(backtest_cmds.replay_cmd)
+app.command("explain")(backtest_cmds.explain_cmd)
 app.command("verify")(log_cmds.verify)
 app.command("runs")(log_cmds.runs)
 app.add_typer(log_cmds.log_app, name="log")

@@ -9,7 +9,7 @@ ops/notes                         operator notes
 
 from __future__ import annotations
 
-from events.schema import BarReceived, Event, Signal
+from events.schema import BarReceived, Event, Signal, kind_of
 
 _RUN_LEVEL = frozenset(
     {
@@ -54,3 +54,19 @@ def route(run_id: str, event: Event, kind: str) -> str:
     if kind in _RUN_LEVEL:
         return run_stream(run_id)
     return portfolio_stream(run_id)
+
+
+_RUN_LEVEL_CLASSES: dict[type, bool] = {}
+
+
+def route_of(run_id: str, event: Event) -> str:
+    """:func:`route` keyed by the event's class (what a writer calls once per event)."""
+    cls = event.__class__
+    if cls is Signal:
+        return f"run/{run_id}/{event.symbol}/{event.strategy}"  # type: ignore[attr-defined]
+    if cls is BarReceived:
+        return f"run/{run_id}/bars/{event.symbol}"  # type: ignore[attr-defined]
+    run_level = _RUN_LEVEL_CLASSES.get(cls)
+    if run_level is None:
+        run_level = _RUN_LEVEL_CLASSES[cls] = kind_of(event) in _RUN_LEVEL
+    return f"run/{run_id}" if run_level else f"run/{run_id}/portfolio"

@@ -12,7 +12,7 @@ import gc
 import hashlib
 import os
 import struct
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 import apsw
@@ -146,6 +146,63 @@ def chain_hash(prev: bytes, seq: int, stream: str, version: int, kind: str, ts: 
 def default_event_id(stream: str, version: int, kind: str, ts: int, body: bytes) -> str:
     """Content id used when the caller gives none: the same append retried gets the same id."""
     return _sha256(b"".join((_framed(stream), _Q(version), _framed(kind), _Q(ts), body))).hexdigest()[:32]
+
+
+class _Chain:
+    """The hash chain's running state inside one write transaction: seq, previous hash, stream versions.
+
+    ``rows`` turns events into table rows, chaining each to the one before; it can be called several
+    times in one transaction (a run streamed to the log in chunks).
+    """
+
+    __slots__ = ("headers", "lookup", "prev", "seq", "versions")
+
+    def __init__(
+        self, head_seq: int, prev: bytes, versions: dict[str, int], lookup: Callable[[str], int] | None = None
+    ) -> None:
+        self.seq, self.prev = head_seq, prev
+        self.versions = dict(versions)
+        self.lookup = lookup  # current version of a stream not seen yet in this transaction
+        self.headers: dict[tuple[str, type], _Header] = {}
+
+    def rows(
+        self, items: Iterable[NewEvent], id_shift: Mapping[str, int] | None = None
+    ) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        add = rows.append
+        seq, prev, next_version, headers = self.seq, self.prev, self.versions, self.headers
+        sha = _sha256
+        last_stream, last_cls, header = "", None, None
+        for stream, event, event_id in items:
+            seq += 1
+            version = next_version.get(stream)
+            if version is None:
+                if self.lookup is None:
+                    raise KeyError(stream)
+                version = self.lookup(stream)
+            version += 1
+            next_version[stream] = version
+            cls = event.__class__
+            if cls is not last_cls or stream != last_stream:  # batches are runs of one stream and kind
+                header = headers.get((stream, cls))
+                if header is None:
+                    header = headers[(stream, cls)] = _Header.of(stream, kind_of(event))
+                last_stream, last_cls = stream, cls
+            body = encode(event)
+            ts = event.ts
+            if event_id is None:
+                shift = id_shift[stream] if id_shift else 0
+                event_id = default_event_id(stream, version + shift, header.kind, ts, body)
+            prev = sha(
+                prev
+                + header.pack(
+                    seq, header.stream_len, header.stream, version, header.kind_len, header.kind_bytes, ts
+                )
+                + body
+            ).digest()
+            add((seq, stream, version, event_id, header.kind, ts, body, prev))
+        self.seq, self.prev = seq, prev
+        return rows
 
 
 class EventLog:
@@ -293,35 +350,9 @@ class EventLog:
         # did commit (and now looks stale) derives the same ids and is recognised as a duplicate.
         id_shift = {s: expected.get(s, v) - v for s, v in versions.items()}
 
-        rows: list[tuple[Any, ...]] = []
-        add = rows.append
-        seq = head_seq
-        next_version = dict(versions)
-        headers: dict[tuple[str, type], _Header] = {}
-        sha = _sha256
-        last_stream, last_cls, header = "", None, None
-        for stream, event, event_id in items:
-            seq += 1
-            version = next_version[stream] + 1
-            next_version[stream] = version
-            cls = event.__class__
-            if cls is not last_cls or stream != last_stream:  # batches are runs of one stream and kind
-                header = headers.get((stream, cls))
-                if header is None:
-                    header = headers[(stream, cls)] = _Header.of(stream, kind_of(event))
-                last_stream, last_cls = stream, cls
-            body = encode(event)
-            ts = event.ts
-            if event_id is None:
-                event_id = default_event_id(stream, version + id_shift[stream], header.kind, ts, body)
-            prev = sha(
-                prev
-                + header.pack(
-                    seq, header.stream_len, header.stream, version, header.kind_len, header.kind_bytes, ts
-                )
-                + body
-            ).digest()
-            add((seq, stream, version, event_id, header.kind, ts, body, prev))
+        chain = _Chain(head_seq, prev, versions)
+        rows = chain.rows(items, id_shift)
+        seq, next_version = chain.seq, chain.versions
         if stale:
             dup = self._duplicate_result([r[3] for r in rows])
             if dup is not None:
@@ -341,6 +372,15 @@ class EventLog:
             raise
         conn.execute("RELEASE rows")
         return AppendResult("appended", head_seq + 1, seq, len(rows), next_version)
+
+    def begin_stream(self) -> StreamingAppend:
+        """Start one write transaction that receives events in several chunks (a run written while
+        it is computed). Nothing is visible to readers until :meth:`StreamingAppend.commit`."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        head_seq, prev = (row[0], row[1]) if row else (0, GENESIS)
+        return StreamingAppend(self, _Chain(head_seq, prev, {}, self._stream_version_locked))
 
     def _duplicate_result(self, ids: Sequence[str]) -> AppendResult | None:
         """All ids stored -> the duplicate result; none stored -> None; some -> IdempotencyError."""
@@ -491,3 +531,39 @@ def _check_is_tape_log(path: str) -> None:
         if not tables and app_id == 0:
             raise LogError(f"{path} is an empty SQLite file, not a tape log")
         raise LogError(f"{path} is a SQLite database of another application, not a tape log")
+
+
+class StreamingAppend:
+    """An open write transaction fed in chunks; see :meth:`EventLog.begin_stream`."""
+
+    def __init__(self, log: EventLog, chain: _Chain) -> None:
+        self._log, self._chain = log, chain
+        self._first = chain.seq + 1
+        self._gc = gc.isenabled()
+        gc.disable()
+
+    def add(self, items: Iterable[NewEvent]) -> int:
+        """Chain and insert ``items`` (explicit event ids required); returns the last seq so far."""
+        rows = self._chain.rows(items)
+        self._log._conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
+        return self._chain.seq
+
+    def commit(self) -> AppendResult:
+        """Make every chunk visible at once."""
+        try:
+            self._log._conn.execute("COMMIT")
+        finally:
+            self._restore_gc()
+        count = self._chain.seq - self._first + 1
+        return AppendResult("appended", self._first, self._chain.seq, count, dict(self._chain.versions))
+
+    def rollback(self) -> None:
+        """Discard every chunk."""
+        try:
+            self._log._conn.execute("ROLLBACK")
+        finally:
+            self._restore_gc()
+
+    def _restore_gc(self) -> None:
+        if self._gc:
+            gc.enable()

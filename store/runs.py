@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import msgspec
 
 from events.schema import PositionClosed, RunEnded, RunStarted
 from events.streams import portfolio_stream, run_stream
-from store.log import EventLog, LogError
+from store.log import EventLog, LogError, Recorded
 
 
 class RunInfo(msgspec.Struct, frozen=True):
@@ -88,3 +90,8 @@ def run_info(log: EventLog, run_id: str) -> RunInfo:
         net_pnl=round(net, 2),
         first_seq=first_seq,
     )
+
+
+def run_events(log: EventLog, run_id: str) -> Iterator[Recorded]:
+    """Every stored event of one run (all its streams), in log order."""
+    return log.read(stream_prefix=run_stream(run_id))

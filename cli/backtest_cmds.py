@@ -1,0 +1,223 @@
+"""`tape backtest`, `tape replay`, `tape explain`: run a backtest into the log and read it back."""
+
+from __future__ import annotations
+
+import datetime as dt
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cli.common import console, err_console, print_json, settings
+from cli.report_view import render_report
+from events.backtest import BacktestConfig
+from events.costs import CostModel
+from events.errors import ConfigError
+from events.render import as_dict, summarize
+from events.report import market_time, report_json
+from events.risk import RiskConfig
+from events.strategies import parse_param_args
+from store.backtest_files import write_backtest_files
+from store.backtests import backtest, replay_report, rerun
+from store.explain import explain_trade
+from store.log import EventLog
+from store.runs import find_run
+
+PROGRESS_MIN_BARS = 300_000  # shorter runs finish before a bar would be worth drawing
+
+
+def _date(text: str | None, option: str) -> str:
+    if not text:
+        return ""
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise ConfigError(f"{option} expects a date like 2010-01-31, got {text!r}") from None
+
+
+@contextmanager
+def _progress_bar(enabled: bool):  # type: ignore[no-untyped-def]
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("backtest"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} bars"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("run", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def backtest_cmd(
+    ctx: typer.Context,
+    symbols: Annotated[list[str], typer.Argument(help="One or more symbols; several share cash and limits.")],
+    strategy: Annotated[
+        str, typer.Option("--strategy", "-s", help="Strategy name (see `tape strategies`).")
+    ] = ("sma_cross"),
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Strategy parameter NAME=VALUE (repeatable).")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First day (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last day (YYYY-MM-DD).")] = None,
+    timeframe: Annotated[str, typer.Option("--timeframe", help="Bar size of the stored data.")] = "1Day",
+    cash: Annotated[float, typer.Option("--cash", help="Starting cash ($).")] = 100_000.0,
+    slippage_bps: Annotated[float, typer.Option("--slippage-bps", help="Slippage per fill (bps).")] = 5.0,
+    commission: Annotated[float, typer.Option("--commission", help="Commission per order ($).")] = 2.5,
+    stop_loss: Annotated[float, typer.Option("--stop-loss", help="Stop below entry (%, 0 = none).")] = 5.0,
+    take_profit: Annotated[
+        float, typer.Option("--take-profit", help="Target above entry (%, 0 = none).")
+    ] = 10.0,
+    risk_per_trade: Annotated[
+        float, typer.Option("--risk-per-trade", help="Equity risked per trade (%).")
+    ] = 2.0,
+    max_position_size: Annotated[
+        float, typer.Option("--max-position-size", help="Shares per position (0 = no cap).")
+    ] = 100.0,
+    max_positions: Annotated[int, typer.Option("--max-positions", help="Open positions at once.")] = 3,
+    max_daily_loss: Annotated[
+        float, typer.Option("--max-daily-loss", help="Daily loss that locks new entries (%, 0 = off).")
+    ] = 5.0,
+    qty: Annotated[float, typer.Option("--qty", help="Fixed quantity instead of risk sizing.")] = 0.0,
+    no_adjust: Annotated[
+        bool, typer.Option("--no-adjust", help="Use raw prices (no split/dividend adjustment).")
+    ] = (False),
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    no_files: Annotated[
+        bool, typer.Option("--no-files", help="Skip the results JSON, trades CSV and chart.")
+    ] = (False),
+) -> None:
+    """Backtest a strategy on stored bars; append every decision to the log and print the summary."""
+    config = BacktestConfig(
+        symbols=list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip())),
+        strategy=strategy,
+        params=parse_param_args(param or []),
+        start=_date(start, "--start"),
+        end=_date(end, "--end"),
+        timeframe=timeframe,
+        adjust=not no_adjust,
+        cash=cash,
+        cost=CostModel(slippage_bps=slippage_bps, commission=commission),
+        risk=RiskConfig(
+            risk_per_trade_pct=risk_per_trade,
+            stop_loss_pct=stop_loss,
+            take_profit_pct=take_profit,
+            max_position_size=max_position_size,
+            max_positions=max_positions,
+            max_daily_loss_pct=max_daily_loss,
+            fixed_qty=qty,
+        ),
+    )
+    if config.start and config.end and config.start > config.end:
+        raise ConfigError(f"--start {config.start} is after --end {config.end}")
+    where = settings(ctx)
+    show_progress = not json and err_console.is_terminal
+    with _progress_bar(show_progress) as update:
+        outcome = backtest(config, log_path=where.log_path, data_path=where.data_path, progress=update)
+    report = outcome.report
+    files = None
+    if not no_files:
+        files = write_backtest_files(report, outcome.series, root=Path.cwd(), day=dt.date.today().isoformat())
+    if json:
+        print_json(report_json(report))
+        return
+    render_report(report)
+    if outcome.duplicate:
+        console.print(
+            f"[yellow]identical run already in the log[/yellow]: {report.run_id} (nothing appended)"
+        )
+    else:
+        console.print(
+            f"logged run [bold]{report.run_id}[/bold]: {outcome.append.count:,} events → {where.log_path}"
+        )
+    if files is not None:
+        console.print(f"wrote {files.results}, {files.trades}, {files.chart}")
+    console.print(f"audit: tape replay {report.run_id} · tape explain {report.run_id} --trade 1")
+
+
+def replay_cmd(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of 4+ characters).")],
+    rerun_: Annotated[
+        bool, typer.Option("--rerun", help="Feed the recorded inputs through the deciders and compare.")
+    ] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Rebuild a run's summary from the log alone, or re-run it and prove the same decisions come out."""
+    where = settings(ctx)
+    with EventLog.open(where.log_path, readonly=True) as log:
+        if not rerun_:
+            report = replay_report(log, run_id)
+            if json:
+                print_json(report_json(report))
+            else:
+                render_report(report)
+                console.print(f"replayed from {where.log_path} alone: no market data read")
+            return
+        result = rerun(log, run_id, data_path=where.data_path)
+    same = result.first_difference is None
+    if json:
+        out: dict[str, Any] = {
+            "run_id": result.run_id,
+            "identical": same,
+            "compared": result.compared,
+            "data_changed": result.data_changed,
+        }
+        if not same:
+            seq, old, new = result.first_difference  # type: ignore[misc]
+            out["first_difference"] = {"seq": seq, "recorded": as_dict(old), "rerun": as_dict(new)}
+        print_json(out)
+    else:
+        for symbol in result.data_changed:
+            err_console.print(f"[yellow]warning:[/yellow] {symbol}: the data differs from what the run read")
+        if same:
+            console.print(
+                f"[green]identical[/green]: re-ran {result.run_id}, {result.compared:,} decisions match"
+            )
+        else:
+            seq, old, new = result.first_difference  # type: ignore[misc]
+            console.print(f"[red]DIFFERS[/red] at seq {seq} (after {result.compared:,} matching events)")
+            console.print(f"  recorded: {_line(old)}")
+            console.print(f"  re-run:   {_line(new)}")
+    if not same:
+        raise typer.Exit(1)
+
+
+def _line(event: Any) -> str:
+    if event is None:
+        return "(no event)"
+    return f"{type(event).__name__} {summarize(event)}"
+
+
+def explain_cmd(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of 4+ characters).")],
+    trade: Annotated[
+        int, typer.Option("--trade", "-t", min=1, help="Trade number (1 = first closed trade).")
+    ] = 1,
+    json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per event.")] = False,
+) -> None:
+    """Show the events behind one trade: signal, risk check with its numbers, orders, fills, exit."""
+    where = settings(ctx)
+    with EventLog.open(where.log_path, readonly=True) as log:
+        started = find_run(log, run_id)
+        records = explain_trade(log, started.run_id, trade)
+    if json:
+        for rec in records:
+            print_json({"seq": rec.seq, "stream": rec.stream, **as_dict(rec.event)})
+        return
+    console.print(f"trade {trade} of run {started.run_id} ({started.strategy}, {' '.join(started.symbols)})")
+    for rec in records:
+        when = market_time(rec.ts, started.timeframe)
+        console.print(
+            f"  [dim]{rec.seq:>8}[/dim] {when:<22} [bold]{rec.kind:<16}[/bold] {summarize(rec.event)}"
+        )

@@ -1,0 +1,501 @@
+"""The portfolio's decide/evolve core, shared by the backtest loop, the live PortfolioActor and replay.
+
+``PortfolioState`` changes only through :func:`evolve` (one event at a time), so folding a run's events
+rebuilds it exactly. The ``decide_*`` functions read the state and return new events; they never
+change it. Drivers alternate: ``events = decide_*(state, ...)``, then ``evolve(state, e)`` for each.
+
+Money is kept in integer cents (``cash_cents``): a fill moves cash by ``notional_cents(qty, price)`` and
+the commission in cents, so the net P&L of closed trades sums to the change in cash, to the cent.
+The simulated broker lives here too (:func:`decide_open_fills`, :func:`decide_protective_exits`): it is
+a pure function of the state and a bar, which is what lets a backtest and a sim-broker live run agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from events.costs import CostModel, cents, notional_cents
+from events.risk import RiskConfig, entry_block, protective_exit, protective_prices, size_position
+from events.schema import (
+    Alert,
+    EquityMarked,
+    Event,
+    Fill,
+    OrderCancelled,
+    OrderIntent,
+    OrderRejected,
+    OrderSubmitted,
+    PositionClosed,
+    PositionOpened,
+    RiskAccepted,
+    RiskRejected,
+)
+
+NO_TARGET = float("inf")  # a disabled take-profit never triggers
+
+
+class Position:
+    """An open long position and what it cost."""
+
+    __slots__ = (
+        "entry_commission_cents",
+        "entry_cost_cents",
+        "entry_price",
+        "entry_slippage",
+        "entry_ts",
+        "protective_id",
+        "qty",
+        "stop",
+        "strategy",
+        "symbol",
+        "target",
+    )
+
+    def __init__(self, symbol: str, strategy: str, qty: float, entry_ts: int, entry_price: float) -> None:
+        self.symbol, self.strategy, self.qty = symbol, strategy, qty
+        self.entry_ts, self.entry_price = entry_ts, entry_price
+        self.entry_cost_cents = notional_cents(qty, entry_price)
+        self.entry_commission_cents = 0
+        self.entry_slippage = 0.0
+        self.stop, self.target = 0.0, NO_TARGET
+        self.protective_id = ""  # client order id of the resting stop/target (OCO) order
+
+
+class Order:
+    """A working order: a market order waiting for the next open, or a protective OCO."""
+
+    __slots__ = (
+        "client_order_id",
+        "intent_id",
+        "qty",
+        "reason",
+        "side",
+        "stop",
+        "strategy",
+        "symbol",
+        "target",
+    )
+
+    def __init__(self, e: OrderSubmitted) -> None:
+        self.client_order_id, self.intent_id = e.client_order_id, e.intent_id
+        self.symbol, self.side, self.qty = e.symbol, e.side, e.qty
+        self.reason, self.strategy = e.reason, e.strategy
+        self.stop = e.stop_price or 0.0
+        self.target = e.limit_price if e.limit_price else NO_TARGET
+
+
+class PortfolioState:
+    """Cash, positions and working orders of one run. Mutated only by :func:`evolve`."""
+
+    __slots__ = (
+        "alerted",
+        "cash_cents",
+        "day_start_equity",
+        "entry_fills",
+        "halted_day",
+        "intents",
+        "market_orders",
+        "orders_submitted",
+        "positions",
+        "protective",
+        "realized_cents",
+        "run_id",
+        "start_cash_cents",
+    )
+
+    def __init__(self, run_id: str, cash: float) -> None:
+        self.run_id = run_id
+        self.cash_cents = self.start_cash_cents = cents(cash)
+        self.realized_cents = 0
+        self.positions: dict[str, Position] = {}
+        self.market_orders: dict[str, Order] = {}  # symbol -> market order waiting for the next open
+        self.protective: dict[str, Order] = {}  # symbol -> resting OCO stop/target
+        self.entry_fills: dict[str, Fill] = {}  # symbol -> entry fill not yet turned into a position
+        self.orders_submitted = 0
+        self.intents = 0
+        self.day_start_equity = cash
+        self.halted_day = ""  # session day on which the daily-loss limit locked new entries
+        self.alerted: set[tuple[str, str]] = set()  # (rule, day) alerts already raised
+
+    @property
+    def cash(self) -> float:
+        return self.cash_cents / 100.0
+
+    def equity(self, prices: dict[str, float]) -> float:
+        """Cash plus open positions marked at ``prices`` (symbol -> last price)."""
+        value = self.cash_cents / 100.0
+        for symbol, position in self.positions.items():
+            value += position.qty * prices[symbol]
+        return value
+
+    def next_order_id(self) -> str:
+        return f"{self.run_id}-o{self.orders_submitted + 1}"
+
+    def next_intent_id(self) -> str:
+        return f"{self.run_id}-i{self.intents + 1}"
+
+
+# --------------------------------------------------------------------------- evolve
+
+
+def _on_intent(state: PortfolioState, e: OrderIntent) -> None:
+    state.intents += 1
+
+
+def _on_submitted(state: PortfolioState, e: OrderSubmitted) -> None:
+    state.orders_submitted += 1
+    if e.order_type == "oco":
+        state.protective[e.symbol] = Order(e)
+        position = state.positions.get(e.symbol)
+        if position is not None:
+            position.protective_id = e.client_order_id
+    else:
+        state.market_orders[e.symbol] = Order(e)
+
+
+def _on_cancelled(state: PortfolioState, e: OrderCancelled) -> None:
+    for book in (state.protective, state.market_orders):
+        order = book.get(e.symbol)
+        if order is not None and order.client_order_id == e.client_order_id:
+            del book[e.symbol]
+    position = state.positions.get(e.symbol)
+    if position is not None and position.protective_id == e.client_order_id:
+        position.protective_id = ""
+
+
+def _on_rejected(state: PortfolioState, e: OrderRejected) -> None:
+    order = state.market_orders.get(e.symbol)
+    if order is not None and order.client_order_id == e.client_order_id:
+        del state.market_orders[e.symbol]
+
+
+def _on_fill(state: PortfolioState, e: Fill) -> None:
+    notional = notional_cents(e.qty, e.price)
+    commission = cents(e.commission)
+    if e.side == "buy":
+        state.cash_cents -= notional + commission
+        state.entry_fills[e.symbol] = e
+    else:
+        state.cash_cents += notional - commission
+    for book in (state.market_orders, state.protective):
+        order = book.get(e.symbol)
+        if order is not None and order.client_order_id == e.client_order_id:
+            del book[e.symbol]
+
+
+def _on_opened(state: PortfolioState, e: PositionOpened) -> None:
+    fill = state.entry_fills.pop(e.symbol)
+    position = Position(e.symbol, e.strategy, e.qty, fill.ts, e.entry_price)
+    position.entry_commission_cents = cents(e.entry_commission)
+    position.entry_slippage = fill.slippage
+    position.stop = e.stop_price
+    position.target = e.take_profit_price or NO_TARGET
+    state.positions[e.symbol] = position
+
+
+def _on_closed(state: PortfolioState, e: PositionClosed) -> None:
+    del state.positions[e.symbol]
+    state.realized_cents += cents(e.net_pnl)
+
+
+def _on_marked(state: PortfolioState, e: EquityMarked) -> None:
+    state.day_start_equity = e.equity
+
+
+def _on_risk_rejected(state: PortfolioState, e: RiskRejected) -> None:
+    if e.rule == "daily_loss":
+        state.halted_day = str(int(e.checks.get("day", 0)))
+
+
+def _on_alert(state: PortfolioState, e: Alert) -> None:
+    state.alerted.add((e.rule, e.day))
+
+
+def _ignore(state: PortfolioState, e: Any) -> None:
+    return None
+
+
+_EVOLVE: dict[type, Callable[[PortfolioState, Any], None]] = {
+    OrderIntent: _on_intent,
+    OrderSubmitted: _on_submitted,
+    OrderCancelled: _on_cancelled,
+    OrderRejected: _on_rejected,
+    Fill: _on_fill,
+    PositionOpened: _on_opened,
+    PositionClosed: _on_closed,
+    EquityMarked: _on_marked,
+    RiskRejected: _on_risk_rejected,
+    Alert: _on_alert,
+}
+
+
+def evolve(state: PortfolioState, event: Event) -> PortfolioState:
+    """Apply one event to the state (events the portfolio does not track are ignored)."""
+    _EVOLVE.get(event.__class__, _ignore)(state, event)
+    return state
+
+
+# --------------------------------------------------------------------------- decide
+
+
+class Desk:
+    """The fixed rules a portfolio decides with: risk limits, cost model, names."""
+
+    __slots__ = ("cost", "risk")
+
+    def __init__(self, risk: RiskConfig, cost: CostModel) -> None:
+        self.risk, self.cost = risk, cost
+
+
+def decide_entry(
+    state: PortfolioState,
+    desk: Desk,
+    *,
+    ts: int,
+    day: int,
+    symbol: str,
+    strategy: str,
+    price: float,
+    equity: float,
+) -> list[Event]:
+    """A buy signal at ``price`` (the bar's close): size it, run the risk gate, place a market order.
+
+    Nothing happens while the symbol has a position or a working order. ``day`` is the session
+    (days since the epoch) the daily-loss limit is counted in.
+    """
+    if symbol in state.positions or symbol in state.market_orders:
+        return []
+    risk, cost = desk.risk, desk.cost
+    sizing = size_position(equity, state.cash, price, risk, cost.market_price("buy", price), cost.commission)
+    intent_id = state.next_intent_id()
+    out: list[Event] = [
+        OrderIntent(
+            ts=ts,
+            intent_id=intent_id,
+            symbol=symbol,
+            strategy=strategy,
+            side="buy",
+            qty=sizing.qty,
+            reason="entry",
+            ref_price=price,
+        )
+    ]
+    daily_pnl_pct = (equity / state.day_start_equity - 1.0) * 100.0 if state.day_start_equity > 0 else 0.0
+    day_key = str(day)
+    checks = {**sizing.checks, "daily_pnl_pct": daily_pnl_pct, "day": float(day)}
+    pending_entries = sum(1 for o in state.market_orders.values() if o.side == "buy")
+    if state.halted_day == day_key:
+        block: tuple[str, str] | None = ("daily_loss", "new entries locked for the rest of the session")
+    else:
+        block = entry_block(len(state.positions), pending_entries, daily_pnl_pct, risk)
+    if block is None and sizing.qty <= 0:
+        why = "cash" if sizing.checks["affordable_qty"] < 1 else "zero_size"
+        block = (why, "not enough cash for one share" if why == "cash" else "risk budget buys no share")
+    if block is not None:
+        rule, message = block
+        out.append(
+            RiskRejected(ts=ts, intent_id=intent_id, symbol=symbol, rule=rule, message=message, checks=checks)
+        )
+        if rule == "daily_loss" and ("daily_loss", day_key) not in state.alerted:
+            out.append(
+                Alert(
+                    ts=ts,
+                    rule="daily_loss",
+                    severity="critical",
+                    message=f"daily loss {daily_pnl_pct:.2f} % hit the {risk.max_daily_loss_pct:g} % limit; "
+                    "no new entries until the next session",
+                    value=daily_pnl_pct,
+                    threshold=-risk.max_daily_loss_pct,
+                    symbol=symbol,
+                    day=day_key,
+                )
+            )
+        return out
+    out.append(RiskAccepted(ts=ts, intent_id=intent_id, symbol=symbol, qty=sizing.qty, checks=checks))
+    out.append(
+        OrderSubmitted(
+            ts=ts,
+            client_order_id=state.next_order_id(),
+            intent_id=intent_id,
+            symbol=symbol,
+            side="buy",
+            qty=sizing.qty,
+            reason="entry",
+            strategy=strategy,
+        )
+    )
+    return out
+
+
+def decide_exit(state: PortfolioState, *, ts: int, symbol: str, reason: str, price: float) -> list[Event]:
+    """Close the position in ``symbol`` with a market order (cancelling its protective order first).
+
+    Exits are never blocked by the risk gate. Nothing happens without a position or while an exit is
+    already working.
+    """
+    position = state.positions.get(symbol)
+    if position is None or symbol in state.market_orders:
+        return []
+    out: list[Event] = []
+    if position.protective_id:
+        out.append(
+            OrderCancelled(ts=ts, client_order_id=position.protective_id, symbol=symbol, reason=reason)
+        )
+    intent_id = state.next_intent_id()
+    out.append(
+        OrderIntent(
+            ts=ts,
+            intent_id=intent_id,
+            symbol=symbol,
+            strategy=position.strategy,
+            side="sell",
+            qty=position.qty,
+            reason=reason,  # type: ignore[arg-type]
+            ref_price=price,
+        )
+    )
+    out.append(
+        OrderSubmitted(
+            ts=ts,
+            client_order_id=state.next_order_id(),
+            intent_id=intent_id,
+            symbol=symbol,
+            side="sell",
+            qty=position.qty,
+            reason=reason,
+            strategy=position.strategy,
+        )
+    )
+    return out
+
+
+def decide_fill(state: PortfolioState, desk: Desk, fill: Fill) -> list[Event]:
+    """A fill and what follows from it, decided on the state *before* the fill is applied.
+
+    An entry fill opens a position and places its protective OCO order (stop and target); an exit fill
+    closes the position with its gross and net P&L in whole cents.
+    """
+    order = state.market_orders.get(fill.symbol)
+    if fill.side == "buy":
+        strategy = (
+            order.strategy if order is not None and order.client_order_id == fill.client_order_id else ""
+        )
+        stop, target = protective_prices(fill.price, desk.risk)
+        out: list[Event] = [
+            fill,
+            PositionOpened(
+                ts=fill.ts,
+                symbol=fill.symbol,
+                strategy=strategy,
+                qty=fill.qty,
+                entry_price=fill.price,
+                stop_price=stop,
+                take_profit_price=target,
+                entry_commission=fill.commission,
+            ),
+        ]
+        if stop > 0 or target > 0:
+            out.append(
+                OrderSubmitted(
+                    ts=fill.ts,
+                    client_order_id=state.next_order_id(),
+                    intent_id=order.intent_id if order is not None else "",
+                    symbol=fill.symbol,
+                    side="sell",
+                    qty=fill.qty,
+                    order_type="oco",
+                    limit_price=target or None,
+                    stop_price=stop or None,
+                    reason="protective",
+                    strategy=strategy,
+                )
+            )
+        return out
+    position = state.positions[fill.symbol]
+    gross = notional_cents(fill.qty, fill.price) - position.entry_cost_cents
+    commission = position.entry_commission_cents + cents(fill.commission)
+    return [
+        fill,
+        PositionClosed(
+            ts=fill.ts,
+            symbol=fill.symbol,
+            strategy=position.strategy,
+            qty=fill.qty,
+            entry_ts=position.entry_ts,
+            entry_price=position.entry_price,
+            exit_price=fill.price,
+            exit_reason=fill.reason,  # type: ignore[arg-type]
+            gross_pnl=gross / 100.0,
+            commission=commission / 100.0,
+            net_pnl=(gross - commission) / 100.0,
+            slippage=position.entry_slippage + fill.slippage,
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- the simulated broker
+
+
+def simulate_open_fill(
+    state: PortfolioState, desk: Desk, *, ts: int, symbol: str, open: float
+) -> list[Event]:
+    """The working market order in ``symbol`` executes at this bar's open, moved by slippage.
+
+    A buy the cash no longer covers (the price gapped up since it was sized) is rejected, as a broker
+    would for insufficient buying power.
+    """
+    order = state.market_orders[symbol]
+    cost = desk.cost
+    price = cost.market_price(order.side, open)
+    if order.side == "buy":
+        needed = notional_cents(order.qty, price) + cost.commission_cents
+        if needed > state.cash_cents:
+            return [
+                OrderRejected(
+                    ts=ts,
+                    client_order_id=order.client_order_id,
+                    symbol=symbol,
+                    reason=f"insufficient buying power: needs {needed / 100:.2f}, cash {state.cash:.2f}",
+                )
+            ]
+    fill = Fill(
+        ts=ts,
+        client_order_id=order.client_order_id,
+        exec_id=f"{order.client_order_id}-f1",
+        symbol=symbol,
+        side=order.side,  # type: ignore[arg-type]
+        qty=order.qty,
+        price=price,
+        commission=cost.commission,
+        slippage=abs(price - open) * order.qty,
+        reason=order.reason,
+    )
+    return decide_fill(state, desk, fill)
+
+
+def simulate_protective_fill(
+    state: PortfolioState, desk: Desk, *, ts: int, symbol: str, open: float, high: float, low: float
+) -> list[Event]:
+    """The resting stop/target of ``symbol`` checked against one bar (gap fills at the open; when the
+    bar touches both, the stop is assumed first). The stop leg is a market order and pays slippage; the
+    target leg is a limit and fills at its price (or the better open after a gap)."""
+    order = state.protective[symbol]
+    hit = protective_exit(order.stop, 0.0 if order.target == NO_TARGET else order.target, open, high, low)
+    if hit is None:
+        return []
+    reason, trigger = hit
+    price = desk.cost.market_price("sell", trigger) if reason == "stop_loss" else trigger
+    fill = Fill(
+        ts=ts,
+        client_order_id=order.client_order_id,
+        exec_id=f"{order.client_order_id}-f1",
+        symbol=symbol,
+        side="sell",
+        qty=order.qty,
+        price=price,
+        commission=desk.cost.commission,
+        slippage=(trigger - price) * order.qty,
+        reason=reason,
+    )
+    return decide_fill(state, desk, fill)

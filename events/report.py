@@ -1,0 +1,178 @@
+"""Fold a run's events into its report: trades, equity marks, counts and metrics.
+
+The backtest command prints the fold of the events it has just appended, and `tape replay` prints the
+fold of the events it reads back from the log: one function, so the two agree to the last digit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from events.metrics import Mark, Trade, compute_metrics
+from events.schema import (
+    Alert,
+    EquityMarked,
+    Event,
+    PositionClosed,
+    RiskRejected,
+    RunEnded,
+    RunStarted,
+    kind_of,
+)
+from events.timeframes import is_intraday, marks_per_year
+
+_NY = ZoneInfo("America/New_York")
+
+
+class RunReport(msgspec.Struct, kw_only=True):
+    """What a run amounted to, rebuilt from its events alone."""
+
+    run_id: str
+    mode: str
+    strategy: str
+    params: dict[str, Any]
+    symbols: list[str]
+    timeframe: str
+    config: dict[str, Any]
+    adjusted: bool
+    start_ts: int
+    end_ts: int
+    status: str
+    metrics: dict[str, Any]
+    trades: list[Trade]
+    marks: list[Mark]
+    counts: dict[str, int]  # events by kind
+    rejections: dict[str, int]  # risk rejections by rule
+    alerts: list[str]
+
+
+def fold_run(events: Iterable[Event]) -> RunReport:
+    """Rebuild a run's report from its events (in log order). Needs its RunStarted."""
+    started: RunStarted | None = None
+    ended: RunEnded | None = None
+    trades: list[Trade] = []
+    marks: list[Mark] = []
+    counts: Counter[str] = Counter()
+    rejections: Counter[str] = Counter()
+    alerts: list[str] = []
+    for event in events:
+        cls = event.__class__
+        counts[kind_of(event)] += 1
+        if cls is PositionClosed:
+            e: Any = event
+            trades.append(
+                Trade(
+                    symbol=e.symbol,
+                    strategy=e.strategy,
+                    entry_ts=e.entry_ts,
+                    entry_price=e.entry_price,
+                    exit_ts=e.ts,
+                    exit_price=e.exit_price,
+                    qty=e.qty,
+                    gross_pnl=e.gross_pnl,
+                    commission=e.commission,
+                    pnl=e.net_pnl,
+                    exit_reason=e.exit_reason,
+                    slippage=e.slippage,
+                )
+            )
+        elif cls is EquityMarked:
+            e = event
+            marks.append(
+                Mark(
+                    ts=e.ts,
+                    equity=e.equity,
+                    drawdown=e.drawdown,
+                    drawdown_pct=e.drawdown_pct,
+                    bars=e.bars,
+                    bars_in_market=e.bars_in_market,
+                )
+            )
+        elif cls is RiskRejected:
+            rejections[event.rule] += 1  # type: ignore[attr-defined]
+        elif cls is Alert:
+            alerts.append(event.message)  # type: ignore[attr-defined]
+        elif cls is RunStarted:
+            started = event  # type: ignore[assignment]
+        elif cls is RunEnded:
+            ended = event  # type: ignore[assignment]
+    if started is None:
+        raise ValueError("the events hold no RunStarted")
+    cash = float(started.config.get("cash", 0.0))
+    crypto = any("/" in s for s in started.symbols)
+    legs = [(leg.first_close, leg.last_close) for leg in ended.benchmark] if ended else []
+    metrics = compute_metrics(
+        start_equity=cash,
+        trades=trades,
+        marks=marks,
+        benchmark=legs,
+        periods_per_year=marks_per_year(started.timeframe, crypto=crypto),
+    )
+    return RunReport(
+        run_id=started.run_id,
+        mode=started.mode,
+        strategy=started.strategy,
+        params=dict(started.params),
+        symbols=list(started.symbols),
+        timeframe=started.timeframe,
+        config=dict(started.config),
+        adjusted=all(fp.adjusted for fp in started.data) if started.data else False,
+        start_ts=started.ts,
+        end_ts=ended.ts if ended else (marks[-1].ts if marks else started.ts),
+        status=ended.status if ended else "running",
+        metrics=metrics,
+        trades=trades,
+        marks=marks,
+        counts=dict(sorted(counts.items())),
+        rejections=dict(sorted(rejections.items())),
+        alerts=alerts,
+    )
+
+
+def market_time(ts: int, timeframe: str) -> str:
+    """A bar time as traders read it: the exchange date for daily bars, local time for intraday."""
+    moment = dt.datetime.fromtimestamp(ts / 1e9, tz=dt.UTC).astimezone(_NY)
+    return moment.isoformat(timespec="minutes") if is_intraday(timeframe) else moment.strftime("%Y-%m-%d")
+
+
+def trade_rows(report: RunReport) -> list[dict[str, Any]]:
+    """Trades as plain rows (JSON output, CSV projection), money rounded to the cent."""
+    return [
+        {
+            "n": n,
+            "symbol": t.symbol,
+            "entry_time": market_time(t.entry_ts, report.timeframe),
+            "entry_price": round(t.entry_price, 4),
+            "exit_time": market_time(t.exit_ts, report.timeframe),
+            "exit_price": round(t.exit_price, 4),
+            "qty": t.qty,
+            "gross_pnl": round(t.gross_pnl, 2),
+            "commission": round(t.commission, 2),
+            "pnl": round(t.pnl, 2),
+            "exit_reason": t.exit_reason,
+        }
+        for n, t in enumerate(report.trades, start=1)
+    ]
+
+
+def report_json(report: RunReport) -> dict[str, Any]:
+    """The one JSON object `tape backtest --json` and `tape replay --json` print."""
+    return {
+        "run_id": report.run_id,
+        "strategy": report.strategy,
+        "params": report.params,
+        "symbols": report.symbols,
+        "timeframe": report.timeframe,
+        "adjusted": report.adjusted,
+        "start": market_time(report.start_ts, report.timeframe),
+        "end": market_time(report.end_ts, report.timeframe),
+        **report.metrics,
+        "risk_rejections": report.rejections,
+        "trades": trade_rows(report),
+    }

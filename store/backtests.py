@@ -1,0 +1,146 @@
+"""Running a backtest against the log: load the bars, run the core, append the run, fold its report.
+
+Also the two replays: :func:`replay_report` folds a run back from the log alone, and :func:`rerun` feeds
+the recorded inputs through the deciders again and compares decision by decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import NamedTuple
+
+import msgspec
+
+from events.backtest import BacktestConfig, run_backtest, run_id_for
+from events.bars import BarSeries
+from events.errors import DataError
+from events.report import RunReport, fold_run
+from events.schema import Event
+from events.strategies import make_strategy
+from store.log import AppendResult, EventLog
+from store.run_writer import open_sink
+from store.runs import find_run, run_events
+
+Loader = Callable[[BacktestConfig], list[BarSeries]]
+Progress = Callable[[int, int], None]
+
+_EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+_code_version: list[str] = []
+
+
+def code_version() -> str:
+    """The package version and a digest of the pure core's sources: what a re-run must match."""
+    if not _code_version:
+        digest = hashlib.sha256()
+        for path in sorted(_EVENTS_DIR.rglob("*.py")):
+            digest.update(path.relative_to(_EVENTS_DIR).as_posix().encode())
+            digest.update(path.read_bytes())
+        try:
+            version = metadata.version("tape")
+        except metadata.PackageNotFoundError:
+            version = "0+unknown"
+        _code_version.append(f"{version}+{digest.hexdigest()[:12]}")
+    return _code_version[0]
+
+
+def load_config_bars(config: BacktestConfig, data_path: Path | None) -> list[BarSeries]:
+    """The bars a config asks for, from the market-data store (or the bundled sample)."""
+    from store.market import load_many  # imported here: pandas-heavy, only needed when data is read
+
+    return load_many(
+        config.symbols,
+        data_path=data_path,
+        timeframe=config.timeframe,
+        start=config.start or None,
+        end=config.end or None,
+        adjust=config.adjust,
+    )
+
+
+class BacktestOutcome(NamedTuple):
+    """A finished backtest: its report, how the append went, and the bars it read."""
+
+    report: RunReport
+    append: AppendResult
+    series: list[BarSeries]
+
+    @property
+    def duplicate(self) -> bool:
+        return self.append.duplicate
+
+
+def backtest(
+    config: BacktestConfig,
+    *,
+    log_path: Path,
+    data_path: Path | None,
+    progress: Progress | None = None,
+    loader: Loader | None = None,
+) -> BacktestOutcome:
+    """Validate, load, run and append one backtest. Bad input fails before the log is touched.
+
+    An identical run (same config, data and code) is already in the log under the same id: it is not
+    run again; its report is folded from the log and the outcome says ``duplicate``.
+    """
+    make_strategy(config.strategy, config.params)  # bad strategy or parameters: fail before any I/O
+    series = (loader or (lambda c: load_config_bars(c, data_path)))(config)
+    if not any(len(s) for s in series):
+        raise DataError("no bars in the requested range")
+    version = code_version()
+    run_id = run_id_for(config, [s.fingerprint() for s in series], version)
+    with EventLog.create(log_path) as log:
+        stored = [r.event for r in run_events(log, run_id)]
+        if stored:
+            return BacktestOutcome(fold_run(stored), AppendResult("duplicate", 0, 0, len(stored), {}), series)
+        sink = open_sink(log, run_id, bars=sum(len(s) for s in series))
+        try:
+            events = run_backtest(
+                config, series, run_id=run_id, code_version=version, progress=progress, sink=sink.add
+            )
+        except BaseException:
+            sink.abort()
+            raise
+        result = sink.commit()
+    return BacktestOutcome(fold_run(events), result, series)
+
+
+def replay_report(log: EventLog, run_id: str) -> RunReport:
+    """Fold a run's report from the log alone (no market data, no strategy code)."""
+    started = find_run(log, run_id)
+    return fold_run(r.event for r in run_events(log, started.run_id))
+
+
+class RerunResult(NamedTuple):
+    """What a re-run found: identical, or the first decision that differs."""
+
+    run_id: str
+    compared: int
+    data_changed: list[str]  # symbols whose data fingerprint differs from the recorded one
+    first_difference: tuple[int, Event | None, Event | None] | None  # (seq, recorded, re-run)
+
+
+def rerun(log: EventLog, run_id: str, *, data_path: Path | None, loader: Loader | None = None) -> RerunResult:
+    """Feed the run's recorded inputs (config, parameters, the data it names) through the deciders
+    again and compare every decision with the log, stopping at the first that differs."""
+    started = find_run(log, run_id)
+    if started.mode != "backtest":
+        raise DataError(f"run {started.run_id} is a {started.mode} run; --rerun replays backtests")
+    config = msgspec.convert(started.config, BacktestConfig)
+    series = (loader or (lambda c: load_config_bars(c, data_path)))(config)
+    recorded_fp = {fp.symbol: fp.sha256 for fp in started.data}
+    changed = [s.symbol for s in series if recorded_fp.get(s.symbol) != s.fingerprint().sha256]
+    fresh = run_backtest(config, series, run_id=started.run_id, code_version=started.code_version)
+    stored = list(run_events(log, started.run_id))
+    compared = 0
+    # RunStarted holds the data fingerprint (compared above); every later event is a decision or fact.
+    for position in range(1, max(len(stored), len(fresh))):
+        old = stored[position].event if position < len(stored) else None
+        new = fresh[position] if position < len(fresh) else None
+        seq = stored[position].seq if position < len(stored) else stored[-1].seq + position - len(stored) + 1
+        if old != new:
+            return RerunResult(started.run_id, compared, changed, (seq, old, new))
+        compared += 1
+    return RerunResult(started.run_id, compared, changed, None)

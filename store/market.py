@@ -1,0 +1,353 @@
+"""Market data on disk: the bundled sample and a cache of imported or fetched bars (one SQLite file).
+
+``load_bars`` is what the core reads through: the cache first, then the bundled sample. Prices are
+split- and dividend-adjusted by the source's adjusted close when it has one (``adjust=True``), and the
+BarSeries says whether they were. Timestamps are bar starts in ns UTC; daily bars start at midnight
+America/New_York, as Alpaca stamps them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pandas as pd
+import sqlite_utils
+
+from events.bars import NY_TZ, BarSeries, find_bad_bar
+from events.errors import ConfigError, DataError
+from events.timeframes import NS_PER_DAY, parse_timeframe
+
+SAMPLE_FILE = Path(__file__).resolve().parent / "sample" / "stocks_daily.csv.gz"
+SAMPLE_TIMEFRAME = "1Day"
+COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+class DatasetInfo(msgspec.Struct, frozen=True):
+    """One stored series: what `tape data list` shows."""
+
+    symbol: str
+    timeframe: str
+    source: str  # "sample", "import", "alpaca"
+    rows: int
+    first_ts: int
+    last_ts: int
+    has_adj_close: bool
+
+
+class _Frame(msgspec.Struct):
+    """Columns of one symbol as numpy arrays, before adjustment."""
+
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    adj_close: np.ndarray | None
+    source: str
+
+
+# --------------------------------------------------------------------------- the bundled sample
+
+
+@cache
+def _sample() -> dict[str, _Frame]:
+    frame = pd.read_csv(SAMPLE_FILE, dtype={"symbol": str, "date": str})
+    ts = pd.to_datetime(frame["date"]).dt.tz_localize(NY_TZ).dt.as_unit("ns").astype("int64").to_numpy()
+    out: dict[str, _Frame] = {}
+    for symbol, rows in frame.groupby("symbol", sort=True).indices.items():
+        out[str(symbol)] = _Frame(
+            ts=ts[rows],
+            **{c: frame[c].to_numpy(np.float64)[rows] for c in COLUMNS},
+            adj_close=frame["adj_close"].to_numpy(np.float64)[rows],
+            source="sample",
+        )
+    return out
+
+
+def sample_symbols() -> list[str]:
+    """Symbols of the bundled sample."""
+    return sorted(_sample())
+
+
+# --------------------------------------------------------------------------- the cache file
+
+
+def _db(path: Path) -> sqlite_utils.Database:
+    db = sqlite_utils.Database(path)
+    if "bars" not in db.table_names():
+        db["bars"].create(
+            {
+                "symbol": str,
+                "timeframe": str,
+                "ts": int,
+                "open": float,
+                "high": float,
+                "low": float,
+                "close": float,
+                "volume": float,
+                "adj_close": float,
+            },
+            pk=("symbol", "timeframe", "ts"),
+        )
+        db["datasets"].create(
+            {
+                "symbol": str,
+                "timeframe": str,
+                "source": str,
+                "rows": int,
+                "first_ts": int,
+                "last_ts": int,
+                "has_adj_close": int,
+                "updated_ns": int,
+            },
+            pk=("symbol", "timeframe"),
+        )
+    return db
+
+
+def _cached(path: Path | None, symbol: str, timeframe: str) -> _Frame | None:
+    if path is None or not path.exists():
+        return None
+    db = _db(path)
+    info = db.execute(
+        "SELECT source, has_adj_close FROM datasets WHERE symbol=? AND timeframe=?", (symbol, timeframe)
+    ).fetchone()
+    if info is None:
+        return None
+    rows = db.execute(
+        "SELECT ts, open, high, low, close, volume, adj_close FROM bars "
+        "WHERE symbol=? AND timeframe=? ORDER BY ts",
+        (symbol, timeframe),
+    ).fetchall()
+    table = np.array(rows, dtype=np.float64).reshape(-1, 7) if rows else np.zeros((0, 7))
+    ts = np.array([r[0] for r in rows], dtype=np.int64)  # exact: int64 does not survive float64
+    return _Frame(
+        ts=ts,
+        open=table[:, 1],
+        high=table[:, 2],
+        low=table[:, 3],
+        close=table[:, 4],
+        volume=table[:, 5],
+        adj_close=table[:, 6] if info[1] else None,
+        source=info[0],
+    )
+
+
+def store_bars(
+    path: Path, symbol: str, timeframe: str, frame: _Frame, *, replace: bool = True
+) -> DatasetInfo:
+    """Write one symbol's bars in one transaction (replacing or merging with what is stored)."""
+    db = _db(path)
+    has_adj = frame.adj_close is not None
+    adj = frame.adj_close if frame.adj_close is not None else np.full(frame.ts.shape[0], np.nan)
+    records = zip(
+        frame.ts.tolist(),
+        frame.open.tolist(),
+        frame.high.tolist(),
+        frame.low.tolist(),
+        frame.close.tolist(),
+        frame.volume.tolist(),
+        adj.tolist(),
+        strict=True,
+    )
+    with db.conn:
+        if replace:
+            db.execute("DELETE FROM bars WHERE symbol=? AND timeframe=?", (symbol, timeframe))
+        db.conn.executemany(
+            "INSERT OR REPLACE INTO bars VALUES (?,?,?,?,?,?,?,?,?)",
+            ((symbol, timeframe, *r) for r in records),
+        )
+        first, last, count = db.execute(
+            "SELECT min(ts), max(ts), count(*) FROM bars WHERE symbol=? AND timeframe=?", (symbol, timeframe)
+        ).fetchone()
+        info = DatasetInfo(symbol, timeframe, frame.source, count, first, last, has_adj)
+        db.execute(
+            "INSERT OR REPLACE INTO datasets VALUES (?,?,?,?,?,?,?,?)",
+            (symbol, timeframe, frame.source, count, first, last, int(has_adj), time.time_ns()),
+        )
+    return info
+
+
+def list_datasets(path: Path | None) -> list[DatasetInfo]:
+    """Every series `load_bars` can read: the cache's, then the bundled sample's."""
+    out: list[DatasetInfo] = []
+    if path is not None and path.exists():
+        for row in _db(path).execute(
+            "SELECT symbol, timeframe, source, rows, first_ts, last_ts, has_adj_close FROM datasets "
+            "ORDER BY symbol, timeframe"
+        ):
+            out.append(DatasetInfo(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6])))
+    for symbol, frame in _sample().items():
+        out.append(
+            DatasetInfo(
+                symbol, SAMPLE_TIMEFRAME, "sample", len(frame.ts), int(frame.ts[0]), int(frame.ts[-1]), True
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def day_start_ns(day: str, option: str = "date") -> int:
+    """Midnight America/New_York of a YYYY-MM-DD day, in ns UTC."""
+    try:
+        parsed = dt.date.fromisoformat(day)
+    except ValueError:
+        raise ConfigError(f"{option} expects a date like 2010-01-31, got {day!r}") from None
+    return int(pd.Timestamp(parsed).tz_localize(NY_TZ).value)
+
+
+def load_bars(
+    symbol: str,
+    *,
+    data_path: Path | None = None,
+    timeframe: str = SAMPLE_TIMEFRAME,
+    start: str | None = None,
+    end: str | None = None,
+    adjust: bool = True,
+) -> BarSeries:
+    """One symbol's bars from the cache or the bundled sample, optionally limited to [start, end] days."""
+    parse_timeframe(timeframe)
+    symbol = symbol.strip().upper()
+    frame = _cached(data_path, symbol, timeframe)
+    if frame is None and timeframe == SAMPLE_TIMEFRAME:
+        frame = _sample().get(symbol)
+    if frame is None:
+        known = sorted({d.symbol for d in list_datasets(data_path) if d.timeframe == timeframe})
+        raise DataError(
+            f"unknown symbol {symbol!r} at {timeframe}: no stored data (have: {', '.join(known) or 'none'}); "
+            "add it with `tape data import FILE --symbol S` or `tape data fetch S`"
+        )
+    lo = day_start_ns(start, "--start") if start else None
+    hi = day_start_ns(end, "--end") + NS_PER_DAY - 1 if end else None
+    if lo is not None and hi is not None and lo > hi:
+        raise ConfigError(f"--start {start} is after --end {end}")
+    first = 0 if lo is None else int(np.searchsorted(frame.ts, lo, side="left"))
+    stop = len(frame.ts) if hi is None else int(np.searchsorted(frame.ts, hi, side="right"))
+    if first >= stop:
+        span = f"{_day(frame.ts[0])} to {_day(frame.ts[-1])}" if len(frame.ts) else "no bars"
+        raise DataError(
+            f"{symbol}: no bars between {start or 'the start'} and {end or 'the end'} (data: {span})"
+        )
+    cols = {c: getattr(frame, c)[first:stop] for c in COLUMNS}
+    adjusted = adjust and frame.adj_close is not None
+    if adjusted:
+        assert frame.adj_close is not None
+        factor = frame.adj_close[first:stop] / cols["close"]
+        for c in ("open", "high", "low", "close"):
+            cols[c] = cols[c] * factor
+        cols["volume"] = cols["volume"] / factor
+    return BarSeries.from_arrays(
+        symbol,
+        timeframe,
+        frame.ts[first:stop],
+        cols["open"],
+        cols["high"],
+        cols["low"],
+        cols["close"],
+        cols["volume"],
+        source=frame.source,
+        adjusted=adjusted,
+    )
+
+
+def load_many(symbols: Iterable[str], **options: Any) -> list[BarSeries]:
+    """:func:`load_bars` for several symbols (upper-cased, duplicates dropped, order kept)."""
+    unique = list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip()))
+    return [load_bars(s, **options) for s in unique]
+
+
+def _day(ts: int) -> str:
+    return pd.Timestamp(int(ts), tz="UTC").tz_convert(NY_TZ).strftime("%Y-%m-%d")
+
+
+# --------------------------------------------------------------------------- importing files
+
+_ALIASES = {
+    "ts": ("timestamp", "datetime", "date", "time", "t"),
+    "open": ("open", "o"),
+    "high": ("high", "h"),
+    "low": ("low", "l"),
+    "close": ("close", "c"),
+    "volume": ("volume", "vol", "v"),
+    "adj_close": ("adj close", "adj_close", "adjclose", "adjusted_close", "adjusted close"),
+}
+
+
+def read_bars_file(path: Path, timeframe: str = SAMPLE_TIMEFRAME) -> tuple[_Frame, int]:
+    """Parse a CSV or Parquet file of bars; returns the columns and the file line of row 0 (CSV: 2)."""
+    if not path.exists():
+        raise DataError(f"no such file: {path}")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame, first_line = pd.read_parquet(path), 1
+        else:
+            frame, first_line = pd.read_csv(path), 2
+    except Exception as exc:  # pandas raises many types for unreadable input
+        raise DataError(
+            f"{path.name}: cannot read it as {'Parquet' if path.suffix == '.parquet' else 'CSV'}: {exc}"
+        ) from None
+    if frame.empty:
+        raise DataError(f"{path.name}: no rows")
+    lower = {str(c).strip().lower(): c for c in frame.columns}
+    found: dict[str, Any] = {}
+    for name, aliases in _ALIASES.items():
+        column = next((lower[a] for a in aliases if a in lower), None)
+        if column is None and name != "adj_close":
+            wanted = "date/timestamp" if name == "ts" else name
+            columns = ", ".join(map(str, frame.columns))
+            raise DataError(f"{path.name}: no {wanted} column (columns: {columns})")
+        found[name] = column
+    try:
+        stamps = pd.to_datetime(frame[found["ts"]])
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{path.name}: unreadable timestamp: {exc}") from None
+    bad_time = stamps.isna().to_numpy()
+    if bad_time.any():
+        raise DataError(
+            f"{path.name}: line {int(np.flatnonzero(bad_time)[0]) + first_line}: missing timestamp"
+        )
+    if stamps.dt.tz is None:
+        # Naive times are exchange-local (daily rows are dates: midnight in New York).
+        stamps = stamps.dt.tz_localize(NY_TZ, ambiguous="NaT", nonexistent="NaT")
+    ts = stamps.dt.as_unit("ns").astype("int64").to_numpy()
+    cols: dict[str, np.ndarray] = {}
+    for name in (*COLUMNS, "adj_close"):
+        if found.get(name) is None:
+            continue
+        values = pd.to_numeric(frame[found[name]], errors="coerce").to_numpy(np.float64)
+        cols[name] = values
+    return (
+        _Frame(ts=ts, **{c: cols[c] for c in COLUMNS}, adj_close=cols.get("adj_close"), source="import"),
+        first_line,
+    )
+
+
+def import_bars_file(
+    path: Path, symbol: str, *, data_path: Path, timeframe: str = SAMPLE_TIMEFRAME
+) -> DatasetInfo:
+    """Validate a file of bars and store it as ``symbol`` (replacing that symbol's bars at this
+    timeframe). A bad row is reported by its line in the file, and then nothing is written."""
+    parse_timeframe(timeframe)
+    symbol = symbol.strip().upper()
+    if not symbol:
+        raise ConfigError("--symbol must not be empty")
+    frame, first_line = read_bars_file(path, timeframe)
+    problem = find_bad_bar(frame.ts, frame.open, frame.high, frame.low, frame.close, frame.volume)
+    if problem is None and frame.adj_close is not None:
+        bad_adj = ~(np.isfinite(frame.adj_close) & (frame.adj_close > 0))
+        if bad_adj.any():
+            problem = (int(np.flatnonzero(bad_adj)[0]), "has a missing or non-positive adjusted close")
+    if problem is not None:
+        row, why = problem
+        raise DataError(f"{path.name}: line {row + first_line} {why}; nothing imported")
+    return store_bars(data_path, symbol, timeframe, frame)
