@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer._click import exceptions as click_errors  # typer >= 0.20 vendors click
 
 from cli import backtest_cmds, bench_cmds, log_cmds
 from cli.common import Settings, err_console
@@ -50,7 +51,22 @@ app.add_typer(bench_cmds.bench_app, name="bench")
 def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
     try:
-        app()
+        # Without standalone mode typer returns a command's `typer.Exit` code instead of exiting.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except click_errors.NoArgsIsHelpError:
+        sys.exit(0)  # `tape` or `tape log` alone printed their help
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except click_errors.ClickException as exc:
+        # A bad option or argument: one line naming it, and where to read more.
+        hint = f" (see `{exc.ctx.command_path} --help`)" if getattr(exc, "ctx", None) else ""
+        err_console.print(f"[red]error:[/red] {exc.format_message()}{hint}", soft_wrap=True)
+        sys.exit(exc.exit_code)
     except TapeError as exc:
         err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         sys.exit(exc.exit_code)

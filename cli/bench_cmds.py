@@ -44,6 +44,27 @@ def bench_log_cmd(
     console.print(table)
 
 
+@bench_app.command("backtest")
+def bench_backtest_cmd(
+    bars: Annotated[int, typer.Option("--bars", min=1_000, help="Synthetic 1-minute bars.")] = 1_000_000,
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="Strategy to run.")] = "sma_cross",
+    json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
+) -> None:
+    """Bars/s of a full backtest (signals, risk, costs, stops) with every decision appended to the log."""
+    from store.bench_backtest import bench_backtest
+
+    with console.status("backtesting synthetic minute bars...", spinner="dots") if not json else _null():
+        figures = bench_backtest(bars=bars, strategy=strategy)
+    if json:
+        print_json(figures)
+        return
+    console.print(
+        f"{figures['strategy']}: {figures['bars']:,} bars, {figures['trades']:,} trades, "
+        f"{figures['events']:,} events logged in {figures['seconds']} s"
+    )
+    console.print(f"[bold]{figures['bars_per_s']:,} bars/s[/bold] ({figures['events_per_s']:,} events/s)")
+
+
 class _null:
     def __enter__(self) -> None:
         return None
