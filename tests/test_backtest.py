@@ -1,0 +1,207 @@
+"""The backtest loop and the portfolio deciders on hand-made bars, with hand-computed results."""
+
+from __future__ import annotations
+
+import pytest
+
+from events.backtest import BacktestConfig, run_backtest
+from events.costs import CostModel, cents
+from events.portfolio import Desk, PortfolioState, decide_entry, evolve
+from events.report import fold_run
+from events.risk import RiskConfig
+from events.schema import (
+    Alert,
+    EquityMarked,
+    Event,
+    Fill,
+    OrderSubmitted,
+    PositionClosed,
+    PositionOpened,
+    RiskAccepted,
+    RiskRejected,
+    Signal,
+)
+from events.strategies import REGISTRY
+from tests.factories import daily_bars, random_walk_bars
+
+# SMA(2)/SMA(3) on these closes crosses up at bar 3 (close 11) and down at bar 7 (close 11).
+CLOSES = [10, 10, 10, 11, 12, 13, 12, 11, 10, 10]
+OPENS = [c - 0.5 for c in CLOSES]
+FAST = {"short": 2, "long": 3}
+NO_STOPS = RiskConfig(stop_loss_pct=0, take_profit_pct=0, fixed_qty=10)
+FREE = CostModel(slippage_bps=0, commission=0)
+
+
+def _run(series: list, **config: object) -> list[Event]:
+    cfg = BacktestConfig(symbols=[s.symbol for s in series], params=FAST, **config)  # type: ignore[arg-type]
+    return run_backtest(cfg, series, run_id="t")
+
+
+def _of(events: list[Event], cls: type) -> list:
+    return [e for e in events if isinstance(e, cls)]
+
+
+def test_a_signal_at_the_close_fills_at_the_next_open() -> None:
+    bars = daily_bars("AAA", CLOSES, open=OPENS)
+    events = _run([bars], risk=NO_STOPS, cost=FREE)
+    buy, sell = _of(events, Signal)
+    assert (buy.side, buy.ts, buy.price) == ("buy", int(bars.ts[3]), 11.0)
+    assert (sell.side, sell.ts) == ("sell", int(bars.ts[7]))
+    entry, exit_ = _of(events, Fill)
+    assert (entry.ts, entry.price) == (int(bars.ts[4]), 11.5)
+    assert (exit_.ts, exit_.price, exit_.reason) == (int(bars.ts[8]), 9.5, "signal")
+
+
+def test_slippage_and_commission_reach_the_fills_and_the_pnl() -> None:
+    bars = daily_bars("AAA", CLOSES, open=OPENS)
+    risk = RiskConfig(stop_loss_pct=0, take_profit_pct=0, fixed_qty=100)
+    events = _run([bars], risk=risk, cost=CostModel(slippage_bps=10, commission=1.0))
+    (trade,) = _of(events, PositionClosed)
+    assert trade.entry_price == pytest.approx(11.5 * 1.001)
+    assert trade.exit_price == pytest.approx(9.5 * 0.999)
+    # 100 x 9.4905 - 100 x 11.5115 = 949.05 - 1151.15 = -202.10 gross; two $1 commissions.
+    assert (trade.gross_pnl, trade.commission, trade.net_pnl) == (-202.10, 2.0, -204.10)
+    assert trade.slippage == pytest.approx(100 * 0.0115 + 100 * 0.0095)
+    assert trade.exit_reason == "signal"
+
+
+def test_a_gap_through_the_stop_exits_at_the_open_with_slippage() -> None:
+    closes = [10, 10, 10, 11, 12, 12, 12]
+    opens = [10, 10, 10, 11, 12, 9, 12]  # bar 5 opens far below the 5 % stop of 12 -> 11.40
+    bars = daily_bars("AAA", closes, open=opens, low=[min(o, c) for o, c in zip(opens, closes, strict=True)])
+    events = _run([bars], risk=RiskConfig(fixed_qty=10), cost=CostModel(slippage_bps=10, commission=0))
+    (trade,) = _of(events, PositionClosed)
+    assert trade.exit_reason == "stop_loss"
+    assert trade.exit_price == pytest.approx(9.0 * 0.999)
+
+
+def test_a_bar_touching_stop_and_target_exits_at_the_stop() -> None:
+    closes = [10, 10, 10, 11, 12, 12, 12]
+    opens = [10, 10, 10, 11, 12, 12, 12]
+    highs = [10, 10, 10, 11, 12, 14, 12]  # target 13.2 touched ...
+    lows = [10, 10, 10, 11, 12, 11, 12]  # ... and stop 11.4 touched in the same bar
+    bars = daily_bars("AAA", closes, open=opens, high=highs, low=lows)
+    events = _run([bars], risk=RiskConfig(fixed_qty=10), cost=FREE)
+    (trade,) = _of(events, PositionClosed)
+    assert (trade.exit_reason, trade.exit_price) == ("stop_loss", pytest.approx(11.4))
+
+
+def test_a_touched_target_fills_at_the_target_price() -> None:
+    closes = [10, 10, 10, 11, 12, 12, 12]
+    highs = [10, 10, 10, 11, 12, 13.5, 12]
+    bars = daily_bars("AAA", closes, high=highs)
+    events = _run([bars], risk=RiskConfig(fixed_qty=10), cost=FREE)
+    (trade,) = _of(events, PositionClosed)
+    assert (trade.exit_reason, trade.exit_price) == ("take_profit", pytest.approx(13.2))
+    assert trade.gross_pnl == pytest.approx(12.0)
+
+
+def test_the_protective_order_is_cancelled_before_a_signal_exit() -> None:
+    bars = daily_bars("AAA", CLOSES, open=OPENS)
+    events = _run([bars], risk=RiskConfig(fixed_qty=10, stop_loss_pct=50, take_profit_pct=50), cost=FREE)
+    kinds = [type(e).__name__ for e in events if type(e).__name__ in {"OrderSubmitted", "OrderCancelled"}]
+    assert kinds == ["OrderSubmitted", "OrderSubmitted", "OrderCancelled", "OrderSubmitted"]
+    oco = _of(events, OrderSubmitted)[1]
+    assert (oco.order_type, oco.stop_price, oco.limit_price) == ("oco", 5.75, 17.25)
+
+
+def test_open_positions_are_closed_at_the_last_close() -> None:
+    bars = daily_bars("AAA", [10, 10, 10, 11, 12, 13, 14])
+    events = _run([bars], risk=NO_STOPS, cost=FREE)
+    (trade,) = _of(events, PositionClosed)
+    assert (trade.exit_reason, trade.exit_price, trade.ts) == ("end", 14.0, int(bars.ts[-1]))
+
+
+def test_net_pnl_of_trades_reconciles_with_cash_to_the_cent() -> None:
+    bars = [random_walk_bars(s, 600, seed=k) for k, s in enumerate(["AAA", "BBB", "CCC"])]
+    events = run_backtest(BacktestConfig(symbols=["AAA", "BBB", "CCC"]), bars, run_id="t")
+    report = fold_run(events)
+    net_cents = sum(cents(t.pnl) for t in report.trades)
+    assert net_cents == cents(report.metrics["final_equity"]) - cents(100_000.0)
+    for trade in report.trades:
+        assert cents(trade.gross_pnl) - cents(trade.commission) == cents(trade.pnl)
+
+
+def test_symbols_in_one_run_share_the_position_slots() -> None:
+    bars = [random_walk_bars(s, 400, seed=10 + k) for k, s in enumerate(["AAA", "BBB", "CCC", "DDD"])]
+    events = run_backtest(
+        BacktestConfig(symbols=["AAA", "BBB", "CCC", "DDD"], risk=RiskConfig(max_positions=1)),
+        bars,
+        run_id="t",
+    )
+    open_now = 0
+    for event in events:
+        open_now += isinstance(event, PositionOpened) - isinstance(event, PositionClosed)
+        assert open_now <= 1
+    assert any(isinstance(e, RiskRejected) and e.rule == "max_positions" for e in events)
+
+
+def _state_with_positions(symbols: list[str]) -> PortfolioState:
+    state = PortfolioState("t", 100_000.0)
+    for k, symbol in enumerate(symbols):
+        order = OrderSubmitted(
+            ts=k, client_order_id=f"o{k}", intent_id=f"i{k}", symbol=symbol, side="buy", qty=1
+        )
+        fill = Fill(
+            ts=k, client_order_id=f"o{k}", exec_id=f"f{k}", symbol=symbol, side="buy", qty=1, price=10.0
+        )
+        opened = PositionOpened(ts=k, symbol=symbol, strategy="s", qty=1, entry_price=10.0)
+        for event in (order, fill, opened):
+            evolve(state, event)
+    return state
+
+
+def test_the_fourth_position_is_rejected_with_the_default_three_slots() -> None:
+    state = _state_with_positions(["AAA", "BBB", "CCC"])
+    events = decide_entry(
+        state, Desk(RiskConfig(), CostModel()), ts=9, day=1, symbol="DDD", strategy="s", price=10, equity=1e5
+    )
+    (rejected,) = _of(events, RiskRejected)
+    assert rejected.rule == "max_positions"
+
+
+def test_daily_loss_locks_entries_for_the_rest_of_the_session_and_alerts_once() -> None:
+    state = PortfolioState("t", 100_000.0)
+    desk = Desk(RiskConfig(), CostModel())
+    first = decide_entry(state, desk, ts=1, day=7, symbol="AAA", strategy="s", price=10.0, equity=94_000.0)
+    assert [type(e) for e in first] == [type(first[0]), RiskRejected, Alert]
+    assert first[1].rule == "daily_loss" and first[1].checks["daily_pnl_pct"] == pytest.approx(-6.0)
+    for event in first:
+        evolve(state, event)
+    # Equity recovered within the session: still locked, and no second alert.
+    again = decide_entry(state, desk, ts=2, day=7, symbol="BBB", strategy="s", price=10.0, equity=99_000.0)
+    assert [type(e) for e in again][1:] == [RiskRejected]
+    # The next session starts from the last mark: entries open again.
+    evolve(state, EquityMarked(ts=3, equity=99_000.0, cash=99_000.0, peak=100_000.0))
+    later = decide_entry(state, desk, ts=4, day=8, symbol="BBB", strategy="s", price=10.0, equity=99_000.0)
+    assert any(isinstance(e, RiskAccepted) for e in later)
+
+
+def test_replaying_the_events_rebuilds_the_same_report() -> None:
+    bars = [random_walk_bars("AAA", 500, seed=3)]
+    events = run_backtest(BacktestConfig(symbols=["AAA"]), bars, run_id="t")
+    assert fold_run(events) == fold_run(list(events))
+    assert run_backtest(BacktestConfig(symbols=["AAA"]), bars, run_id="t") == events
+
+
+@pytest.mark.parametrize("strategy", sorted(REGISTRY))
+def test_no_decision_depends_on_a_later_bar(strategy: str) -> None:
+    bars = random_walk_bars("AAA", 400, seed=5)
+    config = BacktestConfig(symbols=["AAA"], strategy=strategy)
+    baseline = run_backtest(config, [bars], run_id="t")
+    for cut in (60, 150, 299):
+        changed = random_walk_bars("AAA", 400, seed=99)
+        mixed = daily_bars(
+            "AAA",
+            list(bars.close[: cut + 1]) + list(changed.close[cut + 1 :] * 3.0),
+            open=list(bars.open[: cut + 1]) + list(changed.open[cut + 1 :] * 3.0),
+            high=list(bars.high[: cut + 1]) + list(changed.high[cut + 1 :] * 3.0),
+            low=list(bars.low[: cut + 1]) + list(changed.low[cut + 1 :] * 3.0),
+        )
+        other = run_backtest(config, [mixed], run_id="t")
+        limit = int(bars.ts[cut])
+        # RunStarted carries the data fingerprint, which differs by design; every decision up to the
+        # cut (the fills of orders decided at the cut happen at the next open) must be identical.
+        before = [e for e in baseline[1:] if e.ts <= limit and not isinstance(e, Fill | PositionClosed)]
+        after = [e for e in other[1:] if e.ts <= limit and not isinstance(e, Fill | PositionClosed)]
+        assert before == after, f"a decision at or before bar {cut} changed"
