@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from events.schema import BarReceived, Event, Signal, kind_of
 
-_RUN_LEVEL = frozenset(
+RUN_LEVEL_KINDS = frozenset(
     {
         "run_started",
         "run_ended",
@@ -51,7 +51,7 @@ def route(run_id: str, event: Event, kind: str) -> str:
         return strategy_stream(run_id, event.symbol, event.strategy)
     if isinstance(event, BarReceived):
         return bars_stream(run_id, event.symbol)
-    if kind in _RUN_LEVEL:
+    if kind in RUN_LEVEL_KINDS:
         return run_stream(run_id)
     return portfolio_stream(run_id)
 
@@ -68,5 +68,5 @@ def route_of(run_id: str, event: Event) -> str:
         return f"run/{run_id}/bars/{event.symbol}"  # type: ignore[attr-defined]
     run_level = _RUN_LEVEL_CLASSES.get(cls)
     if run_level is None:
-        run_level = _RUN_LEVEL_CLASSES[cls] = kind_of(event) in _RUN_LEVEL
+        run_level = _RUN_LEVEL_CLASSES[cls] = kind_of(event) in RUN_LEVEL_KINDS
     return f"run/{run_id}" if run_level else f"run/{run_id}/portfolio"

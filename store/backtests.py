@@ -21,7 +21,7 @@ from events.report import RunReport, fold_run
 from events.schema import Event
 from events.strategies import make_strategy
 from store.log import AppendResult, EventLog
-from store.run_writer import open_sink
+from store.run_writer import PipedRunSink, open_sink
 from store.runs import find_run, run_events
 
 Loader = Callable[[BacktestConfig], list[BarSeries]]
@@ -104,6 +104,8 @@ def backtest(
             sink.abort()
             raise
         result = sink.commit()
+        if isinstance(sink, PipedRunSink):
+            log.defer_checkpoint()  # a long run's WAL is folded in by the next write, not on our exit
     return BacktestOutcome(fold_run(events), result, series)
 
 

@@ -19,7 +19,7 @@ import apsw
 import msgspec
 
 from events.errors import TapeError
-from events.schema import Event, decode, encode, kind_of
+from events.schema import KIND_OF, Event, decode, encode
 
 APPLICATION_ID = 0x74617065  # "tape": marks the file as ours, so a foreign SQLite file is refused
 SCHEMA_VERSION = 1
@@ -132,7 +132,8 @@ class _Header(NamedTuple):
     @classmethod
     def of(cls, stream: str, kind: str) -> _Header:
         fs, fk = stream.encode(), kind.encode()
-        packer = struct.Struct(f">qI{len(fs)}sqI{len(fk)}sq").pack  # seq ‖ stream ‖ version ‖ kind ‖ ts
+        # prev ‖ seq ‖ stream ‖ version ‖ kind ‖ ts in one pack call
+        packer = struct.Struct(f">32sqI{len(fs)}sqI{len(fk)}sq").pack
         return cls(packer, len(fs), fs, len(fk), fk, kind)
 
 
@@ -163,17 +164,28 @@ class _Chain:
         self.seq, self.prev = head_seq, prev
         self.versions = dict(versions)
         self.lookup = lookup  # current version of a stream not seen yet in this transaction
-        self.headers: dict[tuple[str, type], _Header] = {}
+        self.headers: dict[tuple[str, str], _Header] = {}
 
     def rows(
         self, items: Iterable[NewEvent], id_shift: Mapping[str, int] | None = None
     ) -> list[tuple[Any, ...]]:
+        """Table rows for events, each chained to the one before."""
+        kinds = KIND_OF
+        encoded = ((stream, kinds[e.__class__], e.ts, encode(e), event_id) for stream, e, event_id in items)
+        return self.rows_encoded(encoded, id_shift)
+
+    def rows_encoded(
+        self,
+        items: Iterable[tuple[str, str, int, bytes, str | None]],
+        id_shift: Mapping[str, int] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Table rows for already encoded events: (stream, kind, ts, body, event_id or None)."""
         rows: list[tuple[Any, ...]] = []
         add = rows.append
         seq, prev, next_version, headers = self.seq, self.prev, self.versions, self.headers
         sha = _sha256
-        last_stream, last_cls, header = "", None, None
-        for stream, event, event_id in items:
+        last_stream, last_kind, header = "", "", None
+        for stream, kind, ts, body, event_id in items:
             seq += 1
             version = next_version.get(stream)
             if version is None:
@@ -182,21 +194,24 @@ class _Chain:
                 version = self.lookup(stream)
             version += 1
             next_version[stream] = version
-            cls = event.__class__
-            if cls is not last_cls or stream != last_stream:  # batches are runs of one stream and kind
-                header = headers.get((stream, cls))
+            if kind is not last_kind or stream != last_stream:  # batches are runs of one stream and kind
+                header = headers.get((stream, kind))
                 if header is None:
-                    header = headers[(stream, cls)] = _Header.of(stream, kind_of(event))
-                last_stream, last_cls = stream, cls
-            body = encode(event)
-            ts = event.ts
+                    header = headers[(stream, kind)] = _Header.of(stream, kind)
+                last_stream, last_kind = stream, kind
             if event_id is None:
                 shift = id_shift[stream] if id_shift else 0
-                event_id = default_event_id(stream, version + shift, header.kind, ts, body)
+                event_id = default_event_id(stream, version + shift, kind, ts, body)
             prev = sha(
-                prev
-                + header.pack(
-                    seq, header.stream_len, header.stream, version, header.kind_len, header.kind_bytes, ts
+                header.pack(
+                    prev,
+                    seq,
+                    header.stream_len,
+                    header.stream,
+                    version,
+                    header.kind_len,
+                    header.kind_bytes,
+                    ts,
                 )
                 + body
             ).digest()
@@ -373,6 +388,12 @@ class EventLog:
         conn.execute("RELEASE rows")
         return AppendResult("appended", head_seq + 1, seq, len(rows), next_version)
 
+    def defer_checkpoint(self) -> None:
+        """Leave copying the WAL into the main file to the next writer (or the last connection to
+        close): a writer process that appends one large run then exits should not pay for it."""
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+
     def begin_stream(self) -> StreamingAppend:
         """Start one write transaction that receives events in several chunks (a run written while
         it is computed). Nothing is visible to readers until :meth:`StreamingAppend.commit`."""
@@ -545,6 +566,12 @@ class StreamingAppend:
     def add(self, items: Iterable[NewEvent]) -> int:
         """Chain and insert ``items`` (explicit event ids required); returns the last seq so far."""
         rows = self._chain.rows(items)
+        self._log._conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
+        return self._chain.seq
+
+    def add_encoded(self, items: Iterable[tuple[str, str, int, bytes, str]]) -> int:
+        """Like :meth:`add` for events already encoded: (stream, kind, ts, body, event_id)."""
+        rows = self._chain.rows_encoded(items)
         self._log._conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
         return self._chain.seq
 

@@ -21,8 +21,8 @@ from typing import Any, BinaryIO, Protocol
 import msgspec
 
 from events.errors import TapeError
-from events.schema import AnyEvent, Event
-from events.streams import route_of
+from events.schema import Event
+from events.streams import RUN_LEVEL_KINDS, route_of
 from store.log import AppendResult, EventLog, LogError, NewEvent
 
 PIPELINE_MIN_BARS = 200_000  # below this the writer process's start-up costs more than it saves
@@ -128,11 +128,41 @@ def _read_frame(pipe: BinaryIO) -> bytes | None:
     return pipe.read(size) if size else b""
 
 
+class _Head(msgspec.Struct, array_like=True):
+    """The leading fields of an encoded event: enough to file it without decoding it whole.
+    (Array-like structs ignore trailing elements; Signal and BarReceived keep symbol, strategy here.)"""
+
+    kind: str
+    ts: int
+    third: Any = None
+    fourth: Any = None
+
+
+_ROUTE: dict[str, str] = {}
+
+
+def _stream_of(run_id: str, head: _Head) -> str:
+    if head.kind == "signal":
+        return f"run/{run_id}/{head.third}/{head.fourth}"
+    if head.kind == "bar":
+        return f"run/{run_id}/bars/{head.third}"
+    suffix = _ROUTE.get(head.kind)
+    if suffix is None:
+        suffix = _ROUTE[head.kind] = "" if head.kind in RUN_LEVEL_KINDS else "/portfolio"
+    return f"run/{run_id}{suffix}"
+
+
 def serve(log_path: str, run_id: str, stdin: BinaryIO, stdout: BinaryIO) -> int:
-    """The writer process: read chunks until the empty frame, then commit and report as JSON."""
-    decode = msgspec.msgpack.Decoder(list[AnyEvent]).decode  # type: ignore[valid-type]
+    """The writer process: read chunks until the empty frame, then commit and report as JSON.
+
+    A chunk is a msgpack array of events; each element's bytes are already the event's stored body,
+    so bodies are sliced out (``Raw``), never decoded and re-encoded.
+    """
+    heads_of = msgspec.msgpack.Decoder(list[_Head]).decode
+    bodies_of = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode
     try:
         log = EventLog.open(log_path)
+        log.defer_checkpoint()
         stream = log.begin_stream()
     except TapeError as exc:
         stdout.write(json.dumps({"error": str(exc)}).encode())
@@ -144,9 +174,12 @@ def serve(log_path: str, run_id: str, stdin: BinaryIO, stdout: BinaryIO) -> int:
                 result = stream.commit()
                 stdout.write(msgspec.json.encode(result))
                 return 0
-            events = decode(frame)
-            stream.add(run_items(run_id, events, number))
-            number += len(events)
+            heads, bodies = heads_of(frame), bodies_of(frame)
+            stream.add_encoded(
+                (_stream_of(run_id, h), h.kind, h.ts, bytes(b), f"{run_id}:{n:08d}")
+                for n, (h, b) in enumerate(zip(heads, bodies, strict=True), start=number)
+            )
+            number += len(heads)
     except Exception as exc:  # report, never half-commit
         stream.rollback()
         stdout.write(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
