@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from cli.common import console, err_console, print_json, settings
 from cli.report_view import render_report
@@ -38,24 +39,33 @@ def _date(text: str | None, option: str) -> str:
 
 
 @contextmanager
-def _progress_bar(enabled: bool):  # type: ignore[no-untyped-def]
+def _progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback that draws a bar only for runs long enough to need one (no flicker)."""
     if not enabled:
         yield None
         return
-    with Progress(
+    progress = Progress(
         TextColumn("backtest"),
         BarColumn(),
         TextColumn("{task.completed:,.0f}/{task.total:,.0f} bars"),
         TimeRemainingColumn(),
         console=err_console,
         transient=True,
-    ) as bar:
-        task = bar.add_task("run", total=None)
+    )
+    task: list[TaskID] = []
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        if total < PROGRESS_MIN_BARS:
+            return
+        if not task:
+            progress.start()
+            task.append(progress.add_task("run", total=total))
+        progress.update(task[0], completed=done)
 
+    try:
         yield update
+    finally:
+        progress.stop()
 
 
 def backtest_cmd(
