@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.alpaca_emulator import MarketDataEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -56,3 +58,10 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str], *needles: str
     assert len(lines) == 1, result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def market_data_emulator() -> Iterator[MarketDataEmulator]:
+    """Alpaca's historical-data REST API on 127.0.0.1, small pages so paging is exercised."""
+    with MarketDataEmulator(page_size=50) as emu:
+        yield emu

@@ -1,0 +1,143 @@
+"""`tape data import|list|show|fetch`: the market data backtests read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import console, fmt_ts, now_ns, print_json, settings
+from events.render import as_dict
+
+data_app = typer.Typer(
+    help="Import, fetch and inspect market data (bundled sample included).", no_args_is_help=True
+)
+
+
+@data_app.command("import")
+def import_cmd(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help="CSV or Parquet with date/timestamp, open, high, low, close, volume.")
+    ],
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="Symbol to store the bars under.")],
+    timeframe: Annotated[str, typer.Option("--timeframe", help="Bar size of the file.")] = "1Day",
+) -> None:
+    """Validate a file of bars and store it (replacing that symbol's bars); a bad row is named by line."""
+    from store.market import import_bars_file
+
+    info = import_bars_file(file, symbol, data_path=settings(ctx).data_path, timeframe=timeframe)
+    adj = ", with adjusted close" if info.has_adj_close else ""
+    console.print(
+        f"imported {info.rows:,} {info.timeframe} bars of {info.symbol}{adj}: "
+        f"{fmt_ts(info.first_ts, date_only=True)} to {fmt_ts(info.last_ts, date_only=True)}"
+    )
+
+
+@data_app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per series.")] = False,
+) -> None:
+    """Every series a backtest can read: imported, fetched and the bundled sample."""
+    from store.market import list_datasets
+
+    found = list_datasets(settings(ctx).data_path)
+    if json:
+        for info in found:
+            print_json(as_dict(info))
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("symbol", "timeframe", "source", "rows", "from", "to", "adj close"):
+        table.add_column(column, justify="right" if column == "rows" else "left")
+    for info in found:
+        table.add_row(
+            info.symbol,
+            info.timeframe,
+            info.source,
+            f"{info.rows:,}",
+            fmt_ts(info.first_ts, date_only=True),
+            fmt_ts(info.last_ts, date_only=True),
+            "yes" if info.has_adj_close else "no",
+        )
+    console.print(table)
+
+
+@data_app.command("show")
+def show_cmd(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Argument(help="Symbol to show.")],
+    timeframe: Annotated[str, typer.Option("--timeframe", help="Bar size.")] = "1Day",
+    start: Annotated[str | None, typer.Option("--start", help="First day (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last day (YYYY-MM-DD).")] = None,
+    no_adjust: Annotated[bool, typer.Option("--no-adjust", help="Raw prices.")] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Rows from each end.")] = 5,
+    json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per bar.")] = False,
+) -> None:
+    """The first and last bars of a series, as backtests read them."""
+    from store.market import load_bars
+
+    bars = load_bars(
+        symbol,
+        data_path=settings(ctx).data_path,
+        timeframe=timeframe,
+        start=start,
+        end=end,
+        adjust=not no_adjust,
+    )
+    n = len(bars)
+    rows = sorted(set(range(min(limit, n))) | set(range(max(n - limit, 0), n)))
+    if json:
+        for i in rows:
+            print_json(
+                {
+                    "symbol": bars.symbol,
+                    "ts": int(bars.ts[i]),
+                    "open": float(bars.open[i]),
+                    "high": float(bars.high[i]),
+                    "low": float(bars.low[i]),
+                    "close": float(bars.close[i]),
+                    "volume": float(bars.volume[i]),
+                }
+            )
+        return
+    prices = "adjusted" if bars.adjusted else "raw"
+    table = Table(
+        title=f"{bars.symbol} {bars.timeframe}, {n:,} bars, {prices} prices ({bars.source})", box=None
+    )
+    for column in ("time", "open", "high", "low", "close", "volume"):
+        table.add_column(column, justify="left" if column == "time" else "right")
+    for i in rows:
+        table.add_row(
+            fmt_ts(int(bars.ts[i])),
+            *(f"{col[i]:.4f}" for col in (bars.open, bars.high, bars.low, bars.close)),
+            f"{bars.volume[i]:,.0f}",
+        )
+    console.print(table)
+
+
+@data_app.command("fetch")
+def fetch_cmd(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Argument(help="Stock (AAPL) or crypto pair (BTC/USD).")],
+    days_back: Annotated[int, typer.Option("--days-back", min=1, help="How many days of history.")] = 365,
+    timeframe: Annotated[str, typer.Option("--timeframe", help="1Day, 1Hour, 5Min or 1Min.")] = "1Day",
+) -> None:
+    """Download bars from Alpaca's historical data API (credentials from the environment or .env)."""
+    from store.alpaca_data import fetch_bars
+    from store.credentials import load_alpaca_credentials
+
+    info = fetch_bars(
+        symbol,
+        days_back=days_back,
+        timeframe=timeframe,
+        data_path=settings(ctx).data_path,
+        credentials=load_alpaca_credentials(),
+        now_ns=now_ns(),
+    )
+    console.print(
+        f"fetched {info.symbol} {info.timeframe}: {info.rows:,} bars stored, "
+        f"{fmt_ts(info.first_ts)} to {fmt_ts(info.last_ts)}"
+    )
