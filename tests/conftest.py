@@ -65,3 +65,13 @@ def market_data_emulator() -> Iterator[MarketDataEmulator]:
     """Alpaca's historical-data REST API on 127.0.0.1, small pages so paging is exercised."""
     with MarketDataEmulator(page_size=50) as emu:
         yield emu
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One small local Ray instance shared by every Ray test of the session (2 cores here)."""
+    from actors.jobs import ensure_ray
+
+    ray = ensure_ray(num_cpus=2)
+    yield
+    ray.shutdown()

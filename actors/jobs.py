@@ -1,0 +1,168 @@
+"""Backtest sweeps and Monte Carlo as Ray tasks: local Ray by default, any cluster with an address.
+
+Market data goes into the object store once (``ray.put``); tasks get a reference and a batch of
+parameter sets, run the pure core, and return BacktestSummary events. Workers never touch the log: the
+driver appends what they return. Results come back in submission order, so the outcome does not depend
+on how many workers ran them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from events.backtest import BacktestConfig, run_backtest
+from events.bars import BarSeries
+from events.montecarlo import MonteCarloResult, Paths, blocks, simulate_block, summarize
+from events.report import fold_run
+from events.schema import BacktestSummary
+
+Progress = Callable[[int, int], None]
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
+    """Connect to ``address`` (a running cluster, or "auto") or start a local Ray of ``num_cpus``."""
+    import ray
+
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local, loopback-only instance
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    return ray
+
+
+def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Metrics as floats for a BacktestSummary (undefined ratios are left out)."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
+
+
+def backtest_summaries(
+    base: BacktestConfig,
+    series: Sequence[BarSeries],
+    param_sets: Sequence[dict[str, Any]],
+    *,
+    job_id: str,
+    phase: str,
+    fold: int = -1,
+    first_index: int = 0,
+) -> list[BacktestSummary]:
+    """Run one backtest per parameter set on ``series`` and summarise each (pure; runs in a task)."""
+    out = []
+    data = [s.fingerprint() for s in series]
+    start_ts = min(int(s.ts[0]) for s in series)
+    end_ts = max(int(s.ts[-1]) for s in series)
+    for k, params in enumerate(param_sets, start=first_index):
+        config = _with_params(base, params)
+        report = fold_run(run_backtest(config, series, run_id=f"{job_id}-{phase}{fold}-{k}"))
+        out.append(
+            BacktestSummary(
+                ts=start_ts,
+                job_id=job_id,
+                strategy=config.strategy,
+                params=report.params,
+                symbols=[s.symbol for s in series],
+                start_ts=start_ts,
+                end_ts=end_ts,
+                config=_config_dict(config),
+                data=data,
+                metrics=numeric_metrics(report.metrics),
+                phase=phase,
+                fold=fold,
+            )
+        )
+    return out
+
+
+def _with_params(base: BacktestConfig, params: dict[str, Any]) -> BacktestConfig:
+    import msgspec
+
+    return msgspec.structs.replace(base, params={**base.params, **params})
+
+
+def _config_dict(config: BacktestConfig) -> dict[str, Any]:
+    import msgspec
+
+    return msgspec.to_builtins(config)  # type: ignore[no-any-return]
+
+
+def _chunks(n: int, workers: int) -> list[tuple[int, int]]:
+    """Contiguous index ranges: about four batches a worker, so progress moves and load balances."""
+    size = max(1, -(-n // (max(workers, 1) * 4)))
+    return [(lo, min(n, lo + size)) for lo in range(0, n, size)]
+
+
+def run_sweep(
+    base: BacktestConfig,
+    series: Sequence[BarSeries],
+    param_sets: Sequence[dict[str, Any]],
+    *,
+    job_id: str,
+    phase: str,
+    fold: int = -1,
+    address: str | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    series_ref: Any = None,
+    in_process: bool = False,
+) -> list[BacktestSummary]:
+    """Backtest every parameter set as Ray tasks; summaries in the order of ``param_sets``.
+
+    ``in_process`` runs the same function here, without Ray: the reference a cluster run must match.
+    """
+    if in_process:
+        out = backtest_summaries(base, series, param_sets, job_id=job_id, phase=phase, fold=fold)
+        if progress is not None:
+            progress(len(out), len(param_sets))
+        return out
+    ray = ensure_ray(address, workers)
+    task = ray.remote(num_cpus=1)(backtest_summaries)
+    ref = series_ref if series_ref is not None else ray.put(list(series))
+    parallel = int(ray.cluster_resources().get("CPU", 1))
+    pending = {
+        task.remote(base, ref, param_sets[lo:hi], job_id=job_id, phase=phase, fold=fold, first_index=lo): lo
+        for lo, hi in _chunks(len(param_sets), parallel)
+    }
+    done: dict[int, list[BacktestSummary]] = {}
+    finished = 0
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for r in ready:
+            lo = pending.pop(r)
+            done[lo] = ray.get(r)
+            finished += len(done[lo])
+        if progress is not None:
+            progress(finished, len(param_sets))
+    return [s for lo in sorted(done) for s in done[lo]]
+
+
+def run_montecarlo(
+    pnls: np.ndarray,
+    *,
+    start_equity: float,
+    n: int,
+    seed: int,
+    method: str,
+    ruin_drawdown_pct: float,
+    address: str | None = None,
+    workers: int | None = None,
+) -> MonteCarloResult:
+    """The blocks of :mod:`events.montecarlo` as Ray tasks (same numbers as in-process)."""
+    ray = ensure_ray(address, workers)
+    plan = blocks(n)
+    task = ray.remote(num_cpus=1)(simulate_block)
+    ref = ray.put(np.asarray(pnls, dtype=np.float64))
+    futures = [
+        task.remote(
+            ref, start_equity=start_equity, seed=seed, block=b, count=c, n_blocks=len(plan), method=method
+        )
+        for b, c in plan
+    ]
+    paths: list[Paths] = ray.get(futures)
+    return summarize(
+        paths, n=n, method=method, seed=seed, start_equity=start_equity, ruin_drawdown_pct=ruin_drawdown_pct
+    )

@@ -1,0 +1,155 @@
+"""Optimisation and walk-forward as Ray jobs: planning, no peeking at test data, cluster == one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actors.validation import optimize, walk_forward
+from events.backtest import BacktestConfig
+from events.bars import BarSeries
+from events.errors import ConfigError
+from events.sweep import expand_grid, parse_grid_args, sample_grid, walk_forward_folds
+from store.log import EventLog
+from store.market import load_many
+from tests.conftest import REPO, TapeRunner, assert_clean_failure
+
+GRID = [{"short": s, "long": lg} for s in (5, 10) for lg in (20, 40)]
+BASE = BacktestConfig(symbols=["AAPL", "MSFT"], start="2003-01-01", end="2010-12-31")
+
+
+def _series() -> list[BarSeries]:
+    return load_many(BASE.symbols, start=BASE.start, end=BASE.end)
+
+
+def test_a_grid_expands_to_every_combination_in_a_stable_order() -> None:
+    grid = parse_grid_args(["short=5,10", "long=20,30,50"])
+    combos = expand_grid(grid)
+    assert len(combos) == 6 and combos[0] == {"long": "20", "short": "5"}
+
+
+def test_random_sampling_is_seeded() -> None:
+    grid = {"a": list(range(10)), "b": list(range(10))}
+    assert sample_grid(grid, 7, seed=1) == sample_grid(grid, 7, seed=1) != sample_grid(grid, 7, seed=2)
+
+
+def test_rolling_folds_never_overlap_their_test_windows() -> None:
+    folds = walk_forward_folds(1000, folds=4, train=0.6, anchored=False, min_bars=21)
+    assert [(f.train_lo, f.train_hi, f.test_hi) for f in folds] == [
+        (0, 150, 250),
+        (250, 400, 500),
+        (500, 650, 750),
+        (750, 900, 1000),
+    ]
+
+
+def test_anchored_folds_train_from_the_start() -> None:
+    folds = walk_forward_folds(1000, folds=2, train=0.5, anchored=True, min_bars=21)
+    assert [f.train_lo for f in folds] == [0, 0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"train": 1.0}, "strictly between 0 and 1"),
+        ({"train": 0.0}, "strictly between 0 and 1"),
+        ({"folds": 40}, "needs 21 to warm up"),
+    ],
+)
+def test_impossible_folds_are_refused(kwargs: dict, needle: str) -> None:
+    plan = {"folds": 4, "train": 0.6, "anchored": False, "min_bars": 21, **kwargs}
+    with pytest.raises(ConfigError, match=needle):
+        walk_forward_folds(500, **plan)
+
+
+def test_optimize_ranks_and_logs_one_summary_per_backtest(ray_session: None, tmp_path: Path) -> None:
+    result = optimize(BASE, _series(), GRID, objective="sharpe", log_path=tmp_path / "t.db")
+    assert len(result.ranked) == 4 and result.appended == 4
+    scores = [r.score for r in result.ranked]
+    assert scores == sorted(scores, reverse=True)
+    with EventLog.open(tmp_path / "t.db") as log:
+        kinds = {r.kind for r in log.read(stream=f"job/{result.job_id}")}
+    assert kinds == {"backtest_summary"}
+    again = optimize(BASE, _series(), GRID, objective="sharpe", log_path=tmp_path / "t.db")
+    assert again.appended == 0 and again.ranked == result.ranked
+
+
+def test_optimisation_never_reads_the_test_period(ray_session: None, tmp_path: Path) -> None:
+    series = _series()
+    baseline = walk_forward(
+        BASE, series, GRID, objective="sharpe", folds=2, train=0.6, anchored=False, log_path=tmp_path / "a.db"
+    )
+    # Plant a wild change inside the first fold's test window only: its chosen parameters must not move.
+    fold = baseline.folds[0]
+    planted = []
+    for s in series:
+        close = s.close.copy()
+        inside = (s.ts >= fold.test_start_ts) & (s.ts <= fold.test_end_ts)
+        close[inside] = close[inside] * np.linspace(1.0, 3.0, int(inside.sum()))
+        high, low = np.maximum(s.high, close), np.minimum(s.low, close)
+        opn = np.clip(s.open, low, high)
+        planted.append(BarSeries.from_arrays(s.symbol, s.timeframe, s.ts, opn, high, low, close, s.volume))
+    changed = walk_forward(
+        BASE,
+        planted,
+        GRID,
+        objective="sharpe",
+        folds=2,
+        train=0.6,
+        anchored=False,
+        log_path=tmp_path / "b.db",
+    )
+    assert changed.folds[0].params == fold.params
+    assert changed.folds[0].train == fold.train
+    assert changed.folds[0].test != fold.test  # the planted change is real and seen out of sample
+
+
+def test_a_two_node_cluster_walk_forward_equals_one_process(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_AUTH_MODE": "disabled"}
+    run = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "cluster_walkforward.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    clustered = json.loads(run.stdout.strip().splitlines()[-1])
+    assert clustered["nodes"] == 2
+    local = walk_forward(
+        BASE,
+        _series(),
+        GRID,
+        objective="sharpe",
+        folds=3,
+        train=0.6,
+        anchored=False,
+        log_path=tmp_path / "t.db",
+        in_process=True,
+    )
+    assert clustered["folds"] == [{"params": f.params, "train": f.train, "test": f.test} for f in local.folds]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["optimize", "AAPL", "--grid", "short="], "has no values"),
+        (["optimize", "AAPL"], "the grid is empty"),
+        (["optimize", "AAPL", "--grid", "short=30", "--grid", "long=20"], "no valid parameter set"),
+        (["optimize", "AAPL", "--grid", "short=5", "--objective", "luck"], "unknown objective 'luck'"),
+        (["walkforward", "AAPL", "--grid", "short=5", "--train", "1.5"], "strictly between 0 and 1"),
+        (["walkforward", "AAPL", "--grid", "short=5", "--start", "2012-06-01", "--folds", "8"], "to warm up"),
+        (["montecarlo", "ffffffffffff"], "no run 'ffffffffffff'"),
+    ],
+)
+def test_bad_validation_input_fails_cleanly(tape: TapeRunner, args: list[str], needle: str) -> None:
+    if args[0] == "montecarlo":
+        tape("log", "note", "a log must exist")
+    assert_clean_failure(tape(*args), needle)
