@@ -109,10 +109,12 @@ def run_sweep(
     progress: Progress | None = None,
     series_ref: Any = None,
     in_process: bool = False,
+    max_in_flight: int | None = None,
 ) -> list[BacktestSummary]:
     """Backtest every parameter set as Ray tasks; summaries in the order of ``param_sets``.
 
     ``in_process`` runs the same function here, without Ray: the reference a cluster run must match.
+    ``max_in_flight`` caps the tasks running at once (1 measures a single worker).
     """
     if in_process:
         out = backtest_summaries(base, series, param_sets, job_id=job_id, phase=phase, fold=fold)
@@ -123,13 +125,18 @@ def run_sweep(
     task = ray.remote(num_cpus=1)(backtest_summaries)
     ref = series_ref if series_ref is not None else ray.put(list(series))
     parallel = int(ray.cluster_resources().get("CPU", 1))
-    pending = {
-        task.remote(base, ref, param_sets[lo:hi], job_id=job_id, phase=phase, fold=fold, first_index=lo): lo
-        for lo, hi in _chunks(len(param_sets), parallel)
-    }
+    limit = max_in_flight or parallel * 4
+    queue = _chunks(len(param_sets), parallel)
+    pending: dict[Any, int] = {}
     done: dict[int, list[BacktestSummary]] = {}
     finished = 0
-    while pending:
+    while queue or pending:
+        while queue and len(pending) < limit:
+            lo, hi = queue.pop(0)
+            future = task.remote(
+                base, ref, param_sets[lo:hi], job_id=job_id, phase=phase, fold=fold, first_index=lo
+            )
+            pending[future] = lo
         ready, _ = ray.wait(list(pending), num_returns=1)
         for r in ready:
             lo = pending.pop(r)

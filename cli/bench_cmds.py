@@ -65,6 +65,41 @@ def bench_backtest_cmd(
     console.print(f"[bold]{figures['bars_per_s']:,} bars/s[/bold] ({figures['events_per_s']:,} events/s)")
 
 
+@bench_app.command("sweep")
+def bench_sweep_cmd(
+    pairs: Annotated[int, typer.Option("--pairs", min=2, help="SMA parameter pairs.")] = 1000,
+    symbols: Annotated[
+        int, typer.Option("--symbols", min=1, help="Symbols in each portfolio backtest.")
+    ] = 20,
+    years: Annotated[int, typer.Option("--years", min=1, help="Years of daily bars.")] = 10,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address; local Ray when unset.")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
+) -> None:
+    """Backtests/s of a parameter sweep on Ray, and the speed-up from one worker to all."""
+    from actors.bench_sweep import bench_sweep
+
+    with (
+        console.status("sweeping SMA pairs on Ray (one worker, then all)...", spinner="dots")
+        if not json
+        else _null()
+    ):
+        figures = bench_sweep(pairs=pairs, symbols=symbols, years=years, address=address)
+    if json:
+        print_json(figures)
+        return
+    console.print(
+        f"{figures['backtests']:,} backtests of {figures['symbols']} symbols, "
+        f"{figures['bars_per_backtest']:,} daily bars each: {figures['one_worker_s']} s on one worker, "
+        f"{figures['all_workers_s']} s on {figures['workers']}"
+    )
+    console.print(
+        f"[bold]{figures['backtests_per_s']} backtests/s[/bold]; speed-up {figures['speedup']}x, "
+        f"scaling efficiency {figures['scaling_efficiency']:.0%}"
+    )
+
+
 class _null:
     def __enter__(self) -> None:
         return None

@@ -153,3 +153,11 @@ def test_bad_validation_input_fails_cleanly(tape: TapeRunner, args: list[str], n
     if args[0] == "montecarlo":
         tape("log", "note", "a log must exist")
     assert_clean_failure(tape(*args), needle)
+
+
+def test_bench_sweep_reports_throughput_and_scaling(tape: TapeRunner) -> None:
+    result = tape("bench", "sweep", "--pairs", "4", "--symbols", "2", "--years", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["backtests"] == 4 and figures["workers"] >= 1
+    assert figures["backtests_per_s"] > 0 and figures["scaling_efficiency"] > 0
