@@ -95,9 +95,15 @@ def _plain(message: str) -> str:
     return message.replace("`$.", "`").replace(" - at ", " for ")
 
 
-from events.strategies.sma_cross import SmaCross  # noqa: E402  (registration after the registry exists)
+# Registration after the registry exists.
+from events.strategies.atr_breakout import AtrBreakout  # noqa: E402
+from events.strategies.macd import MacdStrategy  # noqa: E402
+from events.strategies.mean_reversion import MeanReversion  # noqa: E402
+from events.strategies.rsi import RsiStrategy  # noqa: E402
+from events.strategies.sma_cross import SmaCross  # noqa: E402
 
-register(SmaCross)
+for _cls in (SmaCross, RsiStrategy, MacdStrategy, MeanReversion, AtrBreakout):
+    register(_cls)
 
 __all__ = [
     "BUY",

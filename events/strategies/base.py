@@ -94,3 +94,43 @@ class Crossing:
         if prev is None or prev == above:
             return HOLD
         return BUY if above else SELL
+
+
+def rising_edges(condition: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """True at bars where ``condition`` becomes true (it was false, and defined, the bar before)."""
+    out = np.zeros(condition.shape[0], dtype=bool)
+    if condition.shape[0] > 1:
+        out[1:] = condition[1:] & ~condition[:-1] & valid[1:] & valid[:-1]
+    return out
+
+
+class RisingEdge:
+    """Incremental twin of :func:`rising_edges`."""
+
+    __slots__ = ("_prev",)
+
+    def __init__(self) -> None:
+        self._prev: bool | None = None
+
+    def update(self, condition: bool, valid: bool) -> bool:
+        """Whether the condition became true at this bar."""
+        if not valid:
+            self._prev = None
+            return False
+        prev, self._prev = self._prev, condition
+        return prev is not None and condition and not prev
+
+
+def sides_from(buy: np.ndarray, sell: np.ndarray) -> np.ndarray:
+    """BUY/SELL/HOLD per bar from two masks (a bar that is both holds)."""
+    side = np.zeros(buy.shape[0], dtype=np.int8)
+    side[buy & ~sell] = BUY
+    side[sell & ~buy] = SELL
+    return side
+
+
+def side_of(buy: bool, sell: bool) -> int:
+    """Incremental twin of :func:`sides_from` for one bar."""
+    if buy == sell:
+        return HOLD
+    return BUY if buy else SELL
