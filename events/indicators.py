@@ -265,11 +265,34 @@ class MACD:
 
 
 def rolling_std(values: np.ndarray, window: int) -> np.ndarray:
-    """Population standard deviation (ddof = 0, as Bollinger bands use) over the last ``window`` values."""
+    """Population standard deviation (ddof = 0, as Bollinger bands use) over the last ``window`` values.
+
+    Computed the way :class:`RollingStd` runs, so the two are bit-identical: exact sums (``math.fsum``)
+    every ``window`` bars, running sums in between.
+    """
     x = np.asarray(values, dtype=np.float64)
-    out = np.full(x.shape[0], NAN)
-    if x.shape[0] >= window:
-        out[window - 1 :] = np.lib.stride_tricks.sliding_window_view(x, window).std(axis=1)
+    n = x.shape[0]
+    out = np.full(n, NAN)
+    if window <= 1:
+        raise ValueError("window must be at least 2")
+    if n < window:
+        return out
+    sums, sums2 = np.empty(n), np.empty(n)
+    step = np.zeros(n)
+    step2 = np.zeros(n)
+    step[window:] = x[window:] - x[:-window]
+    step2[window:] = x[window:] * x[window:] - x[:-window] * x[:-window]
+    for end in range(window - 1, n, window):  # exact re-sum at every full turn of the ring buffer
+        chunk = x[end - window + 1 : end + 1]
+        stop = min(end + window, n)
+        seg = step[end:stop].copy()
+        seg[0] = math.fsum(chunk.tolist())
+        sums[end:stop] = np.add.accumulate(seg)
+        seg2 = step2[end:stop].copy()
+        seg2[0] = math.fsum((chunk * chunk).tolist())
+        sums2[end:stop] = np.add.accumulate(seg2)
+    mean = sums[window - 1 :] / window
+    out[window - 1 :] = np.sqrt(np.maximum(sums2[window - 1 :] / window - mean * mean, 0.0))
     return out
 
 

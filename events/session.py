@@ -1,0 +1,208 @@
+"""A trading session fed one bar at a time: the live twin of the backtest loop.
+
+The backtest loop (events/backtest.py) is specialised for speed over whole arrays; live actors receive
+bars one by one. Both call the same deciders in the same order per bar (fill at the open, protective
+stop/target, the strategy's side at the close, equity at the end of a timestamp, a mark at the end of a
+session), so a run fed through this class produces exactly the backtest's events
+(tests/test_session.py holds them to it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from events.backtest import BacktestConfig
+from events.portfolio import (
+    Desk,
+    PortfolioState,
+    decide_entry,
+    decide_exit,
+    evolve,
+    simulate_open_fill,
+    simulate_protective_fill,
+)
+from events.schema import EquityMarked, Event, OrderCancelled, Signal
+from events.strategies import BUY
+
+
+class TradingSession:
+    """Portfolio state, equity tracking and the per-bar order of decisions for one run."""
+
+    def __init__(self, config: BacktestConfig, run_id: str, strategy: str) -> None:
+        self.config, self.run_id, self.strategy = config, run_id, strategy
+        self.desk = Desk(config.risk, config.cost)
+        self.state = PortfolioState(run_id, config.cash)
+        self.last_close: dict[str, float] = {}
+        self.peak = self.equity = config.cash
+        self._seen_cash = self.state.cash_cents
+        self._dd = self._dd_pct = 0.0
+        self._bars = self._in_market = 0
+
+    def _apply(self, events: list[Event], out: list[Event]) -> None:
+        for event in events:
+            evolve(self.state, event)
+            out.append(event)
+
+    def open_bar(self, symbol: str, ts: int, open: float, high: float, low: float) -> list[Event]:
+        """The bar opens: the working market order fills; the resting stop/target is checked."""
+        out: list[Event] = []
+        state = self.state
+        if symbol in state.market_orders:
+            self._apply(simulate_open_fill(state, self.desk, ts=ts, symbol=symbol, open=open), out)
+        guard = state.protective.get(symbol)
+        if guard is not None and (low <= guard.stop or high >= guard.target):
+            self._apply(
+                simulate_protective_fill(
+                    state, self.desk, ts=ts, symbol=symbol, open=open, high=high, low=low
+                ),
+                out,
+            )
+        return out
+
+    def close_bar(
+        self, symbol: str, ts: int, day: int, close: float, side: int, values: dict[str, float], reason: str
+    ) -> list[Event]:
+        """The bar closes with the strategy's ``side``: a Signal and what the portfolio decides on it."""
+        self.last_close[symbol] = close
+        out: list[Event] = []
+        if not side:
+            return out
+        out.append(
+            Signal(
+                ts=ts,
+                symbol=symbol,
+                strategy=self.strategy,
+                side="buy" if side == BUY else "sell",
+                price=close,
+                reason=reason,
+                values=values,
+            )
+        )
+        if side == BUY:
+            decided = decide_entry(
+                self.state,
+                self.desk,
+                ts=ts,
+                day=day,
+                symbol=symbol,
+                strategy=self.strategy,
+                price=close,
+                equity=self.state.equity(self.last_close),
+            )
+        else:
+            decided = decide_exit(self.state, ts=ts, symbol=symbol, reason="signal", price=close)
+        self._apply(decided, out)
+        return out
+
+    def close_out(self, symbol: str, ts: int, close: float) -> list[Event]:
+        """The symbol's data ends: cancel a working entry, sell an open position at the close."""
+        out: list[Event] = []
+        state = self.state
+        if symbol not in state.positions and symbol not in state.market_orders:
+            return out
+        order = state.market_orders.get(symbol)
+        if order is not None and order.side == "buy":
+            self._apply(
+                [
+                    OrderCancelled(
+                        ts=ts, client_order_id=order.client_order_id, symbol=symbol, reason="end of data"
+                    )
+                ],
+                out,
+            )
+            return out
+        self._apply(decide_exit(state, ts=ts, symbol=symbol, reason="end", price=close), out)
+        self._apply(simulate_open_fill(state, self.desk, ts=ts, symbol=symbol, open=close), out)
+        return out
+
+    def end_of_timestamp(self, ts: int, *, session_end: bool) -> list[Event]:
+        """Every symbol has reported ``ts``: track equity; at a session's end, mark it."""
+        state = self.state
+        self._bars += 1
+        if state.positions or state.cash_cents != self._seen_cash:
+            self._seen_cash = state.cash_cents
+            self.equity = state.equity(self.last_close)
+            if self.equity > self.peak:
+                self.peak = self.equity
+            drawdown = self.peak - self.equity
+            if drawdown > self._dd:
+                self._dd = drawdown
+            if drawdown / self.peak * 100.0 > self._dd_pct:
+                self._dd_pct = drawdown / self.peak * 100.0
+            if state.positions:
+                self._in_market += 1
+        if not session_end:
+            return []
+        mark = EquityMarked(
+            ts=ts,
+            equity=self.equity,
+            cash=state.cash,
+            peak=self.peak,
+            drawdown=self._dd,
+            drawdown_pct=self._dd_pct,
+            bars=self._bars,
+            bars_in_market=self._in_market,
+        )
+        evolve(state, mark)
+        self._dd = self._dd_pct = 0.0
+        self._bars = self._in_market = 0
+        return [mark]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Positions, cash and equity for status displays."""
+        return {
+            "cash": self.state.cash,
+            "equity": self.equity,
+            "positions": {
+                s: {
+                    "qty": p.qty,
+                    "entry_price": p.entry_price,
+                    "stop": p.stop,
+                    "last": self.last_close.get(s),
+                }
+                for s, p in self.state.positions.items()
+            },
+            "realized_pnl": self.state.realized_cents / 100.0,
+            "config": msgspec.to_builtins(self.config),
+        }
+
+
+class BarStep(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One bar in feed order, with what the driver must do after it."""
+
+    symbol: str
+    row: int  # position in that symbol's BarSeries
+    ts: int
+    day: int
+    last_of_symbol: bool
+    group_end: bool  # every symbol has reported this timestamp
+    session_end: bool  # ... and it is the last timestamp of its session (or of the data)
+
+
+def feed_order(series: list[Any]) -> list[BarStep]:
+    """Bars of several symbols merged by (timestamp, symbol order), as a replay feed delivers them."""
+    merged = sorted(
+        ((int(s.ts[i]), k, i) for k, s in enumerate(series) for i in range(len(s))),
+        key=lambda t: (t[0], t[1]),
+    )
+    steps: list[BarStep] = []
+    for n, (ts, k, i) in enumerate(merged):
+        s = series[k]
+        nxt = merged[n + 1] if n + 1 < len(merged) else None
+        group_end = nxt is None or nxt[0] != ts
+        next_day = int(series[nxt[1]].session[nxt[2]]) if nxt is not None else None
+        day = int(s.session[i])
+        steps.append(
+            BarStep(
+                symbol=s.symbol,
+                row=i,
+                ts=ts,
+                day=day,
+                last_of_symbol=i == len(s) - 1,
+                group_end=group_end,
+                session_end=group_end and (nxt is None or next_day != day),
+            )
+        )
+    return steps
