@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from typer._click import exceptions as click_errors  # typer >= 0.20 vendors click
 
-from cli import backtest_cmds, bench_cmds, data_cmds, log_cmds, strategies_cmds, validate_cmds
+from cli import backtest_cmds, bench_cmds, data_cmds, log_cmds, strategies_cmds, trade_cmds, validate_cmds
 from cli.common import Settings, err_console
 from events.errors import TapeError
 
@@ -42,6 +42,8 @@ def root(
 app.command("backtest")(backtest_cmds.backtest_cmd)
 app.command("replay")(backtest_cmds.replay_cmd)
 app.command("explain")(backtest_cmds.explain_cmd)
+app.command("trade")(trade_cmds.trade_cmd)
+app.command("compare")(trade_cmds.compare_cmd)
 app.command("strategies")(strategies_cmds.strategies_cmd)
 app.command("optimize")(validate_cmds.optimize_cmd)
 app.command("walkforward")(validate_cmds.walkforward_cmd)

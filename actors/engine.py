@@ -1,0 +1,138 @@
+"""Running a trading session on Ray actors: the replay feed, the simulated broker, the log.
+
+`tape trade ... --broker sim --feed replay` calls :func:`run_replay_session`: stored bars are played
+(at ``speed`` times real time, 0 = as fast as possible) through one StrategyActor per symbol and the
+PortfolioActor, whose decisions the LogWriter appends to the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from actors.jobs import ensure_ray
+from actors.session_actors import LogWriter, PortfolioActor, StrategyActor
+from events.backtest import BacktestConfig
+from events.bars import BarSeries
+from events.schema import BenchmarkLeg, RunEnded, RunStarted
+from events.session import feed_order
+from events.strategies import make_strategy
+from store.backtests import code_version
+
+Progress = Callable[[int, int], None]
+
+
+def session_run_id(mode: str, config: BacktestConfig, series: Sequence[BarSeries]) -> str:
+    """Content id of a replayed session (same mode, config, data and code: same id)."""
+    payload = msgspec.msgpack.encode([mode, config, [s.fingerprint() for s in series], code_version()])
+    return hashlib.sha256(payload).hexdigest()[:16]
+
+
+def run_replay_session(
+    config: BacktestConfig,
+    series: Sequence[BarSeries],
+    *,
+    log_path: Path,
+    speed: float = 0.0,
+    address: str | None = None,
+    progress: Progress | None = None,
+) -> str:
+    """Play ``series`` through the session's actors; returns the run id (already complete in the log)."""
+    ray = ensure_ray(address)
+    strategy = make_strategy(config.strategy, config.params)
+    run_id = session_run_id("sim", config, series)
+    writer = ray.remote(LogWriter).remote(str(log_path), run_id, False)
+    stored = ray.get(writer.append.remote([]))
+    if stored:
+        return run_id  # an identical session is already in the log
+    ray.get(
+        writer.append.remote(
+            [
+                RunStarted(
+                    ts=min(int(s.ts[0]) for s in series),
+                    run_id=run_id,
+                    mode="sim",
+                    strategy=strategy.name,
+                    params=strategy.param_dict(),
+                    symbols=[s.symbol for s in series],
+                    timeframe=config.timeframe,
+                    config=msgspec.to_builtins(config),
+                    data=[s.fingerprint() for s in series],
+                    code_version=code_version(),
+                    label="broker=sim feed=replay",
+                )
+            ]
+        )
+    )
+    actors = {
+        s.symbol: ray.remote(StrategyActor).remote(s.symbol, strategy.name, strategy.param_dict())
+        for s in series
+    }
+    portfolio = ray.remote(PortfolioActor).remote(config, run_id, strategy.name, writer)
+    by_symbol = {s.symbol: s for s in series}
+    steps = feed_order(list(series))
+    group: list[Any] = []
+    started, first_ts = time.monotonic(), steps[0].ts if steps else 0
+    for n, step in enumerate(steps, start=1):
+        group.append(step)
+        if not step.group_end:
+            continue
+        if speed > 0:  # wait until this timestamp is due at `speed` times real time
+            due = (step.ts - first_ts) / 1e9 / speed
+            time.sleep(max(0.0, due - (time.monotonic() - started)))
+        bars = []
+        for item in group:
+            s, i = by_symbol[item.symbol], item.row
+            bars.append(
+                {
+                    "symbol": item.symbol,
+                    "ts": item.ts,
+                    "day": item.day,
+                    "open": float(s.open[i]),
+                    "high": float(s.high[i]),
+                    "low": float(s.low[i]),
+                    "close": float(s.close[i]),
+                    "volume": float(s.volume[i]),
+                    "last": item.last_of_symbol,
+                    "session_end": item.session_end,
+                }
+            )
+        decided = ray.get(
+            [
+                actors[b["symbol"]].on_bar.remote(b["open"], b["high"], b["low"], b["close"], b["volume"])
+                for b in bars
+            ]
+        )
+        for bar, (side, values, reason) in zip(bars, decided, strict=True):
+            bar.update(side=side, values=values, reason=reason)
+        ray.get(portfolio.process.remote(bars))
+        group = []
+        if progress is not None:
+            progress(n, len(steps))
+    ray.get(
+        writer.append.remote(
+            [
+                RunEnded(
+                    ts=steps[-1].ts,
+                    run_id=run_id,
+                    status="completed",
+                    bars=len(steps),
+                    benchmark=[
+                        BenchmarkLeg(
+                            symbol=s.symbol, first_close=float(s.close[0]), last_close=float(s.close[-1])
+                        )
+                        for s in series
+                    ],
+                )
+            ]
+        )
+    )
+    ray.get(writer.close.remote())
+    for handle in (*actors.values(), portfolio, writer):
+        ray.kill(handle)
+    return run_id

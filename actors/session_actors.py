@@ -1,0 +1,87 @@
+"""The Ray actors of a trading session: one StrategyActor per (symbol, strategy), one PortfolioActor
+(the only path to a broker, enforcing the risk limits), one LogWriter (the only writer of the file).
+
+They are thin shells: the decisions are the pure core's (events/session.py, events/portfolio.py), so a
+session on actors decides exactly what a backtest of the same bars decides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from events.backtest import BacktestConfig
+from events.schema import Event
+from events.session import TradingSession
+from events.strategies import make_strategy
+from store.log import EventLog
+from store.run_writer import run_items
+
+
+class LogWriter:
+    """Appends a run's events in the order they are handed over; durable (fsync'd) for real money."""
+
+    def __init__(self, log_path: str, run_id: str, durable: bool) -> None:
+        self._log = EventLog.create(Path(log_path), durable=durable)
+        self._run_id = run_id
+        self._next = 1 + sum(1 for _ in self._log.read(stream_prefix=f"run/{run_id}"))
+
+    def append(self, events: list[Event]) -> int:
+        """Append ``events`` as one transaction; returns how many the run holds now."""
+        if events:
+            self._log.append_batch(run_items(self._run_id, events, self._next))
+            self._next += len(events)
+        return self._next - 1
+
+    def close(self) -> None:
+        self._log.close()
+
+
+class StrategyActor:
+    """One symbol's strategy, fed bar by bar (the incremental form of the strategy)."""
+
+    def __init__(self, symbol: str, strategy: str, params: dict[str, Any]) -> None:
+        self.symbol = symbol
+        self._strategy = make_strategy(strategy, params)
+        self._live = self._strategy.live()
+        self.bars = 0
+
+    def on_bar(
+        self, open: float, high: float, low: float, close: float, volume: float
+    ) -> tuple[int, dict, str]:
+        """(side, indicator values, reason) at this bar's close."""
+        self.bars += 1
+        side, values = self._live.on_bar(open, high, low, close, volume)
+        return side, values, self._strategy.describe(side, values) if side else ""
+
+    def health(self) -> dict[str, Any]:
+        return {"symbol": self.symbol, "strategy": self._strategy.name, "bars": self.bars}
+
+
+class PortfolioActor:
+    """Risk limits, orders and positions of the session; writes every decision before going on."""
+
+    def __init__(self, config: BacktestConfig, run_id: str, strategy: str, writer: Any) -> None:
+        self._session = TradingSession(config, run_id, strategy)
+        self._writer = writer
+
+    def process(self, group: list[dict[str, Any]]) -> int:
+        """One timestamp: every symbol's bar and strategy side, in feed order. Returns events written."""
+        session, out = self._session, []
+        for bar in group:
+            out += session.open_bar(bar["symbol"], bar["ts"], bar["open"], bar["high"], bar["low"])
+            out += session.close_bar(
+                bar["symbol"], bar["ts"], bar["day"], bar["close"], bar["side"], bar["values"], bar["reason"]
+            )
+            if bar["last"]:
+                out += session.close_out(bar["symbol"], bar["ts"], bar["close"])
+        last = group[-1]
+        out += session.end_of_timestamp(last["ts"], session_end=last["session_end"])
+        if out:
+            import ray
+
+            ray.get(self._writer.append.remote(out))  # durable before the next bar is looked at
+        return len(out)
+
+    def status(self) -> dict[str, Any]:
+        return self._session.snapshot()

@@ -1,0 +1,165 @@
+"""`tape trade` (a session on Ray actors) and `tape compare` (two runs' decisions side by side)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cli.common import console, err_console, fmt_ts, print_json, settings
+from cli.report_view import render_report
+from events.backtest import BacktestConfig
+from events.costs import CostModel
+from events.errors import ConfigError
+from events.risk import RiskConfig
+from events.strategies import parse_param_args
+
+
+def trade_cmd(
+    ctx: typer.Context,
+    symbols: Annotated[list[str], typer.Argument(help="Symbols to trade (one StrategyActor each).")],
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="Strategy name.")] = "sma_cross",
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Strategy parameter NAME=VALUE.")
+    ] = None,
+    broker: Annotated[
+        str, typer.Option("--broker", help="sim (the backtest's fill and cost model) or alpaca.")
+    ] = "sim",
+    feed: Annotated[
+        str, typer.Option("--feed", help="replay (stored bars) or alpaca (live stream).")
+    ] = "replay",
+    speed: Annotated[
+        float, typer.Option("--speed", min=0.0, help="Replay speed vs real time; 0 = as fast as possible.")
+    ] = 0.0,
+    start: Annotated[str | None, typer.Option("--start", help="Replay from this day (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Replay to this day (YYYY-MM-DD).")] = None,
+    cash: Annotated[float, typer.Option("--cash", help="Starting cash ($).")] = 100_000.0,
+    slippage_bps: Annotated[float, typer.Option("--slippage-bps", help="Slippage per fill (bps).")] = 5.0,
+    commission: Annotated[float, typer.Option("--commission", help="Commission per order ($).")] = 2.5,
+    stop_loss: Annotated[float, typer.Option("--stop-loss", help="Stop below entry (%, 0 = none).")] = 5.0,
+    take_profit: Annotated[
+        float, typer.Option("--take-profit", help="Target above entry (%, 0 = none).")
+    ] = 10.0,
+    risk_per_trade: Annotated[
+        float, typer.Option("--risk-per-trade", help="Equity risked per trade (%).")
+    ] = 2.0,
+    max_position_size: Annotated[
+        float, typer.Option("--max-position-size", help="Shares per position.")
+    ] = 100.0,
+    max_positions: Annotated[int, typer.Option("--max-positions", help="Open positions at once.")] = 3,
+    max_daily_loss: Annotated[float, typer.Option("--max-daily-loss", help="Daily loss lock-out (%).")] = 5.0,
+    qty: Annotated[float, typer.Option("--qty", help="Fixed quantity instead of risk sizing.")] = 0.0,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address; local Ray when unset.")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the run summary as one JSON object.")] = False,
+) -> None:
+    """Run a trading session on Ray actors until the replayed data ends, then print its summary."""
+    from cli.backtest_cmds import _date
+
+    if broker not in ("sim", "alpaca") or feed not in ("replay", "alpaca"):
+        raise ConfigError(
+            f"--broker must be sim or alpaca and --feed replay or alpaca (got {broker}, {feed})"
+        )
+    if broker == "alpaca" or feed == "alpaca":
+        raise ConfigError(
+            "the Alpaca broker and live feed are not available yet; use --broker sim --feed replay"
+        )
+    config = BacktestConfig(
+        symbols=list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip())),
+        strategy=strategy,
+        params=parse_param_args(param or []),
+        start=_date(start, "--start"),
+        end=_date(end, "--end"),
+        cash=cash,
+        cost=CostModel(slippage_bps=slippage_bps, commission=commission),
+        risk=RiskConfig(
+            risk_per_trade_pct=risk_per_trade,
+            stop_loss_pct=stop_loss,
+            take_profit_pct=take_profit,
+            max_position_size=max_position_size,
+            max_positions=max_positions,
+            max_daily_loss_pct=max_daily_loss,
+            fixed_qty=qty,
+        ),
+    )
+    from actors.engine import run_replay_session
+    from events.strategies import make_strategy
+    from store.backtests import load_config_bars, replay_report
+    from store.log import EventLog
+
+    make_strategy(config.strategy, config.params)
+    where = settings(ctx)
+    series = load_config_bars(config, where.data_path)
+    run_id = run_replay_session(config, series, log_path=where.log_path, speed=speed, address=address)
+    with EventLog.open(where.log_path, readonly=True) as log:
+        report = replay_report(log, run_id)
+    if json:
+        from events.report import report_json
+
+        print_json(report_json(report))
+        return
+    render_report(report)
+    console.print(f"session {run_id} on Ray actors (broker=sim, feed=replay) logged to {where.log_path}")
+
+
+def compare_cmd(
+    ctx: typer.Context,
+    run_a: Annotated[str, typer.Argument(help="First run (e.g. the paper or replay session).")],
+    run_b: Annotated[str, typer.Argument(help="Second run (e.g. the backtest of the same bars).")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Differences to show.")] = 20,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Decisions, fills and P&L of two runs side by side, with each difference explained."""
+    from store.compare import compare_runs
+    from store.log import EventLog
+
+    with EventLog.open(settings(ctx).log_path, readonly=True) as log:
+        result = compare_runs(log, run_a, run_b)
+    if json:
+        print_json(
+            {
+                "run_a": result.run_a,
+                "run_b": result.run_b,
+                "decisions_a": result.decisions_a,
+                "decisions_b": result.decisions_b,
+                "identical": not result.differences,
+                "differences": [_diff_json(d) for d in result.differences],
+            }
+        )
+        return
+    console.print(
+        f"{result.run_a}: {result.decisions_a:,} decisions · "
+        f"{result.run_b}: {result.decisions_b:,} decisions · {len(result.differences)} differences"
+    )
+    if not result.differences:
+        console.print("[green]identical decisions[/green]")
+        return
+    table = Table(box=None)
+    for column in ("cause", "kind", "time", "symbol", result.run_a, result.run_b):
+        table.add_column(column)
+    for d in result.differences[:limit]:
+        ref = d.a or d.b
+        assert ref is not None
+        table.add_row(d.cause, ref.kind, fmt_ts(ref.ts), ref.symbol, _side(d.a), _side(d.b))
+    console.print(table)
+    err_console.print(
+        "causes: price = same decision, other price (slippage); timing = same decision, other time; "
+        "only_a/only_b = one run decided it (a rejection or a missed signal)"
+    )
+
+
+def _side(d: Any) -> str:
+    return "-" if d is None else f"{' '.join(map(str, d.what))} @ {d.price if d.price is not None else ''}"
+
+
+def _diff_json(d: Any) -> dict[str, Any]:
+    def one(x: Any) -> Any:
+        return (
+            None
+            if x is None
+            else {"kind": x.kind, "ts": x.ts, "symbol": x.symbol, "what": list(x.what), "price": x.price}
+        )
+
+    return {"cause": d.cause, "a": one(d.a), "b": one(d.b)}
