@@ -98,6 +98,20 @@ def backtest_cmd(
         float, typer.Option("--max-daily-loss", help="Daily loss that locks new entries (%, 0 = off).")
     ] = 5.0,
     qty: Annotated[float, typer.Option("--qty", help="Fixed quantity instead of risk sizing.")] = 0.0,
+    sizing: Annotated[
+        str,
+        typer.Option("--sizing", help="percent (stop at --stop-loss %) or atr (stop at --atr-stop x ATR)."),
+    ] = "percent",
+    atr_period: Annotated[int, typer.Option("--atr-period", help="ATR period for --sizing atr.")] = 14,
+    atr_stop: Annotated[
+        float, typer.Option("--atr-stop", help="Stop distance in ATRs for --sizing atr.")
+    ] = 2.0,
+    min_avg_volume: Annotated[
+        float, typer.Option("--min-avg-volume", help="Refuse symbols trading less (20-bar average, 0 = off).")
+    ] = 0.0,
+    max_volume_pct: Annotated[
+        float, typer.Option("--max-volume-pct", help="Cap an order at this % of average volume (0 = off).")
+    ] = 0.0,
     no_adjust: Annotated[
         bool, typer.Option("--no-adjust", help="Use raw prices (no split/dividend adjustment).")
     ] = (False),
@@ -125,6 +139,11 @@ def backtest_cmd(
             max_positions=max_positions,
             max_daily_loss_pct=max_daily_loss,
             fixed_qty=qty,
+            sizing=sizing,
+            atr_period=atr_period,
+            atr_stop_multiple=atr_stop,
+            min_avg_volume=min_avg_volume,
+            max_volume_pct=max_volume_pct,
         ),
     )
     if config.start and config.end and config.start > config.end:

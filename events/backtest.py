@@ -21,7 +21,9 @@ import numpy as np
 from events.bars import BarSeries
 from events.costs import CostModel
 from events.errors import ConfigError, DataError
+from events.indicators import atr, sma
 from events.portfolio import (
+    NO_CONTEXT,
     Desk,
     PortfolioState,
     decide_entry,
@@ -30,7 +32,7 @@ from events.portfolio import (
     simulate_open_fill,
     simulate_protective_fill,
 )
-from events.risk import RiskConfig
+from events.risk import MarketContext, RiskConfig, needs_context
 from events.schema import (
     BenchmarkLeg,
     DataFingerprint,
@@ -118,7 +120,8 @@ def run_backtest(
             code_version=code_version,
         )
     )
-    timeline = _Timeline(series, strategy)
+    timeline = _Timeline(series, strategy, config.risk)
+    context_at = timeline.context_at
     names, name_of = timeline.names, timeline.symbol
     ts_l, o_l, h_l, l_l, c_l = timeline.ts, timeline.open, timeline.high, timeline.low, timeline.close
     side_l, day_l, group_end_l, session_end_l = (
@@ -180,6 +183,7 @@ def run_backtest(
                             strategy=strategy_name,
                             price=close,
                             equity=state.equity(last_close),
+                            context=context_at(i),
                         )
                     )
                 else:
@@ -268,7 +272,7 @@ def _close_out(
 class _Timeline:
     """All symbols' bars merged by (timestamp, symbol) into plain lists for the per-bar loop."""
 
-    def __init__(self, series: Sequence[BarSeries], strategy: Strategy) -> None:
+    def __init__(self, series: Sequence[BarSeries], strategy: Strategy, risk: RiskConfig) -> None:
         self.names = [s.symbol for s in series]
         ts = np.concatenate([s.ts for s in series])
         sym = np.concatenate([np.full(len(s), k, dtype=np.int64) for k, s in enumerate(series)])
@@ -300,6 +304,17 @@ class _Timeline:
         self.group_end: list[bool] = group_end.tolist()
         self.session_end: list[bool] = (session_end & group_end).tolist()
         self.last_index = {self.names[k]: int(np.flatnonzero(sym == k)[-1]) for k in range(len(series))}
+        self._atr: list[float] = []
+        self._avg_volume: list[float] = []
+        if needs_context(risk):  # causal: the values at bar i use bars <= i only
+            self._atr = merged([atr(s.high, s.low, s.close, risk.atr_period) for s in series])
+            self._avg_volume = merged([sma(s.volume, risk.volume_window) for s in series])
+
+    def context_at(self, i: int) -> MarketContext:
+        """ATR and average volume at merged position ``i`` (empty context when the rules are off)."""
+        if not self._atr:
+            return NO_CONTEXT
+        return MarketContext(self._atr[i], self._avg_volume[i])
 
     def values_at(self, i: int) -> dict[str, float]:
         """The indicator values behind the side at merged position ``i``."""

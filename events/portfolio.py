@@ -12,11 +12,19 @@ a pure function of the state and a bar, which is what lets a backtest and a sim-
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from events.costs import CostModel, cents, notional_cents
-from events.risk import RiskConfig, entry_block, protective_exit, protective_prices, size_position
+from events.risk import (
+    MarketContext,
+    RiskConfig,
+    entry_block,
+    protective_exit,
+    protective_prices,
+    size_position,
+)
 from events.schema import (
     Alert,
     EquityMarked,
@@ -33,6 +41,7 @@ from events.schema import (
 )
 
 NO_TARGET = float("inf")  # a disabled take-profit never triggers
+NO_CONTEXT = MarketContext()
 
 
 class Position:
@@ -102,6 +111,7 @@ class PortfolioState:
         "realized_cents",
         "run_id",
         "start_cash_cents",
+        "stop_distance",
     )
 
     def __init__(self, run_id: str, cash: float) -> None:
@@ -117,6 +127,7 @@ class PortfolioState:
         self.day_start_equity = cash
         self.halted_day = ""  # session day on which the daily-loss limit locked new entries
         self.alerted: set[tuple[str, str]] = set()  # (rule, day) alerts already raised
+        self.stop_distance: dict[str, float] = {}  # symbol -> ATR stop distance accepted for its entry
 
     @property
     def cash(self) -> float:
@@ -192,6 +203,7 @@ def _on_opened(state: PortfolioState, e: PositionOpened) -> None:
     position.stop = e.stop_price
     position.target = e.take_profit_price or NO_TARGET
     state.positions[e.symbol] = position
+    state.stop_distance.pop(e.symbol, None)
 
 
 def _on_closed(state: PortfolioState, e: PositionClosed) -> None:
@@ -206,6 +218,12 @@ def _on_marked(state: PortfolioState, e: EquityMarked) -> None:
 def _on_risk_rejected(state: PortfolioState, e: RiskRejected) -> None:
     if e.rule == "daily_loss":
         state.halted_day = str(int(e.checks.get("day", 0)))
+
+
+def _on_risk_accepted(state: PortfolioState, e: RiskAccepted) -> None:
+    distance = e.checks.get("stop_distance")
+    if distance is not None:
+        state.stop_distance[e.symbol] = distance
 
 
 def _on_alert(state: PortfolioState, e: Alert) -> None:
@@ -226,6 +244,7 @@ _EVOLVE: dict[type, Callable[[PortfolioState, Any], None]] = {
     PositionClosed: _on_closed,
     EquityMarked: _on_marked,
     RiskRejected: _on_risk_rejected,
+    RiskAccepted: _on_risk_accepted,
     Alert: _on_alert,
 }
 
@@ -258,16 +277,32 @@ def decide_entry(
     strategy: str,
     price: float,
     equity: float,
+    context: MarketContext = NO_CONTEXT,
 ) -> list[Event]:
     """A buy signal at ``price`` (the bar's close): size it, run the risk gate, place a market order.
 
     Nothing happens while the symbol has a position or a working order. ``day`` is the session
-    (days since the epoch) the daily-loss limit is counted in.
+    (days since the epoch) the daily-loss limit is counted in; ``context`` carries ATR and average
+    volume for ATR sizing and the liquidity rules.
     """
     if symbol in state.positions or symbol in state.market_orders:
         return []
     risk, cost = desk.risk, desk.cost
-    sizing = size_position(equity, state.cash, price, risk, cost.market_price("buy", price), cost.commission)
+    stop_distance = context.atr * risk.atr_stop_multiple if risk.sizing == "atr" else None
+    usable_stop = stop_distance if stop_distance is not None and stop_distance > 0 else None
+    sizing = size_position(
+        equity, state.cash, price, risk, cost.market_price("buy", price), cost.commission, usable_stop
+    )
+    checks = dict(sizing.checks)
+    qty = sizing.qty
+    if stop_distance is not None:
+        checks.update(atr=context.atr, stop_distance=stop_distance)
+    if risk.max_volume_pct > 0 and context.avg_volume == context.avg_volume:
+        cap = math.floor(context.avg_volume * risk.max_volume_pct / 100.0)
+        checks.update(avg_volume=context.avg_volume, liquidity_cap_qty=float(cap))
+        qty = float(min(qty, cap))
+    if risk.min_avg_volume > 0:
+        checks.update(avg_volume=context.avg_volume, min_avg_volume=risk.min_avg_volume)
     intent_id = state.next_intent_id()
     out: list[Event] = [
         OrderIntent(
@@ -276,22 +311,34 @@ def decide_entry(
             symbol=symbol,
             strategy=strategy,
             side="buy",
-            qty=sizing.qty,
+            qty=qty,
             reason="entry",
             ref_price=price,
         )
     ]
     daily_pnl_pct = (equity / state.day_start_equity - 1.0) * 100.0 if state.day_start_equity > 0 else 0.0
     day_key = str(day)
-    checks = {**sizing.checks, "daily_pnl_pct": daily_pnl_pct, "day": float(day)}
+    checks.update(daily_pnl_pct=daily_pnl_pct, day=float(day))
     pending_entries = sum(1 for o in state.market_orders.values() if o.side == "buy")
     if state.halted_day == day_key:
         block: tuple[str, str] | None = ("daily_loss", "new entries locked for the rest of the session")
     else:
         block = entry_block(len(state.positions), pending_entries, daily_pnl_pct, risk)
-    if block is None and sizing.qty <= 0:
-        why = "cash" if sizing.checks["affordable_qty"] < 1 else "zero_size"
-        block = (why, "not enough cash for one share" if why == "cash" else "risk budget buys no share")
+    if block is None and risk.min_avg_volume > 0 and not context.avg_volume >= risk.min_avg_volume:
+        block = (
+            "liquidity",
+            f"average volume {context.avg_volume:,.0f} over {risk.volume_window} bars is below "
+            f"{risk.min_avg_volume:,.0f}",
+        )
+    if block is None and stop_distance is not None and usable_stop is None:
+        block = ("atr_warmup", f"ATR({risk.atr_period}) is not defined yet: no stop distance to size by")
+    if block is None and qty <= 0:
+        if sizing.checks["affordable_qty"] < 1:
+            block = ("cash", "not enough cash for one share")
+        elif qty < sizing.qty:
+            block = ("liquidity", f"{risk.max_volume_pct:g} % of the average volume is less than one share")
+        else:
+            block = ("zero_size", "risk budget buys no share")
     if block is not None:
         rule, message = block
         out.append(
@@ -312,7 +359,7 @@ def decide_entry(
                 )
             )
         return out
-    out.append(RiskAccepted(ts=ts, intent_id=intent_id, symbol=symbol, qty=sizing.qty, checks=checks))
+    out.append(RiskAccepted(ts=ts, intent_id=intent_id, symbol=symbol, qty=qty, checks=checks))
     out.append(
         OrderSubmitted(
             ts=ts,
@@ -320,7 +367,7 @@ def decide_entry(
             intent_id=intent_id,
             symbol=symbol,
             side="buy",
-            qty=sizing.qty,
+            qty=qty,
             reason="entry",
             strategy=strategy,
         )
@@ -382,6 +429,9 @@ def decide_fill(state: PortfolioState, desk: Desk, fill: Fill) -> list[Event]:
             order.strategy if order is not None and order.client_order_id == fill.client_order_id else ""
         )
         stop, target = protective_prices(fill.price, desk.risk)
+        distance = state.stop_distance.get(fill.symbol)
+        if distance is not None:  # ATR sizing: the stop sits the accepted distance below the fill
+            stop = max(fill.price - distance, 0.0)
         out: list[Event] = [
             fill,
             PositionOpened(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import msgspec
 
@@ -23,6 +24,12 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     max_positions: int = 3  # open at once, across symbols
     max_daily_loss_pct: float = 5.0  # of the equity at the previous session's close
     fixed_qty: float = 0.0  # > 0 replaces risk sizing by this quantity (still capped)
+    sizing: str = "percent"  # "atr": stop distance = atr_stop_multiple x ATR, same $ risk at any volatility
+    atr_period: int = 14
+    atr_stop_multiple: float = 2.0
+    min_avg_volume: float = 0.0  # > 0: refuse symbols whose average volume (volume_window bars) is lower
+    max_volume_pct: float = 0.0  # > 0: no order above this share (%) of the average volume
+    volume_window: int = 20
 
     def __post_init__(self) -> None:
         checks = [
@@ -42,10 +49,31 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
                 f"max daily loss must be in [0, 100] %, got {self.max_daily_loss_pct}",
             ),
             (self.fixed_qty >= 0, f"--qty cannot be negative, got {self.fixed_qty}"),
+            (self.sizing in ("percent", "atr"), f"--sizing must be percent or atr, got {self.sizing!r}"),
+            (self.atr_period >= 1, f"--atr-period must be at least 1, got {self.atr_period}"),
+            (self.atr_stop_multiple > 0, f"--atr-stop must be positive, got {self.atr_stop_multiple:g}"),
+            (self.min_avg_volume >= 0, f"--min-avg-volume cannot be negative, got {self.min_avg_volume:g}"),
+            (
+                0 <= self.max_volume_pct <= 100,
+                f"--max-volume-pct must be in [0, 100], got {self.max_volume_pct:g}",
+            ),
+            (self.volume_window >= 1, f"volume window must be at least 1, got {self.volume_window}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+
+class MarketContext(NamedTuple):
+    """What the risk gate may need about the market at the signal bar (NaN where not computed)."""
+
+    atr: float = math.nan
+    avg_volume: float = math.nan
+
+
+def needs_context(risk: RiskConfig) -> bool:
+    """Whether the drivers must compute ATR / average volume for this config (skipped otherwise)."""
+    return risk.sizing == "atr" or risk.min_avg_volume > 0 or risk.max_volume_pct > 0
 
 
 class Sizing(msgspec.Struct, frozen=True, gc=False):
@@ -56,15 +84,25 @@ class Sizing(msgspec.Struct, frozen=True, gc=False):
 
 
 def size_position(
-    equity: float, cash: float, price: float, risk: RiskConfig, cost_per_share: float, commission: float
+    equity: float,
+    cash: float,
+    price: float,
+    risk: RiskConfig,
+    cost_per_share: float,
+    commission: float,
+    stop_distance: float | None = None,
 ) -> Sizing:
     """Shares to buy at ``price``: risk ``risk_per_trade_pct`` of equity between entry and stop.
 
     Without a stop the whole position is at risk, so the size is the risk budget divided by the price.
-    The result is capped by ``max_position_size`` and by the cash available after slippage and commission.
+    ``stop_distance`` (ATR sizing) replaces the percentage stop. The result is capped by
+    ``max_position_size`` and by the cash available after slippage and commission.
     """
     risk_amount = equity * risk.risk_per_trade_pct / 100.0
-    per_share_risk = price * (risk.stop_loss_pct / 100.0 if risk.stop_loss_pct > 0 else 1.0)
+    if stop_distance is not None:
+        per_share_risk = stop_distance
+    else:
+        per_share_risk = price * (risk.stop_loss_pct / 100.0 if risk.stop_loss_pct > 0 else 1.0)
     wanted = risk.fixed_qty if risk.fixed_qty > 0 else math.floor(risk_amount / per_share_risk)
     qty = float(wanted)
     if risk.max_position_size > 0:

@@ -14,7 +14,9 @@ from typing import Any
 import msgspec
 
 from events.backtest import BacktestConfig
+from events.indicators import ATR, SMA
 from events.portfolio import (
+    NO_CONTEXT,
     Desk,
     PortfolioState,
     decide_entry,
@@ -23,6 +25,7 @@ from events.portfolio import (
     simulate_open_fill,
     simulate_protective_fill,
 )
+from events.risk import MarketContext, needs_context
 from events.schema import EquityMarked, Event, OrderCancelled, Signal
 from events.strategies import BUY
 
@@ -35,6 +38,10 @@ class TradingSession:
         self.desk = Desk(config.risk, config.cost)
         self.state = PortfolioState(run_id, config.cash)
         self.last_close: dict[str, float] = {}
+        self._context = needs_context(config.risk)
+        self._atr: dict[str, ATR] = {}
+        self._avg_volume: dict[str, SMA] = {}
+        self._latest: dict[str, MarketContext] = {}
         self.peak = self.equity = config.cash
         self._seen_cash = self.state.cash_cents
         self._dd = self._dd_pct = 0.0
@@ -61,10 +68,20 @@ class TradingSession:
             )
         return out
 
+    def observe(self, symbol: str, high: float, low: float, close: float, volume: float) -> None:
+        """Feed the bar to the risk gate's own indicators (ATR, average volume) when its rules need them."""
+        if not self._context:
+            return
+        risk = self.config.risk
+        atr = self._atr.setdefault(symbol, ATR(risk.atr_period)).update(high, low, close)
+        volume_avg = self._avg_volume.setdefault(symbol, SMA(risk.volume_window)).update(volume)
+        self._latest[symbol] = MarketContext(atr, volume_avg)
+
     def close_bar(
         self, symbol: str, ts: int, day: int, close: float, side: int, values: dict[str, float], reason: str
     ) -> list[Event]:
-        """The bar closes with the strategy's ``side``: a Signal and what the portfolio decides on it."""
+        """The bar closes with the strategy's ``side``: a Signal and what the portfolio decides on it.
+        Call :meth:`observe` with the same bar first when the risk rules use market context."""
         self.last_close[symbol] = close
         out: list[Event] = []
         if not side:
@@ -90,6 +107,7 @@ class TradingSession:
                 strategy=self.strategy,
                 price=close,
                 equity=self.state.equity(self.last_close),
+                context=self._latest.get(symbol, NO_CONTEXT),
             )
         else:
             decided = decide_exit(self.state, ts=ts, symbol=symbol, reason="signal", price=close)

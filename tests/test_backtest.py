@@ -205,3 +205,58 @@ def test_no_decision_depends_on_a_later_bar(strategy: str) -> None:
         before = [e for e in baseline[1:] if e.ts <= limit and not isinstance(e, Fill | PositionClosed)]
         after = [e for e in other[1:] if e.ts <= limit and not isinstance(e, Fill | PositionClosed)]
         assert before == after, f"a decision at or before bar {cut} changed"
+
+
+def _entries(events: list[Event]) -> list[RiskAccepted]:
+    return [e for e in events if isinstance(e, RiskAccepted)]
+
+
+def test_atr_sizing_risks_the_same_dollars_on_calm_and_wild_symbols() -> None:
+    calm = random_walk_bars("CALM", 300, seed=1, vol=0.005)
+    wild = random_walk_bars("WILD", 300, seed=1, vol=0.04)
+    risk = RiskConfig(
+        sizing="atr",
+        atr_stop_multiple=2.0,
+        max_position_size=0,
+        max_positions=1,
+        take_profit_pct=0,
+        risk_per_trade_pct=0.5,
+    )
+    for bars in (calm, wild):
+        events = run_backtest(BacktestConfig(symbols=[bars.symbol], risk=risk), [bars], run_id="t")
+        for accepted in _entries(events)[:5]:
+            dollars_at_risk = accepted.qty * accepted.checks["stop_distance"]
+            # floor() of the share count loses at most one share's risk
+            assert accepted.checks["risk_amount"] - accepted.checks["stop_distance"] <= dollars_at_risk
+            assert dollars_at_risk <= accepted.checks["risk_amount"]
+    calm_qty = _entries(run_backtest(BacktestConfig(symbols=["CALM"], risk=risk), [calm], run_id="t"))[0].qty
+    wild_qty = _entries(run_backtest(BacktestConfig(symbols=["WILD"], risk=risk), [wild], run_id="t"))[0].qty
+    assert calm_qty > 3 * wild_qty  # the calmer stock gets the bigger position
+
+
+def test_the_atr_stop_sits_the_accepted_distance_below_the_fill() -> None:
+    bars = random_walk_bars("AAA", 300, seed=2)
+    risk = RiskConfig(sizing="atr", atr_stop_multiple=1.5, max_position_size=0)
+    events = run_backtest(BacktestConfig(symbols=["AAA"], risk=risk), [bars], run_id="t")
+    accepted, opened = _entries(events)[0], _of(events, PositionOpened)[0]
+    assert opened.stop_price == pytest.approx(opened.entry_price - accepted.checks["stop_distance"])
+
+
+def test_thin_symbols_are_rejected_with_their_volume() -> None:
+    bars = random_walk_bars("THIN", 300, seed=3)  # 1,000 shares a day
+    events = run_backtest(
+        BacktestConfig(symbols=["THIN"], risk=RiskConfig(min_avg_volume=5_000)), [bars], run_id="t"
+    )
+    rejected = [e for e in events if isinstance(e, RiskRejected)]
+    assert rejected and {e.rule for e in rejected} == {"liquidity"}
+    assert rejected[0].checks["avg_volume"] == 1000.0 and rejected[0].checks["min_avg_volume"] == 5000.0
+    assert "below 5,000" in rejected[0].message
+    assert not _of(events, PositionOpened)
+
+
+def test_orders_are_capped_at_a_share_of_average_volume() -> None:
+    bars = random_walk_bars("AAA", 300, seed=4)
+    risk = RiskConfig(max_volume_pct=2.0, max_position_size=0)
+    events = run_backtest(BacktestConfig(symbols=["AAA"], risk=risk), [bars], run_id="t")
+    accepted = _entries(events)
+    assert accepted and all(e.qty <= 20 and e.checks["liquidity_cap_qty"] == 20.0 for e in accepted)

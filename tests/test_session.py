@@ -31,6 +31,7 @@ def replay_session(config: BacktestConfig, series: list, run_id: str) -> list[Ev
             float(bars.volume[i]),
         )
         out += session.open_bar(step.symbol, step.ts, o, h, lo)
+        session.observe(step.symbol, h, lo, c, v)
         side, values = live[step.symbol].on_bar(o, h, lo, c, v)
         out += session.close_bar(
             step.symbol, step.ts, step.day, c, side, values, strategy.describe(side, values) if side else ""
@@ -47,4 +48,12 @@ def test_bar_by_bar_session_equals_the_backtest(name: str) -> None:
     series = [random_walk_bars(s, 700, seed=30 + k) for k, s in enumerate(["AAA", "BBB", "CCC"])]
     config = BacktestConfig(symbols=["AAA", "BBB", "CCC"], strategy=name, risk=RiskConfig(max_positions=2))
     expected = run_backtest(config, series, run_id="r")[1:-1]  # without RunStarted / RunEnded
+    assert replay_session(config, series, "r") == expected
+
+
+def test_atr_sizing_and_liquidity_rules_decide_the_same_bar_by_bar() -> None:
+    series = [random_walk_bars(s, 700, seed=50 + k) for k, s in enumerate(["AAA", "BBB"])]
+    risk = RiskConfig(sizing="atr", atr_stop_multiple=1.5, max_volume_pct=5.0, max_position_size=0)
+    config = BacktestConfig(symbols=["AAA", "BBB"], risk=risk)
+    expected = run_backtest(config, series, run_id="r")[1:-1]
     assert replay_session(config, series, "r") == expected
