@@ -17,9 +17,8 @@ import msgspec
 
 from actors.jobs import ensure_ray
 from actors.session_actors import LogWriter, PortfolioActor, StrategyActor
-from events.backtest import BacktestConfig
+from events.backtest import BacktestConfig, run_ended, run_started
 from events.bars import BarSeries
-from events.schema import BenchmarkLeg, RunEnded, RunStarted
 from events.session import feed_order
 from events.strategies import make_strategy
 from store.backtests import code_version
@@ -50,25 +49,10 @@ def run_replay_session(
     stored = ray.get(writer.append.remote([]))
     if stored:
         return run_id  # an identical session is already in the log
-    ray.get(
-        writer.append.remote(
-            [
-                RunStarted(
-                    ts=min(int(s.ts[0]) for s in series),
-                    run_id=run_id,
-                    mode="sim",
-                    strategy=strategy.name,
-                    params=strategy.param_dict(),
-                    symbols=[s.symbol for s in series],
-                    timeframe=config.timeframe,
-                    config=msgspec.to_builtins(config),
-                    data=[s.fingerprint() for s in series],
-                    code_version=code_version(),
-                    label="broker=sim feed=replay",
-                )
-            ]
-        )
+    opening = run_started(
+        config, series, run_id=run_id, mode="sim", code_version=code_version(), label="broker=sim feed=replay"
     )
+    ray.get(writer.append.remote([opening]))
     actors = {
         s.symbol: ray.remote(StrategyActor).remote(s.symbol, strategy.name, strategy.param_dict())
         for s in series
@@ -114,24 +98,7 @@ def run_replay_session(
         group = []
         if progress is not None:
             progress(n, len(steps))
-    ray.get(
-        writer.append.remote(
-            [
-                RunEnded(
-                    ts=steps[-1].ts,
-                    run_id=run_id,
-                    status="completed",
-                    bars=len(steps),
-                    benchmark=[
-                        BenchmarkLeg(
-                            symbol=s.symbol, first_close=float(s.close[0]), last_close=float(s.close[-1])
-                        )
-                        for s in series
-                    ],
-                )
-            ]
-        )
-    )
+    ray.get(writer.append.remote([run_ended(series, run_id=run_id, ts=steps[-1].ts, bars=len(steps))]))
     ray.get(writer.close.remote())
     for handle in (*actors.values(), portfolio, writer):
         ray.kill(handle)

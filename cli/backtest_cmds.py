@@ -11,15 +11,13 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
+from cli import options as opt
 from cli.common import console, err_console, print_json, settings
 from cli.report_view import render_report
-from events.backtest import BacktestConfig
 from events.costs import CostModel
-from events.errors import ConfigError
 from events.render import as_dict, summarize
 from events.report import market_time, report_json
 from events.risk import RiskConfig
-from events.strategies import parse_param_args
 from store.backtest_files import write_backtest_files
 from store.backtests import backtest, replay_report, rerun
 from store.explain import explain_trade
@@ -27,15 +25,6 @@ from store.log import EventLog
 from store.runs import find_run
 
 PROGRESS_MIN_BARS = 300_000  # shorter runs finish before a bar would be worth drawing
-
-
-def _date(text: str | None, option: str) -> str:
-    if not text:
-        return ""
-    try:
-        return dt.date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise ConfigError(f"{option} expects a date like 2010-01-31, got {text!r}") from None
 
 
 @contextmanager
@@ -70,66 +59,45 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
 
 def backtest_cmd(
     ctx: typer.Context,
-    symbols: Annotated[list[str], typer.Argument(help="One or more symbols; several share cash and limits.")],
-    strategy: Annotated[
-        str, typer.Option("--strategy", "-s", help="Strategy name (see `tape strategies`).")
-    ] = ("sma_cross"),
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="Strategy parameter NAME=VALUE (repeatable).")
-    ] = None,
-    start: Annotated[str | None, typer.Option("--start", help="First day (YYYY-MM-DD).")] = None,
-    end: Annotated[str | None, typer.Option("--end", help="Last day (YYYY-MM-DD).")] = None,
+    symbols: opt.Symbols,
+    strategy: opt.Strategy = "sma_cross",
+    param: opt.Params = None,
+    start: opt.Start = None,
+    end: opt.End = None,
     timeframe: Annotated[str, typer.Option("--timeframe", help="Bar size of the stored data.")] = "1Day",
-    cash: Annotated[float, typer.Option("--cash", help="Starting cash ($).")] = 100_000.0,
-    slippage_bps: Annotated[float, typer.Option("--slippage-bps", help="Slippage per fill (bps).")] = 5.0,
-    commission: Annotated[float, typer.Option("--commission", help="Commission per order ($).")] = 2.5,
-    stop_loss: Annotated[float, typer.Option("--stop-loss", help="Stop below entry (%, 0 = none).")] = 5.0,
-    take_profit: Annotated[
-        float, typer.Option("--take-profit", help="Target above entry (%, 0 = none).")
-    ] = 10.0,
-    risk_per_trade: Annotated[
-        float, typer.Option("--risk-per-trade", help="Equity risked per trade (%).")
-    ] = 2.0,
-    max_position_size: Annotated[
-        float, typer.Option("--max-position-size", help="Shares per position (0 = no cap).")
-    ] = 100.0,
-    max_positions: Annotated[int, typer.Option("--max-positions", help="Open positions at once.")] = 3,
-    max_daily_loss: Annotated[
-        float, typer.Option("--max-daily-loss", help="Daily loss that locks new entries (%, 0 = off).")
-    ] = 5.0,
-    qty: Annotated[float, typer.Option("--qty", help="Fixed quantity instead of risk sizing.")] = 0.0,
-    sizing: Annotated[
-        str,
-        typer.Option("--sizing", help="percent (stop at --stop-loss %) or atr (stop at --atr-stop x ATR)."),
-    ] = "percent",
-    atr_period: Annotated[int, typer.Option("--atr-period", help="ATR period for --sizing atr.")] = 14,
-    atr_stop: Annotated[
-        float, typer.Option("--atr-stop", help="Stop distance in ATRs for --sizing atr.")
-    ] = 2.0,
-    min_avg_volume: Annotated[
-        float, typer.Option("--min-avg-volume", help="Refuse symbols trading less (20-bar average, 0 = off).")
-    ] = 0.0,
-    max_volume_pct: Annotated[
-        float, typer.Option("--max-volume-pct", help="Cap an order at this % of average volume (0 = off).")
-    ] = 0.0,
+    cash: opt.Cash = 100_000.0,
+    slippage_bps: opt.SlippageBps = 5.0,
+    commission: opt.Commission = 2.5,
+    stop_loss: opt.StopLoss = 5.0,
+    take_profit: opt.TakeProfit = 10.0,
+    risk_per_trade: opt.RiskPerTrade = 2.0,
+    max_position_size: opt.MaxPositionSize = 100.0,
+    max_positions: opt.MaxPositions = 3,
+    max_daily_loss: opt.MaxDailyLoss = 5.0,
+    qty: opt.Qty = 0.0,
+    sizing: opt.Sizing = "percent",
+    atr_period: opt.AtrPeriod = 14,
+    atr_stop: opt.AtrStop = 2.0,
+    min_avg_volume: opt.MinAvgVolume = 0.0,
+    max_volume_pct: opt.MaxVolumePct = 0.0,
     no_adjust: Annotated[
         bool, typer.Option("--no-adjust", help="Use raw prices (no split/dividend adjustment).")
-    ] = (False),
-    json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    ] = False,
+    json: opt.Json = False,
     no_files: Annotated[
         bool, typer.Option("--no-files", help="Skip the results JSON, trades CSV and chart.")
-    ] = (False),
+    ] = False,
 ) -> None:
     """Backtest a strategy on stored bars; append every decision to the log and print the summary."""
-    config = BacktestConfig(
-        symbols=list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip())),
-        strategy=strategy,
-        params=parse_param_args(param or []),
-        start=_date(start, "--start"),
-        end=_date(end, "--end"),
+    config = opt.build_config(
+        symbols,
+        strategy,
+        param,
+        start,
+        end,
+        cash,
         timeframe=timeframe,
         adjust=not no_adjust,
-        cash=cash,
         cost=CostModel(slippage_bps=slippage_bps, commission=commission),
         risk=RiskConfig(
             risk_per_trade_pct=risk_per_trade,
@@ -146,8 +114,6 @@ def backtest_cmd(
             max_volume_pct=max_volume_pct,
         ),
     )
-    if config.start and config.end and config.start > config.end:
-        raise ConfigError(f"--start {config.start} is after --end {config.end}")
     where = settings(ctx)
     show_progress = not json and err_console.is_terminal
     with _progress_bar(show_progress) as update:

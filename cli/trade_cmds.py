@@ -7,22 +7,19 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from cli import options as opt
 from cli.common import console, err_console, fmt_ts, print_json, settings
 from cli.report_view import render_report
-from events.backtest import BacktestConfig
 from events.costs import CostModel
 from events.errors import ConfigError
 from events.risk import RiskConfig
-from events.strategies import parse_param_args
 
 
 def trade_cmd(
     ctx: typer.Context,
-    symbols: Annotated[list[str], typer.Argument(help="Symbols to trade (one StrategyActor each).")],
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help="Strategy name.")] = "sma_cross",
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="Strategy parameter NAME=VALUE.")
-    ] = None,
+    symbols: opt.Symbols,
+    strategy: opt.Strategy = "sma_cross",
+    param: opt.Params = None,
     broker: Annotated[
         str, typer.Option("--broker", help="sim (the backtest's fill and cost model) or alpaca.")
     ] = "sim",
@@ -32,32 +29,27 @@ def trade_cmd(
     speed: Annotated[
         float, typer.Option("--speed", min=0.0, help="Replay speed vs real time; 0 = as fast as possible.")
     ] = 0.0,
-    start: Annotated[str | None, typer.Option("--start", help="Replay from this day (YYYY-MM-DD).")] = None,
-    end: Annotated[str | None, typer.Option("--end", help="Replay to this day (YYYY-MM-DD).")] = None,
-    cash: Annotated[float, typer.Option("--cash", help="Starting cash ($).")] = 100_000.0,
-    slippage_bps: Annotated[float, typer.Option("--slippage-bps", help="Slippage per fill (bps).")] = 5.0,
-    commission: Annotated[float, typer.Option("--commission", help="Commission per order ($).")] = 2.5,
-    stop_loss: Annotated[float, typer.Option("--stop-loss", help="Stop below entry (%, 0 = none).")] = 5.0,
-    take_profit: Annotated[
-        float, typer.Option("--take-profit", help="Target above entry (%, 0 = none).")
-    ] = 10.0,
-    risk_per_trade: Annotated[
-        float, typer.Option("--risk-per-trade", help="Equity risked per trade (%).")
-    ] = 2.0,
-    max_position_size: Annotated[
-        float, typer.Option("--max-position-size", help="Shares per position.")
-    ] = 100.0,
-    max_positions: Annotated[int, typer.Option("--max-positions", help="Open positions at once.")] = 3,
-    max_daily_loss: Annotated[float, typer.Option("--max-daily-loss", help="Daily loss lock-out (%).")] = 5.0,
-    qty: Annotated[float, typer.Option("--qty", help="Fixed quantity instead of risk sizing.")] = 0.0,
-    address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster address; local Ray when unset.")
-    ] = None,
-    json: Annotated[bool, typer.Option("--json", help="Print the run summary as one JSON object.")] = False,
+    start: opt.Start = None,
+    end: opt.End = None,
+    cash: opt.Cash = 100_000.0,
+    slippage_bps: opt.SlippageBps = 5.0,
+    commission: opt.Commission = 2.5,
+    stop_loss: opt.StopLoss = 5.0,
+    take_profit: opt.TakeProfit = 10.0,
+    risk_per_trade: opt.RiskPerTrade = 2.0,
+    max_position_size: opt.MaxPositionSize = 100.0,
+    max_positions: opt.MaxPositions = 3,
+    max_daily_loss: opt.MaxDailyLoss = 5.0,
+    qty: opt.Qty = 0.0,
+    sizing: opt.Sizing = "percent",
+    atr_period: opt.AtrPeriod = 14,
+    atr_stop: opt.AtrStop = 2.0,
+    min_avg_volume: opt.MinAvgVolume = 0.0,
+    max_volume_pct: opt.MaxVolumePct = 0.0,
+    address: opt.Address = None,
+    json: opt.Json = False,
 ) -> None:
     """Run a trading session on Ray actors until the replayed data ends, then print its summary."""
-    from cli.backtest_cmds import _date
-
     if broker not in ("sim", "alpaca") or feed not in ("replay", "alpaca"):
         raise ConfigError(
             f"--broker must be sim or alpaca and --feed replay or alpaca (got {broker}, {feed})"
@@ -66,13 +58,13 @@ def trade_cmd(
         raise ConfigError(
             "the Alpaca broker and live feed are not available yet; use --broker sim --feed replay"
         )
-    config = BacktestConfig(
-        symbols=list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip())),
-        strategy=strategy,
-        params=parse_param_args(param or []),
-        start=_date(start, "--start"),
-        end=_date(end, "--end"),
-        cash=cash,
+    config = opt.build_config(
+        symbols,
+        strategy,
+        param,
+        start,
+        end,
+        cash,
         cost=CostModel(slippage_bps=slippage_bps, commission=commission),
         risk=RiskConfig(
             risk_per_trade_pct=risk_per_trade,
@@ -82,6 +74,11 @@ def trade_cmd(
             max_positions=max_positions,
             max_daily_loss_pct=max_daily_loss,
             fixed_qty=qty,
+            sizing=sizing,
+            atr_period=atr_period,
+            atr_stop_multiple=atr_stop,
+            min_avg_volume=min_avg_volume,
+            max_volume_pct=max_volume_pct,
         ),
     )
     from actors.engine import run_replay_session

@@ -11,18 +11,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli import options as opt
 from cli.common import console, err_console, fmt_ts, print_json, settings
 from events.backtest import BacktestConfig
 from events.errors import ConfigError
-from events.strategies import parse_param_args
 from events.sweep import expand_grid, objective_key, parse_grid_args, sample_grid
 
-Address = Annotated[
-    str | None,
-    typer.Option(
-        "--address", help="Ray cluster address (e.g. auto, or ray://host:10001); local Ray when unset."
-    ),
-]
 Workers = Annotated[int | None, typer.Option("--workers", min=1, help="CPUs for a local Ray (default: all).")]
 
 
@@ -53,26 +47,6 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] 
         bar.stop()
 
 
-def _base(
-    symbols: list[str],
-    strategy: str,
-    param: list[str] | None,
-    start: str | None,
-    end: str | None,
-    cash: float,
-) -> BacktestConfig:
-    from cli.backtest_cmds import _date
-
-    return BacktestConfig(
-        symbols=list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip())),
-        strategy=strategy,
-        params=parse_param_args(param or []),
-        start=_date(start, "--start"),
-        end=_date(end, "--end"),
-        cash=cash,
-    )
-
-
 def _candidates(grid: list[str], random_n: int | None, seed: int) -> list[dict[str, Any]]:
     parsed = parse_grid_args(grid)
     return sample_grid(parsed, random_n, seed) if random_n else expand_grid(parsed)
@@ -86,8 +60,8 @@ def _load(base: BacktestConfig, data_path: Path) -> list[Any]:
 
 def optimize_cmd(
     ctx: typer.Context,
-    symbols: Annotated[list[str], typer.Argument(help="Symbols (a portfolio when several).")],
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help="Strategy name.")] = "sma_cross",
+    symbols: opt.Symbols,
+    strategy: opt.Strategy = "sma_cross",
     grid: Annotated[
         list[str] | None, typer.Option("--grid", "-g", help="NAME=V1,V2,... (repeatable).")
     ] = None,
@@ -102,23 +76,21 @@ def optimize_cmd(
             help="sharpe, sortino, return, pnl, profit_factor, win_rate, recovery_factor, drawdown.",
         ),
     ] = "sharpe",
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="Fixed parameter NAME=VALUE.")
-    ] = None,
+    param: opt.Params = None,
     start: Annotated[str | None, typer.Option("--start", help="Training period start (YYYY-MM-DD).")] = None,
     end: Annotated[str | None, typer.Option("--end", help="Training period end (YYYY-MM-DD).")] = None,
-    cash: Annotated[float, typer.Option("--cash", help="Starting cash ($).")] = 100_000.0,
+    cash: opt.Cash = 100_000.0,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows to show.")] = 10,
-    address: Address = None,
+    address: opt.Address = None,
     workers: Workers = None,
-    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json: opt.Json = False,
 ) -> None:
     """Search strategy parameters on the given (training) period; ranked table and a heatmap PNG."""
     from actors.validation import optimize
     from store.charts import plot_heatmap
 
     objective_key(objective)
-    base = _base(symbols, strategy, param, start, end, cash)
+    base = opt.build_config(symbols, strategy, param, start, end, cash)
     candidates = _candidates(grid or [], random_n, seed)
     series = _load(base, settings(ctx).data_path)
     with _progress("optimize", not json and err_console.is_terminal) as update:
@@ -187,8 +159,8 @@ def _num(value: Any, digits: int = 2) -> str:
 
 def walkforward_cmd(
     ctx: typer.Context,
-    symbols: Annotated[list[str], typer.Argument(help="Symbols (a portfolio when several).")],
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help="Strategy name.")] = "sma_cross",
+    symbols: opt.Symbols,
+    strategy: opt.Strategy = "sma_cross",
     grid: Annotated[
         list[str] | None, typer.Option("--grid", "-g", help="NAME=V1,V2,... (repeatable).")
     ] = None,
@@ -198,15 +170,13 @@ def walkforward_cmd(
         bool, typer.Option("--anchored", help="Train from the start every fold (expanding window).")
     ] = False,
     objective: Annotated[str, typer.Option("--objective", help="What the train phase maximises.")] = "sharpe",
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="Fixed parameter NAME=VALUE.")
-    ] = None,
-    start: Annotated[str | None, typer.Option("--start", help="First day (YYYY-MM-DD).")] = None,
-    end: Annotated[str | None, typer.Option("--end", help="Last day (YYYY-MM-DD).")] = None,
-    cash: Annotated[float, typer.Option("--cash", help="Starting cash ($).")] = 100_000.0,
-    address: Address = None,
+    param: opt.Params = None,
+    start: opt.Start = None,
+    end: opt.End = None,
+    cash: opt.Cash = 100_000.0,
+    address: opt.Address = None,
     workers: Workers = None,
-    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json: opt.Json = False,
 ) -> None:
     """Optimise on each train window, test the winner out of sample; flag overfitting; stitched OOS curve."""
     from actors.validation import walk_forward
@@ -215,7 +185,7 @@ def walkforward_cmd(
     objective_key(objective)
     if not (0.0 < train < 1.0):
         raise ConfigError(f"--train must be a fraction strictly between 0 and 1, got {train:g}")
-    base = _base(symbols, strategy, param, start, end, cash)
+    base = opt.build_config(symbols, strategy, param, start, end, cash)
     candidates = _candidates(grid or [], None, 0)
     series = _load(base, settings(ctx).data_path)
     with _progress("walk-forward", not json and err_console.is_terminal) as update:
@@ -303,9 +273,9 @@ def montecarlo_cmd(
         str, typer.Option("--method", help="shuffle (reorder trades) or bootstrap (resample).")
     ] = "shuffle",
     ruin: Annotated[float, typer.Option("--ruin", help="Drawdown (%) that counts as ruin.")] = 50.0,
-    address: Address = None,
+    address: opt.Address = None,
     workers: Workers = None,
-    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json: opt.Json = False,
 ) -> None:
     """Shuffle or resample a run's trades: return and drawdown distributions, ruin odds, a fan chart."""
     import numpy as np

@@ -76,6 +76,46 @@ def run_id_for(config: BacktestConfig, data: Sequence[DataFingerprint], code_ver
     return digest.hexdigest()[:16]
 
 
+def run_started(
+    config: BacktestConfig,
+    series: Sequence[BarSeries],
+    *,
+    run_id: str,
+    mode: str,
+    code_version: str,
+    label: str = "",
+) -> RunStarted:
+    """The event that opens a run: everything needed to re-run it (config, parameters, data, code)."""
+    strategy = make_strategy(config.strategy, config.params)
+    return RunStarted(
+        ts=min(int(s.ts[0]) for s in series),
+        run_id=run_id,
+        mode=mode,  # type: ignore[arg-type]
+        strategy=strategy.name,
+        params=strategy.param_dict(),
+        symbols=[s.symbol for s in series],
+        timeframe=config.timeframe,
+        config=msgspec.to_builtins(config),
+        data=[s.fingerprint() for s in series],
+        code_version=code_version,
+        label=label,
+    )
+
+
+def run_ended(series: Sequence[BarSeries], *, run_id: str, ts: int, bars: int) -> RunEnded:
+    """The event that closes a completed run, with the buy-and-hold legs of its symbols."""
+    return RunEnded(
+        ts=ts,
+        run_id=run_id,
+        status="completed",
+        bars=bars,
+        benchmark=[
+            BenchmarkLeg(symbol=s.symbol, first_close=float(s.close[0]), last_close=float(s.close[-1]))
+            for s in series
+        ],
+    )
+
+
 def run_backtest(
     config: BacktestConfig,
     series: Sequence[BarSeries],
@@ -105,21 +145,7 @@ def run_backtest(
             evolve(state, event)
             emit(event)
 
-    first_ts = min(int(s.ts[0]) for s in series)
-    emit(
-        RunStarted(
-            ts=first_ts,
-            run_id=run_id,
-            mode="backtest",
-            strategy=strategy.name,
-            params=strategy.param_dict(),
-            symbols=[s.symbol for s in series],
-            timeframe=config.timeframe,
-            config=msgspec.to_builtins(config),
-            data=[s.fingerprint() for s in series],
-            code_version=code_version,
-        )
-    )
+    emit(run_started(config, series, run_id=run_id, mode="backtest", code_version=code_version))
     timeline = _Timeline(series, strategy, config.risk)
     context_at = timeline.context_at
     names, name_of = timeline.names, timeline.symbol
@@ -228,18 +254,7 @@ def run_backtest(
             sent = len(out)
         if progress is not None:
             progress(min(n, chunk_start + PROGRESS_EVERY), n)
-    emit(
-        RunEnded(
-            ts=int(ts_l[final]),
-            run_id=run_id,
-            status="completed",
-            bars=n,
-            benchmark=[
-                BenchmarkLeg(symbol=s.symbol, first_close=float(s.close[0]), last_close=float(s.close[-1]))
-                for s in series
-            ],
-        )
-    )
+    emit(run_ended(series, run_id=run_id, ts=int(ts_l[final]), bars=n))
     if sink is not None:
         sink(out[sent:])
     return out

@@ -1,0 +1,93 @@
+"""Options several commands share, declared once, and the config they build."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+
+from events.backtest import BacktestConfig
+from events.costs import CostModel
+from events.errors import ConfigError
+from events.risk import RiskConfig
+from events.strategies import parse_param_args
+
+Symbols = Annotated[list[str], typer.Argument(help="One or more symbols; several share cash and limits.")]
+Strategy = Annotated[str, typer.Option("--strategy", "-s", help="Strategy name (see `tape strategies`).")]
+Params = Annotated[
+    list[str] | None, typer.Option("--param", "-p", help="Strategy parameter NAME=VALUE (repeatable).")
+]
+Start = Annotated[str | None, typer.Option("--start", help="First day (YYYY-MM-DD).")]
+End = Annotated[str | None, typer.Option("--end", help="Last day (YYYY-MM-DD).")]
+Cash = Annotated[float, typer.Option("--cash", help="Starting cash ($).")]
+SlippageBps = Annotated[float, typer.Option("--slippage-bps", help="Slippage per fill (bps).")]
+Commission = Annotated[float, typer.Option("--commission", help="Commission per order ($).")]
+StopLoss = Annotated[float, typer.Option("--stop-loss", help="Stop below entry (%, 0 = none).")]
+TakeProfit = Annotated[float, typer.Option("--take-profit", help="Target above entry (%, 0 = none).")]
+RiskPerTrade = Annotated[float, typer.Option("--risk-per-trade", help="Equity risked per trade (%).")]
+MaxPositionSize = Annotated[
+    float, typer.Option("--max-position-size", help="Shares per position (0 = no cap).")
+]
+MaxPositions = Annotated[int, typer.Option("--max-positions", help="Open positions at once.")]
+MaxDailyLoss = Annotated[
+    float, typer.Option("--max-daily-loss", help="Daily loss that locks new entries (%, 0 = off).")
+]
+Qty = Annotated[float, typer.Option("--qty", help="Fixed quantity instead of risk sizing.")]
+Sizing = Annotated[
+    str, typer.Option("--sizing", help="percent (stop at --stop-loss %) or atr (stop at --atr-stop x ATR).")
+]
+AtrPeriod = Annotated[int, typer.Option("--atr-period", help="ATR period for --sizing atr.")]
+AtrStop = Annotated[float, typer.Option("--atr-stop", help="Stop distance in ATRs for --sizing atr.")]
+MinAvgVolume = Annotated[
+    float, typer.Option("--min-avg-volume", help="Refuse symbols trading less (20-bar average, 0 = off).")
+]
+MaxVolumePct = Annotated[
+    float, typer.Option("--max-volume-pct", help="Cap an order at this % of average volume (0 = off).")
+]
+Address = Annotated[
+    str | None,
+    typer.Option("--address", help="Ray cluster address (auto, ray://host:10001); local Ray if unset."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def parse_day(text: str | None, option: str) -> str:
+    """A YYYY-MM-DD option, normalised; "" when not given."""
+    if not text:
+        return ""
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise ConfigError(f"{option} expects a date like 2010-01-31, got {text!r}") from None
+
+
+def build_config(
+    symbols: list[str],
+    strategy: str,
+    param: list[str] | None,
+    start: str | None,
+    end: str | None,
+    cash: float,
+    *,
+    timeframe: str = "1Day",
+    adjust: bool = True,
+    cost: CostModel | None = None,
+    risk: RiskConfig | None = None,
+) -> BacktestConfig:
+    """The BacktestConfig of a command's options (validated: bad values raise ConfigError)."""
+    config = BacktestConfig(
+        symbols=list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip())),
+        strategy=strategy,
+        params=parse_param_args(param or []),
+        start=parse_day(start, "--start"),
+        end=parse_day(end, "--end"),
+        timeframe=timeframe,
+        adjust=adjust,
+        cash=cash,
+        cost=cost or CostModel(),
+        risk=risk or RiskConfig(),
+    )
+    if config.start and config.end and config.start > config.end:
+        raise ConfigError(f"--start {config.start} is after --end {config.end}")
+    return config
