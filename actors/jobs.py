@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from events.backtest import BacktestConfig, run_backtest
@@ -144,6 +145,44 @@ def run_sweep(
             finished += len(done[lo])
         if progress is not None:
             progress(finished, len(param_sets))
+    return [s for lo in sorted(done) for s in done[lo]]
+
+
+def _window_summaries(
+    base: BacktestConfig, windows: list[tuple[str, list[BarSeries]]], job_id: str, first: int
+) -> list[BacktestSummary]:
+    out = []
+    for k, (label, series) in enumerate(windows, start=first):
+        (summary,) = backtest_summaries(
+            base, series, [base.params], job_id=job_id, phase="validate", first_index=k
+        )
+        out.append(msgspec.structs.replace(summary, config={**summary.config, "window": label}))
+    return out
+
+
+def run_windows(
+    base: BacktestConfig,
+    windows: Sequence[tuple[str, list[BarSeries]]],
+    *,
+    job_id: str,
+    address: str | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> list[BacktestSummary]:
+    """One backtest per (label, series) window as Ray tasks; summaries in window order."""
+    ray = ensure_ray(address, workers)
+    task = ray.remote(num_cpus=1)(_window_summaries)
+    parallel = int(ray.cluster_resources().get("CPU", 1))
+    pending = {
+        task.remote(base, list(windows[lo:hi]), job_id, lo): lo for lo, hi in _chunks(len(windows), parallel)
+    }
+    done: dict[int, list[BacktestSummary]] = {}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for r in ready:
+            done[pending.pop(r)] = ray.get(r)
+        if progress is not None:
+            progress(sum(len(v) for v in done.values()), len(windows))
     return [s for lo in sorted(done) for s in done[lo]]
 
 

@@ -254,3 +254,83 @@ def _window(series: Sequence[BarSeries], timeline: np.ndarray, lo: int, hi: int)
     start, end = int(timeline[lo]), int(timeline[hi - 1])
     out = [s.between(start, end) for s in series]
     return [s for s in out if len(s)]
+
+
+class SymbolVerdict(msgspec.Struct, frozen=True):
+    """How one symbol did over the whole range and in each period."""
+
+    symbol: str
+    full: dict[str, float]
+    periods: list[dict[str, float]]
+    profitable_periods: int
+    consistency: float  # share of periods with a positive net return
+    recommended: bool
+
+
+class ValidateResult(msgspec.Struct, frozen=True):
+    """Every symbol of a multi-symbol, multi-period validation, best first."""
+
+    job_id: str
+    strategy: str
+    params: dict[str, Any]
+    period_bounds: list[tuple[int, int]]
+    symbols: list[SymbolVerdict]
+    appended: int
+
+
+MIN_CONSISTENCY = 0.6  # profitable in at least 60 % of the periods ...
+MIN_SHARPE = 0.0  # ... with a positive full-range Sharpe, to be recommended
+
+
+def validate_symbols(
+    base: BacktestConfig,
+    series: Sequence[BarSeries],
+    *,
+    periods: int,
+    log_path: Path,
+    address: str | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> ValidateResult:
+    """Backtest the strategy on each symbol alone, over the whole range and over ``periods`` equal
+    slices of it (Ray tasks), and say which symbols it works on consistently."""
+    from actors.jobs import run_windows
+
+    if periods < 1:
+        raise ConfigError(f"--periods must be at least 1, got {periods}")
+    if len(series) < 1:
+        raise ConfigError("no symbols to validate")
+    params = make_strategy(base.strategy, base.params).param_dict()
+    windows: list[tuple[str, list[BarSeries]]] = []
+    bounds: list[tuple[int, int]] = []
+    timeline = np.unique(np.concatenate([s.ts for s in series]))
+    cuts = np.linspace(0, len(timeline), periods + 1).astype(int)
+    for k in range(periods):
+        bounds.append((int(timeline[cuts[k]]), int(timeline[cuts[k + 1] - 1])))
+    for s in series:
+        windows.append((f"{s.symbol}:full", [s]))
+        for k, (lo, hi) in enumerate(bounds):
+            part = s.between(lo, hi)
+            if len(part) > 1:
+                windows.append((f"{s.symbol}:{k}", [part]))
+    job_id = job_id_for("validate", base, series, [periods])
+    summaries = run_windows(
+        msgspec.structs.replace(base, params=params),
+        windows,
+        job_id=job_id,
+        address=address,
+        workers=workers,
+        progress=progress,
+    )
+    appended = append_summaries(log_path, job_id, summaries)
+    by_label = dict(zip((label for label, _ in windows), summaries, strict=True))
+    verdicts = []
+    for s in series:
+        full = by_label[f"{s.symbol}:full"].metrics
+        parts = [by_label[f"{s.symbol}:{k}"].metrics for k in range(periods) if f"{s.symbol}:{k}" in by_label]
+        wins = sum(1 for m in parts if m.get("return_pct", 0.0) > 0)
+        consistency = wins / len(parts) if parts else 0.0
+        recommended = consistency >= MIN_CONSISTENCY and full.get("sharpe", -math.inf) > MIN_SHARPE
+        verdicts.append(SymbolVerdict(s.symbol, full, parts, wins, consistency, recommended))
+    verdicts.sort(key=lambda v: (-v.recommended, -v.consistency, -v.full.get("sharpe", -math.inf)))
+    return ValidateResult(job_id, base.strategy, params, bounds, verdicts, appended)

@@ -333,3 +333,90 @@ def montecarlo_cmd(
     )
     console.print(f"verdict: {reading}")
     console.print(f"fan chart: {chart}")
+
+
+def validate_cmd(
+    ctx: typer.Context,
+    symbols: Annotated[list[str] | None, typer.Argument(help="Symbols to validate one by one.")] = None,
+    universe: Annotated[
+        str | None,
+        typer.Option("--universe", help="sample (the bundled stocks) or stored (every stored daily series)."),
+    ] = None,
+    strategy: opt.Strategy = "sma_cross",
+    param: opt.Params = None,
+    periods: Annotated[int, typer.Option("--periods", min=1, help="Equal slices of the range to test.")] = 4,
+    start: opt.Start = None,
+    end: opt.End = None,
+    cash: opt.Cash = 100_000.0,
+    address: opt.Address = None,
+    workers: Workers = None,
+    json: opt.Json = False,
+) -> None:
+    """Which symbols a strategy works on: each symbol alone over the whole range and several periods."""
+    from actors.validation import validate_symbols
+    from store.market import list_datasets, sample_symbols
+
+    chosen = list(symbols or [])
+    if universe == "sample":
+        chosen += sample_symbols()
+    elif universe == "stored":
+        chosen += sorted({d.symbol for d in list_datasets(settings(ctx).data_path) if d.timeframe == "1Day"})
+    elif universe is not None:
+        raise ConfigError(f"unknown universe {universe!r}; use sample or stored (or name the symbols)")
+    if not chosen:
+        raise ConfigError("name the symbols to validate, or pass --universe sample|stored")
+    base = opt.build_config(chosen, strategy, param, start, end, cash)
+    series = _load(base, settings(ctx).data_path)
+    with _progress("validate", not json and err_console.is_terminal) as update:
+        result = validate_symbols(
+            base,
+            series,
+            periods=periods,
+            log_path=settings(ctx).log_path,
+            address=address,
+            workers=workers,
+            progress=update,
+        )
+    if json:
+        print_json(
+            {
+                "job_id": result.job_id,
+                "strategy": result.strategy,
+                "params": result.params,
+                "periods": [
+                    [fmt_ts(lo, date_only=True), fmt_ts(hi, date_only=True)]
+                    for lo, hi in result.period_bounds
+                ],
+                "symbols": [
+                    {
+                        "symbol": v.symbol,
+                        "recommended": v.recommended,
+                        "consistency": v.consistency,
+                        "profitable_periods": v.profitable_periods,
+                        "full": v.full,
+                        "periods": v.periods,
+                    }
+                    for v in result.symbols
+                ],
+            }
+        )
+        return
+    table = Table(title=f"{strategy} {result.params} on {len(result.symbols)} symbols, {periods} periods")
+    for column in ("symbol", "return %", "sharpe", "trades", "max dd %", "profitable periods", "trade it?"):
+        table.add_column(column, justify="left" if column in ("symbol", "trade it?") else "right")
+    for v in result.symbols:
+        table.add_row(
+            v.symbol,
+            _num(v.full.get("return_pct")),
+            _num(v.full.get("sharpe")),
+            _num(v.full.get("total_trades"), 0),
+            _num(v.full.get("max_drawdown_pct")),
+            f"{v.profitable_periods}/{len(v.periods)}",
+            "[green]yes[/green]" if v.recommended else "no",
+        )
+    console.print(table)
+    good = [v.symbol for v in result.symbols if v.recommended]
+    console.print(
+        "recommended (profitable in >= 60 % of periods, positive Sharpe overall): "
+        f"{', '.join(good) or 'none'}; job {result.job_id}, {result.appended} summaries appended"
+    )

@@ -161,3 +161,25 @@ def test_bench_sweep_reports_throughput_and_scaling(tape: TapeRunner) -> None:
     figures = json.loads(result.stdout)
     assert figures["backtests"] == 4 and figures["workers"] >= 1
     assert figures["backtests_per_s"] > 0 and figures["scaling_efficiency"] > 0
+
+
+def test_validate_says_which_symbols_to_trade(ray_session: None, tmp_path: Path) -> None:
+    from actors.validation import MIN_CONSISTENCY, validate_symbols
+
+    base = BacktestConfig(symbols=["AAPL", "IBM", "MSFT"], strategy="macd")  # all from 2000
+    series = load_many(base.symbols)
+    result = validate_symbols(base, series, periods=3, log_path=tmp_path / "t.db")
+    assert {v.symbol for v in result.symbols} == set(base.symbols)
+    assert result.appended == 3 * (1 + 3)  # the whole range and 3 periods per symbol
+    for verdict in result.symbols:
+        assert len(verdict.periods) == 3
+        wins = sum(1 for m in verdict.periods if m["return_pct"] > 0)
+        assert verdict.profitable_periods == wins
+        assert verdict.recommended == (wins / 3 >= MIN_CONSISTENCY and verdict.full["sharpe"] > 0)
+    ranks = [(not v.recommended, -v.consistency) for v in result.symbols]
+    assert ranks == sorted(ranks)
+
+
+def test_validate_needs_symbols_or_a_known_universe(tape: TapeRunner) -> None:
+    assert_clean_failure(tape("validate"), "name the symbols to validate")
+    assert_clean_failure(tape("validate", "--universe", "sp500"), "unknown universe 'sp500'")
