@@ -147,8 +147,15 @@ def replay_cmd(
     ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Rebuild a run's summary from the log alone, or re-run it and prove the same decisions come out."""
+    """Rebuild a run's summary from the log alone, or re-run it and prove the same decisions come out.
+
+    With ``--rerun``, a job's summary id (``<job_id>:<n>``, from optimize, walkforward or validate) is
+    re-run in full as a logged backtest whose metrics must match the summary.
+    """
     where = settings(ctx)
+    if rerun_ and ":" in run_id:
+        _rerun_summary(where.log_path, where.data_path, run_id, json)
+        return
     with EventLog.open(where.log_path, readonly=True) as log:
         if not rerun_:
             report = replay_report(log, run_id)
@@ -184,6 +191,38 @@ def replay_cmd(
             console.print(f"  recorded: {_line(old)}")
             console.print(f"  re-run:   {_line(new)}")
     if not same:
+        raise typer.Exit(1)
+
+
+def _rerun_summary(log_path: Path, data_path: Path, summary_id: str, json: bool) -> None:
+    from store.backtests import rerun_summary
+
+    result = rerun_summary(log_path, summary_id, data_path=data_path)
+    if json:
+        print_json(
+            {
+                "summary": result.summary_id,
+                "run_id": result.run_id,
+                "identical": not result.mismatched,
+                "data_changed": result.data_changed,
+                "mismatched": {k: list(v) for k, v in result.mismatched.items()},
+            }
+        )
+    else:
+        for symbol in result.data_changed:
+            err_console.print(f"[yellow]warning:[/yellow] {symbol}: the data differs from what the job read")
+        if result.mismatched:
+            console.print(
+                f"[red]DIFFERS[/red]: {len(result.mismatched)} metrics of {result.summary_id} changed"
+            )
+            for key, (old, new) in list(result.mismatched.items())[:10]:
+                console.print(f"  {key}: summary {old} vs re-run {new}")
+        else:
+            console.print(
+                f"[green]identical[/green]: {result.summary_id} re-ran in full as run {result.run_id}"
+            )
+            console.print(f"details: tape replay {result.run_id} · tape explain {result.run_id} --trade 1")
+    if result.mismatched:
         raise typer.Exit(1)
 
 

@@ -18,7 +18,7 @@ from events.backtest import BacktestConfig, run_backtest, run_id_for
 from events.bars import BarSeries
 from events.errors import DataError
 from events.report import RunReport, fold_run
-from events.schema import Event
+from events.schema import BacktestSummary, Event
 from events.strategies import make_strategy
 from store.log import AppendResult, EventLog
 from store.run_writer import PipedRunSink, open_sink
@@ -146,3 +146,40 @@ def rerun(log: EventLog, run_id: str, *, data_path: Path | None, loader: Loader 
             return RerunResult(started.run_id, compared, changed, (seq, old, new))
         compared += 1
     return RerunResult(started.run_id, compared, changed, None)
+
+
+class SummaryRerun(NamedTuple):
+    """A job's one-line result re-run in full as a logged backtest."""
+
+    summary_id: str
+    run_id: str
+    data_changed: list[str]
+    mismatched: dict[str, tuple[float, float | None]]  # metric -> (summary, full run)
+
+
+def rerun_summary(
+    log_path: Path, summary_id: str, *, data_path: Path | None, loader: Loader | None = None
+) -> SummaryRerun:
+    """Re-run one BacktestSummary (``<job_id>:<n>``) as a full backtest into the log and check that its
+    metrics come out as the summary recorded them."""
+    with EventLog.open(log_path, readonly=True) as log:
+        found = log.get(summary_id)
+    if found is None or not isinstance(found.event, BacktestSummary):
+        raise DataError(f"no backtest summary {summary_id!r} in {log_path} (ids look like <job_id>:000003)")
+    summary = found.event
+    fields = set(BacktestConfig.__struct_fields__)
+    config = msgspec.convert({k: v for k, v in summary.config.items() if k in fields}, BacktestConfig)
+    # The summary names the symbols and parameters of this one backtest (a job's config covers them all).
+    config = msgspec.structs.replace(config, symbols=list(summary.symbols), params=dict(summary.params))
+    full = (loader or (lambda c: load_config_bars(c, data_path)))(config)
+    window = [s.between(summary.start_ts, summary.end_ts) for s in full]
+    window = [s for s in window if len(s)]
+    recorded = {fp.symbol: fp.sha256 for fp in summary.data}
+    changed = [s.symbol for s in window if recorded.get(s.symbol) != s.fingerprint().sha256]
+    outcome = backtest(config, log_path=log_path, data_path=data_path, loader=lambda c: window)
+    mismatched = {
+        key: (value, outcome.report.metrics.get(key))
+        for key, value in summary.metrics.items()
+        if outcome.report.metrics.get(key) != value
+    }
+    return SummaryRerun(summary_id, outcome.report.run_id, changed, mismatched)

@@ -491,6 +491,17 @@ class EventLog:
         )
         return [r[0] for r in rows]
 
+    def get(self, event_id: str) -> Recorded | None:
+        """The event stored under ``event_id`` (through its UNIQUE index), or None."""
+        row = self._conn.execute(
+            "SELECT seq, stream, version, event_id, kind, ts, body FROM events WHERE event_id = ?",
+            (event_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        seq, stream, version, eid, kind, ts, body = row
+        return Recorded(seq, stream, version, eid, kind, ts, decode(body))
+
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a read-only SQL query against the log (for projections and reports)."""
         return list(self._conn.execute(sql, args))

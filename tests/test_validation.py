@@ -183,3 +183,25 @@ def test_validate_says_which_symbols_to_trade(ray_session: None, tmp_path: Path)
 def test_validate_needs_symbols_or_a_known_universe(tape: TapeRunner) -> None:
     assert_clean_failure(tape("validate"), "name the symbols to validate")
     assert_clean_failure(tape("validate", "--universe", "sp500"), "unknown universe 'sp500'")
+
+
+def test_any_job_result_reruns_in_full_to_the_same_metrics(ray_session: None, tmp_path: Path) -> None:
+    from store.backtests import rerun_summary
+
+    log = tmp_path / "t.db"
+    series = _series()
+    result = walk_forward(
+        BASE, series, GRID, objective="sharpe", folds=2, train=0.6, anchored=False, log_path=log
+    )
+    with EventLog.open(log) as opened:
+        ids = [r.event_id for r in opened.read(stream=f"job/{result.job_id}")]
+    test_summary = ids[len(GRID)]  # fold 1's out-of-sample backtest
+    rerun = rerun_summary(log, test_summary, data_path=None)
+    assert rerun.mismatched == {} and rerun.data_changed == []
+    with EventLog.open(log) as opened:
+        assert any(r.kind == "run_started" for r in opened.read(stream=f"run/{rerun.run_id}"))
+
+
+def test_rerun_of_an_unknown_summary_fails_cleanly(tape: TapeRunner) -> None:
+    tape("log", "note", "a log must exist")
+    assert_clean_failure(tape("replay", "abcd:000001", "--rerun"), "no backtest summary 'abcd:000001'")
