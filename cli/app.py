@@ -42,6 +42,7 @@ def root(
 app.command("backtest")(backtest_cmds.backtest_cmd)
 app.command("replay")(backtest_cmds.replay_cmd)
 app.command("explain")(backtest_cmds.explain_cmd)
+app.command("report")(backtest_cmds.report_cmd)
 app.command("trade")(trade_cmds.trade_cmd)
 app.command("compare")(trade_cmds.compare_cmd)
 app.command("strategies")(strategies_cmds.strategies_cmd)

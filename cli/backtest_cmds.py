@@ -255,3 +255,23 @@ def explain_cmd(
         console.print(
             f"  [dim]{rec.seq:>8}[/dim] {when:<22} [bold]{rec.kind:<16}[/bold] {summarize(rec.event)}"
         )
+
+
+def report_cmd(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of 4+ characters).")],
+    rebuild: Annotated[
+        bool,
+        typer.Option("--rebuild", help="Write logs/trades_*_<day>.csv and logs/daily_summary_<day>.json."),
+    ] = False,
+) -> None:
+    """The run's summary; with --rebuild, its per-day trade logs and daily summaries, from the log alone."""
+    from store.trade_logs import write_trade_logs
+
+    with EventLog.open(settings(ctx).log_path, readonly=True) as log:
+        report = replay_report(log, run_id)
+    render_report(report)
+    if rebuild:
+        written = write_trade_logs(report, Path.cwd())
+        trades = sum(1 for p in written if p.name.startswith("trades_"))
+        console.print(f"rebuilt {trades} trade logs and {len(written) - trades} daily summaries under logs/")
