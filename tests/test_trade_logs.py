@@ -14,7 +14,8 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def test_report_rebuild_writes_daily_logs_that_reconcile(tape: TapeRunner, tmp_path: Path) -> None:
-    run = json.loads(tape("backtest", "AAPL", "--start", "2005-01-01", "--end", "2006-12-31", "--json").stdout)
+    period = ["--start", "2005-01-01", "--end", "2006-12-31"]
+    run = json.loads(tape("backtest", "AAPL", *period, "--json").stdout)
     assert tape("report", run["run_id"], "--rebuild").returncode == 0
     first = _files(tmp_path)
     trades = [name for name in first if name.startswith("trades_AAPL_")]
