@@ -70,7 +70,9 @@ class PortfolioActor:
         session, out = self._session, []
         for bar in group:
             out += session.open_bar(bar["symbol"], bar["ts"], bar["open"], bar["high"], bar["low"])
-            session.observe(bar["symbol"], bar["high"], bar["low"], bar["close"], bar["volume"])
+            out += session.observe(
+                bar["ts"], bar["symbol"], bar["high"], bar["low"], bar["close"], bar["volume"]
+            )
             out += session.close_bar(
                 bar["symbol"], bar["ts"], bar["day"], bar["close"], bar["side"], bar["values"], bar["reason"]
             )

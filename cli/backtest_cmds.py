@@ -80,6 +80,9 @@ def backtest_cmd(
     atr_stop: opt.AtrStop = 2.0,
     min_avg_volume: opt.MinAvgVolume = 0.0,
     max_volume_pct: opt.MaxVolumePct = 0.0,
+    regimes: opt.Regimes = "",
+    trend_adx: opt.TrendAdx = 25.0,
+    volatile_atr: opt.VolatileAtr = 4.0,
     no_adjust: Annotated[
         bool, typer.Option("--no-adjust", help="Use raw prices (no split/dividend adjustment).")
     ] = False,
@@ -112,6 +115,9 @@ def backtest_cmd(
             atr_stop_multiple=atr_stop,
             min_avg_volume=min_avg_volume,
             max_volume_pct=max_volume_pct,
+            regimes=regimes,
+            trend_adx=trend_adx,
+            volatile_atr_pct=volatile_atr,
         ),
     )
     where = settings(ctx)

@@ -45,6 +45,13 @@ MinAvgVolume = Annotated[
 MaxVolumePct = Annotated[
     float, typer.Option("--max-volume-pct", help="Cap an order at this % of average volume (0 = off).")
 ]
+Regimes = Annotated[
+    str, typer.Option("--regimes", help="Only enter in these regimes: trending,ranging,volatile ('' = any).")
+]
+TrendAdx = Annotated[float, typer.Option("--trend-adx", help="ADX above which a symbol is trending.")]
+VolatileAtr = Annotated[
+    float, typer.Option("--volatile-atr", help="ATR above this % of the close is volatile.")
+]
 Address = Annotated[
     str | None,
     typer.Option("--address", help="Ray cluster address (auto, ray://host:10001); local Ray if unset."),

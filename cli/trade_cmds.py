@@ -46,6 +46,9 @@ def trade_cmd(
     atr_stop: opt.AtrStop = 2.0,
     min_avg_volume: opt.MinAvgVolume = 0.0,
     max_volume_pct: opt.MaxVolumePct = 0.0,
+    regimes: opt.Regimes = "",
+    trend_adx: opt.TrendAdx = 25.0,
+    volatile_atr: opt.VolatileAtr = 4.0,
     address: opt.Address = None,
     json: opt.Json = False,
 ) -> None:
@@ -79,6 +82,9 @@ def trade_cmd(
             atr_stop_multiple=atr_stop,
             min_avg_volume=min_avg_volume,
             max_volume_pct=max_volume_pct,
+            regimes=regimes,
+            trend_adx=trend_adx,
+            volatile_atr_pct=volatile_atr,
         ),
     )
     from actors.engine import run_replay_session

@@ -32,6 +32,7 @@ from events.portfolio import (
     simulate_open_fill,
     simulate_protective_fill,
 )
+from events.regime import regimes
 from events.risk import MarketContext, RiskConfig, needs_context
 from events.schema import (
     BenchmarkLeg,
@@ -39,6 +40,7 @@ from events.schema import (
     EquityMarked,
     Event,
     OrderCancelled,
+    RegimeChanged,
     RunEnded,
     RunStarted,
     Signal,
@@ -148,6 +150,7 @@ def run_backtest(
     emit(run_started(config, series, run_id=run_id, mode="backtest", code_version=code_version))
     timeline = _Timeline(series, strategy, config.risk)
     context_at = timeline.context_at
+    regime_l, last_regime = timeline.regime, {}
     names, name_of = timeline.names, timeline.symbol
     ts_l, o_l, h_l, l_l, c_l = timeline.ts, timeline.open, timeline.high, timeline.low, timeline.close
     side_l, day_l, group_end_l, session_end_l = (
@@ -184,6 +187,9 @@ def run_backtest(
                 )
             close = c_l[i]
             last_close[symbol] = close
+            if regime_l and regime_l[i] != last_regime.get(symbol, ""):
+                emit(timeline.regime_change(i, symbol, last_regime.get(symbol, ""), ts_l[i]))
+                last_regime[symbol] = regime_l[i]
             side = side_l[i]
             if side:
                 values = timeline.values_at(i)
@@ -284,6 +290,10 @@ def _close_out(
     apply(simulate_open_fill(state, desk, ts=ts, symbol=symbol, open=close))
 
 
+def _flat(found: list[tuple[list[Any], list[Any], list[Any]]], part: int) -> list[Any]:
+    return [value for per_symbol in found for value in per_symbol[part]]
+
+
 class _Timeline:
     """All symbols' bars merged by (timestamp, symbol) into plain lists for the per-bar loop."""
 
@@ -321,15 +331,35 @@ class _Timeline:
         self.last_index = {self.names[k]: int(np.flatnonzero(sym == k)[-1]) for k in range(len(series))}
         self._atr: list[float] = []
         self._avg_volume: list[float] = []
+        self.regime: list[str] = []
+        self._regime_values: list[tuple[float, float]] = []
         if needs_context(risk):  # causal: the values at bar i use bars <= i only
             self._atr = merged([atr(s.high, s.low, s.close, risk.atr_period) for s in series])
             self._avg_volume = merged([sma(s.volume, risk.volume_window) for s in series])
+        if risk.allowed_regimes:
+            found = [
+                regimes(
+                    s.high, s.low, s.close, trend_adx=risk.trend_adx, volatile_atr_pct=risk.volatile_atr_pct
+                )
+                for s in series
+            ]
+            names_all, adx_all, pct_all = _flat(found, 0), _flat(found, 1), _flat(found, 2)
+            positions = order.tolist()
+            self.regime = [names_all[k] for k in positions]
+            self._regime_values = [(adx_all[k], pct_all[k]) for k in positions]
 
     def context_at(self, i: int) -> MarketContext:
-        """ATR and average volume at merged position ``i`` (empty context when the rules are off)."""
+        """ATR, average volume and regime at merged position ``i`` (empty when the rules are off)."""
         if not self._atr:
             return NO_CONTEXT
-        return MarketContext(self._atr[i], self._avg_volume[i])
+        return MarketContext(self._atr[i], self._avg_volume[i], self.regime[i] if self.regime else "")
+
+    def regime_change(self, i: int, symbol: str, previous: str, ts: int) -> RegimeChanged:
+        """The event for a regime change at merged position ``i``."""
+        adx_value, atr_pct = self._regime_values[i]
+        return RegimeChanged(
+            ts=ts, symbol=symbol, regime=self.regime[i], previous=previous, adx=adx_value, atr_pct=atr_pct
+        )
 
     def values_at(self, i: int) -> dict[str, float]:
         """The indicator values behind the side at merged position ``i``."""

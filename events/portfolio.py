@@ -330,6 +330,10 @@ def decide_entry(
             f"average volume {context.avg_volume:,.0f} over {risk.volume_window} bars is below "
             f"{risk.min_avg_volume:,.0f}",
         )
+    allowed = risk.allowed_regimes
+    if block is None and allowed and context.regime not in allowed:
+        now = context.regime or "not known yet (warm-up)"
+        block = ("regime", f"{symbol} is {now}; entries are allowed when {' or '.join(allowed)}")
     if block is None and stop_distance is not None and usable_stop is None:
         block = ("atr_warmup", f"ATR({risk.atr_period}) is not defined yet: no stop distance to size by")
     if block is None and qty <= 0:

@@ -30,6 +30,16 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     min_avg_volume: float = 0.0  # > 0: refuse symbols whose average volume (volume_window bars) is lower
     max_volume_pct: float = 0.0  # > 0: no order above this share (%) of the average volume
     volume_window: int = 20
+    regimes: str = (
+        ""  # comma list of regimes new entries are allowed in (trending,ranging,volatile); "" = any
+    )
+    trend_adx: float = 25.0  # ADX above this is a trend
+    volatile_atr_pct: float = 4.0  # ATR above this % of the close is volatile
+
+    @property
+    def allowed_regimes(self) -> tuple[str, ...]:
+        """The regimes new entries are allowed in (empty: any)."""
+        return tuple(r.strip() for r in self.regimes.split(",") if r.strip())
 
     def __post_init__(self) -> None:
         checks = [
@@ -58,6 +68,10 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
                 f"--max-volume-pct must be in [0, 100], got {self.max_volume_pct:g}",
             ),
             (self.volume_window >= 1, f"volume window must be at least 1, got {self.volume_window}"),
+            (
+                all(r in ("trending", "ranging", "volatile") for r in self.allowed_regimes),
+                f"--regimes takes trending, ranging, volatile (comma separated), got {self.regimes!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -69,11 +83,12 @@ class MarketContext(NamedTuple):
 
     atr: float = math.nan
     avg_volume: float = math.nan
+    regime: str = ""
 
 
 def needs_context(risk: RiskConfig) -> bool:
-    """Whether the drivers must compute ATR / average volume for this config (skipped otherwise)."""
-    return risk.sizing == "atr" or risk.min_avg_volume > 0 or risk.max_volume_pct > 0
+    """Whether the drivers must compute ATR / average volume / regimes for this config."""
+    return risk.sizing == "atr" or risk.min_avg_volume > 0 or risk.max_volume_pct > 0 or bool(risk.regimes)
 
 
 class Sizing(msgspec.Struct, frozen=True, gc=False):

@@ -316,6 +316,16 @@ class BacktestSummary(Event, tag="backtest_summary", kw_only=True):
     fold: int = -1
 
 
+class RegimeChanged(Event, tag="regime_changed", kw_only=True):
+    """A symbol's market regime changed (trending / ranging / volatile), with the numbers behind it."""
+
+    symbol: str
+    regime: str
+    previous: str = ""
+    adx: float = 0.0
+    atr_pct: float = 0.0
+
+
 AnyEvent = (
     RunStarted
     | RunEnded
@@ -339,6 +349,7 @@ AnyEvent = (
     | Alert
     | OperatorNote
     | BacktestSummary
+    | RegimeChanged
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {

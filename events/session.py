@@ -25,8 +25,9 @@ from events.portfolio import (
     simulate_open_fill,
     simulate_protective_fill,
 )
+from events.regime import RegimeTracker
 from events.risk import MarketContext, needs_context
-from events.schema import EquityMarked, Event, OrderCancelled, Signal
+from events.schema import EquityMarked, Event, OrderCancelled, RegimeChanged, Signal
 from events.strategies import BUY
 
 
@@ -42,6 +43,7 @@ class TradingSession:
         self._atr: dict[str, ATR] = {}
         self._avg_volume: dict[str, SMA] = {}
         self._latest: dict[str, MarketContext] = {}
+        self._regimes: dict[str, RegimeTracker] = {}
         self.peak = self.equity = config.cash
         self._seen_cash = self.state.cash_cents
         self._dd = self._dd_pct = 0.0
@@ -68,14 +70,35 @@ class TradingSession:
             )
         return out
 
-    def observe(self, symbol: str, high: float, low: float, close: float, volume: float) -> None:
-        """Feed the bar to the risk gate's own indicators (ATR, average volume) when its rules need them."""
+    def observe(
+        self, ts: int, symbol: str, high: float, low: float, close: float, volume: float
+    ) -> list[Event]:
+        """Feed the bar to the risk gate's own indicators (ATR, average volume, regime) when its rules
+        need them; returns a RegimeChanged event when the symbol's regime changes."""
         if not self._context:
-            return
+            return []
         risk = self.config.risk
         atr = self._atr.setdefault(symbol, ATR(risk.atr_period)).update(high, low, close)
         volume_avg = self._avg_volume.setdefault(symbol, SMA(risk.volume_window)).update(volume)
-        self._latest[symbol] = MarketContext(atr, volume_avg)
+        out: list[Event] = []
+        regime = ""
+        if risk.allowed_regimes:
+            tracker = self._regimes.get(symbol)
+            if tracker is None:
+                tracker = self._regimes[symbol] = RegimeTracker(
+                    trend_adx=risk.trend_adx, volatile_atr_pct=risk.volatile_atr_pct
+                )
+            regime = tracker.update(high, low, close)
+            previous = self._latest[symbol].regime if symbol in self._latest else ""
+            if regime != previous:
+                adx_value, atr_pct = tracker.values
+                out.append(
+                    RegimeChanged(
+                        ts=ts, symbol=symbol, regime=regime, previous=previous, adx=adx_value, atr_pct=atr_pct
+                    )
+                )
+        self._latest[symbol] = MarketContext(atr, volume_avg, regime)
+        return out
 
     def close_bar(
         self, symbol: str, ts: int, day: int, close: float, side: int, values: dict[str, float], reason: str

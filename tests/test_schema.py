@@ -135,6 +135,7 @@ SAMPLES: dict[str, s.Event] = {
         day="2024-01-02",
     ),
     "operator_note": s.OperatorNote(ts=21, text="hello", author="ana"),
+    "regime_changed": s.RegimeChanged(ts=23, symbol="AAPL", regime="trending", previous="ranging", adx=31.5),
     "backtest_summary": s.BacktestSummary(
         ts=22,
         job_id="j1",

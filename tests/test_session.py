@@ -31,7 +31,7 @@ def replay_session(config: BacktestConfig, series: list, run_id: str) -> list[Ev
             float(bars.volume[i]),
         )
         out += session.open_bar(step.symbol, step.ts, o, h, lo)
-        session.observe(step.symbol, h, lo, c, v)
+        out += session.observe(step.ts, step.symbol, h, lo, c, v)
         side, values = live[step.symbol].on_bar(o, h, lo, c, v)
         out += session.close_bar(
             step.symbol, step.ts, step.day, c, side, values, strategy.describe(side, values) if side else ""
@@ -56,4 +56,13 @@ def test_atr_sizing_and_liquidity_rules_decide_the_same_bar_by_bar() -> None:
     risk = RiskConfig(sizing="atr", atr_stop_multiple=1.5, max_volume_pct=5.0, max_position_size=0)
     config = BacktestConfig(symbols=["AAA", "BBB"], risk=risk)
     expected = run_backtest(config, series, run_id="r")[1:-1]
+    assert replay_session(config, series, "r") == expected
+
+
+def test_the_regime_filter_decides_the_same_bar_by_bar() -> None:
+    series = [random_walk_bars(s, 700, seed=70 + k) for k, s in enumerate(["AAA", "BBB"])]
+    risk = RiskConfig(regimes="trending", volatile_atr_pct=3.0)
+    config = BacktestConfig(symbols=["AAA", "BBB"], risk=risk)
+    expected = run_backtest(config, series, run_id="r")[1:-1]
+    assert any(type(e).__name__ == "RegimeChanged" for e in expected)
     assert replay_session(config, series, "r") == expected
