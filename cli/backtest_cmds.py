@@ -83,6 +83,9 @@ def backtest_cmd(
     regimes: opt.Regimes = "",
     trend_adx: opt.TrendAdx = 25.0,
     volatile_atr: opt.VolatileAtr = 4.0,
+    max_correlation: opt.MaxCorrelation = 0.0,
+    correlation_window: opt.CorrelationWindow = 60,
+    correlation_action: opt.CorrelationAction = "reject",
     no_adjust: Annotated[
         bool, typer.Option("--no-adjust", help="Use raw prices (no split/dividend adjustment).")
     ] = False,
@@ -118,6 +121,9 @@ def backtest_cmd(
             regimes=regimes,
             trend_adx=trend_adx,
             volatile_atr_pct=volatile_atr,
+            max_correlation=max_correlation,
+            correlation_window=correlation_window,
+            correlation_action=correlation_action,
         ),
     )
     where = settings(ctx)

@@ -52,6 +52,14 @@ TrendAdx = Annotated[float, typer.Option("--trend-adx", help="ADX above which a 
 VolatileAtr = Annotated[
     float, typer.Option("--volatile-atr", help="ATR above this % of the close is volatile.")
 ]
+MaxCorrelation = Annotated[
+    float,
+    typer.Option(
+        "--max-correlation", help="Refuse (or shrink) entries this correlated with a holding (0 = off)."
+    ),
+]
+CorrelationWindow = Annotated[int, typer.Option("--correlation-window", help="Bars of returns to correlate.")]
+CorrelationAction = Annotated[str, typer.Option("--correlation-action", help="reject or shrink (halve).")]
 Address = Annotated[
     str | None,
     typer.Option("--address", help="Ray cluster address (auto, ray://host:10001); local Ray if unset."),

@@ -49,6 +49,9 @@ def trade_cmd(
     regimes: opt.Regimes = "",
     trend_adx: opt.TrendAdx = 25.0,
     volatile_atr: opt.VolatileAtr = 4.0,
+    max_correlation: opt.MaxCorrelation = 0.0,
+    correlation_window: opt.CorrelationWindow = 60,
+    correlation_action: opt.CorrelationAction = "reject",
     address: opt.Address = None,
     json: opt.Json = False,
 ) -> None:
@@ -85,6 +88,9 @@ def trade_cmd(
             regimes=regimes,
             trend_adx=trend_adx,
             volatile_atr_pct=volatile_atr,
+            max_correlation=max_correlation,
+            correlation_window=correlation_window,
+            correlation_action=correlation_action,
         ),
     )
     from actors.engine import run_replay_session

@@ -19,6 +19,7 @@ import msgspec
 import numpy as np
 
 from events.bars import BarSeries
+from events.correlation import ReturnWindows
 from events.costs import CostModel
 from events.errors import ConfigError, DataError
 from events.indicators import atr, sma
@@ -26,6 +27,7 @@ from events.portfolio import (
     NO_CONTEXT,
     Desk,
     PortfolioState,
+    correlation_context,
     decide_entry,
     decide_exit,
     evolve,
@@ -151,6 +153,8 @@ def run_backtest(
     timeline = _Timeline(series, strategy, config.risk)
     context_at = timeline.context_at
     regime_l, last_regime = timeline.regime, {}
+    risk = config.risk
+    windows = ReturnWindows(risk.correlation_window) if risk.max_correlation > 0 else None
     names, name_of = timeline.names, timeline.symbol
     ts_l, o_l, h_l, l_l, c_l = timeline.ts, timeline.open, timeline.high, timeline.low, timeline.close
     side_l, day_l, group_end_l, session_end_l = (
@@ -187,6 +191,8 @@ def run_backtest(
                 )
             close = c_l[i]
             last_close[symbol] = close
+            if windows is not None:
+                windows.update(symbol, ts_l[i], close)
             if regime_l and regime_l[i] != last_regime.get(symbol, ""):
                 emit(timeline.regime_change(i, symbol, last_regime.get(symbol, ""), ts_l[i]))
                 last_regime[symbol] = regime_l[i]
@@ -215,7 +221,9 @@ def run_backtest(
                             strategy=strategy_name,
                             price=close,
                             equity=state.equity(last_close),
-                            context=context_at(i),
+                            context=context_at(i)
+                            if windows is None
+                            else correlation_context(context_at(i), state, windows, symbol),
                         )
                     )
                 else:

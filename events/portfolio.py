@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from events.correlation import ReturnWindows
 from events.costs import CostModel, cents, notional_cents
 from events.risk import (
     MarketContext,
@@ -303,6 +304,12 @@ def decide_entry(
         qty = float(min(qty, cap))
     if risk.min_avg_volume > 0:
         checks.update(avg_volume=context.avg_volume, min_avg_volume=risk.min_avg_volume)
+    too_correlated = [(s, c) for s, c in context.correlations if c == c and c > risk.max_correlation]
+    if risk.max_correlation > 0:
+        checks.update({f"corr_{s}": c for s, c in context.correlations if c == c})
+        if too_correlated and risk.correlation_action == "shrink":
+            qty = float(math.floor(qty / 2))
+            checks["correlation_shrunk_qty"] = qty
     intent_id = state.next_intent_id()
     out: list[Event] = [
         OrderIntent(
@@ -330,6 +337,13 @@ def decide_entry(
             f"average volume {context.avg_volume:,.0f} over {risk.volume_window} bars is below "
             f"{risk.min_avg_volume:,.0f}",
         )
+    if block is None and too_correlated and risk.correlation_action == "reject":
+        worst = max(too_correlated, key=lambda sc: sc[1])
+        block = (
+            "correlation",
+            f"{symbol} returns correlate {worst[1]:.2f} with open {worst[0]} "
+            f"(limit {risk.max_correlation:g} over {risk.correlation_window} bars)",
+        )
     allowed = risk.allowed_regimes
     if block is None and allowed and context.regime not in allowed:
         now = context.regime or "not known yet (warm-up)"
@@ -339,6 +353,8 @@ def decide_entry(
     if block is None and qty <= 0:
         if sizing.checks["affordable_qty"] < 1:
             block = ("cash", "not enough cash for one share")
+        elif "correlation_shrunk_qty" in checks:
+            block = ("correlation", "halving the position for correlation leaves no share")
         elif qty < sizing.qty:
             block = ("liquidity", f"{risk.max_volume_pct:g} % of the average volume is less than one share")
         else:
@@ -377,6 +393,15 @@ def decide_entry(
         )
     )
     return out
+
+
+def correlation_context(
+    context: MarketContext, state: PortfolioState, windows: ReturnWindows, symbol: str
+) -> MarketContext:
+    """``context`` with the correlations of ``symbol`` to every open position and working entry."""
+    held = set(state.positions) | {s for s, o in state.market_orders.items() if o.side == "buy"}
+    pairs = tuple((other, windows.correlation(symbol, other)) for other in sorted(held) if other != symbol)
+    return context._replace(correlations=pairs)
 
 
 def decide_exit(state: PortfolioState, *, ts: int, symbol: str, reason: str, price: float) -> list[Event]:

@@ -35,6 +35,9 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     )
     trend_adx: float = 25.0  # ADX above this is a trend
     volatile_atr_pct: float = 4.0  # ATR above this % of the close is volatile
+    max_correlation: float = 0.0  # > 0: a new position this correlated with an open one is refused/shrunk
+    correlation_window: int = 60  # bars of returns the correlation is measured over
+    correlation_action: str = "reject"  # or "shrink": halve the position instead
 
     @property
     def allowed_regimes(self) -> tuple[str, ...]:
@@ -69,6 +72,18 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             ),
             (self.volume_window >= 1, f"volume window must be at least 1, got {self.volume_window}"),
             (
+                0 <= self.max_correlation <= 1,
+                f"--max-correlation must be in [0, 1], got {self.max_correlation:g}",
+            ),
+            (
+                self.correlation_window >= 4,
+                f"correlation window must be at least 4, got {self.correlation_window}",
+            ),
+            (
+                self.correlation_action in ("reject", "shrink"),
+                f"--correlation-action must be reject or shrink, got {self.correlation_action!r}",
+            ),
+            (
                 all(r in ("trending", "ranging", "volatile") for r in self.allowed_regimes),
                 f"--regimes takes trending, ranging, volatile (comma separated), got {self.regimes!r}",
             ),
@@ -84,11 +99,18 @@ class MarketContext(NamedTuple):
     atr: float = math.nan
     avg_volume: float = math.nan
     regime: str = ""
+    correlations: tuple[tuple[str, float], ...] = ()  # (open symbol, correlation) pairs
 
 
 def needs_context(risk: RiskConfig) -> bool:
     """Whether the drivers must compute ATR / average volume / regimes for this config."""
-    return risk.sizing == "atr" or risk.min_avg_volume > 0 or risk.max_volume_pct > 0 or bool(risk.regimes)
+    return (
+        risk.sizing == "atr"
+        or risk.min_avg_volume > 0
+        or risk.max_volume_pct > 0
+        or bool(risk.regimes)
+        or risk.max_correlation > 0
+    )
 
 
 class Sizing(msgspec.Struct, frozen=True, gc=False):

@@ -14,11 +14,13 @@ from typing import Any
 import msgspec
 
 from events.backtest import BacktestConfig
+from events.correlation import ReturnWindows
 from events.indicators import ATR, SMA
 from events.portfolio import (
     NO_CONTEXT,
     Desk,
     PortfolioState,
+    correlation_context,
     decide_entry,
     decide_exit,
     evolve,
@@ -44,6 +46,8 @@ class TradingSession:
         self._avg_volume: dict[str, SMA] = {}
         self._latest: dict[str, MarketContext] = {}
         self._regimes: dict[str, RegimeTracker] = {}
+        risk = config.risk
+        self._windows = ReturnWindows(risk.correlation_window) if risk.max_correlation > 0 else None
         self.peak = self.equity = config.cash
         self._seen_cash = self.state.cash_cents
         self._dd = self._dd_pct = 0.0
@@ -106,6 +110,8 @@ class TradingSession:
         """The bar closes with the strategy's ``side``: a Signal and what the portfolio decides on it.
         Call :meth:`observe` with the same bar first when the risk rules use market context."""
         self.last_close[symbol] = close
+        if self._windows is not None:
+            self._windows.update(symbol, ts, close)
         out: list[Event] = []
         if not side:
             return out
@@ -130,12 +136,18 @@ class TradingSession:
                 strategy=self.strategy,
                 price=close,
                 equity=self.state.equity(self.last_close),
-                context=self._latest.get(symbol, NO_CONTEXT),
+                context=self._entry_context(symbol),
             )
         else:
             decided = decide_exit(self.state, ts=ts, symbol=symbol, reason="signal", price=close)
         self._apply(decided, out)
         return out
+
+    def _entry_context(self, symbol: str) -> MarketContext:
+        context = self._latest.get(symbol, NO_CONTEXT)
+        if self._windows is None:
+            return context
+        return correlation_context(context, self.state, self._windows, symbol)
 
     def close_out(self, symbol: str, ts: int, close: float) -> list[Event]:
         """The symbol's data ends: cancel a working entry, sell an open position at the close."""

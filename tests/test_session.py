@@ -66,3 +66,14 @@ def test_the_regime_filter_decides_the_same_bar_by_bar() -> None:
     expected = run_backtest(config, series, run_id="r")[1:-1]
     assert any(type(e).__name__ == "RegimeChanged" for e in expected)
     assert replay_session(config, series, "r") == expected
+
+
+def test_the_correlation_rule_decides_the_same_bar_by_bar() -> None:
+    base = random_walk_bars("AAA", 700, seed=90)
+    twin = random_walk_bars("BBB", 700, seed=91)
+    risk = RiskConfig(
+        max_correlation=0.2, correlation_window=30, correlation_action="shrink", max_position_size=0
+    )
+    config = BacktestConfig(symbols=["AAA", "BBB"], risk=risk)
+    expected = run_backtest(config, [base, twin], run_id="r")[1:-1]
+    assert replay_session(config, [base, twin], "r") == expected
