@@ -224,6 +224,7 @@ def run_backtest(
                             context=context_at(i)
                             if windows is None
                             else correlation_context(context_at(i), state, windows, symbol),
+                            size_factor=values.get("size_factor", 1.0),
                         )
                     )
                 else:

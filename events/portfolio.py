@@ -279,6 +279,7 @@ def decide_entry(
     price: float,
     equity: float,
     context: MarketContext = NO_CONTEXT,
+    size_factor: float = 1.0,
 ) -> list[Event]:
     """A buy signal at ``price`` (the bar's close): size it, run the risk gate, place a market order.
 
@@ -296,6 +297,9 @@ def decide_entry(
     )
     checks = dict(sizing.checks)
     qty = sizing.qty
+    if size_factor < 1.0:  # e.g. an ensemble whose members only partly agree: a smaller bet
+        qty = float(math.floor(qty * max(size_factor, 0.0)))
+        checks["size_factor"] = size_factor
     if stop_distance is not None:
         checks.update(atr=context.atr, stop_distance=stop_distance)
     if risk.max_volume_pct > 0 and context.avg_volume == context.avg_volume:

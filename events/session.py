@@ -137,6 +137,7 @@ class TradingSession:
                 price=close,
                 equity=self.state.equity(self.last_close),
                 context=self._entry_context(symbol),
+                size_factor=values.get("size_factor", 1.0),
             )
         else:
             decided = decide_exit(self.state, ts=ts, symbol=symbol, reason="signal", price=close)

@@ -80,7 +80,7 @@ def test_atr_breakout_buys_a_jump_of_two_atrs() -> None:
 
 def test_an_unknown_strategy_lists_the_known_ones() -> None:
     with pytest.raises(
-        ConfigError, match="known strategies: atr_breakout, macd, mean_reversion, rsi, sma_cross"
+        ConfigError, match="known strategies: atr_breakout, ensemble, macd, mean_reversion, rsi, sma_cross"
     ):
         make_strategy("magic")
 
@@ -100,11 +100,12 @@ def test_bad_parameters_are_refused_with_the_reason(name: str, params: dict, nee
         make_strategy(name, params)
 
 
-def test_every_parameter_is_typed_described_and_bounded() -> None:
+def test_every_parameter_is_typed_described_and_numbers_are_bounded() -> None:
     for cls in REGISTRY.values():
         for spec in param_specs(cls):
-            assert spec.type in {"int", "float"} and spec.description
-            assert spec.minimum is not None or spec.maximum is not None
+            assert spec.type in {"int", "float", "str", "bool"} and spec.description
+            if spec.type in {"int", "float"}:
+                assert spec.minimum is not None or spec.maximum is not None
 
 
 def test_tape_strategies_lists_names_parameters_and_descriptions(tape: TapeRunner) -> None:

@@ -97,12 +97,13 @@ def _plain(message: str) -> str:
 
 # Registration after the registry exists.
 from events.strategies.atr_breakout import AtrBreakout  # noqa: E402
+from events.strategies.ensemble import Ensemble  # noqa: E402
 from events.strategies.macd import MacdStrategy  # noqa: E402
 from events.strategies.mean_reversion import MeanReversion  # noqa: E402
 from events.strategies.rsi import RsiStrategy  # noqa: E402
 from events.strategies.sma_cross import SmaCross  # noqa: E402
 
-for _cls in (SmaCross, RsiStrategy, MacdStrategy, MeanReversion, AtrBreakout):
+for _cls in (SmaCross, RsiStrategy, MacdStrategy, MeanReversion, AtrBreakout, Ensemble):
     register(_cls)
 
 __all__ = [
