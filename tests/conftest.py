@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.alpaca_emulator import MarketDataEmulator
+from tests.alpaca_emulator import MarketDataEmulator, TradingEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,3 +75,12 @@ def ray_session() -> Iterator[None]:
     ray = ensure_ray(num_cpus=2)
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def trading_emulator() -> Iterator[TradingEmulator]:
+    """Alpaca's paper-trading REST API on 127.0.0.1 with AAPL and MSFT quoted."""
+    with TradingEmulator() as emu:
+        emu.set_price("AAPL", 100.0)
+        emu.set_price("MSFT", 50.0)
+        yield emu

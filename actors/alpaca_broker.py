@@ -1,0 +1,196 @@
+"""The Alpaca broker adapter: the PortfolioActor's orders, through alpaca-py's TradingClient only.
+
+Every order carries the ``client_order_id`` the portfolio derived from the log position. Alpaca refuses
+a second order with the same id (HTTP 422), so a retry after a timeout or a restart after a crash looks
+the existing order up instead: the same decision can never place two orders. Fills are read from the
+broker's order state and given execution ids that are stable across polls, so they deduplicate.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from events.errors import ConfigError, TapeError
+from events.schema import Fill, OrderSubmitted
+from store.credentials import AlpacaCredentials
+
+
+class BrokerRejected(TapeError):
+    """The broker refused an order (insufficient buying power, unknown asset, ...)."""
+
+    exit_code = 1
+
+
+class BrokerOrder(NamedTuple):
+    """What the broker says about one of our orders."""
+
+    broker_order_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    status: str
+    qty: float
+    filled_qty: float
+    filled_avg_price: float | None
+
+
+class AccountSummary(NamedTuple):
+    """Cash and equity of the account."""
+
+    cash: float
+    equity: float
+    buying_power: float
+
+
+def _status(exc: Exception) -> int | None:
+    return getattr(exc, "status_code", None)
+
+
+class AlpacaBroker:
+    """Account, positions, orders and fills of an Alpaca (paper) account."""
+
+    def __init__(self, credentials: AlpacaCredentials, *, retry_wait_seconds: int = 1) -> None:
+        from alpaca.trading.client import TradingClient
+
+        self._client = TradingClient(
+            api_key=credentials.api_key,
+            secret_key=credentials.secret_key,
+            paper=credentials.paper,
+            url_override=None if credentials.base_url.endswith("alpaca.markets") else credentials.base_url,
+        )
+        # alpaca-py retries 429 and 504 itself; its constructor does not take the wait, its client does.
+        self._client._retry_wait = retry_wait_seconds
+        self._client._retry_codes = [429, 500, 502, 503, 504]
+
+    def _call(self, what: str, fn: Any, *args: Any) -> Any:
+        from alpaca.common.exceptions import APIError
+
+        try:
+            return fn(*args)
+        except APIError as exc:
+            status = _status(exc)
+            if status == 401 or (status == 403 and "not authorized" in str(exc).lower()):
+                raise ConfigError(
+                    "Alpaca rejected the credentials (check ALPACA_API_KEY and ALPACA_API_SECRET)"
+                ) from None
+            raise BrokerRejected(f"Alpaca refused to {what} (HTTP {status}): {_message(exc)}") from None
+        except OSError as exc:
+            raise BrokerRejected(f"cannot reach Alpaca to {what}: {type(exc).__name__}") from None
+
+    def account(self) -> AccountSummary:
+        """Cash, equity and buying power."""
+        raw = self._call("read the account", self._client.get_account)
+        return AccountSummary(float(raw.cash or 0), float(raw.equity or 0), float(raw.buying_power or 0))
+
+    def positions(self) -> dict[str, float]:
+        """Quantity held per symbol."""
+        return {p.symbol: float(p.qty) for p in self._call("list positions", self._client.get_all_positions)}
+
+    def submit(self, order: OrderSubmitted) -> BrokerOrder:
+        """Place ``order`` under its client order id; an id Alpaca already knows returns that order."""
+        from alpaca.common.exceptions import APIError
+        from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
+        from alpaca.trading.requests import (
+            LimitOrderRequest,
+            MarketOrderRequest,
+            StopLossRequest,
+            TakeProfitRequest,
+        )
+
+        side = OrderSide.BUY if order.side == "buy" else OrderSide.SELL
+        if order.order_type == "oco":
+            request: Any = LimitOrderRequest(
+                symbol=order.symbol,
+                qty=order.qty,
+                side=side,
+                time_in_force=TimeInForce.GTC,
+                order_class=OrderClass.OCO,
+                limit_price=round(order.limit_price or 0.0, 2),
+                take_profit=TakeProfitRequest(limit_price=round(order.limit_price or 0.0, 2)),
+                stop_loss=StopLossRequest(stop_price=round(order.stop_price or 0.0, 2)),
+                client_order_id=order.client_order_id,
+            )
+        else:
+            request = MarketOrderRequest(
+                symbol=order.symbol,
+                qty=order.qty,
+                side=side,
+                time_in_force=TimeInForce.DAY,
+                client_order_id=order.client_order_id,
+            )
+        try:
+            placed = self._client.submit_order(request)
+        except APIError as exc:
+            if _status(exc) == 422 and "client_order_id" in str(exc):
+                return self.order(order.client_order_id)  # a retry of an order that already went through
+            return self._call("place an order", _raise, exc)
+        return _broker_order(placed)
+
+    def order(self, client_order_id: str) -> BrokerOrder:
+        """The order placed under ``client_order_id``."""
+        return _broker_order(
+            self._call("find an order", self._client.get_order_by_client_id, client_order_id)
+        )
+
+    def orders(self, status: str = "open") -> list[BrokerOrder]:
+        """Orders by status: open, closed or all."""
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        request = GetOrdersRequest(status=QueryOrderStatus(status))
+        return [_broker_order(o) for o in self._call("list orders", self._client.get_orders, request)]
+
+    def cancel(self, client_order_id: str) -> None:
+        """Cancel the order placed under ``client_order_id``."""
+        found = self.order(client_order_id)
+        self._call("cancel an order", self._client.cancel_order_by_id, found.broker_order_id)
+
+    def new_fill(
+        self,
+        order: OrderSubmitted,
+        *,
+        ts: int,
+        reason: str,
+        logged_qty: float = 0.0,
+        logged_notional: float = 0.0,
+    ) -> Fill | None:
+        """The part of the order filled since ``logged_qty`` (at ``logged_notional``) was logged, as one
+        Fill, or None. Its id is ``<order id>@<cumulative filled qty>``: polling again before anything
+        new filled yields the same id, so the log keeps each execution once."""
+        state = self.order(order.client_order_id)
+        if state.filled_qty <= logged_qty + 1e-9 or state.filled_avg_price is None:
+            return None
+        qty = state.filled_qty - logged_qty
+        price = (state.filled_avg_price * state.filled_qty - logged_notional) / qty
+        return Fill(
+            ts=ts,
+            client_order_id=order.client_order_id,
+            exec_id=f"{state.broker_order_id}@{state.filled_qty:g}",
+            symbol=order.symbol,
+            side=order.side,
+            qty=qty,
+            price=price,
+            reason=reason,
+        )
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def _broker_order(raw: Any) -> BrokerOrder:
+    return BrokerOrder(
+        broker_order_id=str(raw.id),
+        client_order_id=raw.client_order_id,
+        symbol=raw.symbol,
+        side=str(getattr(raw.side, "value", raw.side)),
+        status=str(getattr(raw.status, "value", raw.status)),
+        qty=float(raw.qty or 0),
+        filled_qty=float(raw.filled_qty or 0),
+        filled_avg_price=float(raw.filled_avg_price) if raw.filled_avg_price else None,
+    )
+
+
+def _message(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:200] + "…"
