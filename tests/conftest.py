@@ -56,3 +56,12 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str], *needles: str
     assert len(lines) == 1, result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def alpaca_emulator():
+    """A running local Alpaca emulator (REST + WebSockets) for the real alpaca-py clients."""
+    from tests.alpaca_emulator import AlpacaEmulator
+
+    with AlpacaEmulator() as emulator:
+        yield emulator
