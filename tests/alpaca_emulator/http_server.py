@@ -109,7 +109,7 @@ class HttpServer:
         self._server.daemon_threads = True
         self._server.block_on_close = False
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"emu-{api.name}", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name=f"emu-{api.name}", daemon=True
         )
 
     @property
