@@ -65,3 +65,4 @@ def alpaca_emulator():
 
     with AlpacaEmulator() as emulator:
         yield emulator
+    assert not emulator.internal_errors, "\n".join(emulator.internal_errors)

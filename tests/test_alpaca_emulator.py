@@ -33,6 +33,7 @@ from alpaca.trading.requests import (
     LimitOrderRequest,
     MarketOrderRequest,
     StopLossRequest,
+    StopOrderRequest,
     TakeProfitRequest,
 )
 from alpaca.trading.stream import TradingStream
@@ -120,6 +121,23 @@ def test_stock_bars_timeframes_and_start_end(alpaca_emulator, stock_data):
     assert (day.open, day.close, day.volume) == (100, 219.5, 1200)
     window = bars(TimeFrame.Minute, start=T0 + timedelta(minutes=10), end=T0 + timedelta(minutes=19))
     assert [b.open for b in window] == [110 + i for i in range(10)]
+
+
+def test_single_symbol_bars_endpoint_pages_in_descending_order(alpaca_emulator, stock_data):
+    alpaca_emulator.add_bars("AAPL", minute_rows(5))
+    # alpaca-py has no wrapper for /v2/stocks/{symbol}/bars: page it with the client's own GET.
+    params = {"timeframe": "1Min", "start": "2024-01-02", "limit": 2, "sort": "desc"}
+    seen, pages = [], 0
+    while True:
+        page = stock_data.get("/stocks/AAPL/bars", params)
+        pages += 1
+        assert page["symbol"] == "AAPL"
+        seen += [bar["t"] for bar in page["bars"]]
+        if page["next_page_token"] is None:
+            break
+        params["page_token"] = page["next_page_token"]
+    assert pages == 3
+    assert seen == [f"2024-01-02T14:3{i}:00Z" for i in (4, 3, 2, 1, 0)]
 
 
 def test_crypto_bars_btc_usd_without_keys(alpaca_emulator):
@@ -248,6 +266,30 @@ def test_partial_fills_then_fill(alpaca_emulator, trading):
     # Other orders still fill whole.
     whole = trading.submit_order(market("AAPL", 4))
     assert trading.get_order_by_id(whole.id).status == OrderStatus.FILLED
+
+
+def test_resting_limit_and_stop_orders_trigger_on_crossing_prices(alpaca_emulator, trading):
+    emu = alpaca_emulator
+    emu.set_price("AAPL", 100)
+    limit = trading.submit_order(
+        LimitOrderRequest(
+            symbol="AAPL", qty=10, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=95
+        )
+    )
+    emu.set_price("AAPL", 96)
+    assert trading.get_order_by_id(limit.id).status == OrderStatus.NEW
+    emu.set_price("AAPL", 94.9)  # through the limit: fills at the market price
+    assert trading.get_order_by_id(limit.id).filled_avg_price == "94.9"
+    stop = trading.submit_order(
+        StopOrderRequest(
+            symbol="AAPL", qty=10, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, stop_price=90
+        )
+    )
+    emu.set_price("AAPL", 90.5)
+    assert trading.get_order_by_id(stop.id).status == OrderStatus.NEW
+    emu.set_price("AAPL", 89)
+    assert trading.get_order_by_id(stop.id).status == OrderStatus.FILLED
+    assert emu.positions == {} and emu.cash == pytest.approx(100_000 - 949 + 890)
 
 
 def test_oco_leg_triggers_when_price_crosses(alpaca_emulator, trading):

@@ -70,13 +70,20 @@ class Broker:
                 o.client_order_id == spec.client_order_id for o in self.orders.values()
             ):
                 raise errors.unprocessable("client_order_id must be unique")
-            if is_crypto(asset.symbol) and spec.side == "sell" and spec.qty is None:
-                raise errors.unprocessable("notional sell orders are not supported for crypto")
+            self._check_time_in_force(asset, spec)
             self._check_funds(asset, spec)
             order = self._build(asset, spec)
             response = order.wire()
             self._route(order)
             return response
+
+    @staticmethod
+    def _check_time_in_force(asset: Asset, spec: OrderSpec) -> None:
+        if is_crypto(asset.symbol):
+            if spec.time_in_force not in ("gtc", "ioc"):
+                raise errors.unprocessable("invalid crypto time_in_force")
+        elif spec.notional is not None and spec.time_in_force != "day":
+            raise errors.unprocessable("notional orders are only supported with day time_in_force")
 
     def _tradable_asset(self, symbol: str) -> Asset:
         asset = self._assets.find(symbol)

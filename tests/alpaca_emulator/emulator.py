@@ -54,6 +54,7 @@ class AlpacaEmulator:
         trading = JsonApi("trading", self.faults, self.requests, with_codes=True)
         trading.authenticate = self._credentials.check_trading
         self.trading_api = TradingApi(trading, self.broker, self.assets, self.now)
+        self._apis = (data, trading)
         self._data_server = HttpServer(data)
         self._trading_server = HttpServer(trading)
         self._started = False
@@ -79,6 +80,11 @@ class AlpacaEmulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def internal_errors(self) -> list[str]:
+        """Tracebacks of emulator bugs hit while serving REST requests (each answered with a 500)."""
+        return [error for api in self._apis for error in api.internal_errors]
 
     # -- addresses (pass as alpaca-py's url_override) ---------------------------------------------
     @property

@@ -6,10 +6,13 @@ Before routing, every request is logged, delayed and possibly failed by the shar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,6 +60,8 @@ class JsonApi:
         self._with_codes = with_codes
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.authenticate: Callable[[Request], None] = lambda request: None
+        #: Tracebacks of handler bugs (answered as 500s); the test fixture asserts there are none.
+        self.internal_errors: list[str] = []
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         """`pattern` like `/v2/stocks/{symbol}/bars`; `{name:path}` also matches slashes."""
@@ -81,6 +86,9 @@ class JsonApi:
             return handler(request)
         except ApiError as exc:
             return exc.status, self._error_body(exc)
+        except Exception:
+            self.internal_errors.append(traceback.format_exc())
+            return 500, self._error_body(ApiError(500, "internal server error occurred", 50010000))
 
     def _match(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         allowed = False
@@ -105,9 +113,7 @@ class HttpServer:
 
     def __init__(self, api: JsonApi) -> None:
         handler = type("Handler", (_JsonHandler,), {"api": api})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
+        self._server = _TrackingServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name=f"emu-{api.name}", daemon=True
         )
@@ -123,7 +129,37 @@ class HttpServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         self._thread.join(timeout=5)
+
+
+class _TrackingServer(ThreadingHTTPServer):
+    """Remembers open (keep-alive) connections so that stopping ends them too."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _JsonHandler(BaseHTTPRequestHandler):

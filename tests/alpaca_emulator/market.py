@@ -201,15 +201,12 @@ class Market:
             return Trade(t=bar.t, p=bar.c, s=bar.v or 1, i=0) if bar else None
 
     def latest_quote(self, symbol: str) -> Quote | None:
-        """The last quote set, or else a zero-spread quote at the current price."""
+        """The last quote set, or else a zero-spread quote at the latest trade."""
         with self._lock:
-            quote = self._quotes.get(symbol)
+            if symbol in self._quotes:
+                return self._quotes[symbol]
             trade = self.latest_trade(symbol)
-            if quote and (trade is None or quote.t >= trade.t):
-                return quote
-            if trade is None:
-                return quote
-            return Quote(t=trade.t, bp=trade.p, bs=1, ap=trade.p, as_=1)
+            return Quote(t=trade.t, bp=trade.p, bs=1, ap=trade.p, as_=1) if trade else None
 
     def price(self, symbol: str) -> float | None:
         """The current price: the latest trade (or the last bar's close); None if nothing is known."""

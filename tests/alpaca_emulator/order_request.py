@@ -135,8 +135,8 @@ def _check_prices(spec: OrderSpec) -> None:
         value = getattr(spec, name)
         if value is not None and value <= 0:
             raise unprocessable(f"{name} must be > 0")
-    if spec.notional is not None and (spec.type != "market" or spec.time_in_force != "day"):
-        raise unprocessable("notional orders are only supported for market orders with day time_in_force")
+    if spec.notional is not None and spec.type != "market":
+        raise unprocessable("notional orders are only supported for market orders")
 
 
 def _check_class(spec: OrderSpec) -> None:

@@ -46,7 +46,7 @@ class Position:
             "asset_marginable": not crypto,
             "qty": num(self.qty),
             "qty_available": num(self.qty - qty_held_for_orders),
-            "avg_entry_price": num(self.avg_entry_price),
+            "avg_entry_price": num(self.avg_entry_price.quantize(Decimal("0.000001"))),
             "side": self.side,
             "market_value": num(market_value.quantize(_CENT)),
             "cost_basis": num(self.cost_basis.quantize(_CENT)),
