@@ -179,6 +179,20 @@ def _raise(exc: Exception) -> None:
 
 
 def _broker_order(raw: Any) -> BrokerOrder:
+    # An OCO is its take-profit (the parent) plus a stop leg: when the stop triggers, the parent is
+    # canceled and the leg fills. The order's execution is then the leg's.
+    for leg in getattr(raw, "legs", None) or []:
+        if float(leg.filled_qty or 0) > 0:
+            return BrokerOrder(
+                broker_order_id=str(leg.id),
+                client_order_id=raw.client_order_id,
+                symbol=raw.symbol,
+                side=str(getattr(leg.side, "value", leg.side)),
+                status=str(getattr(leg.status, "value", leg.status)),
+                qty=float(leg.qty or 0),
+                filled_qty=float(leg.filled_qty or 0),
+                filled_avg_price=float(leg.filled_avg_price) if leg.filled_avg_price else None,
+            )
     return BrokerOrder(
         broker_order_id=str(raw.id),
         client_order_id=raw.client_order_id,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.alpaca_emulator import MarketDataEmulator, TradingEmulator
+from tests.alpaca_emulator import AlpacaEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,10 +61,19 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str], *needles: str
 
 
 @pytest.fixture
-def market_data_emulator() -> Iterator[MarketDataEmulator]:
-    """Alpaca's historical-data REST API on 127.0.0.1, small pages so paging is exercised."""
-    with MarketDataEmulator(page_size=50) as emu:
-        yield emu
+def alpaca_emulator() -> Iterator[AlpacaEmulator]:
+    """A running local Alpaca emulator (REST + WebSockets) for the real alpaca-py clients."""
+    with AlpacaEmulator() as emulator:
+        yield emulator
+    assert not emulator.internal_errors, "\n".join(emulator.internal_errors)
+
+
+@pytest.fixture
+def trading_emulator(alpaca_emulator: AlpacaEmulator) -> AlpacaEmulator:
+    """The emulator with AAPL at 100 and MSFT at 50, ready to trade."""
+    alpaca_emulator.set_price("AAPL", 100.0)
+    alpaca_emulator.set_price("MSFT", 50.0)
+    return alpaca_emulator
 
 
 @pytest.fixture(scope="session")
@@ -75,12 +84,3 @@ def ray_session() -> Iterator[None]:
     ray = ensure_ray(num_cpus=2)
     yield
     ray.shutdown()
-
-
-@pytest.fixture
-def trading_emulator() -> Iterator[TradingEmulator]:
-    """Alpaca's paper-trading REST API on 127.0.0.1 with AAPL and MSFT quoted."""
-    with TradingEmulator() as emu:
-        emu.set_price("AAPL", 100.0)
-        emu.set_price("MSFT", 50.0)
-        yield emu

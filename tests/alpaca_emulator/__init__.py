@@ -1,6 +1,5 @@
-"""A local emulator of Alpaca's endpoints for tests: the real alpaca-py clients talk to it on 127.0.0.1."""
+"""A local emulator of Alpaca's REST and WebSocket APIs that the real alpaca-py clients talk to."""
 
-from tests.alpaca_emulator.market_data import MarketDataEmulator
-from tests.alpaca_emulator.trading import TradingEmulator
+from .emulator import AlpacaEmulator
 
-__all__ = ["MarketDataEmulator", "TradingEmulator"]
+__all__ = ["AlpacaEmulator"]

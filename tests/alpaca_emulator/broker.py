@@ -1,0 +1,432 @@
+"""The emulated brokerage: order lifecycle, matching at the market price, cash and positions.
+
+Lifecycle, as Alpaca reports it: an accepted order (`accepted`, the POST response) is routed
+(`new`, trade event `new`), then fills at the symbol's current price in one or several executions
+(`partially_filled` / `filled`, events `partial_fill` / `fill`), or ends `canceled` / `rejected`.
+Resting limit, stop, stop-limit and trailing-stop orders execute when a new price crosses them.
+Bracket legs are `held` until the entry fills; OCO siblings cancel each other on the first fill.
+
+Every state change is published as an Alpaca trade-update payload to `listeners`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from . import errors
+from .assets import Asset, AssetBook, position_symbol
+from .market import Market, is_crypto
+from .matching import execution_qty, marketable, update_trail
+from .order_request import OrderSpec
+from .orders import Order, new_id, num
+from .portfolio import Portfolio
+from .timeutil import format_ts
+
+TradeListener = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One execution, as the books record it (`emu.fills`)."""
+
+    execution_id: str
+    order_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    qty: float
+    price: float
+    position_qty: float
+    timestamp: datetime
+
+
+class Broker:
+    def __init__(
+        self, market: Market, assets: AssetBook, cash: Decimal, clock: Callable[[], datetime]
+    ) -> None:
+        self.lock = threading.RLock()
+        self._market = market
+        self._assets = assets
+        self._now = clock
+        self.portfolio = Portfolio(cash)
+        self.orders: dict[str, Order] = {}  # every order and leg, in submission order
+        self.fills: list[Fill] = []
+        self.listeners: list[TradeListener] = []
+        self.allow_shorting = False
+        self.partial_fraction: float | None = None
+        self.partial_by_client_id: dict[str, float | None] = {}
+        self.reject_next = 0
+
+    # -- submission -------------------------------------------------------------------------------
+    def submit(self, spec: OrderSpec) -> dict[str, Any]:
+        with self.lock:
+            asset = self._tradable_asset(spec.symbol)
+            if spec.client_order_id and any(
+                o.client_order_id == spec.client_order_id for o in self.orders.values()
+            ):
+                raise errors.unprocessable("client_order_id must be unique")
+            self._check_time_in_force(asset, spec)
+            self._check_funds(asset, spec)
+            order = self._build(asset, spec)
+            response = order.wire()
+            self._route(order)
+            return response
+
+    @staticmethod
+    def _check_time_in_force(asset: Asset, spec: OrderSpec) -> None:
+        if is_crypto(asset.symbol):
+            if spec.time_in_force not in ("gtc", "ioc"):
+                raise errors.unprocessable("invalid crypto time_in_force")
+        elif spec.notional is not None and spec.time_in_force != "day":
+            raise errors.unprocessable("notional orders are only supported with day time_in_force")
+
+    def _tradable_asset(self, symbol: str) -> Asset:
+        asset = self._assets.find(symbol)
+        if asset is None:
+            raise errors.unprocessable(f'asset "{symbol}" not found')
+        if asset.status != "active":
+            raise errors.unprocessable(f"asset {asset.symbol} is not active")
+        if not asset.tradable:
+            raise errors.unprocessable(f"asset {asset.symbol} is not tradable")
+        return asset
+
+    def _build(self, asset: Asset, spec: OrderSpec) -> Order:
+        now = self._now()
+        order = Order(
+            symbol=asset.symbol,
+            asset_id=asset.id,
+            asset_class=asset.asset_class,
+            side=spec.side,
+            type=spec.type,
+            time_in_force=spec.time_in_force,
+            qty=spec.qty,
+            notional=spec.notional,
+            created_at=now,
+            client_order_id=spec.client_order_id or new_id(),
+            order_class=spec.order_class,
+            limit_price=spec.limit_price,
+            stop_price=spec.stop_price,
+            trail_price=spec.trail_price,
+            trail_percent=spec.trail_percent,
+            extended_hours=spec.extended_hours,
+            position_intent=spec.position_intent,
+            partial_fraction=self.partial_by_client_id.get(spec.client_order_id or "", self.partial_fraction),
+        )
+        exit_side = "sell" if spec.side == "buy" else "buy"
+        if spec.order_class in ("bracket", "oto"):
+            for leg in (spec.take_profit, spec.stop_loss):
+                if leg is not None:
+                    order.legs.append(self._leg(order, leg.kind, exit_side, leg.limit_price, leg.stop_price))
+        elif spec.order_class == "oco":
+            assert spec.stop_loss is not None
+            leg = self._leg(
+                order, "stop_loss", spec.side, spec.stop_loss.limit_price, spec.stop_loss.stop_price
+            )
+            leg.status = "accepted"  # both sides of an OCO work from the start
+            order.legs.append(leg)
+        self.orders[order.id] = order
+        for leg in order.legs:
+            self.orders[leg.id] = leg
+        return order
+
+    def _leg(self, parent: Order, kind: str, side: str, limit: Decimal | None, stop: Decimal | None) -> Order:
+        if kind == "take_profit":
+            leg_type, stop = "limit", None
+        else:
+            leg_type = "stop_limit" if limit is not None else "stop"
+        return Order(
+            symbol=parent.symbol,
+            asset_id=parent.asset_id,
+            asset_class=parent.asset_class,
+            side=side,
+            type=leg_type,
+            time_in_force=parent.time_in_force,
+            qty=parent.qty,
+            notional=None,
+            created_at=parent.created_at,
+            order_class=parent.order_class,
+            limit_price=limit,
+            stop_price=stop,
+            status="held",
+            parent_id=parent.id,
+            partial_fraction=parent.partial_fraction,
+        )
+
+    def _route(self, order: Order) -> None:
+        if self.reject_next > 0:
+            self.reject_next -= 1
+            self._finish(order, "rejected", "rejected")
+            return
+        now = self._now()
+        order.status, order.updated_at = "new", now
+        self._publish("new", order)
+        if order.order_class == "oco":  # both sides of an OCO rest from the start
+            for leg in order.legs:
+                leg.status, leg.updated_at = "new", now
+                self._publish("new", leg)
+        self._try_execute(order)
+        for leg in order.legs:
+            if leg.status == "new":
+                self._try_execute(leg)
+
+    # -- funds checks -----------------------------------------------------------------------------
+    def buying_power(self) -> Decimal:
+        """Cash less what open buy orders would cost (a cash account, multiplier 1)."""
+        reserved = Decimal(0)
+        for order in self._open_roots():
+            if order.side == "buy":
+                reserved += self._estimated_cost(order)
+        return self.portfolio.cash - reserved
+
+    def _estimated_cost(self, order: Order | OrderSpec) -> Decimal:
+        if order.notional is not None:
+            filled = order.filled_cost if isinstance(order, Order) else Decimal(0)
+            return order.notional - filled
+        qty = order.remaining() if isinstance(order, Order) else order.qty
+        assert qty is not None
+        price = order.limit_price or self.price(order.symbol) or order.stop_price or Decimal(0)
+        return qty * price
+
+    def _check_funds(self, asset: Asset, spec: OrderSpec) -> None:
+        if spec.side == "buy":
+            if spec.order_class == "oco":
+                return  # an OCO buy covers a short: it is an exit
+            cost = self._estimated_cost(spec)
+            power = self.buying_power()
+            if cost > power:
+                raise errors.forbidden_trade(
+                    "insufficient buying power",
+                    buying_power=num(power.quantize(Decimal("0.01"))),
+                    cost_basis=num(cost.quantize(Decimal("0.01"))),
+                )
+            return
+        if self.allow_shorting and asset.shortable and not is_crypto(asset.symbol):
+            return
+        existing = self.portfolio.qty(asset.symbol)
+        held = self._held_for_sells(asset.symbol)
+        available = max(existing - held, Decimal(0))
+        requested = spec.qty if spec.qty is not None else Decimal(0)
+        if requested > available:
+            wanted, free = num(requested), num(available)
+            message = f"insufficient qty available for order (requested: {wanted}, available: {free})"
+            raise errors.forbidden_trade(
+                message,
+                available=num(available),
+                existing_qty=num(existing),
+                held_for_orders=num(held),
+                symbol=position_symbol(asset.symbol),
+            )
+
+    def _held_for_sells(self, symbol: str) -> Decimal:
+        held = Decimal(0)
+        for order in self._open_roots():
+            if order.symbol == symbol and order.side == "sell" and order.status != "held":
+                held += order.remaining()
+        # Active exit legs of filled brackets hold shares too (once per OCO pair).
+        for parent in self.orders.values():
+            active = [
+                leg for leg in parent.legs if leg.is_open and leg.status != "held" and leg.side == "sell"
+            ]
+            if parent.symbol == symbol and active and parent.order_class != "oco":
+                held += max(leg.remaining() for leg in active)
+        return held
+
+    def _open_roots(self) -> list[Order]:
+        return [o for o in self.orders.values() if o.parent_id is None and o.is_open]
+
+    # -- matching ---------------------------------------------------------------------------------
+    def on_price(self, symbol: str) -> None:
+        """A new price for `symbol`: give every working order on it a chance to execute."""
+        with self.lock:
+            for order in list(self.orders.values()):
+                if order.symbol == symbol and order.is_open and order.status != "held":
+                    self._try_execute(order)
+
+    def match_all(self) -> None:
+        with self.lock:
+            for symbol in {o.symbol for o in self.orders.values() if o.is_open}:
+                self.on_price(symbol)
+
+    def price(self, symbol: str) -> Decimal | None:
+        price = self._market.price(symbol)
+        return Decimal(str(price)) if price is not None else None
+
+    def _try_execute(self, order: Order) -> None:
+        if not order.is_open or order.status == "held":
+            return
+        price = self.price(order.symbol)
+        if price is None:
+            return  # no market yet: the order works until a price arrives
+        update_trail(order, price)
+        can_trade = marketable(order, price)
+        qty = (
+            execution_qty(order, price, whole_shares=not is_crypto(order.symbol)) if can_trade else Decimal(0)
+        )
+        if order.time_in_force == "fok" and (not can_trade or qty < order.remaining(price)):
+            self._finish(order, "canceled", "canceled")
+            return
+        if can_trade and qty > 0:
+            self._execute(order, qty, price)
+        if order.time_in_force == "ioc" and order.is_open:
+            self._finish(order, "canceled", "canceled")
+
+    def _execute(self, order: Order, qty: Decimal, price: Decimal) -> None:
+        now = self._now()
+        asset = self._assets.find(order.symbol)
+        assert asset is not None
+        position_qty = self.portfolio.apply_fill(asset, order.side, qty, price)
+        order.filled_qty += qty
+        order.filled_cost += qty * price
+        order.updated_at = now
+        done = order.remaining(price) <= 0
+        order.status = "filled" if done else "partially_filled"
+        if done:
+            order.filled_at = now
+        fill = Fill(
+            new_id(),
+            order.id,
+            order.client_order_id,
+            order.symbol,
+            order.side,
+            float(qty),
+            float(price),
+            float(position_qty),
+            now,
+        )
+        self.fills.append(fill)
+        self._publish(
+            "fill" if done else "partial_fill",
+            order,
+            execution_id=fill.execution_id,
+            price=num(price),
+            qty=num(qty),
+            position_qty=num(position_qty),
+        )
+        self._cancel_siblings(order)
+        if done and order.legs and order.order_class in ("bracket", "oto"):
+            for leg in order.legs:
+                leg.qty, leg.status, leg.updated_at = order.filled_qty, "new", now
+                self._publish("new", leg)
+            for leg in order.legs:
+                self._try_execute(leg)
+
+    def _cancel_siblings(self, order: Order) -> None:
+        """One side of an OCO pair traded: the other side is canceled."""
+        parent = self.orders.get(order.parent_id) if order.parent_id else order
+        if parent is None:
+            return
+        if parent.order_class == "oco":
+            group = [parent, *parent.legs]
+        elif parent.order_class == "bracket" and order.parent_id:
+            group = parent.legs
+        else:
+            return
+        for sibling in group:
+            if sibling is not order and sibling.is_open:
+                self._finish(sibling, "canceled", "canceled")
+
+    # -- cancel -----------------------------------------------------------------------------------
+    def cancel(self, order_id: str) -> None:
+        with self.lock:
+            order = self.orders.get(order_id)
+            if order is None:
+                raise errors.not_found("order not found")
+            if not order.is_open:
+                raise errors.ApiError(422, f'order is already in "{order.status}" state', 42210000)
+            self._finish(order, "canceled", "canceled")
+            for leg in order.legs:
+                if leg.is_open:
+                    self._finish(leg, "canceled", "canceled")
+
+    def cancel_all(self) -> list[dict[str, Any]]:
+        with self.lock:
+            results = []
+            for order in self._open_roots():
+                self.cancel(order.id)
+                results.append({"id": order.id, "status": 200, "body": order.wire()})
+            return results
+
+    def _finish(self, order: Order, status: str, event: str) -> None:
+        now = self._now()
+        order.status, order.updated_at = status, now
+        if status == "canceled":
+            order.canceled_at = now
+        elif status == "rejected":
+            order.failed_at = now
+            for leg in order.legs:
+                leg.status, leg.canceled_at, leg.updated_at = "canceled", now, now
+        self._publish(event, order)
+
+    # -- positions --------------------------------------------------------------------------------
+    def close_position(self, symbol_or_id: str, qty: str | None, percentage: str | None) -> dict[str, Any]:
+        with self.lock:
+            asset = self._assets.find(symbol_or_id)
+            position = self.portfolio.positions.get(asset.symbol) if asset else None
+            if position is None:
+                raise errors.not_found("position does not exist")
+            size = abs(position.qty)
+            if qty is not None:
+                size = Decimal(qty)
+            elif percentage is not None:
+                size = (size * Decimal(percentage) / 100).quantize(Decimal("0.000000001"))
+                if not is_crypto(position.symbol):
+                    size = size.to_integral_value()
+            spec = OrderSpec(
+                symbol=position.symbol,
+                side="sell" if position.qty > 0 else "buy",
+                type="market",
+                time_in_force="gtc" if is_crypto(position.symbol) else "day",
+                qty=size,
+                notional=None,
+                order_class="simple",
+                client_order_id=None,
+                limit_price=None,
+                stop_price=None,
+                trail_price=None,
+                trail_percent=None,
+                extended_hours=False,
+                position_intent=None,
+                take_profit=None,
+                stop_loss=None,
+            )
+            if spec.side == "buy":
+                order = self._build(position.asset, spec)  # covering a short needs no buying-power check
+                response = order.wire()
+                self._route(order)
+                return response
+            return self.submit(spec)
+
+    def close_all(self, cancel_orders: bool) -> list[dict[str, Any]]:
+        with self.lock:
+            if cancel_orders:
+                self.cancel_all()
+            results = []
+            for position in list(self.portfolio.positions.values()):
+                symbol = position_symbol(position.symbol)
+                try:
+                    body = self.close_position(position.symbol, None, None)
+                    results.append({"symbol": symbol, "status": 200, "body": body})
+                except errors.ApiError as exc:
+                    results.append({"symbol": symbol, "status": exc.status, "body": exc.body})
+            return results
+
+    def position_wire(self, symbol: str) -> dict[str, Any]:
+        position = self.portfolio.positions[symbol]
+        held = self._held_for_sells(symbol) if position.qty > 0 else Decimal(0)
+        return position.wire(self.price(symbol), held)
+
+    # -- events -----------------------------------------------------------------------------------
+    def _publish(self, event: str, order: Order, **details: Any) -> None:
+        payload = {
+            "event": event,
+            "timestamp": format_ts(order.updated_at or self._now()),
+            "order": order.wire(),
+            **details,
+        }
+        for listener in list(self.listeners):
+            listener(payload)

@@ -1,0 +1,291 @@
+"""`AlpacaEmulator`: Alpaca's REST and WebSocket APIs on 127.0.0.1, for tests that drive the real
+alpaca-py clients through `url_override`::
+
+    with AlpacaEmulator() as emu:
+        emu.add_bars("AAPL", rows)
+        emu.set_price("AAPL", 187.25)
+        data = StockHistoricalDataClient(emu.key_id, emu.secret, url_override=emu.data_url)
+        trading = TradingClient(emu.key_id, emu.secret, url_override=emu.trading_url)
+        stream = StockDataStream(emu.key_id, emu.secret, url_override=emu.data_stream_url)
+        updates = TradingStream(emu.key_id, emu.secret, url_override=emu.trade_stream_url)
+
+This class is the test-facing facade; the pieces live in their own modules (market data, broker,
+HTTP and WebSocket servers, faults).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from .assets import AssetBook
+from .auth import Credentials
+from .broker import Broker, Fill
+from .data_api import MarketDataApi
+from .faults import Faults
+from .http_server import HttpServer, JsonApi, RequestRecord
+from .market import Bar, Market, is_crypto, rows_to_bars
+from .streams import Streams
+from .timeutil import now, to_utc
+from .trading_api import TradingApi
+
+
+class AlpacaEmulator:
+    def __init__(self, key_id: str | None = None, secret: str | None = None, cash: float = 100_000) -> None:
+        self.key_id = key_id or "PK" + secrets.token_hex(9).upper()
+        self.secret = secret or secrets.token_urlsafe(30)
+        self._credentials = Credentials(self.key_id, self.secret)
+        self._frozen_time: datetime | None = None
+        self.market = Market()
+        self.faults = Faults()
+        #: Every REST request received, in order (api, method, path, query).
+        self.requests: list[RequestRecord] = []
+
+        self.assets = AssetBook(self.market.symbols)
+        self.broker = Broker(self.market, self.assets, Decimal(str(cash)), self.now)
+        self.streams = Streams(self._credentials)
+        self.broker.listeners.append(self.streams.publish_trade_update)
+
+        data = JsonApi("data", self.faults, self.requests, with_codes=False)
+        data.authenticate = self._credentials.check_data
+        self.data_api = MarketDataApi(data, self.market)
+        trading = JsonApi("trading", self.faults, self.requests, with_codes=True)
+        trading.authenticate = self._credentials.check_trading
+        self.trading_api = TradingApi(trading, self.broker, self.assets, self.now)
+        self._apis = (data, trading)
+        self._data_server = HttpServer(data)
+        self._trading_server = HttpServer(trading)
+        self._started = False
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> AlpacaEmulator:
+        if not self._started:
+            self._data_server.start()
+            self._trading_server.start()
+            self.streams.hub.start()
+            self._started = True
+        return self
+
+    def stop(self) -> None:
+        if self._started:
+            self.streams.hub.stop()
+            self._trading_server.stop()
+            self._data_server.stop()
+            self._started = False
+
+    def __enter__(self) -> AlpacaEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def internal_errors(self) -> list[str]:
+        """Tracebacks of emulator bugs hit while serving REST requests (each answered with a 500)."""
+        return [error for api in self._apis for error in api.internal_errors]
+
+    # -- addresses (pass as alpaca-py's url_override) ---------------------------------------------
+    @property
+    def trading_url(self) -> str:
+        return self._trading_server.url
+
+    @property
+    def data_url(self) -> str:
+        return self._data_server.url
+
+    @property
+    def stream_base_url(self) -> str:
+        return f"ws://127.0.0.1:{self.streams.hub.port}"
+
+    @property
+    def data_stream_url(self) -> str:
+        """The stock stream endpoint (`StockDataStream(url_override=...)` takes the full URL)."""
+        return self.stream_base_url + "/v2/iex"
+
+    @property
+    def crypto_stream_url(self) -> str:
+        return self.stream_base_url + "/v1beta3/crypto/us"
+
+    @property
+    def trade_stream_url(self) -> str:
+        return self.stream_base_url + "/stream"
+
+    # -- time -------------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return self._frozen_time or now()
+
+    def set_time(self, when: Any | None) -> None:
+        """Freeze the emulator's clock (orders' timestamps, `/v2/clock`); None follows real time."""
+        self._frozen_time = to_utc(when) if when is not None else None
+
+    # -- market data ------------------------------------------------------------------------------
+    def add_bars(self, symbol: str, rows: Any) -> None:
+        """Seed bars: tuples `(ts, o, h, l, c, v[, n, vw])`, dicts, or a pandas DataFrame."""
+        self.market.add_bars(symbol, rows_to_bars(rows))
+
+    def add_trade(self, symbol: str, price: float, size: float = 100, ts: Any | None = None) -> None:
+        """Record a trade for the latest-trade endpoints, without moving orders or the streams."""
+        self.market.record_trade(symbol, price, size, to_utc(ts) if ts is not None else self.now())
+
+    def set_quote(
+        self, symbol: str, bid: float, ask: float, bid_size: float = 1, ask_size: float = 1
+    ) -> None:
+        quote = self.market.set_quote(symbol, bid, ask, bid_size, ask_size, self.now())
+        message = {"T": "q", "S": symbol, "t": quote.t, **_quote_fields(quote.wire(is_crypto(symbol)))}
+        self.streams.publish_market(message, is_crypto(symbol))
+
+    def set_price(self, symbol: str, price: float, size: float = 100) -> None:
+        """A trade at `price`: the symbol's current price. Market orders fill at it, resting orders it
+        crosses execute, and trade subscribers on the data stream receive it."""
+        trade = self.market.record_trade(symbol, price, size, self.now())
+        crypto = is_crypto(symbol)
+        self.streams.publish_market({"T": "t", "S": symbol, **_dated(trade.wire(crypto), trade.t)}, crypto)
+        self.broker.on_price(symbol)
+
+    def push_bar(
+        self,
+        symbol: str,
+        o: float,
+        h: float,
+        l: float,  # noqa: E741 (Alpaca's field name)
+        c: float,
+        v: float = 0,
+        ts: Any | None = None,
+        n: int = 1,
+        vw: float | None = None,
+    ) -> None:
+        """A new minute bar: stored (latest-bar and bars endpoints see it) and streamed to bar
+        subscribers. It does not move the current price (`set_price` does)."""
+        t = to_utc(ts) if ts is not None else self.now().replace(second=0, microsecond=0)
+        bar = Bar(t=t, o=o, h=h, l=l, c=c, v=v, n=n, vw=vw if vw is not None else round((h + l + c) / 3, 6))
+        self.market.add_bars(symbol, [bar])
+        message = {"T": "b", "S": symbol, **_dated(bar.wire(), t)}
+        self.streams.publish_market(message, is_crypto(symbol))
+
+    def set_page_size_cap(self, n: int) -> None:
+        """Serve at most `n` bars per page whatever `limit` asks (Alpaca may return fewer than `limit`)."""
+        self.data_api.page_size_cap = n
+
+    # -- broker configuration ---------------------------------------------------------------------
+    def add_asset(self, symbol: str, **attributes: Any) -> None:
+        """Register an asset (name, exchange, status, tradable, shortable, fractionable)."""
+        self.assets.add(symbol, **attributes)
+
+    def set_cash(self, amount: float) -> None:
+        with self.broker.lock:
+            self.broker.portfolio.cash = Decimal(str(amount))
+
+    def set_partial_fills(self, fraction: float | None, client_order_id: str | None = None) -> None:
+        """Each execution fills at most `fraction` of an order's quantity; the rest fills on later
+        prices (`set_price`) or `match()`. Global, or for the order with `client_order_id`.
+        None restores whole fills."""
+        with self.broker.lock:
+            if client_order_id is None:
+                self.broker.partial_fraction = fraction
+            else:
+                self.broker.partial_by_client_id[client_order_id] = fraction
+                for order in self.broker.orders.values():
+                    if order.client_order_id == client_order_id:
+                        order.partial_fraction = fraction
+
+    def reject_next_orders(self, n: int = 1) -> None:
+        """The next `n` accepted orders are rejected by the venue (status and event `rejected`)."""
+        with self.broker.lock:
+            self.broker.reject_next += n
+
+    @property
+    def allow_shorting(self) -> bool:
+        return self.broker.allow_shorting
+
+    @allow_shorting.setter
+    def allow_shorting(self, value: bool) -> None:
+        self.broker.allow_shorting = value
+
+    def match(self) -> None:
+        """Give every working order another execution at the current prices."""
+        self.broker.match_all()
+
+    # -- books, for assertions --------------------------------------------------------------------
+    @property
+    def orders(self) -> list[dict[str, Any]]:
+        """Every order and leg, in submission order, as Alpaca's JSON (legs also nested in parents)."""
+        with self.broker.lock:
+            return [order.wire() for order in self.broker.orders.values()]
+
+    def order(self, order_id_or_client_id: str) -> dict[str, Any]:
+        with self.broker.lock:
+            for order in self.broker.orders.values():
+                if order_id_or_client_id in (order.id, order.client_order_id):
+                    return order.wire()
+        raise KeyError(order_id_or_client_id)
+
+    @property
+    def positions(self) -> dict[str, float]:
+        """Position quantity by symbol (negative when short)."""
+        with self.broker.lock:
+            return {symbol: float(p.qty) for symbol, p in self.broker.portfolio.positions.items()}
+
+    @property
+    def fills(self) -> list[Fill]:
+        with self.broker.lock:
+            return list(self.broker.fills)
+
+    @property
+    def cash(self) -> float:
+        with self.broker.lock:
+            return float(self.broker.portfolio.cash)
+
+    @property
+    def account(self) -> dict[str, Any]:
+        return self.trading_api.account_wire()
+
+    # -- streams ----------------------------------------------------------------------------------
+    def wait_for_subscription(self, symbol: str, channel: str = "bars", timeout: float = 5) -> None:
+        """Block until a data-stream client is subscribed to `channel` for `symbol` (or `*`)."""
+        self.streams.wait_until(
+            lambda: self.streams.data_subscribed(channel, symbol),
+            timeout,
+            f"a {channel} subscription to {symbol}",
+        )
+
+    def wait_for_trade_listener(self, timeout: float = 5) -> None:
+        """Block until a trading-stream client listens to trade_updates."""
+        self.streams.wait_until(self.streams.trade_listening, timeout, "a trade_updates listener")
+
+    def drop_streams(self, abrupt: bool = False) -> None:
+        """Close every WebSocket connection (clients see the connection end and reconnect)."""
+        self.streams.hub.drop_all(abrupt)
+
+    def duplicate_trade_updates(self, on: bool = True) -> None:
+        """Send each trade update twice."""
+        self.streams.duplicate_trade_updates = on
+
+    @property
+    def stream_connections(self) -> dict[str, int]:
+        """WebSocket connections opened so far, by stream kind (`data`, `trading`)."""
+        return dict(self.streams.hub.connections_opened)
+
+    # -- faults -----------------------------------------------------------------------------------
+    def fail_next(self, n: int = 1, status: int = 500, path_prefix: str = "") -> None:
+        """The next `n` REST requests whose path starts with `path_prefix` answer `status`
+        (with the error body that API uses). alpaca-py retries 429 and 504, up to 3 times, 3 s apart."""
+        self.faults.fail_next(n, status, path_prefix)
+
+    def slow(self, seconds: float, path_prefix: str = "") -> None:
+        """Delay REST requests under `path_prefix` by `seconds` (0 turns it off)."""
+        self.faults.slow(seconds, path_prefix)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+        self.streams.duplicate_trade_updates = False
+
+
+def _dated(fields: dict[str, Any], t: datetime) -> dict[str, Any]:
+    """Stream messages carry a real timestamp (a msgpack Timestamp on the wire), not a string."""
+    return {**fields, "t": t}
+
+
+def _quote_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k != "t"}
