@@ -65,6 +65,7 @@ def backtest_cmd(
     start: opt.Start = None,
     end: opt.End = None,
     timeframe: Annotated[str, typer.Option("--timeframe", help="Bar size of the stored data.")] = "1Day",
+    dataset: opt.Dataset = "",
     cash: opt.Cash = 100_000.0,
     slippage_bps: opt.SlippageBps = 5.0,
     commission: opt.Commission = 2.5,
@@ -104,6 +105,7 @@ def backtest_cmd(
         cash,
         timeframe=timeframe,
         adjust=not no_adjust,
+        dataset=dataset,
         cost=CostModel(slippage_bps=slippage_bps, commission=commission),
         risk=RiskConfig(
             risk_per_trade_pct=risk_per_trade,

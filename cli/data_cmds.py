@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cli import options as opt
 from cli.common import console, fmt_ts, now_ns, print_json, settings
 from events.render import as_dict
 
@@ -41,8 +42,8 @@ def list_cmd(
     ctx: typer.Context,
     json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per series.")] = False,
 ) -> None:
-    """Every series a backtest can read: imported, fetched and the bundled sample."""
-    from store.market import list_datasets
+    """Every series a backtest can read: imported, fetched and the bundled datasets."""
+    from store.market import bundled_datasets, list_datasets
 
     found = list_datasets(settings(ctx).data_path)
     if json:
@@ -63,6 +64,10 @@ def list_cmd(
             "yes" if info.has_adj_close else "no",
         )
     console.print(table)
+    console.print("\nbundled datasets (read with --dataset NAME; validate --universe NAME):")
+    for bundled in bundled_datasets():
+        span = f"{bundled.first_day} to {bundled.last_day}"
+        console.print(f"  {bundled.name:<9} {len(bundled.symbols):>2} symbols  {span}  {bundled.description}")
 
 
 @data_app.command("show")
@@ -73,6 +78,7 @@ def show_cmd(
     start: Annotated[str | None, typer.Option("--start", help="First day (YYYY-MM-DD).")] = None,
     end: Annotated[str | None, typer.Option("--end", help="Last day (YYYY-MM-DD).")] = None,
     no_adjust: Annotated[bool, typer.Option("--no-adjust", help="Raw prices.")] = False,
+    dataset: opt.Dataset = "",
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Rows from each end.")] = 5,
     json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per bar.")] = False,
 ) -> None:
@@ -86,6 +92,7 @@ def show_cmd(
         start=start,
         end=end,
         adjust=not no_adjust,
+        dataset=dataset,
     )
     n = len(bars)
     rows = sorted(set(range(min(limit, n))) | set(range(max(n - limit, 0), n)))

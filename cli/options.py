@@ -64,6 +64,10 @@ Address = Annotated[
     str | None,
     typer.Option("--address", help="Ray cluster address (auto, ray://host:10001); local Ray if unset."),
 ]
+Dataset = Annotated[
+    str,
+    typer.Option("--dataset", help="Read a bundled dataset (sample, sp500_20) instead of the data store."),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
@@ -87,6 +91,7 @@ def build_config(
     *,
     timeframe: str = "1Day",
     adjust: bool = True,
+    dataset: str = "",
     cost: CostModel | None = None,
     risk: RiskConfig | None = None,
 ) -> BacktestConfig:
@@ -99,6 +104,7 @@ def build_config(
         end=parse_day(end, "--end"),
         timeframe=timeframe,
         adjust=adjust,
+        dataset=dataset,
         cash=cash,
         cost=cost or CostModel(),
         risk=risk or RiskConfig(),

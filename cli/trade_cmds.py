@@ -31,6 +31,7 @@ def trade_cmd(
     ] = 0.0,
     start: opt.Start = None,
     end: opt.End = None,
+    dataset: opt.Dataset = "",
     cash: opt.Cash = 100_000.0,
     slippage_bps: opt.SlippageBps = 5.0,
     commission: opt.Commission = 2.5,
@@ -71,6 +72,7 @@ def trade_cmd(
         start,
         end,
         cash,
+        dataset=dataset,
         cost=CostModel(slippage_bps=slippage_bps, commission=commission),
         risk=RiskConfig(
             risk_per_trade_pct=risk_per_trade,

@@ -79,6 +79,7 @@ def optimize_cmd(
     param: opt.Params = None,
     start: Annotated[str | None, typer.Option("--start", help="Training period start (YYYY-MM-DD).")] = None,
     end: Annotated[str | None, typer.Option("--end", help="Training period end (YYYY-MM-DD).")] = None,
+    dataset: opt.Dataset = "",
     cash: opt.Cash = 100_000.0,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows to show.")] = 10,
     address: opt.Address = None,
@@ -90,7 +91,7 @@ def optimize_cmd(
     from store.charts import plot_heatmap
 
     objective_key(objective)
-    base = opt.build_config(symbols, strategy, param, start, end, cash)
+    base = opt.build_config(symbols, strategy, param, start, end, cash, dataset=dataset)
     candidates = _candidates(grid or [], random_n, seed)
     series = _load(base, settings(ctx).data_path)
     with _progress("optimize", not json and err_console.is_terminal) as update:
@@ -173,6 +174,7 @@ def walkforward_cmd(
     param: opt.Params = None,
     start: opt.Start = None,
     end: opt.End = None,
+    dataset: opt.Dataset = "",
     cash: opt.Cash = 100_000.0,
     address: opt.Address = None,
     workers: Workers = None,
@@ -185,7 +187,7 @@ def walkforward_cmd(
     objective_key(objective)
     if not (0.0 < train < 1.0):
         raise ConfigError(f"--train must be a fraction strictly between 0 and 1, got {train:g}")
-    base = opt.build_config(symbols, strategy, param, start, end, cash)
+    base = opt.build_config(symbols, strategy, param, start, end, cash, dataset=dataset)
     candidates = _candidates(grid or [], None, 0)
     series = _load(base, settings(ctx).data_path)
     with _progress("walk-forward", not json and err_console.is_terminal) as update:
@@ -340,13 +342,17 @@ def validate_cmd(
     symbols: Annotated[list[str] | None, typer.Argument(help="Symbols to validate one by one.")] = None,
     universe: Annotated[
         str | None,
-        typer.Option("--universe", help="sample (the bundled stocks) or stored (every stored daily series)."),
+        typer.Option(
+            "--universe",
+            help="sample or sp500_20 (bundled datasets), or stored (every stored daily series).",
+        ),
     ] = None,
     strategy: opt.Strategy = "sma_cross",
     param: opt.Params = None,
     periods: Annotated[int, typer.Option("--periods", min=1, help="Equal slices of the range to test.")] = 4,
     start: opt.Start = None,
     end: opt.End = None,
+    dataset: opt.Dataset = "",
     cash: opt.Cash = 100_000.0,
     address: opt.Address = None,
     workers: Workers = None,
@@ -354,18 +360,21 @@ def validate_cmd(
 ) -> None:
     """Which symbols a strategy works on: each symbol alone over the whole range and several periods."""
     from actors.validation import validate_symbols
-    from store.market import list_datasets, sample_symbols
+    from store.market import BUNDLED_NAMES, bundled_symbols, list_datasets
 
     chosen = list(symbols or [])
-    if universe == "sample":
-        chosen += sample_symbols()
-    elif universe == "stored":
+    if universe == "stored":
         chosen += sorted({d.symbol for d in list_datasets(settings(ctx).data_path) if d.timeframe == "1Day"})
     elif universe is not None:
-        raise ConfigError(f"unknown universe {universe!r}; use sample or stored (or name the symbols)")
+        if dataset and dataset != universe:
+            raise ConfigError(f"--universe {universe} reads its own dataset; drop --dataset {dataset}")
+        if universe not in BUNDLED_NAMES:
+            raise ConfigError(f"unknown universe {universe!r}; use {', '.join(BUNDLED_NAMES)} or stored")
+        chosen += bundled_symbols(universe)
+        dataset = universe
     if not chosen:
-        raise ConfigError("name the symbols to validate, or pass --universe sample|stored")
-    base = opt.build_config(chosen, strategy, param, start, end, cash)
+        raise ConfigError("name the symbols to validate, or pass --universe sample|sp500_20|stored")
+    base = opt.build_config(chosen, strategy, param, start, end, cash, dataset=dataset)
     series = _load(base, settings(ctx).data_path)
     with _progress("validate", not json and err_console.is_terminal) as update:
         result = validate_symbols(

@@ -62,6 +62,7 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     end: str = ""
     timeframe: str = "1Day"
     adjust: bool = True
+    dataset: str = ""  # a bundled dataset to read ("" = the market-data store, then the sample)
     cash: float = 100_000.0
     cost: CostModel = CostModel()
     risk: RiskConfig = RiskConfig()

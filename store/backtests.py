@@ -57,6 +57,7 @@ def load_config_bars(config: BacktestConfig, data_path: Path | None) -> list[Bar
         start=config.start or None,
         end=config.end or None,
         adjust=config.adjust,
+        dataset=config.dataset,
     )
 
 

@@ -25,6 +25,7 @@ from events.errors import ConfigError, DataError
 from events.timeframes import NS_PER_DAY, parse_timeframe
 
 SAMPLE_FILE = Path(__file__).resolve().parent / "sample" / "stocks_daily.csv.gz"
+SP500_20_FILE = Path(__file__).resolve().parent / "sample" / "sp500_20_daily.csv.gz"
 SAMPLE_TIMEFRAME = "1Day"
 COLUMNS = ("open", "high", "low", "close", "volume")
 
@@ -75,6 +76,73 @@ def _sample() -> dict[str, _Frame]:
 def sample_symbols() -> list[str]:
     """Symbols of the bundled sample."""
     return sorted(_sample())
+
+
+@cache
+def _sp500_20() -> dict[str, _Frame]:
+    # Adjusted closes only: a bar's open, high and low are its close and its volume is unknown (0), so
+    # fills at the next open are fills at the next close and liquidity rules have nothing to read.
+    frame = pd.read_csv(SP500_20_FILE, dtype={"Date": str})
+    ts = pd.to_datetime(frame["Date"]).dt.tz_localize(NY_TZ).dt.as_unit("ns").astype("int64").to_numpy()
+    out: dict[str, _Frame] = {}
+    for symbol in frame.columns[1:]:
+        close = frame[symbol].to_numpy(np.float64)
+        out[str(symbol)] = _Frame(
+            ts=ts,
+            open=close,
+            high=close,
+            low=close,
+            close=close,
+            volume=np.zeros_like(close),
+            adj_close=close,  # already adjusted: factor 1, and the series says so
+            source="sp500_20",
+        )
+    return out
+
+
+class BundledDataset(msgspec.Struct, frozen=True):
+    """A dataset shipped inside the package: a name to pass as ``--dataset`` or ``--universe``."""
+
+    name: str
+    description: str
+    symbols: list[str]
+    first_day: str
+    last_day: str
+    close_only: bool
+
+
+_BUNDLED = {"sample": _sample, "sp500_20": _sp500_20}
+BUNDLED_NAMES = tuple(_BUNDLED)
+_DESCRIPTIONS = {
+    "sample": "AAPL, GOOG, IBM, MSFT daily OHLCV (Quandl WIKI, public domain)",
+    "sp500_20": "20 S&P 500 stocks, daily adjusted closes only (skfolio, BSD-3-Clause)",
+}
+
+
+def bundled_datasets() -> list[BundledDataset]:
+    """The datasets shipped with tape (see store/sample/NOTICE.md for origin and licence)."""
+    out = []
+    for name, frames in _BUNDLED.items():
+        series = frames()
+        first = min(int(f.ts[0]) for f in series.values())
+        last = max(int(f.ts[-1]) for f in series.values())
+        out.append(
+            BundledDataset(
+                name, _DESCRIPTIONS[name], sorted(series), _day(first), _day(last), name == "sp500_20"
+            )
+        )
+    return out
+
+
+def bundled_symbols(name: str) -> list[str]:
+    """The symbols of one bundled dataset (a ``--universe``); unknown names raise ConfigError."""
+    return sorted(_bundled(name))
+
+
+def _bundled(name: str) -> dict[str, _Frame]:
+    if name not in _BUNDLED:
+        raise ConfigError(f"unknown dataset {name!r}; bundled datasets: {', '.join(_BUNDLED)}")
+    return _BUNDLED[name]()
 
 
 # --------------------------------------------------------------------------- the cache file
@@ -214,19 +282,16 @@ def load_bars(
     start: str | None = None,
     end: str | None = None,
     adjust: bool = True,
+    dataset: str = "",
 ) -> BarSeries:
-    """One symbol's bars from the cache or the bundled sample, optionally limited to [start, end] days."""
+    """One symbol's bars, optionally limited to [start, end] days.
+
+    ``dataset`` "" reads the cache, then the bundled sample; the name of a bundled dataset reads that
+    dataset only (see :func:`bundled_datasets`).
+    """
     parse_timeframe(timeframe)
     symbol = symbol.strip().upper()
-    frame = _cached(data_path, symbol, timeframe)
-    if frame is None and timeframe == SAMPLE_TIMEFRAME:
-        frame = _sample().get(symbol)
-    if frame is None:
-        known = sorted({d.symbol for d in list_datasets(data_path) if d.timeframe == timeframe})
-        raise DataError(
-            f"unknown symbol {symbol!r} at {timeframe}: no stored data (have: {', '.join(known) or 'none'}); "
-            "add it with `tape data import FILE --symbol S` or `tape data fetch S`"
-        )
+    frame = _find_frame(symbol, timeframe, data_path, dataset)
     lo = day_start_ns(start, "--start") if start else None
     hi = day_start_ns(end, "--end") + NS_PER_DAY - 1 if end else None
     if lo is not None and hi is not None and lo > hi:
@@ -258,6 +323,29 @@ def load_bars(
         source=frame.source,
         adjusted=adjusted,
     )
+
+
+def _find_frame(symbol: str, timeframe: str, data_path: Path | None, dataset: str) -> _Frame:
+    if dataset:
+        frames = _bundled(dataset)
+        if timeframe != SAMPLE_TIMEFRAME:
+            raise ConfigError(f"dataset {dataset} holds daily bars only (1Day), not {timeframe}")
+        if symbol not in frames:
+            have = ", ".join(sorted(frames))
+            raise DataError(f"unknown symbol {symbol!r} in dataset {dataset} (has: {have})")
+        return frames[symbol]
+    frame = _cached(data_path, symbol, timeframe)
+    if frame is None and timeframe == SAMPLE_TIMEFRAME:
+        frame = _sample().get(symbol)
+    if frame is None:
+        known = sorted({d.symbol for d in list_datasets(data_path) if d.timeframe == timeframe})
+        elsewhere = [n for n in BUNDLED_NAMES if timeframe == SAMPLE_TIMEFRAME and symbol in _bundled(n)]
+        hint = f"; bundled dataset {elsewhere[0]} has it (pass --dataset {elsewhere[0]})" if elsewhere else ""
+        raise DataError(
+            f"unknown symbol {symbol!r} at {timeframe}: no stored data (have: {', '.join(known) or 'none'}); "
+            f"add it with `tape data import FILE --symbol S` or `tape data fetch S`{hint}"
+        )
+    return frame
 
 
 def load_many(symbols: Iterable[str], **options: Any) -> list[BarSeries]:

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from store.market import load_bars, sample_symbols
+from events.errors import DataError
+from store.market import bundled_symbols, load_bars, sample_symbols
 from tests.conftest import TapeRunner, assert_clean_failure
 
 CSV = """Date,Open,High,Low,Close,Volume
@@ -17,6 +18,10 @@ CSV = """Date,Open,High,Low,Close,Volume
 2024-01-03,10.5,11.5,10,11,1200
 2024-01-04,11,11.2,10.1,10.2,900
 """
+
+
+def fmt_day(ts: int) -> str:
+    return pd.Timestamp(int(ts), tz="UTC").tz_convert("America/New_York").strftime("%Y-%m-%d")
 
 
 def _write(tmp_path: Path, text: str, name: str = "bars.csv") -> Path:
@@ -113,3 +118,33 @@ def test_a_missing_file_is_refused(tape: TapeRunner, tmp_path: Path) -> None:
 
 def test_show_of_an_unknown_symbol(tape: TapeRunner) -> None:
     assert_clean_failure(tape("data", "show", "NOPE"), "unknown symbol 'NOPE'")
+
+
+def test_the_sp500_20_dataset_has_twenty_stocks_from_1990_to_2022() -> None:
+    symbols = bundled_symbols("sp500_20")
+    assert len(symbols) == 20 and {"AAPL", "XOM", "JPM", "UNH"} <= set(symbols)
+    xom = load_bars("XOM", dataset="sp500_20")
+    assert len(xom) == 8313 and xom.source == "sp500_20" and xom.adjusted
+    assert fmt_day(xom.ts[0]) == "1990-01-02" and fmt_day(xom.ts[-1]) == "2022-12-28"
+    # Adjusted closes only: each bar is flat at its close and has no volume.
+    assert np.array_equal(xom.open, xom.close) and np.array_equal(xom.high, xom.low)
+    assert float(xom.volume.max()) == 0.0
+
+
+def test_a_dataset_is_read_only_when_named() -> None:
+    sample_aapl = load_bars("AAPL")
+    universe_aapl = load_bars("AAPL", dataset="sp500_20")
+    assert sample_aapl.source == "sample" and universe_aapl.source == "sp500_20"
+    with pytest.raises(DataError, match="pass --dataset sp500_20"):
+        load_bars("XOM")
+
+
+def test_backtest_reads_a_bundled_dataset(tape: TapeRunner) -> None:
+    result = tape("backtest", "XOM", "CVX", "--dataset", "sp500_20", "--start", "2015-01-01", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["total_trades"] > 0 and {t["symbol"] for t in report["trades"]} <= {"XOM", "CVX"}
+
+
+def test_an_unknown_dataset_is_refused(tape: TapeRunner) -> None:
+    assert_clean_failure(tape("backtest", "AAPL", "--dataset", "sp600"), "unknown dataset 'sp600'")

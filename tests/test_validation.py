@@ -180,6 +180,13 @@ def test_validate_says_which_symbols_to_trade(ray_session: None, tmp_path: Path)
     assert ranks == sorted(ranks)
 
 
+def test_validate_covers_the_twenty_stock_universe(tape: TapeRunner) -> None:
+    result = tape("validate", "--universe", "sp500_20", "--start", "2012-01-01", "--periods", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    verdicts = json.loads(result.stdout)["symbols"]
+    assert len(verdicts) == 20 and all(len(v["periods"]) == 2 for v in verdicts)
+
+
 def test_validate_needs_symbols_or_a_known_universe(tape: TapeRunner) -> None:
     assert_clean_failure(tape("validate"), "name the symbols to validate")
     assert_clean_failure(tape("validate", "--universe", "sp500"), "unknown universe 'sp500'")
