@@ -32,6 +32,12 @@ class BrokerOrder(NamedTuple):
     qty: float
     filled_qty: float
     filled_avg_price: float | None
+    order_type: str = "market"  # of the leg that filled, for an OCO: "stop" or "limit"
+
+    @property
+    def done(self) -> bool:
+        """Nothing more will fill: filled, or ended by the broker (canceled, expired, rejected)."""
+        return self.status in ("filled", "canceled", "expired", "rejected", "done_for_day")
 
 
 class AccountSummary(NamedTuple):
@@ -192,6 +198,7 @@ def _broker_order(raw: Any) -> BrokerOrder:
                 qty=float(leg.qty or 0),
                 filled_qty=float(leg.filled_qty or 0),
                 filled_avg_price=float(leg.filled_avg_price) if leg.filled_avg_price else None,
+                order_type=_order_type(leg),
             )
     return BrokerOrder(
         broker_order_id=str(raw.id),
@@ -202,7 +209,13 @@ def _broker_order(raw: Any) -> BrokerOrder:
         qty=float(raw.qty or 0),
         filled_qty=float(raw.filled_qty or 0),
         filled_avg_price=float(raw.filled_avg_price) if raw.filled_avg_price else None,
+        order_type=_order_type(raw),
     )
+
+
+def _order_type(raw: Any) -> str:
+    kind = getattr(raw, "order_type", None) or getattr(raw, "type", None) or "market"
+    return str(getattr(kind, "value", kind))
 
 
 def _message(exc: Exception) -> str:

@@ -60,3 +60,19 @@ def _is_close(calendar, moment: pd.Timestamp) -> bool:  # type: ignore[no-untype
     # exchange_calendars counts the close minute as open; a cycle at the bell would see no new bar.
     session = calendar.minute_to_session(moment, direction="previous")
     return moment >= calendar.session_close(session)
+
+
+def is_session_end(bar_ts: int, bar_ns: int, *, crypto: bool = False) -> bool:
+    """Whether the bar starting at ``bar_ts`` is the last of its session (equity is marked there).
+
+    Stocks: the bar ends at or after the NYSE close of its day (16:00, or 13:00 on half days). Crypto
+    has no close; its sessions are UTC days.
+    """
+    day = 86_400 * NS
+    end = bar_ts + bar_ns
+    if crypto:
+        return end % day == 0 or bar_ns >= day
+    calendar = _nyse()
+    moment = pd.Timestamp(bar_ts, tz="UTC")
+    session = calendar.minute_to_session(moment, direction="previous")
+    return end >= int(calendar.session_close(session).value)

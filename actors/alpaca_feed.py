@@ -1,0 +1,107 @@
+"""The live market-data feed: completed bars from Alpaca's historical REST API through alpaca-py.
+
+Each scheduler cycle asks for the bars that *closed* since the last one (a bar still forming is never
+handed to a strategy: no look-ahead, no repainting). Stocks read the IEX feed; crypto pairs (BTC/USD)
+the crypto endpoint. The same request warms the strategies up with ``days_back`` days of history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, NamedTuple
+
+from events.errors import ConfigError, DataError
+from events.timeframes import timeframe_ns
+from store.alpaca_data import _alpaca_timeframe
+from store.credentials import AlpacaCredentials
+
+
+class LiveBar(NamedTuple):
+    """One completed bar; ``ts`` is its start in ns UTC, as Alpaca stamps it."""
+
+    symbol: str
+    ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+def _utc(ns: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
+
+
+class AlpacaBarFeed:
+    """Completed bars of several symbols at one timeframe."""
+
+    def __init__(self, credentials: AlpacaCredentials, timeframe: str) -> None:
+        self.timeframe = timeframe
+        self._frame = _alpaca_timeframe(timeframe)
+        self._bar_ns = timeframe_ns(timeframe)
+        self._credentials = credentials
+        self._clients: dict[str, Any] = {}
+
+    def _client(self, kind: str) -> Any:
+        if kind not in self._clients:
+            from alpaca.data.historical import CryptoHistoricalDataClient, StockHistoricalDataClient
+
+            keys = {
+                "api_key": self._credentials.api_key,
+                "secret_key": self._credentials.secret_key,
+                "url_override": self._credentials.data_url,
+            }
+            cls = CryptoHistoricalDataClient if kind == "crypto" else StockHistoricalDataClient
+            self._clients[kind] = cls(**keys)
+        return self._clients[kind]
+
+    def completed(self, symbols: list[str], after_ns: int, now_ns: int) -> list[LiveBar]:
+        """Bars that started after ``after_ns`` and closed by ``now_ns``, in (time, symbol) order."""
+        if now_ns <= after_ns:
+            return []
+        crypto = [s for s in symbols if "/" in s]
+        stocks = [s for s in symbols if "/" not in s]
+        out: list[LiveBar] = []
+        if stocks:
+            out += self._request("stocks", stocks, after_ns, now_ns)
+        if crypto:
+            out += self._request("crypto", crypto, after_ns, now_ns)
+        order = {s: k for k, s in enumerate(symbols)}
+        out = [b for b in out if b.ts > after_ns and b.ts + self._bar_ns <= now_ns]
+        out.sort(key=lambda b: (b.ts, order[b.symbol]))
+        return out
+
+    def _request(self, kind: str, symbols: list[str], after_ns: int, now_ns: int) -> list[LiveBar]:
+        from alpaca.common.exceptions import APIError
+        from alpaca.data.enums import DataFeed
+        from alpaca.data.requests import CryptoBarsRequest, StockBarsRequest
+
+        window = {"symbol_or_symbols": symbols, "timeframe": self._frame}
+        window |= {"start": _utc(after_ns + 1), "end": _utc(now_ns)}
+        try:
+            if kind == "crypto":
+                barset = self._client(kind).get_crypto_bars(CryptoBarsRequest(**window))
+            else:
+                barset = self._client(kind).get_stock_bars(StockBarsRequest(**window, feed=DataFeed.IEX))
+        except APIError as exc:
+            status = getattr(exc, "status_code", None)
+            if status in (401, 403):
+                raise ConfigError(
+                    "Alpaca rejected the credentials (check ALPACA_API_KEY and ALPACA_API_SECRET)"
+                ) from None
+            raise DataError(f"Alpaca bars request failed (HTTP {status})") from None
+        except OSError as exc:
+            raise DataError(f"cannot reach Alpaca's data API: {type(exc).__name__}") from None
+        return [
+            LiveBar(
+                symbol,
+                int(b.timestamp.timestamp() * 1_000_000) * 1000,
+                float(b.open),
+                float(b.high),
+                float(b.low),
+                float(b.close),
+                float(b.volume),
+            )
+            for symbol, bars in barset.data.items()
+            for b in bars
+        ]

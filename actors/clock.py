@@ -1,0 +1,71 @@
+"""Where the live engine gets the time: the wall clock, or a simulated one that jumps to each cycle.
+
+Nothing in ``events/`` reads a clock; the scheduler and the adapters do, through this interface, so a
+schedule can be run over a past week in seconds (rehearsals, tests) exactly as it runs in real time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """The time source of a live session."""
+
+    def now_ns(self) -> int: ...
+
+    def sleep_until(self, ns: int) -> bool:
+        """Wait until ``ns``; False when woken early by :meth:`stop`."""
+        ...
+
+    def stop(self) -> None: ...
+
+
+class WallClock:
+    """Real time; :meth:`stop` wakes a sleeping scheduler at once (Ctrl-C, `tape down`)."""
+
+    def __init__(self) -> None:
+        self._stopped = threading.Event()
+
+    def now_ns(self) -> int:
+        return time.time_ns()
+
+    def sleep_until(self, ns: int) -> bool:
+        while not self._stopped.is_set():
+            left = (ns - time.time_ns()) / 1e9
+            if left <= 0:
+                return True
+            self._stopped.wait(min(left, 1.0))
+        return False
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+class SimulatedClock:
+    """Time that moves only when the scheduler sleeps: it jumps straight to the wake-up time.
+
+    ``on_advance(ns)`` runs after each jump, which is how a rehearsal moves its market along.
+    """
+
+    def __init__(self, start_ns: int, on_advance: Callable[[int], None] | None = None) -> None:
+        self._now = start_ns
+        self._on_advance = on_advance
+        self._stopped = False
+
+    def now_ns(self) -> int:
+        return self._now
+
+    def sleep_until(self, ns: int) -> bool:
+        if self._stopped:
+            return False
+        self._now = max(self._now, ns)
+        if self._on_advance is not None:
+            self._on_advance(self._now)
+        return True
+
+    def stop(self) -> None:
+        self._stopped = True

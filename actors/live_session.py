@@ -1,0 +1,479 @@
+"""A live trading session: scheduled cycles of completed bars, real orders at a broker, all in the log.
+
+Each cycle (see :func:`run_schedule`):
+
+1. collect what the broker filled since the last cycle (entries, exits, protective stops and targets);
+2. read the bars that closed since the last cycle and feed them, in time order, to the strategies and
+   to the same portfolio core a backtest uses (events/session.py): only the newest bar of a catch-up
+   may trade, older ones just update indicators and prices;
+3. append every decision durably *before* acting on it, then place or cancel the orders; an order the
+   log holds is re-sent under the same ``client_order_id`` after a crash, which the broker refuses as a
+   duplicate, so a decision can never place two orders;
+4. log the cycle with its timing (``cycle_completed``).
+
+A session whose run is already in the log resumes it: the portfolio is folded from the log, the
+strategies re-warm from history up to the last bar the log recorded, and working orders are re-checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from actors.alpaca_broker import BrokerOrder, BrokerRejected
+from actors.alpaca_feed import LiveBar
+from actors.clock import Clock
+from actors.schedule import is_crypto, is_session_end, next_run
+from events.backtest import BacktestConfig, run_started
+from events.bars import BarSeries, session_days
+from events.portfolio import Order, decide_fill, evolve
+from events.schema import (
+    ActorStarted,
+    ActorStopped,
+    BarReceived,
+    CycleCompleted,
+    Event,
+    Fill,
+    OrderCancelled,
+    OrderRejected,
+    OrderSubmitted,
+    PositionClosed,
+    PositionOpened,
+    Reconciled,
+)
+from events.session import TradingSession
+from events.strategies import make_strategy
+from store.log import EventLog
+from store.run_writer import run_items
+
+Decision = tuple[int, dict[str, float], str]  # (side, indicator values, reason)
+
+
+class Broker(Protocol):
+    """What the session needs of a broker (AlpacaBroker satisfies it)."""
+
+    def submit(self, order: OrderSubmitted) -> BrokerOrder: ...
+
+    def order(self, client_order_id: str) -> BrokerOrder: ...
+
+    def cancel(self, client_order_id: str) -> None: ...
+
+    def positions(self) -> dict[str, float]: ...
+
+
+class Feed(Protocol):
+    """Completed bars (AlpacaBarFeed satisfies it)."""
+
+    timeframe: str
+
+    def completed(self, symbols: list[str], after_ns: int, now_ns: int) -> list[LiveBar]: ...
+
+
+class LocalStrategies:
+    """One incremental strategy per symbol, in this process (the engine uses Ray actors instead)."""
+
+    def __init__(self, name: str, params: dict[str, Any], symbols: Sequence[str]) -> None:
+        strategy = make_strategy(name, params)
+        self._strategy = strategy
+        self._live = {s: strategy.live() for s in symbols}
+
+    def decide(self, bar: LiveBar) -> Decision:
+        side, values = self._live[bar.symbol].on_bar(bar.open, bar.high, bar.low, bar.close, bar.volume)
+        return side, values, self._strategy.describe(side, values) if side else ""
+
+
+class CycleReport(NamedTuple):
+    """What one cycle did."""
+
+    cycle: int
+    ts: int
+    bars: int
+    events: int
+    orders: int
+
+
+class LiveSession:
+    """One run: its portfolio, strategies, broker, feed and the log it appends to."""
+
+    def __init__(
+        self,
+        config: BacktestConfig,
+        *,
+        run_id: str,
+        broker: Broker,
+        feed: Feed,
+        log_path: Path,
+        decide: Callable[[LiveBar], Decision] | None = None,
+        label: str = "",
+        trade_logs: Path | None = None,
+    ) -> None:
+        self.config, self.run_id = config, run_id
+        self.strategy = make_strategy(config.strategy, config.params)
+        self.broker, self.feed = broker, feed
+        self.session = TradingSession(config, run_id, self.strategy.name)
+        self._decide = decide or LocalStrategies(config.strategy, config.params, config.symbols).decide
+        self._log = EventLog.create(log_path, durable=True)
+        self._label = label
+        self._trade_logs = trade_logs
+        self._next = 1
+        self.cursor = 0  # start of the newest bar the log holds
+        self.cycles = 0
+        self.orders_sent = 0
+
+    # ------------------------------------------------------------------ start, resume, stop
+
+    def start(self, now_ns: int, days_back: int) -> int:
+        """Resume the run from the log or open it; warm the strategies up. Returns events folded."""
+        folded = self._fold_log()
+        warm_from = (self.cursor or now_ns) - days_back * 86_400_000_000_000
+        history = self.feed.completed(self.config.symbols, warm_from, self.cursor or now_ns)
+        self._warm_up(history)
+        if not folded:
+            missing = sorted(set(self.config.symbols) - {b.symbol for b in history})
+            if missing:
+                from events.errors import DataError
+
+                raise DataError(
+                    f"no {self.feed.timeframe} bars for {', '.join(missing)} in the last {days_back} days"
+                )
+            opening = run_started(
+                self.config,
+                _series(history, self.config.symbols, self.feed.timeframe),
+                run_id=self.run_id,
+                mode="live",
+                code_version=_code_version(),
+                label=self._label,
+            )
+            self._append([opening])
+            self.cursor = max(b.ts for b in history)
+        out: list[Event] = [
+            ActorStarted(
+                ts=now_ns,
+                actor="portfolio",
+                strategy=self.strategy.name,
+                events_folded=folded,
+                detail=f"warm-up {len(history)} bars, resumed at bar {self.cursor}",
+            )
+        ]
+        out += self._resend_working_orders(now_ns)
+        self._append(out)
+        self.reconcile(now_ns)
+        return folded
+
+    def _fold_log(self) -> int:
+        """Rebuild the portfolio from the run's events; returns how many there were."""
+        state, n = self.session.state, 0
+        for record in self._log.read(stream_prefix=f"run/{self.run_id}"):
+            n += 1
+            event = record.event
+            if isinstance(event, BarReceived):
+                self.session.last_close[event.symbol] = event.close
+                self.cursor = max(self.cursor, event.ts)
+            elif isinstance(event, CycleCompleted):
+                self.cycles = max(self.cycles, event.cycle)
+            evolve(state, event)
+        self._next = n + 1
+        return n
+
+    def _warm_up(self, history: list[LiveBar]) -> None:
+        # Indicators only: decisions on history were made (or not) before this session existed.
+        for bar in history:
+            self._decide(bar)
+            self.session.observe(bar.ts, bar.symbol, bar.high, bar.low, bar.close, bar.volume)
+            self.session.last_close.setdefault(bar.symbol, bar.close)
+            self.session.last_close[bar.symbol] = bar.close
+
+    def _resend_working_orders(self, now_ns: int) -> list[Event]:
+        """Orders the log says are working: make sure the broker has them (a crash may have come between
+        the log and the broker). A duplicate id answers the existing order, so nothing is placed twice."""
+        out: list[Event] = []
+        state = self.session.state
+        for order in [*state.market_orders.values(), *state.protective.values()]:
+            out += self._send(_as_submitted(order, now_ns))
+        return out
+
+    def stop(self, now_ns: int, reason: str = "stop") -> None:
+        """Log the stop and the final reconciliation; working orders stay at the broker."""
+        self.reconcile(now_ns)
+        self._append([ActorStopped(ts=now_ns, actor="portfolio", strategy=self.strategy.name, reason=reason)])
+        self._log.close()
+
+    def reconcile(self, now_ns: int) -> Reconciled:
+        """Compare the folded positions with the broker's and log what differs."""
+        held = self.broker.positions()
+        broker = {s: held.get(s, 0.0) for s in self.config.symbols if held.get(s, 0.0)}
+        local = {s: p.qty for s, p in self.session.state.positions.items()}
+        differences = [
+            f"{s}: log {local.get(s, 0.0):g}, broker {broker.get(s, 0.0):g}"
+            for s in sorted(set(broker) | set(local))
+            if abs(broker.get(s, 0.0) - local.get(s, 0.0)) > 1e-9
+        ]
+        state = self.session.state
+        event = Reconciled(
+            ts=now_ns,
+            broker_positions=broker,
+            local_positions=local,
+            open_orders=sorted(
+                o.client_order_id for o in [*state.market_orders.values(), *state.protective.values()]
+            ),
+            differences=differences,
+        )
+        self._append([event])
+        return event
+
+    # ------------------------------------------------------------------ one cycle
+
+    def run_cycle(self, now_ns: int) -> CycleReport:
+        """Fills, new bars, decisions, orders; then the cycle's own event."""
+        started = time.perf_counter()
+        self.cycles += 1
+        events = self._collect_fills(now_ns)
+        bars = self.feed.completed(self.config.symbols, self.cursor, now_ns)
+        groups = _by_timestamp(bars)
+        for k, group in enumerate(groups):
+            events += self._on_bars(group, trade=k == len(groups) - 1)
+        events += self._collect_fills(now_ns)
+        self._append(
+            [
+                CycleCompleted(
+                    ts=now_ns,
+                    cycle=self.cycles,
+                    duration_ms=round((time.perf_counter() - started) * 1000.0, 3),
+                    symbols=list(self.config.symbols),
+                    skipped="" if bars else "no new bars",
+                )
+            ]
+        )
+        if self._trade_logs is not None and any(
+            isinstance(e, PositionClosed | PositionOpened) for e in events
+        ):
+            self.write_trade_logs(self._trade_logs)
+        orders = sum(1 for e in events if isinstance(e, OrderSubmitted))
+        return CycleReport(self.cycles, now_ns, len(bars), len(events), orders)
+
+    def _on_bars(self, group: list[LiveBar], *, trade: bool) -> list[Event]:
+        session, out = self.session, []
+        crypto = all(is_crypto(s) for s in self.config.symbols)
+        for bar in group:
+            received = BarReceived(
+                ts=bar.ts,
+                symbol=bar.symbol,
+                timeframe=self.feed.timeframe,
+                open=bar.open,
+                high=bar.high,
+                low=bar.low,
+                close=bar.close,
+                volume=bar.volume,
+            )
+            side, values, reason = self._decide(bar)
+            day = int(session_days(np.array([bar.ts], dtype=np.int64))[0])
+            decided = [received]
+            decided += session.observe(bar.ts, bar.symbol, bar.high, bar.low, bar.close, bar.volume)
+            decided += session.close_bar(
+                bar.symbol, bar.ts, day, bar.close, side if trade else 0, values, reason
+            )
+            out += self._commit(decided, bar.ts)
+        last = group[-1].ts
+        self.cursor = max(self.cursor, last)
+        ending = is_session_end(last, _bar_ns(self.feed.timeframe), crypto=crypto)
+        out += self._commit(session.end_of_timestamp(last, session_end=ending), last)
+        return out
+
+    def _commit(self, events: list[Event], ts: int) -> list[Event]:
+        """Log ``events`` durably, then act on them at the broker; returns them and what followed."""
+        if not events:
+            return []
+        self._append(events)
+        out = list(events)
+        for event in events:
+            if isinstance(event, OrderSubmitted):
+                out += self._commit(self._send(event), ts)
+            elif isinstance(event, OrderCancelled) and event.reason not in ("broker", "end of data"):
+                self._cancel(event.client_order_id)
+        return out
+
+    def _send(self, order: OrderSubmitted) -> list[Event]:
+        """Place ``order``; a refusal becomes an OrderRejected event (the portfolio folds it)."""
+        try:
+            placed = self.broker.submit(order)
+        except BrokerRejected as exc:
+            return self._applied(
+                [
+                    OrderRejected(
+                        ts=order.ts,
+                        client_order_id=order.client_order_id,
+                        symbol=order.symbol,
+                        reason=str(exc),
+                    )
+                ]
+            )
+        self.orders_sent += 1
+        if placed.status == "rejected":
+            return self._applied(
+                [
+                    OrderRejected(
+                        ts=order.ts,
+                        client_order_id=order.client_order_id,
+                        symbol=order.symbol,
+                        reason="rejected by the broker",
+                    )
+                ]
+            )
+        return []
+
+    def _cancel(self, client_order_id: str) -> None:
+        with contextlib.suppress(BrokerRejected):  # already filled or gone: the next cycle sees which
+            self.broker.cancel(client_order_id)
+
+    def _collect_fills(self, now_ns: int) -> list[Event]:
+        """Turn what the broker executed into Fill events and their consequences (positions, the
+        protective order after an entry), decided by the same core as the simulated broker."""
+        state, out = self.session.state, []
+        for order in [*state.market_orders.values(), *state.protective.values()]:
+            try:
+                seen = self.broker.order(order.client_order_id)
+            except BrokerRejected:
+                continue  # not at the broker (yet): start() re-sends working orders
+            if not seen.done:
+                continue
+            if seen.filled_qty <= 0 or seen.filled_avg_price is None:
+                out += self._commit(
+                    [
+                        OrderCancelled(
+                            ts=now_ns,
+                            client_order_id=order.client_order_id,
+                            symbol=order.symbol,
+                            reason="broker",
+                        )
+                    ],
+                    now_ns,
+                )
+                continue
+            fill = Fill(
+                ts=now_ns,
+                client_order_id=order.client_order_id,
+                exec_id=f"{seen.broker_order_id}@{seen.filled_qty:g}",
+                symbol=order.symbol,
+                side=order.side,  # type: ignore[arg-type]
+                qty=seen.filled_qty,
+                price=seen.filled_avg_price,
+                reason=_fill_reason(order, seen),
+            )
+            out += self._commit(self._applied(decide_fill(state, self.session.desk, fill)), now_ns)
+        return out
+
+    def _applied(self, events: list[Event]) -> list[Event]:
+        for event in events:
+            evolve(self.session.state, event)
+        return events
+
+    def _append(self, events: list[Event]) -> None:
+        if events:
+            self._log.append_batch(run_items(self.run_id, events, self._next))
+            self._next += len(events)
+
+    # ------------------------------------------------------------------ projections
+
+    def write_trade_logs(self, root: Path) -> list[Path]:
+        """Rewrite logs/trades_<symbol>_<day>.csv and the daily summaries from the log."""
+        from store.backtests import replay_report
+        from store.trade_logs import write_trade_logs
+
+        return write_trade_logs(replay_report(self._log, self.run_id), root)
+
+    def status(self) -> dict[str, Any]:
+        """Positions, cash, P&L and the cycle count, for `tape status`."""
+        snapshot = self.session.snapshot()
+        snapshot.update(
+            run_id=self.run_id, cycles=self.cycles, orders_sent=self.orders_sent, cursor=self.cursor
+        )
+        return snapshot
+
+
+def run_schedule(
+    session: LiveSession,
+    clock: Clock,
+    interval_s: int,
+    *,
+    until_ns: int | None = None,
+    max_cycles: int | None = None,
+    on_cycle: Callable[[CycleReport, int], None] | None = None,
+) -> int:
+    """Run cycles at the scheduled times until the clock is stopped, ``until_ns`` or ``max_cycles``.
+    ``on_cycle(report, next_ns)`` is told after each. Returns the number of cycles run."""
+    crypto = all(is_crypto(s) for s in session.config.symbols)
+    ran = 0
+    while max_cycles is None or ran < max_cycles:
+        due = next_run(clock.now_ns(), interval_s, crypto=crypto)
+        if until_ns is not None and due > until_ns:
+            break
+        if not clock.sleep_until(due):
+            break
+        report = session.run_cycle(due)
+        ran += 1
+        if on_cycle is not None:
+            on_cycle(report, next_run(due, interval_s, crypto=crypto))
+    return ran
+
+
+def _fill_reason(order: Order, seen: BrokerOrder) -> str:
+    if order.reason != "protective":
+        return order.reason
+    return "stop_loss" if seen.order_type in ("stop", "stop_limit", "trailing_stop") else "take_profit"
+
+
+def _as_submitted(order: Order, ts: int) -> OrderSubmitted:
+    oco = order.reason == "protective"
+    return OrderSubmitted(
+        ts=ts,
+        client_order_id=order.client_order_id,
+        intent_id=order.intent_id,
+        symbol=order.symbol,
+        side=order.side,  # type: ignore[arg-type]
+        qty=order.qty,
+        order_type="oco" if oco else "market",
+        limit_price=order.target if oco and order.target != float("inf") else None,
+        stop_price=order.stop if oco and order.stop else None,
+        reason=order.reason,
+        strategy=order.strategy,
+    )
+
+
+def _by_timestamp(bars: list[LiveBar]) -> list[list[LiveBar]]:
+    groups: list[list[LiveBar]] = []
+    for bar in bars:
+        if groups and groups[-1][0].ts == bar.ts:
+            groups[-1].append(bar)
+        else:
+            groups.append([bar])
+    return groups
+
+
+def _series(history: list[LiveBar], symbols: Sequence[str], timeframe: str) -> list[BarSeries]:
+    out = []
+    for symbol in symbols:
+        rows = [b for b in history if b.symbol == symbol]
+        cols = [
+            np.array([getattr(b, c) for b in rows], dtype=np.float64)
+            for c in ("open", "high", "low", "close", "volume")
+        ]
+        ts = np.array([b.ts for b in rows], dtype=np.int64)
+        out.append(BarSeries.from_arrays(symbol, timeframe, ts, *cols, source="alpaca"))
+    return out
+
+
+def _bar_ns(timeframe: str) -> int:
+    from events.timeframes import timeframe_ns
+
+    return timeframe_ns(timeframe)
+
+
+def _code_version() -> str:
+    from store.backtests import code_version
+
+    return code_version()

@@ -1,0 +1,204 @@
+"""Live trading against the local Alpaca emulator, through the real alpaca-py clients.
+
+A simulated clock walks the scheduler over 2024-07-03 (a half day), the 4th of July holiday, Friday
+the 5th and Monday the 8th; at each wake-up the test's market moves the emulator's clock and prices
+to that moment, so the session sees exactly what it would have seen live.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from actors.alpaca_broker import AlpacaBroker
+from actors.alpaca_feed import AlpacaBarFeed
+from actors.clock import SimulatedClock
+from actors.live_session import LiveSession, run_schedule
+from events.backtest import BacktestConfig
+from events.portfolio import PortfolioState, evolve
+from store.credentials import AlpacaCredentials
+from store.log import EventLog
+from tests.alpaca_emulator import AlpacaEmulator
+
+SYMBOLS = ["AAPL", "MSFT", "GOOG"]
+SESSIONS = ["2024-07-01", "2024-07-02", "2024-07-03", "2024-07-05", "2024-07-08"]
+NY = "America/New_York"
+MINUTE = 60_000_000_000
+
+
+def _ns(text: str) -> int:
+    return int(pd.Timestamp(text, tz=NY).value)
+
+
+def _session_minutes() -> np.ndarray:
+    import exchange_calendars as xc
+
+    calendar = xc.get_calendar("XNYS")
+    minutes = [calendar.session_minutes(day) for day in SESSIONS]
+    # exchange_calendars labels a minute by its start: 09:30 .. 15:59 (12:59 on the half day).
+    return np.concatenate([m.asi8 for m in minutes]).astype(np.int64)
+
+
+class Market:
+    """Seeded one-minute bars; moves the emulator's clock and last prices as time passes."""
+
+    def __init__(self, emulator: AlpacaEmulator) -> None:
+        self.emulator = emulator
+        self.ts = _session_minutes()
+        rng = np.random.default_rng(11)
+        self.close: dict[str, np.ndarray] = {}
+        for k, symbol in enumerate(SYMBOLS):
+            wave = 0.004 * np.sin(np.arange(len(self.ts)) / (35.0 + 9 * k))  # swings that make SMA crosses
+            close = (100.0 + 50 * k) * np.exp(np.cumsum(rng.normal(0, 0.0006, len(self.ts)) + wave / 30))
+            self.close[symbol] = close
+            opens = np.concatenate([[close[0]], close[:-1]])
+            rows = [
+                (
+                    dt.datetime.fromtimestamp(t / 1e9, tz=dt.UTC),
+                    o,
+                    max(o, c) * 1.0005,
+                    min(o, c) * 0.9995,
+                    c,
+                    1000 + i % 500,
+                )
+                for i, (t, o, c) in enumerate(zip(self.ts, opens, close, strict=True))
+            ]
+            emulator.add_bars(symbol, rows)
+
+    def advance(self, now_ns: int) -> None:
+        self.emulator.set_time(dt.datetime.fromtimestamp(now_ns / 1e9, tz=dt.UTC))
+        done = int(np.searchsorted(self.ts + MINUTE, now_ns, side="right"))  # minutes that have closed
+        if done:
+            for symbol in SYMBOLS:
+                self.emulator.set_price(symbol, round(float(self.close[symbol][done - 1]), 2))
+
+
+@pytest.fixture
+def live_run(alpaca_emulator: AlpacaEmulator, tmp_path: Path):  # type: ignore[no-untyped-def]
+    market = Market(alpaca_emulator)
+    credentials = AlpacaCredentials(
+        api_key=alpaca_emulator.key_id,
+        secret_key=alpaca_emulator.secret,
+        base_url=alpaca_emulator.trading_url,
+        data_url=alpaca_emulator.data_url,
+    )
+    config = BacktestConfig(symbols=SYMBOLS, strategy="sma_cross", timeframe="5Min", cash=100_000.0)
+
+    def start(run_until: str, *, begin: str = "2024-07-03 09:00") -> tuple[LiveSession, list[int]]:
+        clock = SimulatedClock(_ns(begin), on_advance=market.advance)
+        market.advance(clock.now_ns())
+        session = LiveSession(
+            config,
+            run_id="live-test",
+            broker=AlpacaBroker(credentials, retry_wait_seconds=0),
+            feed=AlpacaBarFeed(credentials, "5Min"),
+            log_path=tmp_path / "tape.db",
+            trade_logs=tmp_path,  # logs/trades_<symbol>_<day>.csv under it
+        )
+        session.start(clock.now_ns(), days_back=3)
+        cycles: list[int] = []
+        run_schedule(session, clock, 300, until_ns=_ns(run_until), on_cycle=lambda r, _: cycles.append(r.ts))
+        session.stop(clock.now_ns())
+        return session, cycles
+
+    return market, start, tmp_path
+
+
+def _events(path: Path, kind: str) -> list:  # type: ignore[type-arg]
+    with EventLog.open(path) as log:
+        return [r.event for r in log.read(stream_prefix="run/live-test") if r.kind == kind]
+
+
+def _top_level(orders: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+    legs = {leg["id"] for o in orders for leg in o.get("legs") or []}
+    return [o for o in orders if o["id"] not in legs]
+
+
+def test_cycles_run_every_five_minutes_inside_sessions_only(live_run) -> None:  # type: ignore[no-untyped-def]
+    _, start, tmp_path = live_run
+    _, cycles = start("2024-07-08 10:00")
+    local = pd.DatetimeIndex(np.array(cycles, dtype="datetime64[ns]"), tz="UTC").tz_convert(NY)
+    days = sorted(set(local.strftime("%Y-%m-%d")))
+    assert days == ["2024-07-03", "2024-07-05", "2024-07-08"]  # no holiday, no weekend
+    assert all(t.minute % 5 == 0 and t.second == 0 for t in local)
+    for day, first, last, count in [
+        ("2024-07-03", "09:30", "12:55", 42),  # half day: the bell rings at 13:00
+        ("2024-07-05", "09:30", "15:55", 78),
+        ("2024-07-08", "09:30", "10:00", 7),
+    ]:
+        times = local[local.strftime("%Y-%m-%d") == day].strftime("%H:%M")
+        assert (times[0], times[-1], len(times)) == (first, last, count)
+    logged = _events(tmp_path / "tape.db", "cycle_completed")
+    assert [e.ts for e in logged] == cycles and all(e.duration_ms >= 0 for e in logged)
+
+
+def test_orders_fills_positions_and_trade_logs_agree_with_the_broker(live_run) -> None:  # type: ignore[no-untyped-def]
+    market, start, tmp_path = live_run
+    start("2024-07-08 15:55")
+    emulator = market.emulator
+    log_path = tmp_path / "tape.db"
+    submitted = _events(log_path, "order_submitted")
+    at_broker = {o["client_order_id"]: o for o in _top_level(emulator.orders)}
+    assert len(submitted) >= 6
+    assert {o.client_order_id for o in submitted} == set(at_broker)  # one broker order per decision
+    for order in submitted:
+        placed = at_broker[order.client_order_id]
+        assert (placed["symbol"], placed["side"], float(placed["qty"])) == (
+            order.symbol,
+            order.side,
+            order.qty,
+        )
+    fills = _events(log_path, "fill")
+    assert fills
+    broker_fills: dict[str, list] = defaultdict(list)  # type: ignore[type-arg]
+    by_id = {o["id"]: o["client_order_id"] for o in emulator.orders}
+    for o in emulator.orders:
+        for leg in o.get("legs") or []:
+            by_id[leg["id"]] = o["client_order_id"]
+    for f in emulator.fills:
+        broker_fills[by_id[f.order_id]].append(f)
+    for fill in fills:
+        executions = broker_fills[fill.client_order_id]
+        qty = sum(e.qty for e in executions)
+        assert fill.qty == pytest.approx(qty)
+        assert fill.price == pytest.approx(sum(e.qty * e.price for e in executions) / qty)
+    state = PortfolioState("live-test", 100_000.0)
+    with EventLog.open(log_path) as log:
+        for record in log.read(stream_prefix="run/live-test"):
+            evolve(state, record.event)
+    held = {s: q for s, q in emulator.positions.items() if q}
+    assert {s: p.qty for s, p in state.positions.items()} == held
+    reconciled = _events(log_path, "reconciled")[-1]
+    assert reconciled.differences == []
+    closed = _events(log_path, "position_closed")
+    assert closed
+    rows = []
+    for path in sorted((tmp_path / "logs").glob("trades_*.csv")):
+        rows += pd.read_csv(path).to_dict("records")
+    assert len(rows) == len(closed)
+    assert sorted(
+        (r["symbol"], r["qty"], r["entry_price"], r["exit_price"], round(r["pnl"], 2)) for r in rows
+    ) == sorted(
+        (c.symbol, c.qty, round(c.entry_price, 4), round(c.exit_price, 4), round(c.net_pnl, 2))
+        for c in closed
+    )
+
+
+def test_a_restarted_session_resumes_without_placing_an_order_twice(live_run) -> None:  # type: ignore[no-untyped-def]
+    market, start, tmp_path = live_run
+    start("2024-07-05 12:00")
+    orders_before = len(_top_level(market.emulator.orders))
+    start("2024-07-08 15:55", begin="2024-07-05 12:00")
+    submitted = _events(tmp_path / "tape.db", "order_submitted")
+    ids = [o.client_order_id for o in submitted]
+    at_broker = [o["client_order_id"] for o in _top_level(market.emulator.orders)]
+    assert len(ids) == len(set(ids)) and sorted(ids) == sorted(at_broker)
+    assert len(at_broker) > orders_before
+    started = _events(tmp_path / "tape.db", "actor_started")
+    assert started[0].events_folded == 0 and started[1].events_folded > 0
+    assert _events(tmp_path / "tape.db", "reconciled")[-1].differences == []
