@@ -121,7 +121,7 @@ class AlpacaBroker:
                 symbol=order.symbol,
                 qty=order.qty,
                 side=side,
-                time_in_force=TimeInForce.DAY,
+                time_in_force=TimeInForce.GTC if "/" in order.symbol else TimeInForce.DAY,  # crypto: no DAY
                 client_order_id=order.client_order_id,
             )
         try:

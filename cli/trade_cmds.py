@@ -9,6 +9,7 @@ from rich.table import Table
 
 from cli import options as opt
 from cli.common import console, err_console, fmt_ts, print_json, settings
+from cli.live_trade import live_timeframe
 from cli.report_view import render_report
 from events.costs import CostModel
 from events.errors import ConfigError
@@ -29,6 +30,18 @@ def trade_cmd(
     speed: Annotated[
         float, typer.Option("--speed", min=0.0, help="Replay speed vs real time; 0 = as fast as possible.")
     ] = 0.0,
+    interval: Annotated[
+        str, typer.Option("--interval", help="Live: run a cycle every 30s, 5m, 1h ... inside sessions.")
+    ] = "5m",
+    timeframe: Annotated[
+        str, typer.Option("--timeframe", help="Bar size (live default: from --interval; replay: 1Day).")
+    ] = "",
+    days_back: Annotated[
+        int, typer.Option("--days-back", min=1, help="Live: days of history to warm the strategies up.")
+    ] = 5,
+    cycles: Annotated[
+        int, typer.Option("--cycles", min=0, help="Live: stop after N cycles (0 = Ctrl-C).")
+    ] = 0,
     start: opt.Start = None,
     end: opt.End = None,
     dataset: opt.Dataset = "",
@@ -61,10 +74,9 @@ def trade_cmd(
         raise ConfigError(
             f"--broker must be sim or alpaca and --feed replay or alpaca (got {broker}, {feed})"
         )
-    if broker == "alpaca" or feed == "alpaca":
-        raise ConfigError(
-            "the Alpaca broker and live feed are not available yet; use --broker sim --feed replay"
-        )
+    if (broker == "alpaca") != (feed == "alpaca"):
+        raise ConfigError("trade with --broker alpaca --feed alpaca (live) or --broker sim --feed replay")
+    live = broker == "alpaca"
     config = opt.build_config(
         symbols,
         strategy,
@@ -73,6 +85,7 @@ def trade_cmd(
         end,
         cash,
         dataset=dataset,
+        timeframe=(timeframe or live_timeframe(interval)) if live else (timeframe or "1Day"),
         cost=CostModel(slippage_bps=slippage_bps, commission=commission),
         risk=RiskConfig(
             risk_per_trade_pct=risk_per_trade,
@@ -95,6 +108,13 @@ def trade_cmd(
             correlation_action=correlation_action,
         ),
     )
+    if live:
+        from cli.live_trade import trade_live
+
+        trade_live(
+            ctx, config, interval=interval, days_back=days_back, cycles=cycles, address=address, json=json
+        )
+        return
     from actors.engine import run_replay_session
     from events.strategies import make_strategy
     from store.backtests import load_config_bars, replay_report

@@ -8,6 +8,7 @@ to that moment, so the session sees exactly what it would have seen live.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from events.portfolio import PortfolioState, evolve
 from store.credentials import AlpacaCredentials
 from store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
+from tests.conftest import TapeRunner, assert_clean_failure
 
 SYMBOLS = ["AAPL", "MSFT", "GOOG"]
 SESSIONS = ["2024-07-01", "2024-07-02", "2024-07-03", "2024-07-05", "2024-07-08"]
@@ -202,3 +204,50 @@ def test_a_restarted_session_resumes_without_placing_an_order_twice(live_run) ->
     started = _events(tmp_path / "tape.db", "actor_started")
     assert started[0].events_folded == 0 and started[1].events_folded > 0
     assert _events(tmp_path / "tape.db", "reconciled")[-1].differences == []
+
+
+def _emulator_env(emulator: AlpacaEmulator) -> dict[str, str]:
+    return {
+        "ALPACA_API_KEY": emulator.key_id,
+        "ALPACA_API_SECRET": emulator.secret,
+        "ALPACA_BASE_URL": emulator.trading_url + "/v2",  # as the plan writes it
+        "ALPACA_DATA_URL": emulator.data_url,
+    }
+
+
+def test_tape_trade_runs_a_live_crypto_session_on_the_wall_clock(
+    tape: TapeRunner, alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    now = int(pd.Timestamp.now(tz="UTC").floor("min").value)
+    rng = np.random.default_rng(3)
+    close = 60_000 * np.exp(np.cumsum(rng.normal(0, 0.001, 2 * 1440)))
+    stamps = now - MINUTE * np.arange(len(close), 0, -1)
+    alpaca_emulator.add_bars(
+        "BTC/USD",
+        [
+            (dt.datetime.fromtimestamp(t / 1e9, tz=dt.UTC), c, c * 1.001, c * 0.999, c, 3.0)
+            for t, c in zip(stamps, close, strict=True)
+        ],
+    )
+    alpaca_emulator.set_price("BTC/USD", round(float(close[-1]), 2))
+    args = ["trade", "BTC/USD", "--broker", "alpaca", "--feed", "alpaca", "--interval", "1s"]
+    result = tape(*args, "--cycles", "3", "--days-back", "1", "--json", env=_emulator_env(alpaca_emulator))
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["cycles"] == 3 and status["run_id"].startswith("live-")
+    with EventLog.open(tmp_path / "tape.db") as log:
+        kinds = [r.kind for r in log.read(stream_prefix=f"run/{status['run_id']}")]
+    assert kinds.count("cycle_completed") == 3 and kinds[0] == "run_started"
+    assert kinds[-1] == "actor_stopped" and "reconciled" in kinds
+
+
+def test_live_trading_without_credentials_names_the_variable(tape: TapeRunner) -> None:
+    env = {"ALPACA_API_KEY": "", "ALPACA_API_SECRET": ""}
+    result = tape("trade", "AAPL", "--broker", "alpaca", "--feed", "alpaca", env=env)
+    assert_clean_failure(result, "ALPACA_API_KEY is not set")
+
+
+def test_mixing_a_live_feed_with_the_simulated_broker_is_refused(tape: TapeRunner) -> None:
+    assert_clean_failure(
+        tape("trade", "AAPL", "--broker", "sim", "--feed", "alpaca"), "--broker alpaca --feed alpaca"
+    )

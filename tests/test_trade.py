@@ -62,9 +62,8 @@ def test_a_replayed_session_on_actors_equals_the_backtest(tape: TapeRunner) -> N
     assert any(d["cause"] == "price" and d["a"]["kind"] == "fill" for d in diff["differences"])
 
 
-def test_unknown_broker_or_unavailable_alpaca_session_fails_cleanly(tape: TapeRunner) -> None:
+def test_an_unknown_broker_fails_cleanly(tape: TapeRunner) -> None:
     assert_clean_failure(tape("trade", "AAPL", "--broker", "paper"), "--broker must be sim or alpaca")
-    assert_clean_failure(tape("trade", "AAPL", "--broker", "alpaca"), "not available yet")
 
 
 def test_compare_of_an_unknown_run_fails_cleanly(tape: TapeRunner) -> None:

@@ -1,0 +1,114 @@
+"""`tape trade --broker alpaca --feed alpaca`: a live (paper by default) session in the foreground.
+
+One StrategyActor per symbol on Ray decides; the session (actors/live_session.py) holds the portfolio,
+talks to Alpaca and appends every decision to the log before acting on it. Ctrl-C stops it between
+cycles; running the same command again resumes the same run from the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import typer
+
+from actors.schedule import parse_interval
+from cli.common import console, err_console, fmt_ts, print_json, settings
+from events.backtest import BacktestConfig
+
+_BAR_FOR_INTERVAL = {60: "1Min", 300: "5Min", 3600: "1Hour"}
+
+
+def live_timeframe(interval: str) -> str:
+    """The bar size a schedule trades on by default: its own when Alpaca has it, else 1-minute bars."""
+    return _BAR_FOR_INTERVAL.get(parse_interval(interval), "1Min")
+
+
+def live_run_id(config: BacktestConfig, base_url: str) -> str:
+    """The same configuration on the same account is the same run: a restart resumes it."""
+    return "live-" + hashlib.sha256(msgspec.msgpack.encode([config, base_url])).hexdigest()[:12]
+
+
+def ray_decider(symbols: list[str], strategy: str, params: dict[str, Any], address: str | None) -> Any:
+    """A decide(bar) that asks each symbol's StrategyActor (one Ray call per bar: live bars are few)."""
+    from actors.jobs import ensure_ray
+    from actors.session_actors import StrategyActor
+
+    ray = ensure_ray(address)
+    actors = {s: ray.remote(StrategyActor).remote(s, strategy, params) for s in symbols}
+
+    def decide(bar: Any) -> tuple[int, dict[str, float], str]:
+        handle = actors[bar.symbol]
+        return ray.get(handle.on_bar.remote(bar.open, bar.high, bar.low, bar.close, bar.volume))
+
+    return decide
+
+
+def trade_live(
+    ctx: typer.Context,
+    config: BacktestConfig,
+    *,
+    interval: str,
+    days_back: int,
+    cycles: int,
+    address: str | None,
+    json: bool,
+) -> None:
+    """Start or resume the live run and trade on schedule until Ctrl-C or ``cycles`` cycles."""
+    from actors.alpaca_broker import AlpacaBroker
+    from actors.alpaca_feed import AlpacaBarFeed
+    from actors.clock import WallClock
+    from actors.live_session import LiveSession, run_schedule
+    from events.strategies import make_strategy
+    from store.credentials import load_alpaca_credentials
+
+    interval_s = parse_interval(interval)
+    make_strategy(config.strategy, config.params)  # a bad name or parameter fails before any connection
+    credentials = load_alpaca_credentials()
+    run_id = live_run_id(config, credentials.base_url)
+    clock = WallClock()
+    session = LiveSession(
+        config,
+        run_id=run_id,
+        broker=AlpacaBroker(credentials),
+        feed=AlpacaBarFeed(credentials, config.timeframe),
+        log_path=settings(ctx).log_path,
+        decide=ray_decider(config.symbols, config.strategy, config.params, address),
+        label=f"broker=alpaca feed=alpaca interval={interval}",
+        trade_logs=Path.cwd(),
+    )
+    folded = session.start(clock.now_ns(), days_back)
+    account = "paper" if credentials.paper else "LIVE"
+    err_console.print(
+        f"{'resumed' if folded else 'started'} run {run_id} ({account} account, {config.timeframe} bars "
+        f"every {interval}); Ctrl-C stops between cycles"
+    )
+
+    def report(cycle: Any, next_ns: int) -> None:
+        if not json:
+            err_console.print(
+                f"cycle {cycle.cycle} at {fmt_ts(cycle.ts)}: {cycle.bars} bars, {cycle.orders} orders; "
+                f"next {fmt_ts(next_ns)}"
+            )
+
+    previous = signal.signal(signal.SIGINT, lambda *_: clock.stop())
+    try:
+        run_schedule(session, clock, interval_s, max_cycles=cycles or None, on_cycle=report)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        session.stop(clock.now_ns(), reason="cycles" if cycles else "ctrl-c")
+    status = session.status()
+    if json:
+        print_json({k: v for k, v in status.items() if k != "config"})
+        return
+    console.print(
+        f"run {run_id}: {status['cycles']} cycles, {status['orders_sent']} orders sent, "
+        f"realised P&L ${status['realized_pnl']:,.2f}, cash ${status['cash']:,.2f}"
+    )
+    for symbol, position in status["positions"].items():
+        console.print(
+            f"  {symbol}: {position['qty']:g} @ {position['entry_price']:.2f} (stop {position['stop']:.2f})"
+        )
