@@ -35,8 +35,11 @@ def _utc(ns: int) -> dt.datetime:
 class AlpacaBarFeed:
     """Completed bars of several symbols at one timeframe."""
 
-    def __init__(self, credentials: AlpacaCredentials, timeframe: str) -> None:
+    def __init__(
+        self, credentials: AlpacaCredentials, timeframe: str, *, retry_wait_seconds: int = 1
+    ) -> None:
         self.timeframe = timeframe
+        self._retry_wait = retry_wait_seconds
         self._frame = _alpaca_timeframe(timeframe)
         self._bar_ns = timeframe_ns(timeframe)
         self._credentials = credentials
@@ -52,7 +55,11 @@ class AlpacaBarFeed:
                 "url_override": self._credentials.data_url,
             }
             cls = CryptoHistoricalDataClient if kind == "crypto" else StockHistoricalDataClient
-            self._clients[kind] = cls(**keys)
+            client = cls(**keys)
+            # alpaca-py retries 429 and 504 after 3 s; a cycle cannot wait that long for one bar.
+            client._retry_wait = self._retry_wait
+            client._retry_codes = [429, 500, 502, 503, 504]
+            self._clients[kind] = client
         return self._clients[kind]
 
     def completed(self, symbols: list[str], after_ns: int, now_ns: int) -> list[LiveBar]:

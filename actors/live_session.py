@@ -31,10 +31,12 @@ from actors.clock import Clock
 from actors.schedule import is_crypto, is_session_end, next_run
 from events.backtest import BacktestConfig, run_started
 from events.bars import BarSeries, session_days
+from events.errors import DataError
 from events.portfolio import Order, decide_fill, evolve
 from events.schema import (
     ActorStarted,
     ActorStopped,
+    Alert,
     BarReceived,
     CycleCompleted,
     Event,
@@ -136,8 +138,6 @@ class LiveSession:
         if not folded:
             missing = sorted(set(self.config.symbols) - {b.symbol for b in history})
             if missing:
-                from events.errors import DataError
-
                 raise DataError(
                     f"no {self.feed.timeframe} bars for {', '.join(missing)} in the last {days_back} days"
                 )
@@ -233,7 +233,14 @@ class LiveSession:
         started = time.perf_counter()
         self.cycles += 1
         events = self._collect_fills(now_ns)
-        bars = self.feed.completed(self.config.symbols, self.cursor, now_ns)
+        try:
+            bars = self.feed.completed(self.config.symbols, self.cursor, now_ns)
+        except DataError as exc:
+            # The cursor stays put: the next cycle asks for everything since, so the gap is back-filled.
+            bars, skipped = [], f"feed error: {exc}"
+            self._append([Alert(ts=now_ns, rule="feed", severity="warning", message=str(exc))])
+        else:
+            skipped = "" if bars else "no new bars"
         groups = _by_timestamp(bars)
         for k, group in enumerate(groups):
             events += self._on_bars(group, trade=k == len(groups) - 1)
@@ -245,7 +252,7 @@ class LiveSession:
                     cycle=self.cycles,
                     duration_ms=round((time.perf_counter() - started) * 1000.0, 3),
                     symbols=list(self.config.symbols),
-                    skipped="" if bars else "no new bars",
+                    skipped=skipped,
                 )
             ]
         )
@@ -342,17 +349,19 @@ class LiveSession:
             if not seen.done:
                 continue
             if seen.filled_qty <= 0 or seen.filled_avg_price is None:
-                out += self._commit(
-                    [
-                        OrderCancelled(
-                            ts=now_ns,
-                            client_order_id=order.client_order_id,
-                            symbol=order.symbol,
-                            reason="broker",
-                        )
-                    ],
-                    now_ns,
+                ended: Event = (
+                    OrderRejected(
+                        ts=now_ns,
+                        client_order_id=order.client_order_id,
+                        symbol=order.symbol,
+                        reason="rejected by the broker",
+                    )
+                    if seen.status == "rejected"
+                    else OrderCancelled(
+                        ts=now_ns, client_order_id=order.client_order_id, symbol=order.symbol, reason="broker"
+                    )
                 )
+                out += self._commit(self._applied([ended]), now_ns)
                 continue
             fill = Fill(
                 ts=now_ns,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ class Market:
     def __init__(self, emulator: AlpacaEmulator) -> None:
         self.emulator = emulator
         self.ts = _session_minutes()
+        self.faults: dict[int, Callable[[], None]] = {}  # time -> fault injected when the clock passes it
         rng = np.random.default_rng(11)
         self.close: dict[str, np.ndarray] = {}
         for k, symbol in enumerate(SYMBOLS):
@@ -73,6 +75,10 @@ class Market:
             emulator.add_bars(symbol, rows)
 
     def advance(self, now_ns: int) -> None:
+        for when, fault in list(self.faults.items()):
+            if now_ns >= when:
+                fault()
+                del self.faults[when]
         self.emulator.set_time(dt.datetime.fromtimestamp(now_ns / 1e9, tz=dt.UTC))
         done = int(np.searchsorted(self.ts + MINUTE, now_ns, side="right"))  # minutes that have closed
         if done:
@@ -98,7 +104,7 @@ def live_run(alpaca_emulator: AlpacaEmulator, tmp_path: Path):  # type: ignore[n
             config,
             run_id="live-test",
             broker=AlpacaBroker(credentials, retry_wait_seconds=0),
-            feed=AlpacaBarFeed(credentials, "5Min"),
+            feed=AlpacaBarFeed(credentials, "5Min", retry_wait_seconds=0),
             log_path=tmp_path / "tape.db",
             trade_logs=tmp_path,  # logs/trades_<symbol>_<day>.csv under it
         )
@@ -251,3 +257,49 @@ def test_mixing_a_live_feed_with_the_simulated_broker_is_refused(tape: TapeRunne
     assert_clean_failure(
         tape("trade", "AAPL", "--broker", "sim", "--feed", "alpaca"), "--broker alpaca --feed alpaca"
     )
+
+
+def test_rate_limits_and_server_errors_are_retried_and_each_decision_placed_once(live_run) -> None:  # type: ignore[no-untyped-def]
+    market, start, tmp_path = live_run
+    emulator = market.emulator
+    market.faults[_ns("2024-07-03 10:00")] = lambda: emulator.fail_next(2, 429, "/v2/orders")
+    market.faults[_ns("2024-07-05 10:00")] = lambda: emulator.fail_next(2, 503, "/v2/orders")
+    start("2024-07-05 15:55")
+    assert emulator.faults._failures == []  # every injected failure was met, and retried past
+    ids = [o.client_order_id for o in _events(tmp_path / "tape.db", "order_submitted")]
+    assert sorted(ids) == sorted(o["client_order_id"] for o in _top_level(emulator.orders))
+    assert _events(tmp_path / "tape.db", "reconciled")[-1].differences == []
+
+
+def test_a_data_outage_is_alerted_and_its_bars_back_filled_once(live_run) -> None:  # type: ignore[no-untyped-def]
+    market, start, tmp_path = live_run
+    market.faults[_ns("2024-07-05 11:00")] = lambda: market.emulator.fail_next(8, 500, "/v2/stocks")
+    start("2024-07-05 15:55")
+    alerts = _events(tmp_path / "tape.db", "alert")
+    assert [a.rule for a in alerts] and {a.rule for a in alerts} == {"feed"}
+    bars = [(b.symbol, b.ts) for b in _events(tmp_path / "tape.db", "bar")]
+    assert len(bars) == len(set(bars))  # nothing seen, so nothing decided, twice
+    five = 5 * MINUTE
+    expected = {
+        (s, int(t))
+        for s in SYMBOLS
+        for t in range(_ns("2024-07-03 09:30"), _ns("2024-07-05 15:50") + 1, five)
+        if _ns("2024-07-05 09:30") <= t or t < _ns("2024-07-03 13:00")
+    }
+    assert set(bars) == expected  # the gap was back-filled over REST
+
+
+def test_a_rejected_order_is_logged_and_leaves_no_position(live_run) -> None:  # type: ignore[no-untyped-def]
+    market, start, tmp_path = live_run
+    market.emulator.reject_next_orders(1)
+    start("2024-07-03 12:55")
+    rejected = _events(tmp_path / "tape.db", "order_rejected")
+    assert len(rejected) == 1 and rejected[0].reason == "rejected by the broker"
+    symbol = rejected[0].symbol
+    opened_after = [p for p in _events(tmp_path / "tape.db", "position_opened") if p.symbol == symbol]
+    state = PortfolioState("live-test", 100_000.0)
+    with EventLog.open(tmp_path / "tape.db") as log:
+        for record in log.read(stream_prefix="run/live-test"):
+            evolve(state, record.event)
+    assert (symbol in state.positions) == bool(opened_after and len(opened_after) % 2)  # no phantom position
+    assert _events(tmp_path / "tape.db", "reconciled")[-1].differences == []
