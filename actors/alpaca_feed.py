@@ -10,9 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, NamedTuple
 
-from events.errors import ConfigError, DataError
 from events.timeframes import timeframe_ns
-from store.alpaca_data import _alpaca_timeframe
+from store.alpaca_data import _alpaca_timeframe, data_api_error
 from store.credentials import AlpacaCredentials
 
 
@@ -90,15 +89,8 @@ class AlpacaBarFeed:
                 barset = self._client(kind).get_crypto_bars(CryptoBarsRequest(**window))
             else:
                 barset = self._client(kind).get_stock_bars(StockBarsRequest(**window, feed=DataFeed.IEX))
-        except APIError as exc:
-            status = getattr(exc, "status_code", None)
-            if status in (401, 403):
-                raise ConfigError(
-                    "Alpaca rejected the credentials (check ALPACA_API_KEY and ALPACA_API_SECRET)"
-                ) from None
-            raise DataError(f"Alpaca bars request failed (HTTP {status})") from None
-        except OSError as exc:
-            raise DataError(f"cannot reach Alpaca's data API: {type(exc).__name__}") from None
+        except (APIError, OSError) as exc:
+            raise data_api_error(exc, "Alpaca bars request") from None
         return [
             LiveBar(
                 symbol,

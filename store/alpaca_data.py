@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from events.bars import find_bad_bar
-from events.errors import ConfigError, DataError
+from events.errors import ConfigError, DataError, TapeError
 from store.credentials import AlpacaCredentials
 from store.market import DatasetInfo, _Frame, store_bars
 
@@ -65,15 +65,8 @@ def fetch_bars(
                     symbol_or_symbols=symbol, timeframe=frame_kind, start=start, end=end, feed=DataFeed.IEX
                 )
             )
-    except APIError as exc:
-        status = getattr(exc, "status_code", None)
-        if status in (401, 403):
-            raise ConfigError(
-                "Alpaca rejected the credentials (check ALPACA_API_KEY and ALPACA_API_SECRET)"
-            ) from None
-        raise DataError(f"Alpaca data request for {symbol} failed (HTTP {status}): {_message(exc)}") from None
-    except OSError as exc:  # connection refused, DNS, timeouts
-        raise DataError(f"cannot reach Alpaca's data API: {type(exc).__name__}") from None
+    except (APIError, OSError) as exc:
+        raise data_api_error(exc, f"Alpaca data request for {symbol}") from None
     bars = barset.data.get(symbol, [])
     if not bars:
         raise DataError(f"Alpaca returned no {timeframe} bars for {symbol} in the last {days_back} days")
@@ -89,6 +82,17 @@ def fetch_bars(
         row, why = problem
         raise DataError(f"Alpaca bar {row} of {symbol} {why}; nothing stored")
     return store_bars(data_path, symbol, timeframe, frame, replace=False)
+
+
+def data_api_error(exc: Exception, what: str) -> TapeError:
+    """The one-line error for a failed data request: rejected credentials name the variables (never
+    their values); other HTTP errors and unreachable hosts say what failed."""
+    status = getattr(exc, "status_code", None)
+    if status in (401, 403):
+        return ConfigError("Alpaca rejected the credentials (check ALPACA_API_KEY and ALPACA_API_SECRET)")
+    if isinstance(exc, OSError):  # connection refused, DNS, timeouts
+        return DataError(f"cannot reach Alpaca's data API: {type(exc).__name__}")
+    return DataError(f"{what} failed (HTTP {status}): {_message(exc)}")
 
 
 def _message(exc: Exception) -> str:
