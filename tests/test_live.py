@@ -264,7 +264,7 @@ def test_rate_limits_and_server_errors_are_retried_and_each_decision_placed_once
     emulator = market.emulator
     market.faults[_ns("2024-07-03 10:00")] = lambda: emulator.fail_next(2, 429, "/v2/orders")
     market.faults[_ns("2024-07-05 10:00")] = lambda: emulator.fail_next(2, 503, "/v2/orders")
-    start("2024-07-05 15:55")
+    start("2024-07-05 12:00")
     assert emulator.faults._failures == []  # every injected failure was met, and retried past
     ids = [o.client_order_id for o in _events(tmp_path / "tape.db", "order_submitted")]
     assert sorted(ids) == sorted(o["client_order_id"] for o in _top_level(emulator.orders))
@@ -273,8 +273,8 @@ def test_rate_limits_and_server_errors_are_retried_and_each_decision_placed_once
 
 def test_a_data_outage_is_alerted_and_its_bars_back_filled_once(live_run) -> None:  # type: ignore[no-untyped-def]
     market, start, tmp_path = live_run
-    market.faults[_ns("2024-07-05 11:00")] = lambda: market.emulator.fail_next(8, 500, "/v2/stocks")
-    start("2024-07-05 15:55")
+    market.faults[_ns("2024-07-05 10:00")] = lambda: market.emulator.fail_next(8, 500, "/v2/stocks")
+    start("2024-07-05 12:00")
     alerts = _events(tmp_path / "tape.db", "alert")
     assert [a.rule for a in alerts] and {a.rule for a in alerts} == {"feed"}
     bars = [(b.symbol, b.ts) for b in _events(tmp_path / "tape.db", "bar")]
@@ -283,7 +283,7 @@ def test_a_data_outage_is_alerted_and_its_bars_back_filled_once(live_run) -> Non
     expected = {
         (s, int(t))
         for s in SYMBOLS
-        for t in range(_ns("2024-07-03 09:30"), _ns("2024-07-05 15:50") + 1, five)
+        for t in range(_ns("2024-07-03 09:30"), _ns("2024-07-05 11:55") + 1, five)
         if _ns("2024-07-05 09:30") <= t or t < _ns("2024-07-03 13:00")
     }
     assert set(bars) == expected  # the gap was back-filled over REST
