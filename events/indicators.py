@@ -12,6 +12,7 @@ a crossover; elsewhere they agree to 1e-9 (see tests/test_indicators.py).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -70,33 +71,49 @@ class SMA:
 #
 # Recurrences cannot be vectorised exactly in numpy, so the "vectorised" forms run the same float
 # operations as the incremental classes in a tight loop over Python floats: bit-identical by construction.
+# The loops are list comprehensions with the step written inline (no function call per value), which
+# is what makes them cheap enough for a million bars.
+
+Recurrence = Callable[[float, list[float]], list[float]]
 
 
-def _seeded_recurrence(x: np.ndarray, window: int, step: object) -> np.ndarray:
-    """NaN until ``window`` inputs; then the SMA of the first ``window`` (the seed), then ``step``."""
+def _seeded_recurrence(x: np.ndarray, window: int, run: Recurrence) -> np.ndarray:
+    """NaN until ``window`` inputs; then the SMA of the first ``window`` (the seed), then
+    ``run(seed, rest)``: the recurrence's values over the remaining inputs."""
     values = x.tolist()
-    out = [NAN] * len(values)
     if window <= 0:
         raise ValueError("window must be positive")
     if len(values) < window:
-        return np.asarray(out)
+        return np.full(len(values), NAN)
     total = values[0]
     for v in values[1:window]:
         total += v
-    prev = total / window
-    out[window - 1] = prev
-    advance = step  # type: ignore[assignment]
-    for i in range(window, len(values)):
-        prev = advance(prev, values[i])  # type: ignore[operator]
-        out[i] = prev
-    return np.asarray(out)
+    seed = total / window
+    return np.array([NAN] * (window - 1) + [seed] + run(seed, values[window:]))
+
+
+def _ema_run(window: int) -> Recurrence:
+    alpha = 2.0 / (window + 1.0)
+
+    def run(prev: float, rest: list[float]) -> list[float]:
+        return [prev := prev + alpha * (v - prev) for v in rest]
+
+    return run
+
+
+def _wilder_run(period: int) -> Recurrence:
+    keep = period - 1.0
+
+    def run(prev: float, rest: list[float]) -> list[float]:
+        return [prev := (prev * keep + v) / period for v in rest]
+
+    return run
 
 
 def ema(values: np.ndarray, window: int) -> np.ndarray:
     """Exponential moving average, alpha = 2 / (window + 1), seeded with the SMA of the first window
     (TA-Lib's convention): first value at index ``window - 1``."""
-    alpha = 2.0 / (window + 1.0)
-    return _seeded_recurrence(np.asarray(values, dtype=np.float64), window, lambda p, v: p + alpha * (v - p))
+    return _seeded_recurrence(np.asarray(values, dtype=np.float64), window, _ema_run(window))
 
 
 class EMA:
@@ -122,11 +139,6 @@ class EMA:
         return self.value
 
 
-def _wilder_step(period: int):  # type: ignore[no-untyped-def]
-    keep = period - 1.0
-    return lambda prev, v: (prev * keep + v) / period
-
-
 def rsi(close: np.ndarray, period: int = 14) -> np.ndarray:
     """Wilder's RSI: averages of gains and losses seeded with the mean of the first ``period`` changes,
     then Wilder-smoothed; first value at index ``period`` (as TA-Lib). A flat window reads 50."""
@@ -135,8 +147,8 @@ def rsi(close: np.ndarray, period: int = 14) -> np.ndarray:
     if c.shape[0] <= period:
         return out
     change = np.diff(c)
-    gains = _seeded_recurrence(np.maximum(change, 0.0), period, _wilder_step(period))
-    losses = _seeded_recurrence(np.maximum(-change, 0.0), period, _wilder_step(period))
+    gains = _seeded_recurrence(np.maximum(change, 0.0), period, _wilder_run(period))
+    losses = _seeded_recurrence(np.maximum(-change, 0.0), period, _wilder_run(period))
     out[1:] = _rsi_of(gains, losses)
     return out
 
@@ -211,7 +223,7 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int = 14) 
     tr = true_range(high, low, close)
     out = np.full(tr.shape[0], NAN)
     if tr.shape[0] > period:
-        out[1:] = _seeded_recurrence(tr[1:], period, _wilder_step(period))
+        out[1:] = _seeded_recurrence(tr[1:], period, _wilder_run(period))
     return out
 
 

@@ -67,3 +67,17 @@ def test_every_signal_records_each_members_vote() -> None:
     signal = next(e for e in events if isinstance(e, Signal))
     assert {"long_sma_cross", "long_rsi", "long_macd", "long_mean_reversion", "score"} <= set(signal.values)
     assert "long votes" in signal.reason
+
+
+def test_vectorised_votes_equal_the_live_combiner_bit_for_bit() -> None:
+    three = {"members": "sma_cross,rsi,atr_breakout", "k": "1.5"}
+    for params in ({}, {"k": "1", "by_regime": "true"}, three):
+        strategy = make_strategy("ensemble", params)
+        out = strategy.signals(BARS)
+        live = strategy.live()
+        for i in range(len(BARS)):
+            side, values = live.on_bar(
+                float(BARS.open[i]), float(BARS.high[i]), float(BARS.low[i]), float(BARS.close[i]), 1000.0
+            )
+            assert side == out.side[i]
+            assert all(values[name] == out.values[name][i] for name in values)

@@ -8,8 +8,10 @@ performance`` a member's vote counts in proportion to the return its own long pe
 markets and mean-reverters only in ranging ones. ``size_factor`` (the share of the votes that agree) is
 recorded on each signal and scales the position: disagreement means a smaller bet.
 
-Both forms run :class:`_Combiner` bar by bar over the members' sides (which are themselves proven equal
-between the vectorised and incremental forms), so they agree exactly.
+The live form runs :class:`_Combiner` bar by bar over the members' sides (which are themselves proven
+equal between the vectorised and incremental forms). The vectorised form runs the same combiner when
+votes are weighted by performance; with equal weights it counts the votes for all bars at once with the
+same float operations (:func:`_equal_votes`), so both forms agree exactly (tests/test_ensemble.py).
 """
 
 from __future__ import annotations
@@ -143,24 +145,16 @@ class Ensemble(Strategy):
         return max(m.warmup() for m in self.members) + 1
 
     def signals(self, bars: BarSeries) -> SignalSeries:
-        member_sides = [m.signals(bars).side.tolist() for m in self.members]
+        member_sides = [m.signals(bars).side for m in self.members]
         found = regimes(bars.high, bars.low, bars.close)[0] if self.params.by_regime else None
-        combiner = _Combiner(self.params)
-        n = len(bars)
-        side, score, size = [0] * n, [0.0] * n, [0.0] * n
-        longs: list[list[float]] = [[0.0] * n for _ in self.members]
-        closes = bars.close.tolist()
-        step, flags = combiner.step, combiner.long
-        rows = list(zip(*member_sides, strict=True)) if member_sides else []
-        for i in range(n):
-            side[i], score[i], size[i] = step(closes[i], rows[i], found[i] if found else "")  # type: ignore[arg-type]
-            for m, lg in enumerate(flags):
-                if lg:
-                    longs[m][i] = 1.0
-        values = {"score": np.asarray(score), "size_factor": np.asarray(size)}
+        if self.params.weighting == "equal":
+            side, score, size, longs = _equal_votes(self.params, member_sides, found)
+        else:
+            side, score, size, longs = _combined(self.params, bars, member_sides, found)
+        values = {"score": score, "size_factor": size}
         for name, column in zip(self.params.member_names, longs, strict=True):
-            values[f"long_{name}"] = np.asarray(column)
-        return SignalSeries(np.asarray(side, dtype=np.int8), values)
+            values[f"long_{name}"] = column.astype(np.float64)
+        return SignalSeries(side, values)
 
     def live(self) -> LiveSignals:
         return _LiveEnsemble(self)
@@ -191,3 +185,57 @@ class _LiveEnsemble:
         for key, lg in zip(self._keys, self._combiner.long, strict=True):
             values[key] = 1.0 if lg else 0.0
         return side, values
+
+
+VoteColumns = tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]  # side, score, size, longs
+
+
+def _equal_votes(p: EnsembleParams, member_sides: list[np.ndarray], found: list[str] | None) -> VoteColumns:
+    """:class:`_Combiner` with equal weights, for every bar at once.
+
+    Every weight is 1.0, so the vote totals are small whole numbers (exact in any order) and the score and
+    size factor come out of the same two float operations as in the combiner: bit-identical.
+    """
+    n = member_sides[0].shape[0] if member_sides else 0
+    longs = [_latched_long(side) for side in member_sides]
+    voters = np.zeros(n)
+    long_votes = np.zeros(n)
+    regime = np.asarray(found if found is not None else [""] * n)
+    for name, long in zip(p.member_names, longs, strict=True):
+        suited = TRENDING if name in TREND_FOLLOWERS else RANGING if name in MEAN_REVERTERS else ""
+        votes = regime == suited if p.by_regime and suited else np.ones(n, dtype=bool)
+        voters += votes
+        long_votes += votes & long
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(voters > 0, long_votes / voters * voters, 0.0)
+        size = np.where(voters > 0, long_votes / voters, 0.0)
+    is_long = score >= p.k
+    was_long = np.zeros(n, dtype=bool)
+    was_long[1:] = is_long[:-1]
+    side = np.where(is_long & ~was_long, BUY, np.where(~is_long & was_long, SELL, HOLD)).astype(np.int8)
+    return side, score, size, longs
+
+
+def _latched_long(side: np.ndarray) -> np.ndarray:
+    """Whether a member is long at each bar: its latest buy or sell (if any) up to the bar was a buy."""
+    index = np.where(side != HOLD, np.arange(side.shape[0]), 0)
+    return side[np.maximum.accumulate(index)] == BUY if side.shape[0] else np.zeros(0, dtype=bool)
+
+
+def _combined(
+    p: EnsembleParams, bars: BarSeries, member_sides: list[np.ndarray], found: list[str] | None
+) -> VoteColumns:
+    """Run :class:`_Combiner` bar by bar (performance weights depend on the path, so no shortcut)."""
+    combiner = _Combiner(p)
+    n = len(bars)
+    side, score, size = [0] * n, [0.0] * n, [0.0] * n
+    longs: list[list[bool]] = [[False] * n for _ in member_sides]
+    closes = bars.close.tolist()
+    step, flags = combiner.step, combiner.long
+    rows = list(zip(*(s.tolist() for s in member_sides), strict=True)) if member_sides else []
+    for i in range(n):
+        side[i], score[i], size[i] = step(closes[i], rows[i], found[i] if found else "")  # type: ignore[arg-type]
+        for m, lg in enumerate(flags):
+            longs[m][i] = lg
+    columns = [np.asarray(c) for c in longs]
+    return np.asarray(side, dtype=np.int8), np.asarray(score), np.asarray(size), columns
