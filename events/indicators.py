@@ -289,23 +289,27 @@ def rolling_std(values: np.ndarray, window: int) -> np.ndarray:
         raise ValueError("window must be at least 2")
     if n < window:
         return out
-    sums, sums2 = np.empty(n), np.empty(n)
-    step = np.zeros(n)
-    step2 = np.zeros(n)
-    step[window:] = x[window:] - x[:-window]
-    step2[window:] = x[window:] * x[window:] - x[:-window] * x[:-window]
-    for end in range(window - 1, n, window):  # exact re-sum at every full turn of the ring buffer
-        chunk = x[end - window + 1 : end + 1]
-        stop = min(end + window, n)
-        seg = step[end:stop].copy()
-        seg[0] = math.fsum(chunk.tolist())
-        sums[end:stop] = np.add.accumulate(seg)
-        seg2 = step2[end:stop].copy()
-        seg2[0] = math.fsum((chunk * chunk).tolist())
-        sums2[end:stop] = np.add.accumulate(seg2)
-    mean = sums[window - 1 :] / window
-    out[window - 1 :] = np.sqrt(np.maximum(sums2[window - 1 :] / window - mean * mean, 0.0))
+    mean = _ring_sums(x, window) / window
+    out[window - 1 :] = np.sqrt(np.maximum(_ring_sums(x * x, window) / window - mean * mean, 0.0))
     return out
+
+
+def _ring_sums(v: np.ndarray, window: int) -> np.ndarray:
+    """Sums of the last ``window`` values from index ``window - 1`` on, as :class:`RollingStd` keeps them:
+    an exact ``math.fsum`` at every full turn of its ring buffer, then running sums (+ new - old).
+
+    The turns cut the series into rows of ``window`` values; ``np.add.accumulate`` along a row is the
+    same sequential sum as the incremental class, so each row is accumulated on its own, all rows at once.
+    """
+    n = v.shape[0]
+    rows = -(-(n - window + 1) // window)
+    steps = np.zeros(rows * window)
+    steps[: n - window] = v[window:] - v[:-window]
+    # Row k starts at index window - 1 + k * window, re-summed exactly over v[k * window : (k + 1) * window].
+    steps = np.concatenate(([0.0], steps[:-1])).reshape(rows, window)
+    values = iter(v[: rows * window].tolist())
+    steps[:, 0] = list(map(math.fsum, zip(*[values] * window, strict=False)))  # rows of window values
+    return np.add.accumulate(steps, axis=1).ravel()[: n - window + 1]
 
 
 class RollingStd:
