@@ -140,140 +140,284 @@ def run_backtest(
     series = [s for s in series if len(s)]
     if not series:
         raise DataError("no bars to backtest in the requested range")
-    desk = Desk(config.risk, config.cost)
-    state = PortfolioState(run_id, config.cash)
-    out: list[Event] = []
-    emit = out.append
-
-    def apply(events: list[Event]) -> None:
-        for event in events:
-            evolve(state, event)
-            emit(event)
-
-    emit(run_started(config, series, run_id=run_id, mode="backtest", code_version=code_version))
-    timeline = _Timeline(series, strategy, config.risk)
-    context_at = timeline.context_at
-    regime_l, last_regime = timeline.regime, {}
-    risk = config.risk
-    windows = ReturnWindows(risk.correlation_window) if risk.max_correlation > 0 else None
-    names, name_of = timeline.names, timeline.symbol
-    ts_l, o_l, h_l, l_l, c_l = timeline.ts, timeline.open, timeline.high, timeline.low, timeline.close
-    side_l, day_l, group_end_l, session_end_l = (
-        timeline.side,
-        timeline.day,
-        timeline.group_end,
-        timeline.session_end,
-    )
-    describe, strategy_name = strategy.describe, strategy.name
-    market_orders, protective, positions = state.market_orders, state.protective, state.positions
-    last_close: dict[str, float] = {}
-    last_index = {name: int(i) for name, i in timeline.last_index.items()}
-
-    peak = config.cash
-    period_dd = period_dd_pct = 0.0
-    period_bars = period_in_market = 0
-    equity = config.cash
-    seen_cash = state.cash_cents
-    n = len(ts_l)
-    final = n - 1
-    sent = 0
+    started = run_started(config, series, run_id=run_id, mode="backtest", code_version=code_version)
+    loop = _Loop(config, _Timeline(series, strategy, config.risk), strategy, run_id)
+    out = loop.out
+    out.append(started)
+    n, sent = loop.timeline.n, 0
     for chunk_start in range(0, n, PROGRESS_EVERY):
-        for i in range(chunk_start, min(n, chunk_start + PROGRESS_EVERY)):
-            symbol = names[name_of[i]]
-            if market_orders and symbol in market_orders:
-                apply(simulate_open_fill(state, desk, ts=ts_l[i], symbol=symbol, open=o_l[i]))
-            guard = protective.get(symbol) if protective else None
-            # Cheap pre-check: a gap through a level also shows in the bar's low or high.
-            if guard is not None and (l_l[i] <= guard.stop or h_l[i] >= guard.target):
-                apply(
-                    simulate_protective_fill(
-                        state, desk, ts=ts_l[i], symbol=symbol, open=o_l[i], high=h_l[i], low=l_l[i]
-                    )
-                )
-            close = c_l[i]
-            last_close[symbol] = close
-            if windows is not None:
-                windows.update(symbol, ts_l[i], close)
-            if regime_l and regime_l[i] != last_regime.get(symbol, ""):
-                emit(timeline.regime_change(i, symbol, last_regime.get(symbol, ""), ts_l[i]))
-                last_regime[symbol] = regime_l[i]
-            side = side_l[i]
-            if side:
-                values = timeline.values_at(i)
-                emit(
-                    Signal(
-                        ts=ts_l[i],
-                        symbol=symbol,
-                        strategy=strategy_name,
-                        side="buy" if side == BUY else "sell",
-                        price=close,
-                        reason=describe(side, values),
-                        values=values,
-                    )
-                )
-                if side == BUY:
-                    apply(
-                        decide_entry(
-                            state,
-                            desk,
-                            ts=ts_l[i],
-                            day=day_l[i],
-                            symbol=symbol,
-                            strategy=strategy_name,
-                            price=close,
-                            equity=state.equity(last_close),
-                            context=context_at(i)
-                            if windows is None
-                            else correlation_context(context_at(i), state, windows, symbol),
-                            size_factor=values.get("size_factor", 1.0),
-                        )
-                    )
-                else:
-                    apply(decide_exit(state, ts=ts_l[i], symbol=symbol, reason="signal", price=close))
-            if i == last_index[symbol] and (symbol in positions or symbol in market_orders):
-                _close_out(state, desk, apply, ts=ts_l[i], symbol=symbol, close=close)
-            if not group_end_l[i]:
-                continue
-            # Every symbol has reported this timestamp: track equity, and mark it at a session's end.
-            period_bars += 1
-            if positions or state.cash_cents != seen_cash:
-                seen_cash = state.cash_cents
-                equity = state.equity(last_close)
-                if equity > peak:
-                    peak = equity
-                drawdown = peak - equity
-                if drawdown > period_dd:
-                    period_dd = drawdown
-                if drawdown / peak * 100.0 > period_dd_pct:
-                    period_dd_pct = drawdown / peak * 100.0
-                if positions:
-                    period_in_market += 1
-            if session_end_l[i] or i == final:
-                apply(
-                    [
-                        EquityMarked(
-                            ts=ts_l[i],
-                            equity=equity,
-                            cash=state.cash,
-                            peak=peak,
-                            drawdown=period_dd,
-                            drawdown_pct=period_dd_pct,
-                            bars=period_bars,
-                            bars_in_market=period_in_market,
-                        )
-                    ]
-                )
-                period_dd = period_dd_pct = 0.0
-                period_bars = period_in_market = 0
+        loop.advance(chunk_start, min(n, chunk_start + PROGRESS_EVERY))
         if sink is not None:
             sink(out[sent:])
             sent = len(out)
         if progress is not None:
             progress(min(n, chunk_start + PROGRESS_EVERY), n)
-    emit(run_ended(series, run_id=run_id, ts=int(ts_l[final]), bars=n))
+    out.append(run_ended(series, run_id=run_id, ts=loop.timeline.ts[n - 1], bars=n))
     if sink is not None:
         sink(out[sent:])
     return out
+
+
+class _Equity:
+    """Equity, its peak and the current session's drawdown, updated at the end of every timestamp.
+
+    Equity is recomputed only while something can move it (open positions, or cash changed since the
+    last look); the session's figures go out on EquityMarked and restart.
+    """
+
+    __slots__ = ("bars", "drawdown", "drawdown_pct", "equity", "in_market", "peak", "seen_cash")
+
+    def __init__(self, cash: float, cash_cents: int) -> None:
+        self.equity = self.peak = cash
+        self.seen_cash = cash_cents
+        self.drawdown = self.drawdown_pct = 0.0
+        self.bars = self.in_market = 0
+
+    def step(self, state: PortfolioState, last_close: dict[str, float]) -> None:
+        """One timestamp has ended."""
+        self.bars += 1
+        if state.positions or state.cash_cents != self.seen_cash:
+            self.seen_cash = state.cash_cents
+            self._add([state.equity(last_close)])
+            if state.positions:
+                self.in_market += 1
+
+    def flat(self, state: PortfolioState, count: int) -> None:
+        """``count`` timestamps have ended without positions and with the cash unchanged since the
+        first of them (only that one may see a change of cash)."""
+        if count:
+            self.step(state, {})
+            self.bars += count - 1
+
+    def held(self, state: PortfolioState, equity: list[float]) -> None:
+        """Timestamps have ended with positions open (and the cash unchanged): their equity."""
+        self.bars += len(equity)
+        self.in_market += len(equity)
+        self.seen_cash = state.cash_cents
+        self._add(equity)
+
+    def held_array(self, state: PortfolioState, equity: np.ndarray) -> None:
+        """:meth:`held` for many timestamps: the same float operations, a whole array at once (running
+        maxima are exact, so their order does not matter)."""
+        count = equity.shape[0]
+        self.bars += count
+        self.in_market += count
+        self.seen_cash = state.cash_cents
+        peaks = np.maximum(np.maximum.accumulate(equity), self.peak)
+        drawdown = peaks - equity
+        self.drawdown = max(self.drawdown, float(drawdown.max()))
+        self.drawdown_pct = max(self.drawdown_pct, float((drawdown / peaks * 100.0).max()))
+        self.peak, self.equity = float(peaks[-1]), float(equity[-1])
+
+    def _add(self, values: list[float]) -> None:
+        peak, worst, worst_pct = self.peak, self.drawdown, self.drawdown_pct
+        for equity in values:
+            if equity > peak:
+                peak = equity
+            drawdown = peak - equity
+            if drawdown > worst:
+                worst = drawdown
+            if drawdown / peak * 100.0 > worst_pct:
+                worst_pct = drawdown / peak * 100.0
+        self.peak, self.drawdown, self.drawdown_pct = peak, worst, worst_pct
+        if values:
+            self.equity = values[-1]
+
+    def mark(self, ts: int, cash: float) -> EquityMarked:
+        """The session's EquityMarked event; the session's figures restart."""
+        marked = EquityMarked(
+            ts=ts,
+            equity=self.equity,
+            cash=cash,
+            peak=self.peak,
+            drawdown=self.drawdown,
+            drawdown_pct=self.drawdown_pct,
+            bars=self.bars,
+            bars_in_market=self.in_market,
+        )
+        self.drawdown = self.drawdown_pct = 0.0
+        self.bars = self.in_market = 0
+        return marked
+
+
+BULK_MIN = 64  # quiet bars from which numpy beats a Python loop over them
+
+
+class _Loop:
+    """The per-bar loop over a merged timeline.
+
+    Most bars are quiet: no signal, no order to fill, no stop or target touched, no session end. They only
+    move the marks (last close, equity, drawdown), so they are skipped over: a short stretch in a plain
+    loop, a long one with numpy. Every other bar gets the full treatment in :meth:`bar`, exactly as if no
+    bar had been skipped.
+    """
+
+    def __init__(self, config: BacktestConfig, timeline: _Timeline, strategy: Strategy, run_id: str) -> None:
+        self.timeline, self.strategy = timeline, strategy
+        self.desk = Desk(config.risk, config.cost)
+        self.state = PortfolioState(run_id, config.cash)
+        self.equity = _Equity(config.cash, self.state.cash_cents)
+        self.out: list[Event] = []
+        risk = config.risk
+        self.windows = ReturnWindows(risk.correlation_window) if risk.max_correlation > 0 else None
+        self.last_close: dict[str, float] = {}
+        self.last_regime: dict[str, str] = {}
+        self._busy = [*timeline.busy, timeline.n]  # sentinel: no static busy bar beyond the end
+        self._next = 0  # position in _busy of the first static busy bar not yet passed
+
+    def apply(self, events: list[Event]) -> None:
+        """Fold decided events into the state and record them."""
+        state, emit = self.state, self.out.append
+        for event in events:
+            evolve(state, event)
+            emit(event)
+
+    def advance(self, start: int, end: int) -> None:
+        """Bars ``start`` to ``end - 1``."""
+        i = start
+        while i < end:
+            j = self._next_busy(i, end)
+            if j > i:
+                j = self._quiet(i, j)
+            if j < end:
+                self.bar(j)
+            i = j + 1
+
+    def _next_busy(self, i: int, end: int) -> int:
+        """The first bar from ``i`` that may do more than move the marks, ignoring stops (or ``end``)."""
+        busy, k = self._busy, self._next
+        while busy[k] < i:
+            k += 1
+        self._next = k
+        j = min(busy[k], end)
+        for symbol in self.state.market_orders:  # fills at its symbol's next bar
+            j = min(j, self.timeline.next_bar_of(symbol, i))
+        return j
+
+    def _quiet(self, i: int, j: int) -> int:
+        """Move the marks over quiet bars ``i`` to ``j - 1``; a bar touching a stop or target is not
+        quiet: the index of the first one (or ``j``)."""
+        if self.state.positions and j - i < BULK_MIN:
+            return self._quiet_loop(i, j)
+        t = self.timeline
+        stop = j
+        for symbol, guard in self.state.protective.items():
+            stop = t.first_touch(symbol, i, stop, guard.stop, guard.target)
+        self._quiet_bulk(i, stop)
+        return stop
+
+    def _quiet_loop(self, i: int, j: int) -> int:
+        """A short stretch with positions open, bar by bar."""
+        t, state = self.timeline, self.state
+        names, sym, low, high, close, group_end = t.names, t.symbol, t.low, t.high, t.close, t.group_end
+        protective, last_close, windows = state.protective, self.last_close, self.windows
+        cash = state.cash_cents / 100.0
+        held = [(symbol, position.qty) for symbol, position in state.positions.items()]
+        equity: list[float] = []
+        stop = j
+        for k in range(i, j):
+            symbol = names[sym[k]]
+            guard = protective.get(symbol)
+            # A gap through a level also shows in the bar's low or high.
+            if guard is not None and (low[k] <= guard.stop or high[k] >= guard.target):
+                stop = k
+                break
+            last_close[symbol] = close[k]
+            if windows is not None:
+                windows.update(symbol, t.ts[k], close[k])
+            if group_end[k]:
+                value = cash  # as PortfolioState.equity adds them, in the same order
+                for held_symbol, qty in held:
+                    value += qty * last_close[held_symbol]
+                equity.append(value)
+        self.equity.held(state, equity)
+        return stop
+
+    def _quiet_bulk(self, i: int, j: int) -> None:
+        t, state = self.timeline, self.state
+        if self.windows is not None:
+            update = self.windows.update
+            for k in range(i, j):
+                update(t.names[t.symbol[k]], t.ts[k], t.close[k])
+        ends = t.group_ends(i, j)
+        if not state.positions:
+            self.equity.flat(state, ends.shape[0])
+        elif ends.shape[0]:
+            equity = state.cash_cents / 100.0  # as PortfolioState.equity adds them, in the same order
+            for symbol, position in state.positions.items():
+                equity = equity + position.qty * t.closes_at(symbol, ends)
+            self.equity.held_array(state, equity)  # type: ignore[arg-type]
+        t.update_last_close(self.last_close, i, j)
+
+    def bar(self, i: int) -> None:
+        """The full treatment of bar ``i``: fills, stops, the signal and its orders, the marks."""
+        t, state, desk = self.timeline, self.state, self.desk
+        apply, emit = self.apply, self.out.append
+        symbol, ts = t.names[t.symbol[i]], t.ts[i]
+        if symbol in state.market_orders:
+            apply(simulate_open_fill(state, desk, ts=ts, symbol=symbol, open=t.open[i]))
+        guard = state.protective.get(symbol)
+        if guard is not None and (t.low[i] <= guard.stop or t.high[i] >= guard.target):
+            apply(
+                simulate_protective_fill(
+                    state, desk, ts=ts, symbol=symbol, open=t.open[i], high=t.high[i], low=t.low[i]
+                )
+            )
+        close = t.close[i]
+        self.last_close[symbol] = close
+        if self.windows is not None:
+            self.windows.update(symbol, ts, close)
+        if t.regime and t.regime[i] != self.last_regime.get(symbol, ""):
+            emit(t.regime_change(i, symbol, self.last_regime.get(symbol, ""), ts))
+            self.last_regime[symbol] = t.regime[i]
+        side = t.side[i]
+        if side:
+            self._signal(i, symbol, side, close)
+        if i == t.last_index[symbol] and (symbol in state.positions or symbol in state.market_orders):
+            _close_out(state, desk, apply, ts=ts, symbol=symbol, close=close)
+        if not t.group_end[i]:
+            return
+        # Every symbol has reported this timestamp: track equity, and mark it at a session's end.
+        self.equity.step(state, self.last_close)
+        if t.session_end[i] or i == t.n - 1:
+            apply([self.equity.mark(ts, state.cash)])
+
+    def _signal(self, i: int, symbol: str, side: int, close: float) -> None:
+        """The strategy's side at this close: a Signal, then the portfolio's entry or exit."""
+        t, state, name = self.timeline, self.state, self.strategy.name
+        values = t.values_at(i)
+        ts = t.ts[i]
+        self.out.append(
+            Signal(
+                ts=ts,
+                symbol=symbol,
+                strategy=name,
+                side="buy" if side == BUY else "sell",
+                price=close,
+                reason=self.strategy.describe(side, values),
+                values=values,
+            )
+        )
+        if side != BUY:
+            self.apply(decide_exit(state, ts=ts, symbol=symbol, reason="signal", price=close))
+            return
+        context = t.context_at(i)
+        if self.windows is not None:
+            context = correlation_context(context, state, self.windows, symbol)
+        self.apply(
+            decide_entry(
+                state,
+                self.desk,
+                ts=ts,
+                day=t.day[i],
+                symbol=symbol,
+                strategy=name,
+                price=close,
+                equity=state.equity(self.last_close),
+                context=context,
+                size_factor=values.get("size_factor", 1.0),
+            )
+        )
 
 
 def _close_out(
@@ -305,47 +449,58 @@ def _flat(found: list[tuple[list[Any], list[Any], list[Any]]], part: int) -> lis
 
 
 class _Timeline:
-    """All symbols' bars merged by (timestamp, symbol) into plain lists for the per-bar loop."""
+    """All symbols' bars merged by (timestamp, symbol) into plain lists for the per-bar loop, with the
+    bars on which something may happen whatever the portfolio holds (``busy``): signals, regime changes,
+    session ends and each symbol's last bar."""
 
     def __init__(self, series: Sequence[BarSeries], strategy: Strategy, risk: RiskConfig) -> None:
         self.names = [s.symbol for s in series]
+        self._index_of = {name: k for k, name in enumerate(self.names)}
         ts = np.concatenate([s.ts for s in series])
         sym = np.concatenate([np.full(len(s), k, dtype=np.int64) for k, s in enumerate(series)])
-        order = np.lexsort((sym, ts)) if len(series) > 1 else np.arange(ts.shape[0])
+        single = len(series) == 1
+        order = np.arange(ts.shape[0]) if single else np.lexsort((sym, ts))
         ts, sym = ts[order], sym[order]
         signals = [strategy.signals(s) for s in series]
 
-        def merged(columns: list[np.ndarray]) -> list[Any]:
-            return np.concatenate(columns)[order].tolist()  # type: ignore[no-any-return]
+        def merged(columns: list[np.ndarray]) -> np.ndarray:
+            return columns[0] if single else np.concatenate(columns)[order]
 
+        n = self.n = ts.shape[0]
+        side = merged([sig.side for sig in signals])
+        self._close = merged([s.close for s in series])
+        self._low, self._high = merged([s.low for s in series]), merged([s.high for s in series])
         self.ts: list[int] = ts.tolist()
         self.symbol: list[int] = sym.tolist()
-        self.open = merged([s.open for s in series])
-        self.high = merged([s.high for s in series])
-        self.low = merged([s.low for s in series])
-        self.close = merged([s.close for s in series])
-        self.side: list[int] = merged([sig.side for sig in signals])
-        self.day: list[int] = merged([s.session for s in series])
+        self.open: list[float] = merged([s.open for s in series]).tolist()
+        self.high: list[float] = self._high.tolist()
+        self.low: list[float] = self._low.tolist()
+        self.close: list[float] = self._close.tolist()
+        self.side: list[int] = side.tolist()
+        self.day: list[int] = merged([s.session for s in series]).tolist()
         self._values = {
             name: merged([sig.values[name] for sig in signals])
             for name in (signals[0].values if signals else {})
         }
-        n = ts.shape[0]
         group_end = np.ones(n, dtype=bool)
         group_end[:-1] = ts[1:] != ts[:-1]
-        day = np.asarray(self.day, dtype=np.int64)
+        day = merged([s.session for s in series])
         session_end = np.ones(n, dtype=bool)
         session_end[:-1] = day[1:] != day[:-1]
+        self._group_end = group_end
         self.group_end: list[bool] = group_end.tolist()
         self.session_end: list[bool] = (session_end & group_end).tolist()
-        self.last_index = {self.names[k]: int(np.flatnonzero(sym == k)[-1]) for k in range(len(series))}
+        self._bars_of = [np.flatnonzero(sym == k) for k in range(len(series))]  # merged positions
+        self.last_index = {self.names[k]: int(at[-1]) for k, at in enumerate(self._bars_of)}
+        busy = (side != 0) | (session_end & group_end)
+        busy[list(self.last_index.values())] = True
         self._atr: list[float] = []
         self._avg_volume: list[float] = []
         self.regime: list[str] = []
         self._regime_values: list[tuple[float, float]] = []
         if needs_context(risk):  # causal: the values at bar i use bars <= i only
-            self._atr = merged([atr(s.high, s.low, s.close, risk.atr_period) for s in series])
-            self._avg_volume = merged([sma(s.volume, risk.volume_window) for s in series])
+            self._atr = merged([atr(s.high, s.low, s.close, risk.atr_period) for s in series]).tolist()
+            self._avg_volume = merged([sma(s.volume, risk.volume_window) for s in series]).tolist()
         if risk.allowed_regimes:
             found = [
                 regimes(
@@ -357,6 +512,40 @@ class _Timeline:
             positions = order.tolist()
             self.regime = [names_all[k] for k in positions]
             self._regime_values = [(adx_all[k], pct_all[k]) for k in positions]
+            busy |= merged([_changes(np.asarray(f[0])) for f in found])
+        self.busy: list[int] = np.flatnonzero(busy).tolist()
+
+    def next_bar_of(self, symbol: str, i: int) -> int:
+        """The merged position of ``symbol``'s first bar at or after ``i`` (``n`` when none is left)."""
+        if len(self.names) == 1:
+            return i if i < self.n else self.n
+        at = self._bars_of[self._index_of[symbol]]
+        k = int(np.searchsorted(at, i))
+        return int(at[k]) if k < at.shape[0] else self.n
+
+    def first_touch(self, symbol: str, i: int, j: int, stop: float, target: float) -> int:
+        """The first bar of ``symbol`` in ``i`` to ``j - 1`` whose low reaches ``stop`` or whose high
+        reaches ``target`` (``j`` when none does)."""
+        at = self._bars_of[self._index_of[symbol]]
+        at = at[np.searchsorted(at, i) : np.searchsorted(at, j)]
+        hits = np.flatnonzero((self._low[at] <= stop) | (self._high[at] >= target))
+        return int(at[hits[0]]) if hits.shape[0] else j
+
+    def group_ends(self, i: int, j: int) -> np.ndarray:
+        """Merged positions in ``i`` to ``j - 1`` that end a timestamp."""
+        return np.flatnonzero(self._group_end[i:j]) + i
+
+    def closes_at(self, symbol: str, positions: np.ndarray) -> np.ndarray:
+        """``symbol``'s last close at or before each of the merged ``positions`` (it has one: it is held)."""
+        at = self._bars_of[self._index_of[symbol]]
+        return self._close[at[np.searchsorted(at, positions, side="right") - 1]]
+
+    def update_last_close(self, last_close: dict[str, float], i: int, j: int) -> None:
+        """Each symbol's last close as of bar ``j - 1``, for the symbols with bars in ``i`` to ``j - 1``."""
+        for name, at in zip(self.names, self._bars_of, strict=True):
+            k = int(np.searchsorted(at, j)) - 1
+            if k >= 0 and at[k] >= i:
+                last_close[name] = self.close[int(at[k])]
 
     def context_at(self, i: int) -> MarketContext:
         """ATR, average volume and regime at merged position ``i`` (empty when the rules are off)."""
@@ -373,4 +562,12 @@ class _Timeline:
 
     def values_at(self, i: int) -> dict[str, float]:
         """The indicator values behind the side at merged position ``i``."""
-        return {name: column[i] for name, column in self._values.items()}
+        return {name: float(column[i]) for name, column in self._values.items()}
+
+
+def _changes(regime: np.ndarray) -> np.ndarray:
+    """Where a symbol's regime differs from its previous bar's ("" before the first bar)."""
+    previous = np.empty_like(regime)
+    previous[:1] = ""
+    previous[1:] = regime[:-1]
+    return regime != previous

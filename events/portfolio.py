@@ -262,10 +262,11 @@ def evolve(state: PortfolioState, event: Event) -> PortfolioState:
 class Desk:
     """The fixed rules a portfolio decides with: risk limits, cost model, names."""
 
-    __slots__ = ("cost", "risk")
+    __slots__ = ("allowed_regimes", "cost", "risk")
 
     def __init__(self, risk: RiskConfig, cost: CostModel) -> None:
         self.risk, self.cost = risk, cost
+        self.allowed_regimes = risk.allowed_regimes  # parsed once, not on every entry
 
 
 def decide_entry(
@@ -348,7 +349,7 @@ def decide_entry(
             f"{symbol} returns correlate {worst[1]:.2f} with open {worst[0]} "
             f"(limit {risk.max_correlation:g} over {risk.correlation_window} bars)",
         )
-    allowed = risk.allowed_regimes
+    allowed = desk.allowed_regimes
     if block is None and allowed and context.regime not in allowed:
         now = context.regime or "not known yet (warm-up)"
         block = ("regime", f"{symbol} is {now}; entries are allowed when {' or '.join(allowed)}")
