@@ -152,7 +152,7 @@ def run_backtest(
             sent = len(out)
         if progress is not None:
             progress(min(n, chunk_start + PROGRESS_EVERY), n)
-    out.append(run_ended(series, run_id=run_id, ts=loop.timeline.ts[n - 1], bars=n))
+    out.append(run_ended(series, run_id=run_id, ts=int(loop.timeline.ts[n - 1]), bars=n))
     if sink is not None:
         sink(out[sent:])
     return out
@@ -297,8 +297,9 @@ class _Loop:
     def _quiet(self, i: int, j: int) -> int:
         """Move the marks over quiet bars ``i`` to ``j - 1``; a bar touching a stop or target is not
         quiet: the index of the first one (or ``j``)."""
-        if self.state.positions and j - i < BULK_MIN:
-            return self._quiet_loop(i, j)
+        if j - i < BULK_MIN:
+            held = self.state.positions or self.state.protective
+            return self._quiet_loop(i, j) if held else self._quiet_flat(i, j)
         t = self.timeline
         stop = j
         for symbol, guard in self.state.protective.items():
@@ -324,7 +325,7 @@ class _Loop:
                 break
             last_close[symbol] = close[k]
             if windows is not None:
-                windows.update(symbol, t.ts[k], close[k])
+                windows.update(symbol, int(t.ts[k]), close[k])
             if group_end[k]:
                 value = cash  # as PortfolioState.equity adds them, in the same order
                 for held_symbol, qty in held:
@@ -333,12 +334,23 @@ class _Loop:
         self.equity.held(state, equity)
         return stop
 
+    def _quiet_flat(self, i: int, j: int) -> int:
+        """A short stretch without positions (so without stops): only the last closes move."""
+        t, last_close, windows = self.timeline, self.last_close, self.windows
+        names, sym, close = t.names, t.symbol, t.close
+        for k in range(i, j):
+            last_close[names[sym[k]]] = close[k]
+            if windows is not None:
+                windows.update(names[sym[k]], int(t.ts[k]), close[k])
+        self.equity.flat(self.state, t.group_end[i:j].count(True))
+        return j
+
     def _quiet_bulk(self, i: int, j: int) -> None:
         t, state = self.timeline, self.state
         if self.windows is not None:
             update = self.windows.update
             for k in range(i, j):
-                update(t.names[t.symbol[k]], t.ts[k], t.close[k])
+                update(t.names[t.symbol[k]], int(t.ts[k]), t.close[k])
         ends = t.group_ends(i, j)
         if not state.positions:
             self.equity.flat(state, ends.shape[0])
@@ -353,14 +365,14 @@ class _Loop:
         """The full treatment of bar ``i``: fills, stops, the signal and its orders, the marks."""
         t, state, desk = self.timeline, self.state, self.desk
         apply, emit = self.apply, self.out.append
-        symbol, ts = t.names[t.symbol[i]], t.ts[i]
+        symbol, ts = t.names[t.symbol[i]], int(t.ts[i])
         if symbol in state.market_orders:
-            apply(simulate_open_fill(state, desk, ts=ts, symbol=symbol, open=t.open[i]))
+            apply(simulate_open_fill(state, desk, ts=ts, symbol=symbol, open=float(t.open[i])))
         guard = state.protective.get(symbol)
         if guard is not None and (t.low[i] <= guard.stop or t.high[i] >= guard.target):
             apply(
                 simulate_protective_fill(
-                    state, desk, ts=ts, symbol=symbol, open=t.open[i], high=t.high[i], low=t.low[i]
+                    state, desk, ts=ts, symbol=symbol, open=float(t.open[i]), high=t.high[i], low=t.low[i]
                 )
             )
         close = t.close[i]
@@ -370,7 +382,7 @@ class _Loop:
         if t.regime and t.regime[i] != self.last_regime.get(symbol, ""):
             emit(t.regime_change(i, symbol, self.last_regime.get(symbol, ""), ts))
             self.last_regime[symbol] = t.regime[i]
-        side = t.side[i]
+        side = int(t.side[i])
         if side:
             self._signal(i, symbol, side, close)
         if i == t.last_index[symbol] and (symbol in state.positions or symbol in state.market_orders):
@@ -386,7 +398,7 @@ class _Loop:
         """The strategy's side at this close: a Signal, then the portfolio's entry or exit."""
         t, state, name = self.timeline, self.state, self.strategy.name
         values = t.values_at(i)
-        ts = t.ts[i]
+        ts = int(t.ts[i])
         self.out.append(
             Signal(
                 ts=ts,
@@ -409,7 +421,7 @@ class _Loop:
                 state,
                 self.desk,
                 ts=ts,
-                day=t.day[i],
+                day=int(t.day[i]),
                 symbol=symbol,
                 strategy=name,
                 price=close,
@@ -467,32 +479,32 @@ class _Timeline:
             return columns[0] if single else np.concatenate(columns)[order]
 
         n = self.n = ts.shape[0]
-        side = merged([sig.side for sig in signals])
-        self._close = merged([s.close for s in series])
-        self._low, self._high = merged([s.low for s in series]), merged([s.high for s in series])
-        self.ts: list[int] = ts.tolist()
-        self.symbol: list[int] = sym.tolist()
-        self.open: list[float] = merged([s.open for s in series]).tolist()
-        self.high: list[float] = self._high.tolist()
-        self.low: list[float] = self._low.tolist()
-        self.close: list[float] = self._close.tolist()
-        self.side: list[int] = side.tolist()
-        self.day: list[int] = merged([s.session for s in series]).tolist()
+        day = merged([s.session for s in series])
+        group_end = np.ones(n, dtype=bool)
+        group_end[:-1] = ts[1:] != ts[:-1]
+        session_end = np.ones(n, dtype=bool)
+        session_end[:-1] = day[1:] != day[:-1]
+        session_end &= group_end
+        # Read on busy bars only: numpy arrays (the loop converts the few values it takes).
+        self.ts, self.day, self.session_end = ts, day, session_end
+        self.open = merged([s.open for s in series])
+        self.side = merged([sig.side for sig in signals])
         self._values = {
             name: merged([sig.values[name] for sig in signals])
             for name in (signals[0].values if signals else {})
         }
-        group_end = np.ones(n, dtype=bool)
-        group_end[:-1] = ts[1:] != ts[:-1]
-        day = merged([s.session for s in series])
-        session_end = np.ones(n, dtype=bool)
-        session_end[:-1] = day[1:] != day[:-1]
+        self._close = merged([s.close for s in series])
+        self._low, self._high = merged([s.low for s in series]), merged([s.high for s in series])
         self._group_end = group_end
+        # Read on every bar the plain loops pass over: Python lists, the fastest to index.
+        self.symbol: list[int] = sym.tolist()
+        self.high: list[float] = self._high.tolist()
+        self.low: list[float] = self._low.tolist()
+        self.close: list[float] = self._close.tolist()
         self.group_end: list[bool] = group_end.tolist()
-        self.session_end: list[bool] = (session_end & group_end).tolist()
         self._bars_of = [np.flatnonzero(sym == k) for k in range(len(series))]  # merged positions
         self.last_index = {self.names[k]: int(at[-1]) for k, at in enumerate(self._bars_of)}
-        busy = (side != 0) | (session_end & group_end)
+        busy = (self.side != 0) | session_end
         busy[list(self.last_index.values())] = True
         self._atr: list[float] = []
         self._avg_volume: list[float] = []
