@@ -12,6 +12,7 @@ loop itself is plain Python over lists, touching the portfolio only where someth
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,7 +31,7 @@ from events.portfolio import (
     correlation_context,
     decide_entry,
     decide_exit,
-    evolve,
+    evolve_each,
     simulate_open_fill,
     simulate_protective_fill,
 )
@@ -267,10 +268,7 @@ class _Loop:
 
     def apply(self, events: list[Event]) -> None:
         """Fold decided events into the state and record them."""
-        state, emit = self.state, self.out.append
-        for event in events:
-            evolve(state, event)
-            emit(event)
+        self.out.extend(evolve_each(self.state, events))
 
     def advance(self, start: int, end: int) -> None:
         """Bars ``start`` to ``end - 1``."""
@@ -310,6 +308,8 @@ class _Loop:
     def _quiet_loop(self, i: int, j: int) -> int:
         """A short stretch with positions open, bar by bar."""
         t, state = self.timeline, self.state
+        if len(t.names) == 1 and len(state.positions) == 1 and self.windows is None:
+            return self._quiet_one(i, j)
         names, sym, low, high, close, group_end = t.names, t.symbol, t.low, t.high, t.close, t.group_end
         protective, last_close, windows = state.protective, self.last_close, self.windows
         cash = state.cash_cents / 100.0
@@ -332,6 +332,26 @@ class _Loop:
                     value += qty * last_close[held_symbol]
                 equity.append(value)
         self.equity.held(state, equity)
+        return stop
+
+    def _quiet_one(self, i: int, j: int) -> int:
+        """:meth:`_quiet_loop` for the common case of one symbol, held: its stop, target and quantity
+        hold for the whole stretch."""
+        t, state = self.timeline, self.state
+        low, high, close, group_end = t.low, t.high, t.close, t.group_end
+        symbol, position = next(iter(state.positions.items()))
+        guard = state.protective.get(symbol)
+        floor, ceiling = (guard.stop, guard.target) if guard is not None else (-math.inf, math.inf)
+        cash, qty = state.cash_cents / 100.0, position.qty
+        stop = j
+        for k in range(i, j):
+            if low[k] <= floor or high[k] >= ceiling:
+                stop = k
+                break
+        # cash + qty x close is PortfolioState.equity for one position, the same two float operations.
+        self.equity.held(state, [cash + qty * close[k] for k in range(i, stop) if group_end[k]])
+        if stop > i:
+            self.last_close[symbol] = close[stop - 1]
         return stop
 
     def _quiet_flat(self, i: int, j: int) -> int:

@@ -256,6 +256,14 @@ def evolve(state: PortfolioState, event: Event) -> PortfolioState:
     return state
 
 
+def evolve_each(state: PortfolioState, events: list[Event]) -> list[Event]:
+    """:func:`evolve` with each event in turn; returns ``events`` (a driver then records them)."""
+    handler_of = _EVOLVE.get
+    for event in events:
+        handler_of(event.__class__, _ignore)(state, event)
+    return events
+
+
 # --------------------------------------------------------------------------- decide
 
 
