@@ -5,8 +5,11 @@ stop/target is checked against the bar; the strategy's side at the close becomes
 the portfolio's deciders, orders; at the end of each timestamp equity is tracked, and at the end of each
 session it is marked (EquityMarked). On the last bar every open position is closed at the close.
 
-Signals are computed vectorised before the loop (causal, proven equal to the incremental form); the
-loop itself is plain Python over lists, touching the portfolio only where something happens.
+Signals are computed vectorised before the loop (causal, proven equal to the incremental form). The loop
+gives the full per-bar treatment only to busy bars (a signal, an order to fill, a stop or target touched,
+a regime change, a session end, a symbol's last bar); the quiet bars between them only move the marks
+(last close, equity, drawdown) and are passed over in a plain loop or, for long stretches, with numpy,
+with the same float operations, so the events are exactly those of a bar-by-bar loop.
 """
 
 from __future__ import annotations
@@ -192,10 +195,11 @@ class _Equity:
 
     def held(self, state: PortfolioState, equity: list[float]) -> None:
         """Timestamps have ended with positions open (and the cash unchanged): their equity."""
-        self.bars += len(equity)
-        self.in_market += len(equity)
-        self.seen_cash = state.cash_cents
-        self._add(equity)
+        if equity:
+            self.bars += len(equity)
+            self.in_market += len(equity)
+            self.seen_cash = state.cash_cents
+            self._add(equity)
 
     def held_array(self, state: PortfolioState, equity: np.ndarray) -> None:
         """:meth:`held` for many timestamps: the same float operations, a whole array at once (running
@@ -211,6 +215,7 @@ class _Equity:
         self.peak, self.equity = float(peaks[-1]), float(equity[-1])
 
     def _add(self, values: list[float]) -> None:
+        """Equity at successive timestamps (at least one): the peak and the worst drawdowns follow."""
         peak, worst, worst_pct = self.peak, self.drawdown, self.drawdown_pct
         for equity in values:
             if equity > peak:
@@ -221,8 +226,7 @@ class _Equity:
             if drawdown / peak * 100.0 > worst_pct:
                 worst_pct = drawdown / peak * 100.0
         self.peak, self.drawdown, self.drawdown_pct = peak, worst, worst_pct
-        if values:
-            self.equity = values[-1]
+        self.equity = values[-1]
 
     def mark(self, ts: int, cash: float) -> EquityMarked:
         """The session's EquityMarked event; the session's figures restart."""
@@ -366,6 +370,7 @@ class _Loop:
         return j
 
     def _quiet_bulk(self, i: int, j: int) -> None:
+        """A long stretch (no stop touched in it) with numpy: equity at each timestamp's end at once."""
         t, state = self.timeline, self.state
         if self.windows is not None:
             update = self.windows.update

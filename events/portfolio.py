@@ -339,7 +339,9 @@ def decide_entry(
     daily_pnl_pct = (equity / state.day_start_equity - 1.0) * 100.0 if state.day_start_equity > 0 else 0.0
     day_key = str(day)
     checks.update(daily_pnl_pct=daily_pnl_pct, day=float(day))
-    pending_entries = sum(1 for o in state.market_orders.values() if o.side == "buy")
+    pending_entries = (
+        sum(1 for o in state.market_orders.values() if o.side == "buy") if state.market_orders else 0
+    )
     if state.halted_day == day_key:
         block: tuple[str, str] | None = ("daily_loss", "new entries locked for the rest of the session")
     else:

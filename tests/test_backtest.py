@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from events import backtest
 from events.backtest import BacktestConfig, run_backtest
+from events.bars import BarSeries
 from events.costs import CostModel, cents
 from events.portfolio import Desk, PortfolioState, decide_entry, evolve
 from events.report import fold_run
@@ -260,3 +263,30 @@ def test_orders_are_capped_at_a_share_of_average_volume() -> None:
     events = run_backtest(BacktestConfig(symbols=["AAA"], risk=risk), [bars], run_id="t")
     accepted = _entries(events)
     assert accepted and all(e.qty <= 20 and e.checks["liquidity_cap_qty"] == 20.0 for e in accepted)
+
+
+def _gappy(symbol: str, n: int, *, seed: int, keep_every: int) -> BarSeries:
+    """A random walk with every ``keep_every``-th bar missing (symbols then report at different times)."""
+    full = random_walk_bars(symbol, n, seed=seed)
+    keep = np.arange(n) % keep_every != keep_every - 1
+    columns = (full.ts, full.open, full.high, full.low, full.close, full.volume)
+    return BarSeries.from_arrays(symbol, full.timeframe, *(c[keep] for c in columns))
+
+
+@pytest.mark.parametrize("strategy", ["sma_cross", "rsi", "atr_breakout"])
+def test_quiet_bars_passed_over_in_bulk_or_one_by_one_give_the_same_events(
+    monkeypatch: pytest.MonkeyPatch, strategy: str
+) -> None:
+    series = [
+        _gappy("AAA", 1_500, seed=5, keep_every=7),
+        _gappy("BBB", 1_200, seed=6, keep_every=5).take(100, 1_000),  # starts late, ends early
+        random_walk_bars("CCC", 1_500, seed=7),
+    ]
+    risk = RiskConfig(stop_loss_pct=3, take_profit_pct=4, max_positions=2, max_correlation=0.9)
+    config = BacktestConfig(symbols=["AAA", "BBB", "CCC"], strategy=strategy, params={}, risk=risk)
+    runs = []
+    for bulk_from in (1, 10**9):  # numpy for every stretch / a plain loop for every stretch
+        monkeypatch.setattr(backtest, "BULK_MIN", bulk_from)
+        runs.append(run_backtest(config, series, run_id="t"))
+    assert runs[0] == runs[1]
+    assert "stop_loss" in {e.exit_reason for e in _of(runs[0], PositionClosed)}  # stops were checked
