@@ -80,16 +80,18 @@ Recurrence = Callable[[float, list[float]], list[float]]
 def _seeded_recurrence(x: np.ndarray, window: int, run: Recurrence) -> np.ndarray:
     """NaN until ``window`` inputs; then the SMA of the first ``window`` (the seed), then
     ``run(seed, rest)``: the recurrence's values over the remaining inputs."""
-    values = x.tolist()
     if window <= 0:
         raise ValueError("window must be positive")
-    if len(values) < window:
-        return np.full(len(values), NAN)
-    total = values[0]
-    for v in values[1:window]:
+    out = np.full(x.shape[0], NAN)
+    if x.shape[0] < window:
+        return out
+    head = x[:window].tolist()
+    total = head[0]
+    for v in head[1:]:
         total += v
-    seed = total / window
-    return np.array([NAN] * (window - 1) + [seed] + run(seed, values[window:]))
+    out[window - 1] = seed = total / window
+    out[window:] = run(seed, x[window:].tolist())
+    return out
 
 
 def _ema_run(window: int) -> Recurrence:
