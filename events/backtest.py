@@ -362,10 +362,13 @@ class _Loop:
         """A short stretch without positions (so without stops): only the last closes move."""
         t, last_close, windows = self.timeline, self.last_close, self.windows
         names, sym, close = t.names, t.symbol, t.close
-        for k in range(i, j):
-            last_close[names[sym[k]]] = close[k]
-            if windows is not None:
-                windows.update(names[sym[k]], int(t.ts[k]), close[k])
+        if len(names) == 1 and windows is None:  # one symbol: only its latest close counts
+            last_close[names[0]] = close[j - 1]
+        else:
+            for k in range(i, j):
+                last_close[names[sym[k]]] = close[k]
+                if windows is not None:
+                    windows.update(names[sym[k]], int(t.ts[k]), close[k])
         self.equity.flat(self.state, t.group_end[i:j].count(True))
         return j
 
