@@ -101,13 +101,15 @@ def backtest(
             events = run_backtest(
                 config, series, run_id=run_id, code_version=version, progress=progress, sink=sink.add
             )
+            # Folded while the writer process is still appending: the two overlap on two cores.
+            report = fold_run(events)
         except BaseException:
             sink.abort()
             raise
         result = sink.commit()
         if isinstance(sink, PipedRunSink):
             log.defer_checkpoint()  # a long run's WAL is folded in by the next write, not on our exit
-    return BacktestOutcome(fold_run(events), result, series)
+    return BacktestOutcome(report, result, series)
 
 
 def replay_report(log: EventLog, run_id: str) -> RunReport:

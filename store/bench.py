@@ -176,7 +176,7 @@ def synthetic_events(n: int, run_id: str = "bench0001", symbol: str = "SYN") -> 
             ),
         ]
         for stream, event in trip_events:
-            out.append(NewEvent(stream, event, f"{run_id}:{len(out):x}"))
+            out.append(NewEvent(stream, event, f"{run_id}:{len(out) + 1:08d}"))  # as run_items numbers them
         trip += 1
     return out[:n]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import operator
 import os
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -112,6 +113,7 @@ class VerifyReport(msgspec.Struct, frozen=True):
 _Q = struct.Struct(">q").pack
 _L = struct.Struct(">I").pack
 _sha256 = hashlib.sha256
+_stream_of = operator.itemgetter(0)  # NewEvent.stream
 
 
 def _framed(text: str) -> bytes:
@@ -356,10 +358,8 @@ class EventLog:
         conn = self._conn
         row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         head_seq, prev = (row[0], row[1]) if row else (0, GENESIS)
-        versions: dict[str, int] = {}
-        for item in items:
-            if item.stream not in versions:
-                versions[item.stream] = self._stream_version_locked(item.stream)
+        # The distinct streams, in first-seen order, found at C speed (a batch holds thousands of events).
+        versions = {s: self._stream_version_locked(s) for s in dict.fromkeys(map(_stream_of, items))}
         stale = [(s, v, versions[s]) for s, v in expected.items() if s in versions and versions[s] != v]
         # Default ids are numbered from the version the writer expected, so a retry of an append that
         # did commit (and now looks stale) derives the same ids and is recognised as a duplicate.
