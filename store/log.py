@@ -21,6 +21,7 @@ import msgspec
 
 from events.errors import TapeError
 from events.schema import KIND_OF, Event, decode, encode
+from store.checkpointer import WalCheckpointer
 
 APPLICATION_ID = 0x74617065  # "tape": marks the file as ours, so a foreign SQLite file is refused
 SCHEMA_VERSION = 1
@@ -172,8 +173,14 @@ class _Chain:
         self, items: Iterable[NewEvent], id_shift: Mapping[str, int] | None = None
     ) -> list[tuple[Any, ...]]:
         """Table rows for events, each chained to the one before."""
-        kinds = KIND_OF
-        encoded = ((stream, kinds[e.__class__], e.ts, encode(e), event_id) for stream, e, event_id in items)
+        items = list(items)
+        if not items:
+            return []
+        # Column by column (comprehensions run at C speed) and zipped, rather than a generator
+        # building a tuple per event: measured ~20 % of a batched append.
+        streams, events, ids = zip(*items, strict=True)
+        kinds = [KIND_OF[e.__class__] for e in events]
+        encoded = zip(streams, kinds, [e.ts for e in events], [encode(e) for e in events], ids, strict=True)
         return self.rows_encoded(encoded, id_shift)
 
     def rows_encoded(
@@ -186,7 +193,8 @@ class _Chain:
         add = rows.append
         seq, prev, next_version, headers = self.seq, self.prev, self.versions, self.headers
         sha = _sha256
-        last_stream, last_kind, header = "", "", None
+        last_stream, last_kind = "", ""
+        pack, stream_len, stream_bytes, kind_len, kind_bytes, kind_str = _Header.of("", "")
         for stream, kind, ts, body, event_id in items:
             seq += 1
             version = next_version.get(stream)
@@ -200,24 +208,16 @@ class _Chain:
                 header = headers.get((stream, kind))
                 if header is None:
                     header = headers[(stream, kind)] = _Header.of(stream, kind)
+                # Held in locals: this loop runs once per event, attribute lookups add up.
+                pack, stream_len, stream_bytes, kind_len, kind_bytes, kind_str = header
                 last_stream, last_kind = stream, kind
             if event_id is None:
                 shift = id_shift[stream] if id_shift else 0
                 event_id = default_event_id(stream, version + shift, kind, ts, body)
             prev = sha(
-                header.pack(
-                    prev,
-                    seq,
-                    header.stream_len,
-                    header.stream,
-                    version,
-                    header.kind_len,
-                    header.kind_bytes,
-                    ts,
-                )
-                + body
+                pack(prev, seq, stream_len, stream_bytes, version, kind_len, kind_bytes, ts) + body
             ).digest()
-            add((seq, stream, version, event_id, header.kind, ts, body, prev))
+            add((seq, stream, version, event_id, kind_str, ts, body, prev))
         self.seq, self.prev = seq, prev
         return rows
 
@@ -225,10 +225,18 @@ class _Chain:
 class EventLog:
     """An open tape log. Use :meth:`open` (existing file) or :meth:`create` (new or existing)."""
 
-    def __init__(self, path: str | os.PathLike[str], conn: apsw.Connection, *, durable: bool) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        conn: apsw.Connection,
+        *,
+        durable: bool,
+        checkpointer: WalCheckpointer | None = None,
+    ) -> None:
         self.path = os.fspath(path)
         self._conn = conn
         self._durable = durable
+        self._checkpointer = checkpointer
 
     # ------------------------------------------------------------------ opening
 
@@ -268,16 +276,23 @@ class EventLog:
                 # 64 KiB pages append ~1.7x faster than 4 KiB with this table's two indexes (measured:
                 # fewer page splits, shallower trees); the size must be set before the switch to WAL.
                 conn.execute("PRAGMA page_size=65536")
+            checkpointer = None
             if not readonly:
                 conn.execute("PRAGMA journal_mode=WAL")
-                # Checkpoint every ~40 MB of WAL (625 pages of 64 KiB): fewer, larger checkpoints.
-                conn.execute("PRAGMA wal_autocheckpoint=625")
+                if durable:
+                    # fsync-bound commits: a checkpoint's own fsyncs beside them cost more than inline
+                    # ones (measured ~1,500 vs ~2,000 appends/s). Every ~40 MB (625 pages of 64 KiB).
+                    conn.execute("PRAGMA wal_autocheckpoint=625")
+                else:
+                    # Batched appends: checkpoints run on a thread of their own (store/checkpointer.py).
+                    checkpointer = WalCheckpointer(path)
+                    conn.set_wal_hook(checkpointer.on_commit)
                 conn.execute("PRAGMA journal_size_limit=67108864")
             conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             conn.execute("PRAGMA cache_size=-65536")
         except apsw.Error as exc:
             raise LogError(f"cannot open tape log {path}: {exc}") from None
-        return cls(path, conn, durable=durable)
+        return cls(path, conn, durable=durable, checkpointer=checkpointer)
 
     def _init_schema(self) -> None:
         with self._conn:
@@ -289,6 +304,8 @@ class EventLog:
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._conn.close()
 
     def __enter__(self) -> EventLog:
@@ -580,7 +597,7 @@ class StreamingAppend:
         self._log._conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
         return self._chain.seq
 
-    def add_encoded(self, items: Iterable[tuple[str, str, int, bytes, str]]) -> int:
+    def add_encoded(self, items: Iterable[tuple[str, str, int, bytes | msgspec.Raw, str]]) -> int:
         """Like :meth:`add` for events already encoded: (stream, kind, ts, body, event_id)."""
         rows = self._chain.rows_encoded(items)
         self._log._conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", rows)

@@ -293,3 +293,19 @@ def test_reading_streams_rows_instead_of_loading_the_table(log_path: Path) -> No
         tracemalloc.stop()
     assert count == 20_000
     assert peak < 4_000_000, f"reading held {peak:,} bytes at its peak"
+
+
+def test_batched_appends_are_checkpointed_into_the_database_file_while_the_log_stays_open(
+    log_path: Path,
+) -> None:
+    big = "x" * 2_000
+    with EventLog.create(log_path) as log:
+        # ~60 MB of WAL: past the checkpoint threshold (~40 MB), so the checkpoint thread copies pages.
+        for b in range(15):
+            log.append_batch([NewEvent("s", OperatorNote(ts=i, text=big), f"{b}-{i}") for i in range(2_000)])
+        deadline = time.monotonic() + 30
+        while os.path.getsize(log_path) < 20_000_000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.path.getsize(log_path) >= 20_000_000, "nothing was checkpointed while the log was open"
+        assert log.verify().ok
+        assert log.count() == 30_000
