@@ -19,6 +19,8 @@ from actors.jobs import ensure_ray
 from actors.session_actors import LogWriter, PortfolioActor, StrategyActor
 from events.backtest import BacktestConfig, run_ended, run_started
 from events.bars import BarSeries
+from events.monitor import MonitorConfig, actor_dead_alert
+from events.schema import ActorStarted
 from events.session import feed_order
 from events.strategies import make_strategy
 from store.backtests import code_version
@@ -40,8 +42,16 @@ def run_replay_session(
     speed: float = 0.0,
     address: str | None = None,
     progress: Progress | None = None,
+    monitor: MonitorConfig | None = None,
+    on_run: Callable[[str], None] | None = None,
 ) -> str:
-    """Play ``series`` through the session's actors; returns the run id (already complete in the log)."""
+    """Play ``series`` through the session's actors; returns the run id (already complete in the log).
+
+    ``monitor`` turns on the alert rules (events/monitor.py) in the portfolio actor; ``on_run(run_id)``
+    is called once the run is opened in the log (a notifier starts following its alerts then). A
+    strategy actor that dies is reported (``actor_dead`` alert), replaced and re-warmed on the bars it
+    had seen, so the session goes on with the same decisions.
+    """
     ray = ensure_ray(address)
     strategy = make_strategy(config.strategy, config.params)
     run_id = session_run_id("sim", config, series)
@@ -53,11 +63,30 @@ def run_replay_session(
         config, series, run_id=run_id, mode="sim", code_version=code_version(), label="broker=sim feed=replay"
     )
     ray.get(writer.append.remote([opening]))
-    actors = {
-        s.symbol: ray.remote(StrategyActor).remote(s.symbol, strategy.name, strategy.param_dict())
-        for s in series
-    }
-    portfolio = ray.remote(PortfolioActor).remote(config, run_id, strategy.name, writer)
+    if on_run is not None:
+        on_run(run_id)
+
+    def spawn(symbol: str) -> Any:
+        return ray.remote(StrategyActor).remote(symbol, strategy.name, strategy.param_dict())
+
+    actors = {s.symbol: spawn(s.symbol) for s in series}
+    portfolio = ray.remote(PortfolioActor).remote(config, run_id, strategy.name, writer, monitor)
+    pids = ray.get([a.pid.remote() for a in actors.values()])
+    ray.get(
+        writer.append.remote(
+            [
+                ActorStarted(
+                    ts=opening.ts,
+                    actor="strategy",
+                    symbol=symbol,
+                    strategy=strategy.name,
+                    detail=f"pid {pid}",
+                )
+                for symbol, pid in zip(actors, pids, strict=True)
+            ]
+        )
+    )
+    seen = dict.fromkeys(actors, 0)  # bars each strategy actor has been fed (what a replacement replays)
     by_symbol = {s.symbol: s for s in series}
     steps = feed_order(list(series))
     group: list[Any] = []
@@ -86,12 +115,21 @@ def run_replay_session(
                     "session_end": item.session_end,
                 }
             )
-        decided = ray.get(
-            [
-                actors[b["symbol"]].on_bar.remote(b["open"], b["high"], b["low"], b["close"], b["volume"])
-                for b in bars
-            ]
-        )
+        decided = _decide(ray, actors, bars)
+        for k, bar in enumerate(bars):
+            if decided[k] is None:  # the actor died: alert, replace it, replay what it had seen, ask again
+                symbol = bar["symbol"]
+                ray.get(
+                    writer.append.remote([actor_dead_alert(bar["ts"], str(bar["day"]), "strategy", symbol)])
+                )
+                actors[symbol] = _replace(ray, spawn(symbol), by_symbol[symbol], seen[symbol], bar, writer)
+                decided[k] = ray.get(
+                    actors[symbol].on_bar.remote(
+                        bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"]
+                    )
+                )
+        for bar in bars:
+            seen[bar["symbol"]] += 1
         for bar, (side, values, reason) in zip(bars, decided, strict=True):
             bar.update(side=side, values=values, reason=reason)
         ray.get(portfolio.process.remote(bars))
@@ -103,3 +141,45 @@ def run_replay_session(
     for handle in (*actors.values(), portfolio, writer):
         ray.kill(handle)
     return run_id
+
+
+def _replace(ray: Any, actor: Any, s: BarSeries, bars_seen: int, bar: dict[str, Any], writer: Any) -> Any:
+    """Warm a replacement strategy actor up on the ``bars_seen`` bars its predecessor had and log it."""
+    history = [
+        (float(s.open[i]), float(s.high[i]), float(s.low[i]), float(s.close[i]), float(s.volume[i]))
+        for i in range(bars_seen)
+    ]
+    ray.get(actor.warm_up.remote(history))
+    pid = ray.get(actor.pid.remote())
+    health = ray.get(actor.health.remote())
+    started = ActorStarted(
+        ts=bar["ts"],
+        actor="strategy",
+        symbol=s.symbol,
+        strategy=health["strategy"],
+        events_folded=len(history),
+        detail=f"pid {pid}; replaced a dead actor, re-warmed on {len(history)} bars",
+    )
+    ray.get(writer.append.remote([started]))
+    return actor
+
+
+def _decide(ray: Any, actors: dict[str, Any], bars: list[dict[str, Any]]) -> list[Any]:
+    """Each bar's (side, values, reason) from its symbol's actor; None where the actor has died."""
+    from ray.exceptions import RayActorError
+
+    futures = [
+        actors[b["symbol"]].on_bar.remote(b["open"], b["high"], b["low"], b["close"], b["volume"])
+        for b in bars
+    ]
+    try:
+        return list(ray.get(futures))
+    except RayActorError:
+        pass
+    answers: list[Any] = []
+    for future in futures:
+        try:
+            answers.append(ray.get(future))
+        except RayActorError:
+            answers.append(None)
+    return answers

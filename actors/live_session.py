@@ -32,6 +32,7 @@ from actors.schedule import is_crypto, is_session_end, next_run
 from events.backtest import BacktestConfig, run_started
 from events.bars import BarSeries, session_days
 from events.errors import DataError
+from events.monitor import MonitorConfig, SessionMonitor
 from events.portfolio import Order, decide_fill, evolve
 from events.schema import (
     ActorStarted,
@@ -113,6 +114,7 @@ class LiveSession:
         decide: Callable[[LiveBar], Decision] | None = None,
         label: str = "",
         trade_logs: Path | None = None,
+        monitor: MonitorConfig | None = None,
     ) -> None:
         self.config, self.run_id = config, run_id
         self.strategy = make_strategy(config.strategy, config.params)
@@ -126,6 +128,7 @@ class LiveSession:
         self.cursor = 0  # start of the newest bar the log holds
         self.cycles = 0
         self.orders_sent = 0
+        self._monitor = SessionMonitor(monitor, config.cash) if monitor is not None else None
 
     # ------------------------------------------------------------------ start, resume, stop
 
@@ -177,6 +180,8 @@ class LiveSession:
             elif isinstance(event, CycleCompleted):
                 self.cycles = max(self.cycles, event.cycle)
             evolve(state, event)
+            if self._monitor is not None:
+                self._monitor.fold((event,))
         self._next = n + 1
         return n
 
@@ -245,6 +250,8 @@ class LiveSession:
         for k, group in enumerate(groups):
             events += self._on_bars(group, trade=k == len(groups) - 1)
         events += self._collect_fills(now_ns)
+        if self._monitor is not None:  # a stalled symbol is judged per cycle in which the feed answered
+            events += self._alerts([], now_ns, None if skipped.startswith("feed error") else bars)
         self._append(
             [
                 CycleCompleted(
@@ -288,8 +295,35 @@ class LiveSession:
         last = group[-1].ts
         self.cursor = max(self.cursor, last)
         ending = is_session_end(last, _bar_ns(self.feed.timeframe), crypto=crypto)
+        day_start = session.state.day_start_equity  # before this timestamp's mark moves it
         out += self._commit(session.end_of_timestamp(last, session_end=ending), last)
+        if self._monitor is not None:
+            out += self._alerts(out, last, None, day_start=day_start, marked=ending)
         return out
+
+    def _alerts(
+        self,
+        written: list[Event],
+        ts: int,
+        bars: list[LiveBar] | None,
+        *,
+        day_start: float | None = None,
+        marked: bool = False,
+    ) -> list[Event]:
+        """The monitor's alerts after a timestamp or a cycle, logged and folded into the portfolio."""
+        assert self._monitor is not None
+        session = self.session
+        alerts = self._monitor.after_timestamp(
+            written,
+            ts=ts,
+            day=str(int(session_days(np.array([ts], dtype=np.int64))[0])),
+            equity=session.equity,
+            peak=session.peak,
+            day_start_equity=session.state.day_start_equity if day_start is None else day_start,
+            reported=None if bars is None else {b.symbol for b in bars},
+            marked=marked,
+        )
+        return self._commit(self._applied(list(alerts)), ts)
 
     def _commit(self, events: list[Event], ts: int) -> list[Event]:
         """Log ``events`` durably, then act on them at the broker; returns them and what followed."""

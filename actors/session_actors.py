@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from events.backtest import BacktestConfig
+from events.monitor import MonitorConfig, SessionMonitor
+from events.portfolio import evolve
 from events.schema import Event
 from events.session import TradingSession
 from events.strategies import make_strategy
@@ -54,6 +56,19 @@ class StrategyActor:
         side, values = self._live.on_bar(open, high, low, close, volume)
         return side, values, self._strategy.describe(side, values) if side else ""
 
+    def warm_up(self, bars: list[tuple[float, float, float, float, float]]) -> int:
+        """Feed past bars (OHLCV) without deciding on them: a restarted actor catches up in one call."""
+        for bar in bars:
+            self._live.on_bar(*bar)
+        self.bars += len(bars)
+        return self.bars
+
+    def pid(self) -> int:
+        """The worker process this actor lives in (logged, so an operator can find it)."""
+        import os
+
+        return os.getpid()
+
     def health(self) -> dict[str, Any]:
         return {"symbol": self.symbol, "strategy": self._strategy.name, "bars": self.bars}
 
@@ -61,13 +76,22 @@ class StrategyActor:
 class PortfolioActor:
     """Risk limits, orders and positions of the session; writes every decision before going on."""
 
-    def __init__(self, config: BacktestConfig, run_id: str, strategy: str, writer: Any) -> None:
+    def __init__(
+        self,
+        config: BacktestConfig,
+        run_id: str,
+        strategy: str,
+        writer: Any,
+        monitor: MonitorConfig | None = None,
+    ) -> None:
         self._session = TradingSession(config, run_id, strategy)
         self._writer = writer
+        self._monitor = SessionMonitor(monitor, config.cash) if monitor is not None else None
 
     def process(self, group: list[dict[str, Any]]) -> int:
         """One timestamp: every symbol's bar and strategy side, in feed order. Returns events written."""
         session, out = self._session, []
+        day_start = session.state.day_start_equity  # before this timestamp's mark moves it
         for bar in group:
             out += session.open_bar(bar["symbol"], bar["ts"], bar["open"], bar["high"], bar["low"])
             out += session.observe(
@@ -80,6 +104,21 @@ class PortfolioActor:
                 out += session.close_out(bar["symbol"], bar["ts"], bar["close"])
         last = group[-1]
         out += session.end_of_timestamp(last["ts"], session_end=last["session_end"])
+        if self._monitor is not None:
+            alerts = self._monitor.after_timestamp(
+                out,
+                ts=last["ts"],
+                day=str(last["day"]),
+                equity=session.equity,
+                peak=session.peak,
+                day_start_equity=day_start,
+                reported=[b["symbol"] for b in group],
+                ended=[b["symbol"] for b in group if b["last"]],
+                marked=last["session_end"],
+            )
+            for alert in alerts:
+                evolve(session.state, alert)  # the risk gate then knows the day's loss was alerted
+            out += alerts
         if out:
             import ray
 

@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 from typer._click import exceptions as click_errors  # typer >= 0.20 vendors click
 
-from cli import backtest_cmds, bench_cmds, data_cmds, log_cmds, strategies_cmds, trade_cmds, validate_cmds
+from cli import (
+    backtest_cmds,
+    bench_cmds,
+    data_cmds,
+    log_cmds,
+    monitor_cmds,
+    strategies_cmds,
+    trade_cmds,
+    validate_cmds,
+)
 from cli.common import Settings, err_console
 from events.errors import TapeError
 
@@ -52,6 +61,7 @@ app.command("montecarlo")(validate_cmds.montecarlo_cmd)
 app.command("validate")(validate_cmds.validate_cmd)
 app.command("verify")(log_cmds.verify)
 app.command("runs")(log_cmds.runs)
+app.command("alerts")(monitor_cmds.alerts_cmd)
 app.add_typer(log_cmds.log_app, name="log")
 app.add_typer(data_cmds.data_app, name="data")
 app.add_typer(bench_cmds.bench_app, name="bench")

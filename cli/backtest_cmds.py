@@ -15,6 +15,7 @@ from cli import options as opt
 from cli.common import console, err_console, print_json, settings
 from cli.report_view import render_report
 from events.costs import CostModel
+from events.errors import ConfigError
 from events.render import as_dict, summarize
 from events.report import market_time, report_json
 from events.risk import RiskConfig
@@ -273,18 +274,49 @@ def explain_cmd(
 
 def report_cmd(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of 4+ characters).")],
+    run_id: Annotated[
+        str | None, typer.Argument(help="Run id (or a unique prefix of 4+ characters); default: newest.")
+    ] = None,
+    run: Annotated[str | None, typer.Option("--run", help="The run (same as the argument).")] = None,
+    period: Annotated[
+        str | None,
+        typer.Option("--period", help="daily, weekly or monthly: summaries by calendar period."),
+    ] = None,
     rebuild: Annotated[
         bool,
         typer.Option("--rebuild", help="Write logs/trades_*_<day>.csv and logs/daily_summary_<day>.json."),
     ] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """The run's summary; with --rebuild, its per-day trade logs and daily summaries, from the log alone."""
+    """The run's summary, or with --period its summaries by day, week or month beside a backtest of the
+    same strategy; with --rebuild, its per-day trade logs and daily summaries, from the log alone."""
+    from cli.monitor_cmds import render_period_report
+    from store.period_report import newest_run, period_report, run_notification_health
     from store.trade_logs import write_trade_logs
 
+    if run_id and run and run_id != run:
+        raise ConfigError(f"two different runs given: {run_id} and --run {run}")
     with EventLog.open(settings(ctx).log_path, readonly=True) as log:
-        report = replay_report(log, run_id)
-    render_report(report)
+        chosen = run_id or run or newest_run(log)
+        if period is not None:
+            summary = period_report(log, chosen, period)
+        else:
+            report = replay_report(log, chosen)
+            health = run_notification_health(log, report.run_id)
+    if period is not None:
+        if json:
+            print_json(summary)
+        else:
+            render_period_report(summary)
+        return
+    if json:
+        print_json({**report_json(report), "notifications": health})
+    else:
+        render_report(report)
+        if health["channels"]:
+            from cli.monitor_cmds import render_health
+
+            render_health(health)
     if rebuild:
         written = write_trade_logs(report, Path.cwd())
         trades = sum(1 for p in written if p.name.startswith("trades_"))

@@ -41,6 +41,7 @@ def bench_log_cmd(
         "durable append (synchronous=FULL, one commit each)", f"{figures['durable_append_per_s']:,}"
     )
     table.add_row("replay (read + decode + fold)", f"{figures['replay_per_s']:,}")
+    table.add_row("SQL views catch-up (after appends)", f"{figures['views_sync_per_s']:,}")
     console.print(table)
 
 

@@ -56,8 +56,11 @@ def trade_live(
     cycles: int,
     address: str | None,
     json: bool,
+    monitor: Any = None,
+    on_run: Any = None,
 ) -> None:
-    """Start or resume the live run and trade on schedule until Ctrl-C or ``cycles`` cycles."""
+    """Start or resume the live run and trade on schedule until Ctrl-C or ``cycles`` cycles.
+    ``monitor`` (MonitorConfig) turns the alert rules on; ``on_run(run_id)`` hears the run's id."""
     from actors.alpaca_broker import AlpacaBroker
     from actors.alpaca_feed import AlpacaBarFeed
     from actors.clock import WallClock
@@ -79,7 +82,10 @@ def trade_live(
         decide=ray_decider(config.symbols, config.strategy, config.params, address),
         label=f"broker=alpaca feed=alpaca interval={interval}",
         trade_logs=Path.cwd(),
+        monitor=monitor,
     )
+    if on_run is not None:
+        on_run(run_id)
     folded = session.start(clock.now_ns(), days_back)
     account = "paper" if credentials.paper else "LIVE"
     err_console.print(

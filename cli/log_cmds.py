@@ -151,3 +151,25 @@ def _login() -> str:
         return getpass.getuser()
     except Exception:  # no login name in some containers
         return ""
+
+
+@log_app.command("views")
+def views_cmd(
+    ctx: typer.Context,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Drop the views' projection and rebuild it from the log.")
+    ] = False,
+) -> None:
+    """Catch up (or rebuild) the SQL views: runs, trades, orders, fills, daily_pnl, alerts, notifications."""
+    from store.views import VIEW_NAMES
+
+    with EventLog.open(settings(ctx).log_path) as log:
+        rows = log.rebuild_views() if rebuild else log.sync_views()
+        projected, head = log.query("SELECT projected_seq, log_seq FROM views_status")[0]
+    console.print(
+        f"{'rebuilt' if rebuild else 'caught up'}: {rows:,} rows projected; "
+        f"views hold seq {projected} of {head}"
+    )
+    console.print(
+        f"views: {', '.join(VIEW_NAMES)} (e.g. sqlite3 {settings(ctx).log_path} 'SELECT * FROM trades')"
+    )

@@ -10,6 +10,16 @@ from rich.table import Table
 from cli import options as opt
 from cli.common import console, err_console, fmt_ts, print_json, settings
 from cli.live_trade import live_timeframe
+from cli.monitor_cmds import (
+    AlertDailyLoss,
+    AlertDrawdown,
+    DegradationQuantile,
+    DegradationWindow,
+    StallTicks,
+    monitor_config,
+    prepare_monitoring,
+    report_notifications,
+)
 from cli.report_view import render_report
 from events.costs import CostModel
 from events.errors import ConfigError
@@ -66,10 +76,23 @@ def trade_cmd(
     max_correlation: opt.MaxCorrelation = 0.0,
     correlation_window: opt.CorrelationWindow = 60,
     correlation_action: opt.CorrelationAction = "reject",
+    alert_drawdown: AlertDrawdown = 10.0,
+    alert_daily_loss: AlertDailyLoss = None,
+    degradation_window: DegradationWindow = 20,
+    degradation_quantile: DegradationQuantile = 5.0,
+    stall_ticks: StallTicks = 3,
     address: opt.Address = None,
     json: opt.Json = False,
 ) -> None:
     """Run a trading session on Ray actors until the replayed data ends, then print its summary."""
+    thresholds = monitor_config(
+        alert_drawdown,
+        alert_daily_loss,
+        max_daily_loss,
+        degradation_window,
+        degradation_quantile,
+        stall_ticks,
+    )
     if broker not in ("sim", "alpaca") or feed not in ("replay", "alpaca"):
         raise ConfigError(
             f"--broker must be sim or alpaca and --feed replay or alpaca (got {broker}, {feed})"
@@ -108,12 +131,24 @@ def trade_cmd(
             correlation_action=correlation_action,
         ),
     )
+    monitor, notifier = prepare_monitoring(settings(ctx).log_path, config, thresholds)
     if live:
         from cli.live_trade import trade_live
 
-        trade_live(
-            ctx, config, interval=interval, days_back=days_back, cycles=cycles, address=address, json=json
-        )
+        try:
+            trade_live(
+                ctx,
+                config,
+                interval=interval,
+                days_back=days_back,
+                cycles=cycles,
+                address=address,
+                json=json,
+                monitor=monitor,
+                on_run=notifier.follow if notifier else None,
+            )
+        finally:
+            report_notifications(notifier)
         return
     from actors.engine import run_replay_session
     from events.strategies import make_strategy
@@ -123,7 +158,18 @@ def trade_cmd(
     make_strategy(config.strategy, config.params)
     where = settings(ctx)
     series = load_config_bars(config, where.data_path)
-    run_id = run_replay_session(config, series, log_path=where.log_path, speed=speed, address=address)
+    try:
+        run_id = run_replay_session(
+            config,
+            series,
+            log_path=where.log_path,
+            speed=speed,
+            address=address,
+            monitor=monitor,
+            on_run=notifier.follow if notifier else None,
+        )
+    finally:
+        report_notifications(notifier)
     with EventLog.open(where.log_path, readonly=True) as log:
         report = replay_report(log, run_id)
     if json:

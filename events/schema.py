@@ -293,6 +293,32 @@ class Alert(Event, tag="alert", kw_only=True):
     day: str = ""  # session date the alert belongs to (alerts fire once per rule and day at most)
 
 
+class NotificationSent(Event, tag="notification_sent", kw_only=True):
+    """An alert reached a human's channel (email, sms, webhook). ``ts`` is the alert's market time;
+    ``wall_ns`` when it was delivered (notifications are operational facts, timed by the driver)."""
+
+    alert_id: str  # event id of the alert
+    channel: str
+    rule: str = ""
+    attempts: int = 1
+    target: str = ""  # where it went, without secrets (host of a webhook, masked phone number, ...)
+    wall_ns: int = 0
+
+
+class NotificationFailed(Event, tag="notification_failed", kw_only=True):
+    """One failed delivery attempt of an alert; ``final`` when no retry follows (the alert is lost to
+    that channel). ``error`` never holds a secret."""
+
+    alert_id: str
+    channel: str
+    error: str
+    rule: str = ""
+    attempt: int = 1
+    final: bool = False
+    target: str = ""
+    wall_ns: int = 0
+
+
 class OperatorNote(Event, tag="operator_note", kw_only=True):
     """Free text from a human, for the audit trail."""
 
@@ -350,6 +376,8 @@ AnyEvent = (
     | OperatorNote
     | BacktestSummary
     | RegimeChanged
+    | NotificationSent
+    | NotificationFailed
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {

@@ -21,6 +21,7 @@ import msgspec
 
 from events.errors import TapeError
 from events.schema import KIND_OF, Event, decode, encode
+from store import views
 from store.checkpointer import WalCheckpointer
 
 APPLICATION_ID = 0x74617065  # "tape": marks the file as ours, so a foreign SQLite file is refused
@@ -231,11 +232,14 @@ class EventLog:
         conn: apsw.Connection,
         *,
         durable: bool,
+        readonly: bool = False,
         checkpointer: WalCheckpointer | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self._conn = conn
         self._durable = durable
+        self._readonly = readonly
+        self._deferred = False  # a long run's writer leaves follow-up work to the next writer
         self._checkpointer = checkpointer
 
     # ------------------------------------------------------------------ opening
@@ -249,7 +253,10 @@ class EventLog:
         if os.path.isdir(path):
             raise LogError(f"{path} is a directory, not a tape log")
         _check_is_tape_log(path)
-        return cls._connect(path, durable=durable, readonly=readonly)
+        log = cls._connect(path, durable=durable, readonly=readonly)
+        if not readonly:
+            log.sync_views(wait=False)  # a log from before the views gets them here (migration)
+        return log
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], *, durable: bool = False) -> EventLog:
@@ -262,6 +269,7 @@ class EventLog:
             raise LogError(f"cannot create a tape log at {path}: directory {parent} does not exist")
         log = cls._connect(path, durable=durable, readonly=False, new=True)
         log._init_schema()
+        log.sync_views(wait=False)
         return log
 
     @classmethod
@@ -292,7 +300,7 @@ class EventLog:
             conn.execute("PRAGMA cache_size=-65536")
         except apsw.Error as exc:
             raise LogError(f"cannot open tape log {path}: {exc}") from None
-        return cls(path, conn, durable=durable, checkpointer=checkpointer)
+        return cls(path, conn, durable=durable, readonly=readonly, checkpointer=checkpointer)
 
     def _init_schema(self) -> None:
         with self._conn:
@@ -304,9 +312,35 @@ class EventLog:
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
+        if not self._readonly and not self._deferred:
+            self.sync_views(wait=False)  # what this writer appended becomes queryable in the views
         if self._checkpointer is not None:
             self._checkpointer.close()
         self._conn.close()
+
+    def sync_views(self, *, wait: bool = True) -> int:
+        """Create the SQL views when missing and project the events appended since the last sync
+        (store/views.py). ``wait=False`` skips, instead of waiting, while another writer holds the
+        lock: that writer (or the next open) catches the projection up. Returns rows projected."""
+        if self._readonly:
+            return 0
+        conn = self._conn
+        if not wait:
+            conn.setbusytimeout(0)
+        try:
+            views.ensure_views(conn)
+            return views.sync_views(conn)
+        except apsw.BusyError:
+            return 0
+        except apsw.ReadOnlyError:
+            return 0  # a log on read-only storage keeps the views it has
+        finally:
+            if not wait:
+                conn.setbusytimeout(BUSY_TIMEOUT_MS)
+
+    def rebuild_views(self) -> int:
+        """Drop and rebuild the views' projection from the whole log; returns rows projected."""
+        return views.rebuild_views(self._conn)
 
     def __enter__(self) -> EventLog:
         return self
@@ -410,6 +444,7 @@ class EventLog:
         close): a writer process that appends one large run then exits should not pay for it."""
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+        self._deferred = True  # ... and so is catching the SQL views up (the next open does it)
 
     def begin_stream(self) -> StreamingAppend:
         """Start one write transaction that receives events in several chunks (a run written while

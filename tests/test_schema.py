@@ -135,6 +135,20 @@ SAMPLES: dict[str, s.Event] = {
         day="2024-01-02",
     ),
     "operator_note": s.OperatorNote(ts=21, text="hello", author="ana"),
+    "notification_sent": s.NotificationSent(
+        ts=24, alert_id="r1:00000009", channel="email", rule="drawdown", target="smtp.example.com", wall_ns=99
+    ),
+    "notification_failed": s.NotificationFailed(
+        ts=25,
+        alert_id="r1:00000009",
+        channel="webhook",
+        error="HTTP 500",
+        rule="drawdown",
+        attempt=2,
+        final=True,
+        target="hooks.example.com",
+        wall_ns=100,
+    ),
     "regime_changed": s.RegimeChanged(ts=23, symbol="AAPL", regime="trending", previous="ranging", adx=31.5),
     "backtest_summary": s.BacktestSummary(
         ts=22,
