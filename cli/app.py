@@ -16,9 +16,11 @@ from cli import (
     data_cmds,
     log_cmds,
     monitor_cmds,
+    status_cmds,
     strategies_cmds,
     trade_cmds,
     validate_cmds,
+    watch_cmds,
 )
 from cli.common import Settings, err_console
 from events.errors import TapeError
@@ -54,6 +56,8 @@ app.command("explain")(backtest_cmds.explain_cmd)
 app.command("report")(backtest_cmds.report_cmd)
 app.command("trade")(trade_cmds.trade_cmd)
 app.command("compare")(trade_cmds.compare_cmd)
+app.command("watch")(watch_cmds.watch_cmd)
+app.command("status")(status_cmds.status_cmd)
 app.command("strategies")(strategies_cmds.strategies_cmd)
 app.command("optimize")(validate_cmds.optimize_cmd)
 app.command("walkforward")(validate_cmds.walkforward_cmd)
