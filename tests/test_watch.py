@@ -81,8 +81,9 @@ def test_watch_shows_the_positions_and_pnl_that_status_reports_beside_a_running_
 ) -> None:
     trade = subprocess.Popen(
         [
-            *(sys.executable, "-m", "cli.app", "trade", "AAPL", "MSFT", "--broker", "sim", "--feed", "replay"),
-            *("--speed", SPEED, "--start", "2010-01-01", "--end", "2010-12-31"),
+            *(sys.executable, "-m", "cli.app", "trade", "AAPL", "MSFT"),
+            *("--broker", "sim", "--feed", "replay", "--speed", SPEED),
+            *("--start", "2010-01-01", "--end", "2010-12-31"),
         ],
         cwd=tmp_path,
         env=env,
