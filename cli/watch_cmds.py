@@ -24,9 +24,7 @@ def watch_cmd(
         str | None,
         typer.Option("--run", help="Run id (or a unique prefix); default: the newest trading session."),
     ] = None,
-    interval: Annotated[
-        float, typer.Option("--interval", min=0.1, help="Seconds between refreshes.")
-    ] = 1.0,
+    interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between refreshes.")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Print one screen and exit.")] = False,
 ) -> None:
     """Positions, P&L per symbol, equity sparkline, recent decisions, alerts and actor health, live."""
