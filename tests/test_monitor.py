@@ -217,7 +217,9 @@ def test_each_threshold_crossed_once_gives_one_alert_and_one_notification_per_ch
         assert sum(cents(r["net_pnl"]) for r in summary["rows"]) == cents(summary["totals"]["run_total_pnl"])
 
 
-def test_failing_channels_never_stop_trading_and_show_in_the_report(tape: TapeRunner, tmp_path: Path) -> None:
+def test_failing_channels_never_stop_trading_and_show_in_the_report_and_status(
+    tape: TapeRunner, tmp_path: Path
+) -> None:
     _prepare(tape, tmp_path)
     http = _Http(status=500)
     env = _channels_env(_free_port(), http)  # nothing listens on the SMTP port: connection refused
@@ -243,6 +245,11 @@ def test_failing_channels_never_stop_trading_and_show_in_the_report(tape: TapeRu
     health = json.loads(tape("report", run_id, "--json").stdout)["notifications"]
     assert not health["ok"] and health["channels"]["webhook"]["given_up"] == 4
     assert health["channels"]["email"]["given_up"] == 4
+    status = json.loads(tape("status", "--run", run_id, "--json").stdout)
+    assert status["notifications"] == health
+    screen = tape("status", "--run", run_id).stdout
+    assert "notifications: email 0 sent, 12 failed attempts, 4 undelivered" in screen
+    assert SECRET_PASSWORD not in screen
 
 
 def test_bad_thresholds_and_incomplete_channel_settings_fail_cleanly(tape: TapeRunner) -> None:
