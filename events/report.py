@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ import msgspec
 
 from events.metrics import Mark, Trade, compute_metrics
 from events.schema import (
+    KIND_OF,
     Alert,
     EquityMarked,
     Event,
@@ -23,7 +25,6 @@ from events.schema import (
     RiskRejected,
     RunEnded,
     RunStarted,
-    kind_of,
 )
 from events.timeframes import is_intraday, marks_per_year
 
@@ -52,6 +53,21 @@ class RunReport(msgspec.Struct, kw_only=True):
     alerts: list[str]
 
 
+_FOLDED = frozenset({PositionClosed, EquityMarked, RiskRejected, Alert, RunStarted, RunEnded})
+_CHUNK = 8192
+
+
+def _folded(events: Iterable[Event], by_class: Counter[type]) -> Iterator[Event]:
+    """The events :func:`fold_run` reads, while every event is counted by class.
+
+    Chunked, so a long run (most of its events signals, orders and fills) is counted and filtered at
+    C speed, and a log read as a stream is never loaded whole."""
+    it = iter(events)
+    while chunk := list(islice(it, _CHUNK)):
+        by_class.update(map(type, chunk))
+        yield from [e for e in chunk if e.__class__ in _FOLDED]
+
+
 def fold_run(events: Iterable[Event]) -> RunReport:
     """Rebuild a run's report from its events (in log order). Needs its RunStarted."""
     started: RunStarted | None = None
@@ -61,9 +77,9 @@ def fold_run(events: Iterable[Event]) -> RunReport:
     counts: Counter[str] = Counter()
     rejections: Counter[str] = Counter()
     alerts: list[str] = []
-    for event in events:
+    by_class: Counter[type] = Counter()
+    for event in _folded(events, by_class):
         cls = event.__class__
-        counts[kind_of(event)] += 1
         if cls is PositionClosed:
             e: Any = event
             trades.append(
@@ -104,6 +120,8 @@ def fold_run(events: Iterable[Event]) -> RunReport:
             ended = event  # type: ignore[assignment]
     if started is None:
         raise ValueError("the events hold no RunStarted")
+    for cls, n in by_class.items():
+        counts[KIND_OF[cls]] += n
     cash = float(started.config.get("cash", 0.0))
     crypto = any("/" in s for s in started.symbols)
     legs = [(leg.first_close, leg.last_close) for leg in ended.benchmark] if ended else []
