@@ -270,6 +270,12 @@ class StreamingBarFeed:
                     link.floor = max(link.floor, first)
 
 
+def live_feed(credentials: AlpacaCredentials, timeframe: str, *, streaming: bool) -> Any:
+    """The live feed `tape trade` asks for: REST bars each cycle, or the stream with REST back-fill."""
+    rest = AlpacaBarFeed(credentials, timeframe)
+    return StreamingBarFeed(credentials, timeframe, rest=rest) if streaming else rest
+
+
 def _merge(group: list[LiveBar], bar_ns: int) -> LiveBar:
     return LiveBar(
         group[0].symbol,

@@ -7,12 +7,15 @@ held past the clients' timeouts (``stall_next``) and its WebSocket connections a
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from actors.alpaca_broker import AlpacaBroker
@@ -21,9 +24,12 @@ from actors.alpaca_stream import StreamingBarFeed
 from actors.clock import SimulatedClock
 from actors.live_session import LiveSession, run_schedule
 from events.backtest import BacktestConfig
+from events.schema import CycleCompleted
 from store.credentials import AlpacaCredentials
+from store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
-from tests.test_live import MINUTE, SYMBOLS, Market, _events, _ns, _top_level
+from tests.conftest import TapeRunner, assert_clean_failure
+from tests.test_live import MINUTE, SYMBOLS, Market, _emulator_env, _events, _ns, _top_level
 
 TIMEOUT = 0.3  # seconds: the clients' read timeout in these tests
 
@@ -265,3 +271,37 @@ def test_a_websocket_drop_mid_session_is_back_filled_over_rest_and_nothing_is_de
     assert_bars_equal(sorted(logged), sorted(rest))
     _assert_books_agree(market, log_path)
     assert not _events(log_path, "alert")
+
+
+def test_tape_trade_with_the_streaming_feed_subscribes_and_trades(
+    tape: TapeRunner, alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    emulator = alpaca_emulator
+    now = int(pd.Timestamp.now(tz="UTC").floor("min").value)
+    rng = np.random.default_rng(5)
+    close = 60_000 * np.exp(np.cumsum(rng.normal(0, 0.001, 1440)))
+    stamps = now - MINUTE * np.arange(len(close), 0, -1)
+    emulator.add_bars(
+        "BTC/USD",
+        [
+            (dt.datetime.fromtimestamp(t / 1e9, tz=dt.UTC), c, c * 1.001, c * 0.999, c, 3.0)
+            for t, c in zip(stamps, close, strict=True)
+        ],
+    )
+    emulator.set_price("BTC/USD", round(float(close[-1]), 2))
+    env = {**_emulator_env(emulator), "ALPACA_STREAM_URL": emulator.stream_base_url, "ALPACA_TIMEOUT": "5"}
+    args = ["trade", "BTC/USD", "--broker", "alpaca", "--feed", "alpaca-stream", "--interval", "1s"]
+    result = tape(*args, "--cycles", "3", "--days-back", "1", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    with EventLog.open(tmp_path / "tape.db") as log:
+        events = [r.event for r in log.read(stream_prefix=f"run/{run_id}")]
+    assert events[0].label.startswith("broker=alpaca feed=alpaca-stream")
+    assert sum(isinstance(e, CycleCompleted) for e in events) == 3
+    assert emulator.stream_connections["data"] == 1  # the session subscribed to the crypto stream
+
+
+def test_a_bad_alpaca_timeout_is_one_clear_message(tape: TapeRunner, alpaca_emulator: AlpacaEmulator) -> None:
+    env = {**_emulator_env(alpaca_emulator), "ALPACA_TIMEOUT": "soon"}
+    result = tape("trade", "AAPL", "--broker", "alpaca", "--feed", "alpaca-stream", env=env)
+    assert_clean_failure(result, "ALPACA_TIMEOUT must be a number of seconds")
