@@ -79,10 +79,11 @@ class AlpacaBroker:
         retry_wait_seconds: float = 1,
         timeout_seconds: float | None = None,
         attempts: int = 4,
+        trade_updates: bool = False,
     ) -> None:
         """Requests time out after ``timeout_seconds`` (default: the credentials', else 10 s); 429/5xx
         answers, timeouts and refused connections are tried ``attempts`` times in all, backing off
-        from ``retry_wait_seconds``."""
+        from ``retry_wait_seconds``. ``trade_updates`` listens to Alpaca's trade-update stream."""
         from alpaca.trading.client import TradingClient
 
         client = TradingClient(
@@ -96,6 +97,23 @@ class AlpacaBroker:
         self._client = harden(client, timeout_seconds=timeout, retry_wait_seconds=retry_wait_seconds)
         self._retry_wait = retry_wait_seconds
         self._attempts = max(1, attempts)
+        self.updates: Any = None
+        if trade_updates:
+            from actors.alpaca_trade_updates import TradeUpdates
+
+            self.updates = TradeUpdates(credentials)
+
+    def await_orders(self, client_order_ids: list[str], timeout: float = 2.0) -> bool:
+        """Wait (up to ``timeout`` s) until the trade-update stream says these orders ended, so a poll
+        right after finds their fills. Without the stream there is nothing to wait for."""
+        if self.updates is None or not client_order_ids:
+            return False
+        return self.updates.wait_ended(client_order_ids, timeout)
+
+    def close(self) -> None:
+        """Stop the trade-update stream, if it runs."""
+        if self.updates is not None:
+            self.updates.close()
 
     def _backoff(self, attempt: int) -> None:
         if attempt:

@@ -249,6 +249,15 @@ class LiveSession:
         groups = _by_timestamp(bars)
         for k, group in enumerate(groups):
             events += self._on_bars(group, trade=k == len(groups) - 1)
+        settle = getattr(self.broker, "await_orders", None)  # a trade-update stream says when to poll
+        if settle is not None:
+            settle(
+                [
+                    e.client_order_id
+                    for e in events
+                    if isinstance(e, OrderSubmitted) and e.order_type == "market"
+                ]
+            )
         events += self._collect_fills(now_ns)
         if self._monitor is not None:  # a stalled symbol is judged per cycle in which the feed answered
             events += self._alerts([], now_ns, None if skipped.startswith("feed error") else bars)

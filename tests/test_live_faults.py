@@ -85,7 +85,9 @@ def session_run(alpaca_emulator: AlpacaEmulator, tmp_path: Path) -> Iterator[tup
     config = BacktestConfig(symbols=SYMBOLS, strategy="sma_cross", timeframe="5Min", cash=100_000.0)
     feeds: list[Any] = []
 
-    def start(until: str, *, begin: str = "2024-07-05 09:00", streaming: bool = False) -> LiveSession:
+    def start(
+        until: str, *, begin: str = "2024-07-05 09:00", streaming: bool = False, trade_updates: bool = False
+    ) -> LiveSession:
         clock = SimulatedClock(_ns(begin), on_advance=market.advance)
         market.advance(clock.now_ns())
         rest = AlpacaBarFeed(credentials, "5Min", retry_wait_seconds=0)
@@ -94,18 +96,19 @@ def session_run(alpaca_emulator: AlpacaEmulator, tmp_path: Path) -> Iterator[tup
         session = LiveSession(
             config,
             run_id="live-test",
-            broker=AlpacaBroker(credentials, retry_wait_seconds=0),
+            broker=AlpacaBroker(credentials, retry_wait_seconds=0, trade_updates=trade_updates),
             feed=feed,
             log_path=tmp_path / "tape.db",
         )
+        feeds.append(session.broker)
         session.start(clock.now_ns(), days_back=3)
         run_schedule(session, clock, 300, until_ns=_ns(until))
         session.stop(clock.now_ns())
         return session
 
     yield market, start
-    for feed in feeds:
-        if isinstance(feed, StreamingBarFeed):
+    for feed in feeds:  # and brokers: their streams
+        if isinstance(feed, StreamingBarFeed | AlpacaBroker):
             feed.close()
 
 
@@ -305,3 +308,24 @@ def test_a_bad_alpaca_timeout_is_one_clear_message(tape: TapeRunner, alpaca_emul
     env = {**_emulator_env(alpaca_emulator), "ALPACA_TIMEOUT": "soon"}
     result = tape("trade", "AAPL", "--broker", "alpaca", "--feed", "alpaca-stream", env=env)
     assert_clean_failure(result, "ALPACA_TIMEOUT must be a number of seconds")
+
+
+# -- the trade-update stream ---------------------------------------------------------------------
+
+
+def test_duplicate_trade_updates_do_not_duplicate_fills(session_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    emulator = market.emulator
+    emulator.duplicate_trade_updates(True)  # every trade update arrives twice
+    session = start("2024-07-05 12:00", trade_updates=True)
+    updates = session.broker.updates
+    assert updates is not None
+    log_path = tmp_path / "tape.db"
+    _assert_books_agree(market, log_path)
+    # The stream heard every execution the emulator made, each twice, and kept each once.
+    assert set(updates.executions) == {f.execution_id for f in emulator.fills}
+    assert updates.received >= 2 * len(updates.executions) > 0, (updates.received, len(updates.executions))
+    fills = _events(log_path, "fill")
+    assert len(fills) == len({f.client_order_id for f in fills})  # one Fill per filled order
+    filled = {o["client_order_id"] for o in _top_level(emulator.orders) if o["status"] == "filled"}
+    assert filled and filled <= {f.client_order_id for f in fills}
