@@ -4,19 +4,36 @@ Every order carries the ``client_order_id`` the portfolio derived from the log p
 a second order with the same id (HTTP 422), so a retry after a timeout or a restart after a crash looks
 the existing order up instead: the same decision can never place two orders. Fills are read from the
 broker's order state and given execution ids that are stable across polls, so they deduplicate.
+
+Every request has a connect and a read timeout (store/alpaca_http.py). A submission that times out may
+or may not have reached Alpaca, so it is sent again under the same id (a 422 "already exists" then
+means it had, and the order is looked up); when no attempt gets an answer the outcome is unknown and
+:class:`BrokerUnreachable` says so, rather than calling the order rejected.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, NamedTuple
 
 from events.errors import ConfigError, TapeError
 from events.schema import Fill, OrderSubmitted
+from store.alpaca_http import harden
 from store.credentials import AlpacaCredentials
 
 
 class BrokerRejected(TapeError):
     """The broker refused an order (insufficient buying power, unknown asset, ...)."""
+
+    exit_code = 1
+
+
+class BrokerOrderNotFound(BrokerRejected):
+    """The broker has no order under that client order id (it never arrived)."""
+
+
+class BrokerUnreachable(TapeError):
+    """No answer from the broker to an order submission: it may or may not have been placed."""
 
     exit_code = 1
 
@@ -55,33 +72,73 @@ def _status(exc: Exception) -> int | None:
 class AlpacaBroker:
     """Account, positions, orders and fills of an Alpaca (paper) account."""
 
-    def __init__(self, credentials: AlpacaCredentials, *, retry_wait_seconds: int = 1) -> None:
+    def __init__(
+        self,
+        credentials: AlpacaCredentials,
+        *,
+        retry_wait_seconds: float = 1,
+        timeout_seconds: float | None = None,
+        attempts: int = 4,
+        trade_updates: bool = False,
+    ) -> None:
+        """Requests time out after ``timeout_seconds`` (default: the credentials', else 10 s); 429/5xx
+        answers, timeouts and refused connections are tried ``attempts`` times in all, backing off
+        from ``retry_wait_seconds``. ``trade_updates`` listens to Alpaca's trade-update stream."""
         from alpaca.trading.client import TradingClient
 
-        self._client = TradingClient(
+        client = TradingClient(
             api_key=credentials.api_key,
             secret_key=credentials.secret_key,
             paper=credentials.paper,
             url_override=None if credentials.base_url.endswith("alpaca.markets") else credentials.base_url,
         )
         # alpaca-py retries 429 and 504 itself; its constructor does not take the wait, its client does.
-        self._client._retry_wait = retry_wait_seconds
-        self._client._retry_codes = [429, 500, 502, 503, 504]
+        timeout = timeout_seconds if timeout_seconds is not None else credentials.timeout_seconds
+        self._client = harden(client, timeout_seconds=timeout, retry_wait_seconds=retry_wait_seconds)
+        self._retry_wait = retry_wait_seconds
+        self._attempts = max(1, attempts)
+        self.updates: Any = None
+        if trade_updates:
+            from actors.alpaca_trade_updates import TradeUpdates
+
+            self.updates = TradeUpdates(credentials)
+
+    def await_orders(self, client_order_ids: list[str], timeout: float = 2.0) -> bool:
+        """Wait (up to ``timeout`` s) until the trade-update stream says these orders ended, so a poll
+        right after finds their fills. Without the stream there is nothing to wait for."""
+        if self.updates is None or not client_order_ids:
+            return False
+        return self.updates.wait_ended(client_order_ids, timeout)
+
+    def close(self) -> None:
+        """Stop the trade-update stream, if it runs."""
+        if self.updates is not None:
+            self.updates.close()
+
+    def _backoff(self, attempt: int) -> None:
+        if attempt:
+            time.sleep(self._retry_wait * 2 ** (attempt - 1))
 
     def _call(self, what: str, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` with Alpaca's refusals as tape errors; network failures (timeouts, refused
+        connections) are retried, which is safe because every caller reads or cancels."""
         from alpaca.common.exceptions import APIError
 
-        try:
-            return fn(*args)
-        except APIError as exc:
-            status = _status(exc)
-            if status == 401 or (status == 403 and "not authorized" in str(exc).lower()):
-                raise ConfigError(
-                    "Alpaca rejected the credentials (check ALPACA_API_KEY and ALPACA_API_SECRET)"
-                ) from None
-            raise BrokerRejected(f"Alpaca refused to {what} (HTTP {status}): {_message(exc)}") from None
-        except OSError as exc:
-            raise BrokerRejected(f"cannot reach Alpaca to {what}: {type(exc).__name__}") from None
+        for attempt in range(self._attempts):
+            self._backoff(attempt)
+            try:
+                return fn(*args)
+            except APIError as exc:
+                status = _status(exc)
+                if status == 401 or (status == 403 and "not authorized" in str(exc).lower()):
+                    raise ConfigError(
+                        "Alpaca rejected the credentials (check ALPACA_API_KEY and ALPACA_API_SECRET)"
+                    ) from None
+                error = BrokerOrderNotFound if status == 404 and what == "find an order" else BrokerRejected
+                raise error(f"Alpaca refused to {what} (HTTP {status}): {_message(exc)}") from None
+            except OSError as exc:
+                failure = exc
+        raise BrokerRejected(f"cannot reach Alpaca to {what}: {type(failure).__name__}") from None
 
     def account(self) -> AccountSummary:
         """Cash, equity and buying power."""
@@ -124,13 +181,22 @@ class AlpacaBroker:
                 time_in_force=TimeInForce.GTC if "/" in order.symbol else TimeInForce.DAY,  # crypto: no DAY
                 client_order_id=order.client_order_id,
             )
-        try:
-            placed = self._client.submit_order(request)
-        except APIError as exc:
-            if _status(exc) == 422 and "client_order_id" in str(exc):
-                return self.order(order.client_order_id)  # a retry of an order that already went through
-            return self._call("place an order", _raise, exc)
-        return _broker_order(placed)
+        for attempt in range(self._attempts):
+            self._backoff(attempt)
+            try:
+                placed = self._client.submit_order(request)
+            except APIError as exc:
+                if _status(exc) == 422 and "client_order_id" in str(exc):
+                    return self.order(order.client_order_id)  # an earlier attempt (or run) placed it
+                return self._call("place an order", _raise, exc)
+            except OSError as exc:  # timed out or refused: it may have arrived; same id again
+                failure = exc
+                continue
+            return _broker_order(placed)
+        raise BrokerUnreachable(
+            f"no answer from Alpaca to order {order.client_order_id} after {self._attempts} attempts "
+            f"({type(failure).__name__}); it may have been placed, the next cycle looks it up"
+        )
 
     def order(self, client_order_id: str) -> BrokerOrder:
         """The order placed under ``client_order_id``."""

@@ -3,6 +3,8 @@
 Each scheduler cycle asks for the bars that *closed* since the last one (a bar still forming is never
 handed to a strategy: no look-ahead, no repainting). Stocks read the IEX feed; crypto pairs (BTC/USD)
 the crypto endpoint. The same request warms the strategies up with ``days_back`` days of history.
+Every request has a connect and a read timeout (store/alpaca_http.py): a hung server is a feed
+outage like a 5xx, which the session alerts and back-fills at the next cycle.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any, NamedTuple
 
 from events.timeframes import timeframe_ns
 from store.alpaca_data import _alpaca_timeframe, data_api_error
+from store.alpaca_http import harden
 from store.credentials import AlpacaCredentials
 
 
@@ -35,13 +38,20 @@ class AlpacaBarFeed:
     """Completed bars of several symbols at one timeframe."""
 
     def __init__(
-        self, credentials: AlpacaCredentials, timeframe: str, *, retry_wait_seconds: int = 1
+        self,
+        credentials: AlpacaCredentials,
+        timeframe: str,
+        *,
+        retry_wait_seconds: float = 1,
+        timeout_seconds: float | None = None,
     ) -> None:
+        """``timeout_seconds`` bounds each request (default: the credentials', else 10 s)."""
         self.timeframe = timeframe
         self._retry_wait = retry_wait_seconds
         self._frame = _alpaca_timeframe(timeframe)
         self._bar_ns = timeframe_ns(timeframe)
         self._credentials = credentials
+        self._timeout = timeout_seconds if timeout_seconds is not None else credentials.timeout_seconds
         self._clients: dict[str, Any] = {}
 
     def _client(self, kind: str) -> Any:
@@ -54,10 +64,8 @@ class AlpacaBarFeed:
                 "url_override": self._credentials.data_url,
             }
             cls = CryptoHistoricalDataClient if kind == "crypto" else StockHistoricalDataClient
-            client = cls(**keys)
             # alpaca-py retries 429 and 504 after 3 s; a cycle cannot wait that long for one bar.
-            client._retry_wait = self._retry_wait
-            client._retry_codes = [429, 500, 502, 503, 504]
+            client = harden(cls(**keys), timeout_seconds=self._timeout, retry_wait_seconds=self._retry_wait)
             self._clients[kind] = client
         return self._clients[kind]
 
@@ -76,6 +84,25 @@ class AlpacaBarFeed:
         out = [b for b in out if b.ts > after_ns and b.ts + self._bar_ns <= now_ns]
         out.sort(key=lambda b: (b.ts, order[b.symbol]))
         return out
+
+    def get_latest_price(self, symbol: str) -> float:
+        """The price of ``symbol``'s latest trade (IEX for stocks), over REST."""
+        from alpaca.common.exceptions import APIError
+        from alpaca.data.enums import DataFeed
+        from alpaca.data.requests import CryptoLatestTradeRequest, StockLatestTradeRequest
+
+        try:
+            if "/" in symbol:
+                trades = self._client("crypto").get_crypto_latest_trade(
+                    CryptoLatestTradeRequest(symbol_or_symbols=symbol)
+                )
+            else:
+                trades = self._client("stocks").get_stock_latest_trade(
+                    StockLatestTradeRequest(symbol_or_symbols=symbol, feed=DataFeed.IEX)
+                )
+        except (APIError, OSError) as exc:
+            raise data_api_error(exc, f"Alpaca latest trade of {symbol}") from None
+        return float(trades[symbol].price)
 
     def _request(self, kind: str, symbols: list[str], after_ns: int, now_ns: int) -> list[LiveBar]:
         from alpaca.common.exceptions import APIError

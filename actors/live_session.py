@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from actors.alpaca_broker import BrokerOrder, BrokerRejected
+from actors.alpaca_broker import BrokerOrder, BrokerOrderNotFound, BrokerRejected, BrokerUnreachable
 from actors.alpaca_feed import LiveBar
 from actors.clock import Clock
 from actors.schedule import is_crypto, is_session_end, next_run
@@ -249,6 +249,15 @@ class LiveSession:
         groups = _by_timestamp(bars)
         for k, group in enumerate(groups):
             events += self._on_bars(group, trade=k == len(groups) - 1)
+        settle = getattr(self.broker, "await_orders", None)  # a trade-update stream says when to poll
+        if settle is not None:
+            settle(
+                [
+                    e.client_order_id
+                    for e in events
+                    if isinstance(e, OrderSubmitted) and e.order_type == "market"
+                ]
+            )
         events += self._collect_fills(now_ns)
         if self._monitor is not None:  # a stalled symbol is judged per cycle in which the feed answered
             events += self._alerts([], now_ns, None if skipped.startswith("feed error") else bars)
@@ -342,6 +351,10 @@ class LiveSession:
         """Place ``order``; a refusal becomes an OrderRejected event (the portfolio folds it)."""
         try:
             placed = self.broker.submit(order)
+        except BrokerUnreachable as exc:
+            # Placed or not, nobody knows yet: the order stays working and the next cycle's lookup
+            # finds it, or re-sends it under the same id (see _collect_fills).
+            return [Alert(ts=order.ts, rule="broker", severity="warning", message=str(exc))]
         except BrokerRejected as exc:
             return self._applied(
                 [
@@ -378,8 +391,11 @@ class LiveSession:
         for order in [*state.market_orders.values(), *state.protective.values()]:
             try:
                 seen = self.broker.order(order.client_order_id)
+            except BrokerOrderNotFound:  # a submission that got no answer never arrived: send it again
+                out += self._commit(self._send(_as_submitted(order, now_ns)), now_ns)
+                continue
             except BrokerRejected:
-                continue  # not at the broker (yet): start() re-sends working orders
+                continue  # unreachable for now: the next cycle asks again
             if not seen.done:
                 continue
             if seen.filled_qty <= 0 or seen.filled_avg_price is None:

@@ -56,13 +56,15 @@ def trade_live(
     cycles: int,
     address: str | None,
     json: bool,
+    feed: str = "alpaca",
     monitor: Any = None,
     on_run: Any = None,
 ) -> None:
     """Start or resume the live run and trade on schedule until Ctrl-C or ``cycles`` cycles.
+    ``feed``: alpaca (REST bars each cycle) or alpaca-stream (minute-bar WebSocket, REST back-fill).
     ``monitor`` (MonitorConfig) turns the alert rules on; ``on_run(run_id)`` hears the run's id."""
     from actors.alpaca_broker import AlpacaBroker
-    from actors.alpaca_feed import AlpacaBarFeed
+    from actors.alpaca_stream import live_feed
     from actors.clock import WallClock
     from actors.live_session import LiveSession, run_schedule
     from events.strategies import make_strategy
@@ -77,10 +79,11 @@ def trade_live(
         config,
         run_id=run_id,
         broker=AlpacaBroker(credentials),
-        feed=AlpacaBarFeed(credentials, config.timeframe),
+        # The stream's threads are daemons: they end with this process.
+        feed=live_feed(credentials, config.timeframe, streaming=feed == "alpaca-stream"),
         log_path=settings(ctx).log_path,
         decide=ray_decider(config.symbols, config.strategy, config.params, address),
-        label=f"broker=alpaca feed=alpaca interval={interval}",
+        label=f"broker=alpaca feed={feed} interval={interval}",
         trade_logs=Path.cwd(),
         monitor=monitor,
     )

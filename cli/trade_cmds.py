@@ -35,7 +35,12 @@ def trade_cmd(
         str, typer.Option("--broker", help="sim (the backtest's fill and cost model) or alpaca.")
     ] = "sim",
     feed: Annotated[
-        str, typer.Option("--feed", help="replay (stored bars) or alpaca (live stream).")
+        str,
+        typer.Option(
+            "--feed",
+            help="replay (stored bars), alpaca (live: REST bars each cycle) or alpaca-stream (live: "
+            "minute-bar WebSocket, REST back-fill).",
+        ),
     ] = "replay",
     speed: Annotated[
         float, typer.Option("--speed", min=0.0, help="Replay speed vs real time; 0 = as fast as possible.")
@@ -93,11 +98,12 @@ def trade_cmd(
         degradation_quantile,
         stall_ticks,
     )
-    if broker not in ("sim", "alpaca") or feed not in ("replay", "alpaca"):
+    if broker not in ("sim", "alpaca") or feed not in ("replay", "alpaca", "alpaca-stream"):
         raise ConfigError(
-            f"--broker must be sim or alpaca and --feed replay or alpaca (got {broker}, {feed})"
+            "--broker must be sim or alpaca and --feed replay, alpaca or alpaca-stream "
+            f"(got {broker}, {feed})"
         )
-    if (broker == "alpaca") != (feed == "alpaca"):
+    if (broker == "alpaca") != feed.startswith("alpaca"):
         raise ConfigError("trade with --broker alpaca --feed alpaca (live) or --broker sim --feed replay")
     live = broker == "alpaca"
     config = opt.build_config(
@@ -144,6 +150,7 @@ def trade_cmd(
                 cycles=cycles,
                 address=address,
                 json=json,
+                feed=feed,
                 monitor=monitor,
                 on_run=notifier.follow if notifier else None,
             )

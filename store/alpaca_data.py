@@ -9,6 +9,7 @@ import numpy as np
 
 from events.bars import find_bad_bar
 from events.errors import ConfigError, DataError, TapeError
+from store.alpaca_http import with_timeouts
 from store.credentials import AlpacaCredentials
 from store.market import DatasetInfo, _Frame, store_bars
 
@@ -55,11 +56,13 @@ def fetch_bars(
     try:
         if "/" in symbol:
             crypto = CryptoHistoricalDataClient(**keys, url_override=credentials.data_url)
+            with_timeouts(crypto, credentials.timeout_seconds)
             barset = crypto.get_crypto_bars(
                 CryptoBarsRequest(symbol_or_symbols=symbol, timeframe=frame_kind, start=start, end=end)
             )
         else:
             stocks = StockHistoricalDataClient(**keys, url_override=credentials.data_url)
+            with_timeouts(stocks, credentials.timeout_seconds)
             barset = stocks.get_stock_bars(
                 StockBarsRequest(
                     symbol_or_symbols=symbol, timeframe=frame_kind, start=start, end=end, feed=DataFeed.IEX

@@ -21,6 +21,8 @@ class AlpacaCredentials(msgspec.Struct, frozen=True):
     secret_key: str
     base_url: str = PAPER_URL
     data_url: str | None = None  # override of the market-data endpoint (a local emulator in tests)
+    timeout_seconds: float | None = None  # REST read timeout (ALPACA_TIMEOUT); None: the default
+    stream_url: str | None = None  # ws(s)://host of the market-data streams (a local emulator in tests)
 
     @property
     def paper(self) -> bool:
@@ -36,7 +38,9 @@ def load_alpaca_credentials(
     env: Mapping[str, str] | None = None, dotenv_path: Path | None = Path(".env")
 ) -> AlpacaCredentials:
     """ALPACA_API_KEY, ALPACA_API_SECRET, ALPACA_BASE_URL (paper by default; a trailing ``/v2`` is
-    accepted) and the optional ALPACA_DATA_URL. The environment wins over the ``.env`` file."""
+    accepted), the optional ALPACA_DATA_URL, ALPACA_STREAM_URL (market-data WebSocket host) and
+    ALPACA_TIMEOUT (seconds a REST request may take).
+    The environment wins over the ``.env`` file."""
     values: dict[str, str] = {}
     if dotenv_path is not None and dotenv_path.is_file():
         values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
@@ -54,4 +58,18 @@ def load_alpaca_credentials(
         secret_key=values["ALPACA_API_SECRET"].strip(),
         base_url=base,
         data_url=data_url,
+        timeout_seconds=_timeout(values.get("ALPACA_TIMEOUT", "").strip()),
+        stream_url=values.get("ALPACA_STREAM_URL", "").strip().rstrip("/") or None,
     )
+
+
+def _timeout(text: str) -> float | None:
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < 3600:
+        raise ConfigError(f"ALPACA_TIMEOUT must be a number of seconds above 0 (got {text!r})")
+    return seconds

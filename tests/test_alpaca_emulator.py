@@ -463,6 +463,26 @@ def test_slow_endpoint(alpaca_emulator, trading):
     assert time.monotonic() - started >= 0.3
 
 
+@pytest.mark.parametrize("after", [False, True])
+def test_stall_next_holds_one_request_before_or_after_booking_it(alpaca_emulator, trading, after):
+    emu = alpaca_emulator
+    emu.set_price("AAPL", 100)
+    emu.stall_next(1, 0.6, "/v2/orders", method="POST", after=after)
+    trading.get_orders()  # a GET under the same prefix is not held
+    started = time.monotonic()
+    worker = threading.Thread(target=trading.submit_order, args=(market("AAPL", 1, client_order_id="a"),))
+    worker.start()
+    wait_for(lambda: any(r.method == "POST" for r in emu.requests))
+    # Held after handling: booked while the client still waits; held before: not booked yet.
+    wait_for(lambda: len(emu.orders) == (1 if after else 0))
+    assert worker.is_alive()
+    worker.join(timeout=5)
+    assert time.monotonic() - started >= 0.6 and len(emu.orders) == 1
+    started = time.monotonic()
+    trading.submit_order(market("AAPL", 1, client_order_id="b"))  # only the next one was held
+    assert time.monotonic() - started < 0.6 and emu.faults.stalls_pending == 0
+
+
 def test_wrong_trading_credentials(alpaca_emulator):
     client = TradingClient(alpaca_emulator.key_id, "not-the-secret", url_override=alpaca_emulator.trading_url)
     error = api_error(client.get_account)

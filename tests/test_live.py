@@ -56,6 +56,7 @@ class Market:
         self.faults: dict[int, Callable[[], None]] = {}  # time -> fault injected when the clock passes it
         rng = np.random.default_rng(11)
         self.close: dict[str, np.ndarray] = {}
+        self.rows: dict[str, list[tuple]] = {}  # type: ignore[type-arg]  # the seeded minutes
         for k, symbol in enumerate(SYMBOLS):
             wave = 0.004 * np.sin(np.arange(len(self.ts)) / (35.0 + 9 * k))  # swings that make SMA crosses
             close = (100.0 + 50 * k) * np.exp(np.cumsum(rng.normal(0, 0.0006, len(self.ts)) + wave / 30))
@@ -73,6 +74,7 @@ class Market:
                 for i, (t, o, c) in enumerate(zip(self.ts, opens, close, strict=True))
             ]
             emulator.add_bars(symbol, rows)
+            self.rows[symbol] = rows
 
     def advance(self, now_ns: int) -> None:
         for when, fault in list(self.faults.items()):

@@ -277,6 +277,14 @@ class AlpacaEmulator:
         """Delay REST requests under `path_prefix` by `seconds` (0 turns it off)."""
         self.faults.slow(seconds, path_prefix)
 
+    def stall_next(
+        self, n: int, seconds: float, path_prefix: str = "", method: str | None = None, after: bool = False
+    ) -> None:
+        """Hold the next `n` REST requests under `path_prefix` (and `method`, e.g. "POST") for
+        `seconds`, before handling them, or `after` handling them: the work is done (an order is
+        booked) and only the answer is late, as when a response is lost on the way back."""
+        self.faults.stall_next(n, seconds, path_prefix, method, after)
+
     def clear_faults(self) -> None:
         self.faults.clear()
         self.streams.duplicate_trade_updates = False

@@ -7,6 +7,15 @@ from dataclasses import dataclass
 
 
 @dataclass
+class _Stall:
+    remaining: int
+    seconds: float
+    path_prefix: str
+    method: str | None
+    after: bool
+
+
+@dataclass
 class _Failure:
     remaining: int
     status: int
@@ -18,6 +27,7 @@ class Faults:
         self._lock = threading.Lock()
         self._failures: list[_Failure] = []
         self._delays: dict[str, float] = {}
+        self._stalls: list[_Stall] = []
 
     def fail_next(self, n: int, status: int, path_prefix: str = "") -> None:
         """The next `n` requests whose path starts with `path_prefix` answer `status`."""
@@ -33,10 +43,38 @@ class Faults:
             else:
                 self._delays.pop(path_prefix, None)
 
+    def stall_next(
+        self, n: int, seconds: float, path_prefix: str = "", method: str | None = None, after: bool = False
+    ) -> None:
+        """Hold the next `n` requests under `path_prefix` (and `method`) for `seconds`: before they
+        are handled, or `after` (the work is done and only the answer is late, as when a response
+        is lost in transit)."""
+        if n > 0:
+            with self._lock:
+                self._stalls.append(_Stall(n, seconds, path_prefix, method, after))
+
+    def take_stall(self, method: str, path: str) -> tuple[float, bool]:
+        """Consume one stall for this request: (seconds, after handling?), or (0, False)."""
+        with self._lock:
+            for stall in self._stalls:
+                if path.startswith(stall.path_prefix) and stall.method in (None, method):
+                    stall.remaining -= 1
+                    if stall.remaining <= 0:
+                        self._stalls.remove(stall)
+                    return stall.seconds, stall.after
+            return 0.0, False
+
+    @property
+    def stalls_pending(self) -> int:
+        """Stalled requests still to come."""
+        with self._lock:
+            return sum(s.remaining for s in self._stalls)
+
     def clear(self) -> None:
         with self._lock:
             self._failures.clear()
             self._delays.clear()
+            self._stalls.clear()
 
     def delay_for(self, path: str) -> float:
         with self._lock:

@@ -72,8 +72,15 @@ class JsonApi:
     def handle(self, request: Request) -> tuple[int, Any]:
         self._log.append(RequestRecord(self.name, request.method, request.path, dict(request.query)))
         delay = self._faults.delay_for(request.path)
-        if delay:
-            time.sleep(delay)
+        stall, after = self._faults.take_stall(request.method, request.path)
+        if delay or (stall and not after):
+            time.sleep(delay + (0.0 if after else stall))
+        answer = self._answer(request)
+        if after and stall:
+            time.sleep(stall)
+        return answer
+
+    def _answer(self, request: Request) -> tuple[int, Any]:
         status = self._faults.take_failure(request.path)
         if status is not None:
             return status, self._error_body(
@@ -194,8 +201,11 @@ class _JsonHandler(BaseHTTPRequestHandler):
         if data:
             self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if data:
-            self.wfile.write(data)
+        try:
+            self.end_headers()
+            if data:
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up waiting (a timeout test): nobody to tell
 
     do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _dispatch

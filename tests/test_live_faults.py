@@ -1,0 +1,331 @@
+"""Timeouts and WebSocket drops in live sessions, through the real alpaca-py clients and the emulator.
+
+The session runs on a simulated clock (see tests/test_live.py); the emulator's REST requests can be
+held past the clients' timeouts (``stall_next``) and its WebSocket connections aborted mid-session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from actors.alpaca_broker import AlpacaBroker
+from actors.alpaca_feed import AlpacaBarFeed, LiveBar
+from actors.alpaca_stream import StreamingBarFeed
+from actors.clock import SimulatedClock
+from actors.live_session import LiveSession, run_schedule
+from events.backtest import BacktestConfig
+from events.schema import CycleCompleted
+from store.credentials import AlpacaCredentials
+from store.log import EventLog
+from tests.alpaca_emulator import AlpacaEmulator
+from tests.conftest import TapeRunner, assert_clean_failure
+from tests.test_live import MINUTE, SYMBOLS, Market, _emulator_env, _events, _ns, _top_level
+
+TIMEOUT = 0.3  # seconds: the clients' read timeout in these tests
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+class StreamingMarket(Market):
+    """The seeded market, whose minute bars also go out on the WebSocket as their minutes close."""
+
+    def __init__(self, emulator: AlpacaEmulator) -> None:
+        super().__init__(emulator)
+        self.pushed: int | None = None  # minutes streamed so far (those before the start are history)
+
+    def advance(self, now_ns: int) -> None:
+        done = int(((self.ts + MINUTE) <= now_ns).sum())
+        if self.pushed is None:
+            self.pushed = done
+        for i in range(self.pushed, done):
+            closes = int(self.ts[i]) + MINUTE
+            for when in sorted(w for w in self.faults if w < closes):  # faults between minutes
+                self.faults.pop(when)()
+            for symbol in SYMBOLS:
+                self.emulator.push_bar(symbol, *self.rows[symbol][i][1:], ts=self.rows[symbol][i][0])
+        self.pushed = max(self.pushed, done)
+        super().advance(now_ns)
+
+
+def _credentials(emulator: AlpacaEmulator) -> AlpacaCredentials:
+    return AlpacaCredentials(
+        api_key=emulator.key_id,
+        secret_key=emulator.secret,
+        base_url=emulator.trading_url,
+        data_url=emulator.data_url,
+        timeout_seconds=TIMEOUT,
+        stream_url=emulator.stream_base_url,
+    )
+
+
+Start = Callable[..., LiveSession]
+
+
+@pytest.fixture
+def session_run(alpaca_emulator: AlpacaEmulator, tmp_path: Path) -> Iterator[tuple[Market, Start]]:
+    """(market, start(until, begin, streaming)): a session from ``begin`` to ``until`` on a simulated
+    clock, with the REST feed or the streaming one; the feed is closed after the test."""
+    market = StreamingMarket(alpaca_emulator)
+    credentials = _credentials(alpaca_emulator)
+    config = BacktestConfig(symbols=SYMBOLS, strategy="sma_cross", timeframe="5Min", cash=100_000.0)
+    feeds: list[Any] = []
+
+    def start(
+        until: str, *, begin: str = "2024-07-05 09:00", streaming: bool = False, trade_updates: bool = False
+    ) -> LiveSession:
+        clock = SimulatedClock(_ns(begin), on_advance=market.advance)
+        market.advance(clock.now_ns())
+        rest = AlpacaBarFeed(credentials, "5Min", retry_wait_seconds=0)
+        feed: Any = StreamingBarFeed(credentials, "5Min", rest=rest, settle_seconds=2) if streaming else rest
+        feeds.append(feed)
+        session = LiveSession(
+            config,
+            run_id="live-test",
+            broker=AlpacaBroker(credentials, retry_wait_seconds=0, trade_updates=trade_updates),
+            feed=feed,
+            log_path=tmp_path / "tape.db",
+        )
+        feeds.append(session.broker)
+        session.start(clock.now_ns(), days_back=3)
+        run_schedule(session, clock, 300, until_ns=_ns(until))
+        session.stop(clock.now_ns())
+        return session
+
+    yield market, start
+    for feed in feeds:  # and brokers: their streams
+        if isinstance(feed, StreamingBarFeed | AlpacaBroker):
+            feed.close()
+
+
+def _expected_bars(first: str, last: str) -> set[tuple[str, int]]:
+    return {(s, t) for s in SYMBOLS for t in range(_ns(first), _ns(last) + 1, 5 * MINUTE)}
+
+
+def _assert_books_agree(market: Market, log_path: Path) -> None:
+    """One broker order per logged decision, and the log's positions are the broker's."""
+    ids = [o.client_order_id for o in _events(log_path, "order_submitted")]
+    assert ids and len(ids) == len(set(ids))
+    assert sorted(ids) == sorted(o["client_order_id"] for o in _top_level(market.emulator.orders))
+    fills = _events(log_path, "fill")
+    assert len({f.exec_id for f in fills}) == len(fills)
+    assert _events(log_path, "reconciled")[-1].differences == []
+
+
+# -- timeouts ------------------------------------------------------------------------------------
+
+
+def test_a_data_request_that_times_out_is_alerted_and_back_filled(session_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    emulator = market.emulator
+    # The 10:00 cycle's bars request hangs for 2 s; the client gives up after 0.3 s.
+    market.faults[_ns("2024-07-05 10:00")] = lambda: emulator.stall_next(1, 2.0, "/v2/stocks", "GET")
+    start("2024-07-05 10:30")
+    assert emulator.faults.stalls_pending == 0
+    alerts = _events(tmp_path / "tape.db", "alert")
+    assert [(a.rule, a.ts) for a in alerts] == [("feed", _ns("2024-07-05 10:00"))]
+    assert "Timeout" in alerts[0].message
+    cycles = {c.ts: c.skipped for c in _events(tmp_path / "tape.db", "cycle_completed")}
+    assert cycles[_ns("2024-07-05 10:00")].startswith("feed error")
+    bars = [(b.symbol, b.ts) for b in _events(tmp_path / "tape.db", "bar")]
+    assert len(bars) == len(set(bars))  # nothing decided twice
+    assert set(bars) == _expected_bars("2024-07-05 09:30", "2024-07-05 10:25")  # the gap back-filled
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["held-before-booking", "answer-lost"])
+def test_an_order_submission_that_times_out_is_placed_exactly_once(
+    session_run, tmp_path: Path, after
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    emulator = market.emulator
+    # The first order of the run is held 1 s: before the emulator books it (the retry books it and
+    # the late original is refused as a duplicate), or after (the retry is refused as a duplicate
+    # and the order is looked up).
+    emulator.stall_next(1, 1.0, "/v2/orders", method="POST", after=after)
+    start("2024-07-05 12:00")
+    assert emulator.faults.stalls_pending == 0
+    log_path = tmp_path / "tape.db"
+    _assert_books_agree(market, log_path)
+    # Every order was POSTed once, except the held one, which was sent twice under the same id.
+    assert _posts(emulator) == len(_top_level(emulator.orders)) + 1
+    assert not _events(log_path, "order_rejected") and not _events(log_path, "alert")
+    first = _events(log_path, "order_submitted")[0].client_order_id
+    assert emulator.order(first)["status"] == "filled"
+
+
+def test_an_order_that_gets_no_answer_at_all_is_looked_up_and_sent_again(session_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    emulator = market.emulator
+    # Every attempt at the first order is held past the timeout and then answered with a 500, so
+    # it never reaches the book: the session alerts and keeps the order working; its next lookup
+    # finds nothing and sends it again under the same id.
+    emulator.stall_next(4, 0.5, "/v2/orders", method="POST")
+    emulator.fail_next(4, 500, "/v2/orders")
+    start("2024-07-05 12:00")
+    log_path = tmp_path / "tape.db"
+    alerts = _events(log_path, "alert")
+    assert [a.rule for a in alerts] == ["broker"] and "may have been placed" in alerts[0].message
+    _assert_books_agree(market, log_path)
+    first = _events(log_path, "order_submitted")[0].client_order_id
+    assert emulator.order(first)["status"] == "filled"
+    assert any(f.client_order_id == first for f in _events(log_path, "fill"))
+
+
+def _posts(emulator: AlpacaEmulator) -> int:
+    return sum(1 for r in emulator.requests if r.method == "POST" and r.path == "/v2/orders")
+
+
+# -- the streaming feed --------------------------------------------------------------------------
+
+
+def test_streamed_minutes_aggregate_to_the_rest_bars(alpaca_emulator: AlpacaEmulator) -> None:
+    emulator = alpaca_emulator
+    symbols = ["AAPL", "BTC/USD"]
+    t0 = _ns("2024-01-02 09:30")
+    credentials = _credentials(emulator)
+    rest = AlpacaBarFeed(credentials, "5Min", retry_wait_seconds=0)
+    feed = StreamingBarFeed(credentials, "5Min", rest=rest, settle_seconds=2)
+    price = {"AAPL": 187.0, "BTC/USD": 42_000.0}
+
+    def push(minutes: range) -> None:
+        for m in minutes:
+            for k, symbol in enumerate(symbols):
+                if symbol == "AAPL" and m in (7, 12):
+                    continue  # minutes without trades have no bar, on the stream as over REST
+                p = price[symbol] * (1 + 0.001 * ((m * 7 + k * 3) % 11 - 5))
+                when = dt.datetime.fromtimestamp((t0 + m * MINUTE) / 1e9, tz=dt.UTC)
+                emulator.push_bar(symbol, p, p * 1.002, p * 0.997, p * 1.0005, 100 + m * 13 + k, ts=when)
+
+    try:
+        assert feed.completed(symbols, t0 - 60 * MINUTE, t0) == []  # starts the streams
+        wait_for(lambda: feed.connected)
+        push(range(0, 5))
+        wait_for(lambda: all(link.newest_ns == t0 + 4 * MINUTE for link in feed._links.values()))
+        first = feed.completed(symbols, t0 - 5 * MINUTE, t0 + 5 * MINUTE)  # finds the stream current
+        assert feed.windows == {"stream": 0, "rest": 4}
+        push(range(5, 20))
+        streamed = feed.completed(symbols, t0, t0 + 20 * MINUTE + 30_000_000_000)
+        assert feed.windows == {"stream": 2, "rest": 4}
+        assert_bars_equal(streamed, rest.completed(symbols, t0, t0 + 20 * MINUTE))
+        assert [(b.symbol, b.ts) for b in first + streamed] == [
+            (s, t0 + k * 5 * MINUTE) for k in range(4) for s in symbols
+        ]
+        # A bar still forming (the minutes 20..21 of the 20..25 bar) is not handed over.
+        push(range(20, 22))
+        assert feed.completed(symbols, t0 + 15 * MINUTE, t0 + 24 * MINUTE) == []
+    finally:
+        feed.close()
+    assert not any(t.name == "alpaca-bars" for t in threading.enumerate())
+
+
+def assert_bars_equal(got: list[LiveBar], want: list[LiveBar]) -> None:
+    assert [tuple(b) for b in got] == [tuple(b) for b in want]  # exact: same floats, same order
+
+
+def test_a_websocket_drop_mid_session_is_back_filled_over_rest_and_nothing_is_decided_twice(
+    session_run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    emulator = market.emulator
+
+    def reconnected(opened: int) -> Callable[[], None]:
+        def wait() -> None:
+            wait_for(lambda: emulator.stream_connections["data"] > opened)
+            emulator.wait_for_subscription("AAPL")
+
+        return wait
+
+    # Minutes 10:25..10:27 reach the stream; then the connection is aborted, the 10:28 minute is
+    # pushed while it is down, and the client reconnects before 10:29's. The 10:25 window is read
+    # over REST. The second drop does not wait: the session runs on while the client reconnects.
+    market.faults[_ns("2024-07-05 10:28")] = lambda: emulator.drop_streams(abrupt=True)
+    market.faults[_ns("2024-07-05 10:29")] = reconnected(1)
+    market.faults[_ns("2024-07-05 11:32")] = lambda: emulator.drop_streams(abrupt=True)
+    session = start("2024-07-05 12:30", streaming=True)
+    feed = session.feed
+    assert isinstance(feed, StreamingBarFeed)
+    assert feed.drops >= 2 and emulator.stream_connections["data"] >= 3
+    log_path = tmp_path / "tape.db"
+    bars = _events(log_path, "bar")
+    keys = [(b.symbol, b.ts) for b in bars]
+    assert len(keys) == len(set(keys))  # nothing decided twice
+    assert set(keys) == _expected_bars("2024-07-05 09:30", "2024-07-05 12:25")  # nothing missed
+    # Most windows came from the stream; those around each drop (and the warm-up) over REST.
+    assert feed.windows["stream"] >= 25 and 3 <= feed.windows["rest"] <= 12, feed.windows
+    # What the session decided on is what Alpaca's REST bars say, bar for bar.
+    rest = AlpacaBarFeed(_credentials(emulator), "5Min").completed(
+        SYMBOLS, _ns("2024-07-05 09:25"), _ns("2024-07-05 12:30")
+    )
+    logged = [LiveBar(b.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars]
+    assert_bars_equal(sorted(logged), sorted(rest))
+    _assert_books_agree(market, log_path)
+    assert not _events(log_path, "alert")
+
+
+def test_tape_trade_with_the_streaming_feed_subscribes_and_trades(
+    tape: TapeRunner, alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    emulator = alpaca_emulator
+    now = int(pd.Timestamp.now(tz="UTC").floor("min").value)
+    rng = np.random.default_rng(5)
+    close = 60_000 * np.exp(np.cumsum(rng.normal(0, 0.001, 1440)))
+    stamps = now - MINUTE * np.arange(len(close), 0, -1)
+    emulator.add_bars(
+        "BTC/USD",
+        [
+            (dt.datetime.fromtimestamp(t / 1e9, tz=dt.UTC), c, c * 1.001, c * 0.999, c, 3.0)
+            for t, c in zip(stamps, close, strict=True)
+        ],
+    )
+    emulator.set_price("BTC/USD", round(float(close[-1]), 2))
+    env = {**_emulator_env(emulator), "ALPACA_STREAM_URL": emulator.stream_base_url, "ALPACA_TIMEOUT": "5"}
+    args = ["trade", "BTC/USD", "--broker", "alpaca", "--feed", "alpaca-stream", "--interval", "1s"]
+    result = tape(*args, "--cycles", "3", "--days-back", "1", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    with EventLog.open(tmp_path / "tape.db") as log:
+        events = [r.event for r in log.read(stream_prefix=f"run/{run_id}")]
+    assert events[0].label.startswith("broker=alpaca feed=alpaca-stream")
+    assert sum(isinstance(e, CycleCompleted) for e in events) == 3
+    assert emulator.stream_connections["data"] == 1  # the session subscribed to the crypto stream
+
+
+def test_a_bad_alpaca_timeout_is_one_clear_message(tape: TapeRunner, alpaca_emulator: AlpacaEmulator) -> None:
+    env = {**_emulator_env(alpaca_emulator), "ALPACA_TIMEOUT": "soon"}
+    result = tape("trade", "AAPL", "--broker", "alpaca", "--feed", "alpaca-stream", env=env)
+    assert_clean_failure(result, "ALPACA_TIMEOUT must be a number of seconds")
+
+
+# -- the trade-update stream ---------------------------------------------------------------------
+
+
+def test_duplicate_trade_updates_do_not_duplicate_fills(session_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    emulator = market.emulator
+    emulator.duplicate_trade_updates(True)  # every trade update arrives twice
+    session = start("2024-07-05 12:00", trade_updates=True)
+    updates = session.broker.updates
+    assert updates is not None
+    log_path = tmp_path / "tape.db"
+    _assert_books_agree(market, log_path)
+    # The stream heard every execution the emulator made, each twice, and kept each once.
+    assert set(updates.executions) == {f.execution_id for f in emulator.fills}
+    assert updates.received >= 2 * len(updates.executions) > 0, (updates.received, len(updates.executions))
+    fills = _events(log_path, "fill")
+    assert len(fills) == len({f.client_order_id for f in fills})  # one Fill per filled order
+    filled = {o["client_order_id"] for o in _top_level(emulator.orders) if o["status"] == "filled"}
+    assert filled and filled <= {f.client_order_id for f in fills}
