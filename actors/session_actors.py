@@ -7,6 +7,7 @@ session on actors decides exactly what a backtest of the same bars decides.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,16 @@ class StrategyActor:
         side, values = self._live.on_bar(open, high, low, close, volume)
         return side, values, self._strategy.describe(side, values) if side else ""
 
+    def warm(self, bars: list[tuple[float, float, float, float, float]]) -> int:
+        """Feed history (open, high, low, close, volume) in one call; returns the bars seen so far."""
+        on_bar = self._live.on_bar
+        for bar in bars:
+            on_bar(*bar)
+        self.bars += len(bars)
+        return self.bars
+
     def health(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "strategy": self._strategy.name, "bars": self.bars}
+        return {"symbol": self.symbol, "strategy": self._strategy.name, "bars": self.bars, "pid": os.getpid()}
 
 
 class PortfolioActor:
