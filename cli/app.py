@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 from typer._click import exceptions as click_errors  # typer >= 0.20 vendors click
 
-from cli import backtest_cmds, bench_cmds, data_cmds, log_cmds, strategies_cmds, trade_cmds, validate_cmds
+from cli import (
+    backtest_cmds,
+    bench_cmds,
+    data_cmds,
+    engine_cmds,
+    log_cmds,
+    strategies_cmds,
+    trade_cmds,
+    validate_cmds,
+)
 from cli.common import Settings, err_console
 from events.errors import TapeError
 
@@ -45,6 +54,11 @@ app.command("explain")(backtest_cmds.explain_cmd)
 app.command("report")(backtest_cmds.report_cmd)
 app.command("trade")(trade_cmds.trade_cmd)
 app.command("compare")(trade_cmds.compare_cmd)
+app.command("up")(engine_cmds.up_cmd)
+app.command("spawn")(engine_cmds.spawn_cmd)
+app.command("stop")(engine_cmds.stop_cmd)
+app.command("status")(engine_cmds.status_cmd)
+app.command("down")(engine_cmds.down_cmd)
 app.command("strategies")(strategies_cmds.strategies_cmd)
 app.command("optimize")(validate_cmds.optimize_cmd)
 app.command("walkforward")(validate_cmds.walkforward_cmd)
