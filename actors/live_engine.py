@@ -41,8 +41,9 @@ _MAX_BACKOFF_S = 30.0
 class SessionRunner:
     """One session's scheduler thread and the supervision of its PortfolioActor."""
 
-    def __init__(self, engine: Engine, spec: SessionSpec, run_id: str) -> None:
+    def __init__(self, engine: Engine, spec: SessionSpec, run_id: str, since_ns: int) -> None:
         self.spec, self.run_id = spec, run_id
+        self.since_ns = since_ns  # when the session was spawned: the schedule counts from there
         self._engine = engine
         self._interval_s = parse_interval(spec.interval)
         self._crypto = is_crypto(spec.symbol)
@@ -135,8 +136,9 @@ class SessionRunner:
         (the last logged cycle is one interval or more behind) runs at once."""
         clock, step = self._engine.clock, self._interval_s
         now = clock.now_ns()
-        if self.last_cycle_ts:
-            missed = next_run(self.last_cycle_ts, step, crypto=self._crypto)
+        last = self.last_cycle_ts or self.since_ns
+        if last:
+            missed = next_run(last, step, crypto=self._crypto)
             if missed <= now < next_run(missed, step, crypto=self._crypto):
                 return missed
         return next_run(now, step, crypto=self._crypto)
@@ -277,7 +279,7 @@ class Engine:
                 days_back=event.days_back,
                 config=msgspec.convert(event.config, BacktestConfig),
             )
-            runner = SessionRunner(self, spec, event.run_id)
+            runner = SessionRunner(self, spec, event.run_id, event.ts)
             runner._detail = "resumed by the engine"
             with self._lock:
                 self._runners[spec.key] = runner
@@ -306,7 +308,7 @@ class Engine:
                 raise TapeError("the engine is shutting down")
             if spec.key in self._runners:
                 raise ConfigError(f"{spec.symbol} {spec.strategy} is already running (run {run_id})")
-            runner = SessionRunner(self, spec, run_id)
+            runner = SessionRunner(self, spec, run_id, self.clock.now_ns())
             self._runners[spec.key] = runner
         try:
             status = runner.start_portfolio("spawned")
@@ -317,7 +319,7 @@ class Engine:
         runner.started.set()
         self._record(
             SessionSpawned(
-                ts=self.clock.now_ns(),
+                ts=runner.since_ns,
                 run_id=run_id,
                 symbol=spec.symbol,
                 strategy=spec.strategy,
