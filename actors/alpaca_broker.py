@@ -145,6 +145,11 @@ class AlpacaBroker:
         raw = self._call("read the account", self._client.get_account)
         return AccountSummary(float(raw.cash or 0), float(raw.equity or 0), float(raw.buying_power or 0))
 
+    def clock_ns(self) -> int:
+        """The broker's current time (its ``/v2/clock``), ns since epoch UTC."""
+        stamp = self._call("read the clock", self._client.get_clock).timestamp
+        return round(stamp.timestamp() * 1_000_000) * 1000
+
     def positions(self) -> dict[str, float]:
         """Quantity held per symbol."""
         return {p.symbol: float(p.qty) for p in self._call("list positions", self._client.get_all_positions)}

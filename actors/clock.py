@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from events.errors import ConfigError
+
 
 class Clock(Protocol):
     """The time source of a live session."""
@@ -69,3 +71,53 @@ class SimulatedClock:
 
     def stop(self) -> None:
         self._stopped = True
+
+
+class BrokerClock:
+    """The broker's time (Alpaca's ``/v2/clock``) instead of this machine's.
+
+    For rehearsals against a venue whose clock someone else moves (a paper venue replaying a past day,
+    the test emulator): the engine runs a cycle when the *venue* says it is due, so it stays in step
+    with the venue's market however fast or slow that clock goes. Reads are shared and cached for
+    ``poll_s`` seconds, so several sessions waiting on it cost one request per ``poll_s``.
+    """
+
+    def __init__(self, read_ns: Callable[[], int], poll_s: float = 1.0) -> None:
+        self.poll_s = poll_s
+        self._read_ns = read_ns
+        self._lock = threading.Lock()
+        self._cached = (0.0, 0)  # (monotonic time of the read, the broker's time then)
+        self._stopped = threading.Event()
+
+    def now_ns(self) -> int:
+        with self._lock:
+            read_at, value = self._cached
+            if not value or time.monotonic() - read_at >= self.poll_s:
+                value = self._read_ns()
+                self._cached = (time.monotonic(), value)
+            return value
+
+    def sleep_until(self, ns: int) -> bool:
+        while not self._stopped.is_set():
+            if self.now_ns() >= ns:
+                return True
+            self._stopped.wait(self.poll_s)
+        return False
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+def parse_clock(text: str) -> tuple[str, float]:
+    """``wall`` or ``broker[:POLL_SECONDS]`` -> (kind, poll seconds)."""
+    kind, _, poll = text.strip().lower().partition(":")
+    if kind == "wall" and not poll:
+        return "wall", 1.0
+    if kind == "broker":
+        try:
+            seconds = float(poll) if poll else 1.0
+        except ValueError:
+            seconds = -1.0
+        if seconds > 0:
+            return "broker", seconds
+    raise ConfigError(f"--clock expects wall or broker[:POLL_SECONDS], got {text!r}")

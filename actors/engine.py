@@ -149,7 +149,7 @@ def _replace(ray: Any, actor: Any, s: BarSeries, bars_seen: int, bar: dict[str, 
         (float(s.open[i]), float(s.high[i]), float(s.low[i]), float(s.close[i]), float(s.volume[i]))
         for i in range(bars_seen)
     ]
-    ray.get(actor.warm_up.remote(history))
+    ray.get(actor.warm.remote(history))
     pid = ray.get(actor.pid.remote())
     health = ray.get(actor.health.remote())
     started = ActorStarted(

@@ -12,17 +12,22 @@ Each cycle (see :func:`run_schedule`):
 4. log the cycle with its timing (``cycle_completed``).
 
 A session whose run is already in the log resumes it: the portfolio is folded from the log, the
-strategies re-warm from history up to the last bar the log recorded, and working orders are re-checked.
+strategies re-warm on exactly the bars they saw before (the warm-up window the run's RunStarted
+fingerprinted, then every bar the log recorded), and working orders are re-checked. A timestamp's bars
+are decided together and logged in one transaction, so a crash never leaves half a timestamp behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+import msgspec
 import numpy as np
 
 from actors.alpaca_broker import BrokerOrder, BrokerOrderNotFound, BrokerRejected, BrokerUnreachable
@@ -48,13 +53,23 @@ from events.schema import (
     PositionClosed,
     PositionOpened,
     Reconciled,
+    RiskRejected,
+    RunStarted,
+    Signal,
 )
 from events.session import TradingSession
 from events.strategies import make_strategy
+from events.streams import bars_stream
 from store.log import EventLog
 from store.run_writer import run_items
 
 Decision = tuple[int, dict[str, float], str]  # (side, indicator values, reason)
+DAY_NS = 86_400_000_000_000
+
+
+def live_run_id(config: BacktestConfig, base_url: str) -> str:
+    """The same configuration on the same account is the same run: a restart resumes it."""
+    return "live-" + hashlib.sha256(msgspec.msgpack.encode([config, base_url])).hexdigest()[:12]
 
 
 class Broker(Protocol):
@@ -77,6 +92,33 @@ class Feed(Protocol):
     def completed(self, symbols: list[str], after_ns: int, now_ns: int) -> list[LiveBar]: ...
 
 
+class Restarted(NamedTuple):
+    """A strategy actor that died and was replaced (and re-warmed) during a cycle."""
+
+    symbol: str
+    pid: int
+    bars: int  # bars it was re-warmed on
+    cause: str
+
+
+class Strategies(Protocol):
+    """Where a session's strategies run: in this process, or one StrategyActor per symbol on Ray."""
+
+    def warm(self, bars: list[LiveBar]) -> None:
+        """Feed history (indicators only: decisions on it were made, or not, before)."""
+        ...
+
+    def decide(self, bar: LiveBar) -> Decision: ...
+
+    def actors(self) -> list[dict[str, Any]]:
+        """Health of each strategy actor: symbol, pid, alive, restarts ([] in-process)."""
+        ...
+
+    def take_restarts(self) -> list[Restarted]:
+        """Actors replaced since the last call, for the session to log."""
+        ...
+
+
 class LocalStrategies:
     """One incremental strategy per symbol, in this process (the engine uses Ray actors instead)."""
 
@@ -85,9 +127,19 @@ class LocalStrategies:
         self._strategy = strategy
         self._live = {s: strategy.live() for s in symbols}
 
+    def warm(self, bars: list[LiveBar]) -> None:
+        for bar in bars:
+            self.decide(bar)
+
     def decide(self, bar: LiveBar) -> Decision:
         side, values = self._live[bar.symbol].on_bar(bar.open, bar.high, bar.low, bar.close, bar.volume)
         return side, values, self._strategy.describe(side, values) if side else ""
+
+    def actors(self) -> list[dict[str, Any]]:
+        return []
+
+    def take_restarts(self) -> list[Restarted]:
+        return []
 
 
 class CycleReport(NamedTuple):
@@ -111,7 +163,7 @@ class LiveSession:
         broker: Broker,
         feed: Feed,
         log_path: Path,
-        decide: Callable[[LiveBar], Decision] | None = None,
+        strategies: Strategies | None = None,
         label: str = "",
         trade_logs: Path | None = None,
         monitor: MonitorConfig | None = None,
@@ -120,25 +172,35 @@ class LiveSession:
         self.strategy = make_strategy(config.strategy, config.params)
         self.broker, self.feed = broker, feed
         self.session = TradingSession(config, run_id, self.strategy.name)
-        self._decide = decide or LocalStrategies(config.strategy, config.params, config.symbols).decide
+        self.strategies = strategies or LocalStrategies(config.strategy, config.params, config.symbols)
+        self._decide = self.strategies.decide
         self._log = EventLog.create(log_path, durable=True)
         self._label = label
         self._trade_logs = trade_logs
         self._next = 1
+        self._opening: RunStarted | None = None
+        self._history: list[LiveBar] = []  # the warm-up bars (the rest of what was seen is in the log)
         self.cursor = 0  # start of the newest bar the log holds
         self.cycles = 0
+        self.last_cycle_ts = 0  # when the last cycle ran (a restarted scheduler runs a missed one)
+        self.last_decision: dict[str, Any] = {}
         self.orders_sent = 0
         self._monitor = SessionMonitor(monitor, config.cash) if monitor is not None else None
 
     # ------------------------------------------------------------------ start, resume, stop
 
-    def start(self, now_ns: int, days_back: int) -> int:
-        """Resume the run from the log or open it; warm the strategies up. Returns events folded."""
-        folded = self._fold_log()
-        warm_from = (self.cursor or now_ns) - days_back * 86_400_000_000_000
-        history = self.feed.completed(self.config.symbols, warm_from, self.cursor or now_ns)
-        self._warm_up(history)
-        if not folded:
+    def start(self, now_ns: int, days_back: int, *, detail: str = "") -> int:
+        """Resume the run from the log or open it; warm the strategies up. Returns events folded.
+        ``detail`` says why the actor (re)started; it is logged with ActorStarted."""
+        folded, logged = self._fold_log()
+        alerts: list[Event] = []
+        if self._opening is not None:
+            history, alerts = self._original_history(now_ns)
+        else:
+            history = self.feed.completed(self.config.symbols, now_ns - days_back * DAY_NS, now_ns)
+        self._history = history
+        self._warm_up(history + logged)
+        if self._opening is None:
             missing = sorted(set(self.config.symbols) - {b.symbol for b in history})
             if missing:
                 raise DataError(
@@ -153,45 +215,96 @@ class LiveSession:
                 label=self._label,
             )
             self._append([opening])
+            self._opening = opening
             self.cursor = max(b.ts for b in history)
+        seen = f"{len(history)} warm-up bars and {len(logged)} logged bars"
         out: list[Event] = [
             ActorStarted(
                 ts=now_ns,
                 actor="portfolio",
                 strategy=self.strategy.name,
                 events_folded=folded,
-                detail=f"warm-up {len(history)} bars, resumed at bar {self.cursor}",
+                detail=f"{detail + '; ' if detail else ''}{seen}, resumed at bar {self.cursor}",
+                pid=os.getpid(),
             )
         ]
+        out += [
+            ActorStarted(
+                ts=now_ns,
+                actor="strategy",
+                symbol=actor["symbol"],
+                strategy=self.strategy.name,
+                detail=f"warmed on {sum(1 for b in history + logged if b.symbol == actor['symbol'])} bars",
+                pid=actor["pid"],
+            )
+            for actor in self.strategies.actors()
+        ]
+        out += alerts
         out += self._resend_working_orders(now_ns)
         self._append(out)
         self.reconcile(now_ns)
         return folded
 
-    def _fold_log(self) -> int:
-        """Rebuild the portfolio from the run's events; returns how many there were."""
-        state, n = self.session.state, 0
+    def _fold_log(self) -> tuple[int, list[LiveBar]]:
+        """Rebuild the portfolio from the run's events; returns how many there were and the bars the
+        run received (its strategies saw them, so a restarted strategy must see them again)."""
+        state, n, bars = self.session.state, 0, []
         for record in self._log.read(stream_prefix=f"run/{self.run_id}"):
             n += 1
             event = record.event
             if isinstance(event, BarReceived):
-                self.session.last_close[event.symbol] = event.close
+                bars.append(_live_bar(event))
                 self.cursor = max(self.cursor, event.ts)
             elif isinstance(event, CycleCompleted):
                 self.cycles = max(self.cycles, event.cycle)
+                self.last_cycle_ts = max(self.last_cycle_ts, event.ts)
+            elif isinstance(event, RunStarted):
+                self._opening = event
+                self.cursor = max([self.cursor, *(fp.end_ts for fp in event.data)])
+            self._note_decision(event)
             evolve(state, event)
             if self._monitor is not None:
                 self._monitor.fold((event,))
         self._next = n + 1
-        return n
+        return n, bars
 
-    def _warm_up(self, history: list[LiveBar]) -> None:
-        # Indicators only: decisions on history were made (or not) before this session existed.
-        for bar in history:
-            self._decide(bar)
+    def _original_history(self, now_ns: int) -> tuple[list[LiveBar], list[Event]]:
+        """The warm-up bars the run started on (the window its RunStarted fingerprinted), and an alert
+        when the broker no longer serves the same bytes (then the re-warmed indicators may differ)."""
+        assert self._opening is not None
+        prints = {fp.symbol: fp for fp in self._opening.data if fp.rows}
+        if not prints:
+            return [], []
+        first = min(fp.start_ts for fp in prints.values())
+        last = max(fp.end_ts for fp in prints.values())
+        bars = self.feed.completed(self.config.symbols, first - 1, last + _bar_ns(self.feed.timeframe))
+        bars = [b for b in bars if b.symbol in prints and _inside(b.ts, prints[b.symbol])]
+        served = {s.symbol: s.fingerprint().sha256 for s in _series(bars, list(prints), self.feed.timeframe)}
+        changed = sorted(s for s, fp in prints.items() if served.get(s) != fp.sha256)
+        alerts: list[Event] = []
+        if changed:
+            alerts.append(
+                Alert(
+                    ts=now_ns,
+                    rule="warm_up",
+                    severity="warning",
+                    message=f"the broker's warm-up bars for {', '.join(changed)} differ from the run's start",
+                )
+            )
+        return bars, alerts
+
+    def _warm_up(self, bars: list[LiveBar]) -> None:
+        # Indicators only: decisions on these bars were made (or not) before this actor existed.
+        self.strategies.warm(bars)
+        for bar in bars:
             self.session.observe(bar.ts, bar.symbol, bar.high, bar.low, bar.close, bar.volume)
-            self.session.last_close.setdefault(bar.symbol, bar.close)
             self.session.last_close[bar.symbol] = bar.close
+
+    def bars_seen(self, symbol: str) -> list[LiveBar]:
+        """Every bar of ``symbol`` the run's strategy has been fed: the warm-up window, then the bars the
+        log recorded. A replaced StrategyActor is re-warmed on exactly these."""
+        logged = [_live_bar(e) for e in self._log.events(stream=bars_stream(self.run_id, symbol))]
+        return [b for b in self._history if b.symbol == symbol] + logged
 
     def _resend_working_orders(self, now_ns: int) -> list[Event]:
         """Orders the log says are working: make sure the broker has them (a crash may have come between
@@ -237,6 +350,7 @@ class LiveSession:
         """Fills, new bars, decisions, orders; then the cycle's own event."""
         started = time.perf_counter()
         self.cycles += 1
+        self.last_cycle_ts = now_ns
         events = self._collect_fills(now_ns)
         try:
             bars = self.feed.completed(self.config.symbols, self.cursor, now_ns)
@@ -261,6 +375,22 @@ class LiveSession:
         events += self._collect_fills(now_ns)
         if self._monitor is not None:  # a stalled symbol is judged per cycle in which the feed answered
             events += self._alerts([], now_ns, None if skipped.startswith("feed error") else bars)
+        restarted = self.strategies.take_restarts()
+        self._append(
+            [
+                ActorStarted(
+                    ts=now_ns,
+                    actor="strategy",
+                    symbol=r.symbol,
+                    strategy=self.strategy.name,
+                    detail=f"replaced after {r.cause}; warmed on {r.bars} bars",
+                    pid=r.pid,
+                )
+                for r in restarted
+            ]
+        )
+        if restarted:
+            self.reconcile(now_ns)
         self._append(
             [
                 CycleCompleted(
@@ -280,9 +410,12 @@ class LiveSession:
         return CycleReport(self.cycles, now_ns, len(bars), len(events), orders)
 
     def _on_bars(self, group: list[LiveBar], *, trade: bool) -> list[Event]:
-        session, out = self.session, []
+        session, decided = self.session, []
         crypto = all(is_crypto(s) for s in self.config.symbols)
-        for bar in group:
+        # Every strategy decides before anything is logged: a strategy actor dying here leaves no half
+        # timestamp in the log, and the timestamp's events are committed as one transaction below.
+        sides = [self._decide(bar) for bar in group]
+        for bar, (side, values, reason) in zip(group, sides, strict=True):
             received = BarReceived(
                 ts=bar.ts,
                 symbol=bar.symbol,
@@ -293,19 +426,18 @@ class LiveSession:
                 close=bar.close,
                 volume=bar.volume,
             )
-            side, values, reason = self._decide(bar)
             day = int(session_days(np.array([bar.ts], dtype=np.int64))[0])
-            decided = [received]
+            decided.append(received)
             decided += session.observe(bar.ts, bar.symbol, bar.high, bar.low, bar.close, bar.volume)
             decided += session.close_bar(
                 bar.symbol, bar.ts, day, bar.close, side if trade else 0, values, reason
             )
-            out += self._commit(decided, bar.ts)
         last = group[-1].ts
         self.cursor = max(self.cursor, last)
         ending = is_session_end(last, _bar_ns(self.feed.timeframe), crypto=crypto)
         day_start = session.state.day_start_equity  # before this timestamp's mark moves it
-        out += self._commit(session.end_of_timestamp(last, session_end=ending), last)
+        decided += session.end_of_timestamp(last, session_end=ending)
+        out = self._commit(decided, last)
         if self._monitor is not None:
             out += self._alerts(out, last, None, day_start=day_start, marked=ending)
         return out
@@ -435,6 +567,20 @@ class LiveSession:
         if events:
             self._log.append_batch(run_items(self.run_id, events, self._next))
             self._next += len(events)
+            for event in events:
+                self._note_decision(event)
+
+    def _note_decision(self, event: Event) -> None:
+        # The newest decision, for `tape status`: a signal, a risk refusal or an order.
+        if isinstance(event, Signal):
+            what = f"{event.side} signal at {event.price:g}" + (f" ({event.reason})" if event.reason else "")
+        elif isinstance(event, RiskRejected):
+            what = f"risk rejected ({event.rule}): {event.message}"
+        elif isinstance(event, OrderSubmitted):
+            what = f"{event.side} {event.qty:g} {event.order_type} ({event.reason}) {event.client_order_id}"
+        else:
+            return
+        self.last_decision = {"ts": event.ts, "symbol": event.symbol, "decision": what}
 
     # ------------------------------------------------------------------ projections
 
@@ -449,7 +595,12 @@ class LiveSession:
         """Positions, cash, P&L and the cycle count, for `tape status`."""
         snapshot = self.session.snapshot()
         snapshot.update(
-            run_id=self.run_id, cycles=self.cycles, orders_sent=self.orders_sent, cursor=self.cursor
+            run_id=self.run_id,
+            cycles=self.cycles,
+            orders_sent=self.orders_sent,
+            cursor=self.cursor,
+            last_cycle_ts=self.last_cycle_ts,
+            last_decision=dict(self.last_decision),
         )
         return snapshot
 
@@ -501,6 +652,14 @@ def _as_submitted(order: Order, ts: int) -> OrderSubmitted:
         reason=order.reason,
         strategy=order.strategy,
     )
+
+
+def _inside(ts: int, fingerprint: Any) -> bool:
+    return bool(fingerprint.start_ts <= ts <= fingerprint.end_ts)
+
+
+def _live_bar(event: BarReceived) -> LiveBar:
+    return LiveBar(event.symbol, event.ts, event.open, event.high, event.low, event.close, event.volume)
 
 
 def _by_timestamp(bars: list[LiveBar]) -> list[list[LiveBar]]:

@@ -7,6 +7,7 @@ session on actors decides exactly what a backtest of the same bars decides.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,21 +57,21 @@ class StrategyActor:
         side, values = self._live.on_bar(open, high, low, close, volume)
         return side, values, self._strategy.describe(side, values) if side else ""
 
-    def warm_up(self, bars: list[tuple[float, float, float, float, float]]) -> int:
-        """Feed past bars (OHLCV) without deciding on them: a restarted actor catches up in one call."""
+    def warm(self, bars: list[tuple[float, float, float, float, float]]) -> int:
+        """Feed history (open, high, low, close, volume) without deciding on it, in one call: a
+        replaced actor catches up. Returns the bars seen so far."""
+        on_bar = self._live.on_bar
         for bar in bars:
-            self._live.on_bar(*bar)
+            on_bar(*bar)
         self.bars += len(bars)
         return self.bars
 
     def pid(self) -> int:
         """The worker process this actor lives in (logged, so an operator can find it)."""
-        import os
-
         return os.getpid()
 
     def health(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "strategy": self._strategy.name, "bars": self.bars}
+        return {"symbol": self.symbol, "strategy": self._strategy.name, "bars": self.bars, "pid": os.getpid()}
 
 
 class PortfolioActor:

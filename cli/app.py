@@ -14,9 +14,9 @@ from cli import (
     backtest_cmds,
     bench_cmds,
     data_cmds,
+    engine_cmds,
     log_cmds,
     monitor_cmds,
-    status_cmds,
     strategies_cmds,
     trade_cmds,
     validate_cmds,
@@ -57,7 +57,11 @@ app.command("report")(backtest_cmds.report_cmd)
 app.command("trade")(trade_cmds.trade_cmd)
 app.command("compare")(trade_cmds.compare_cmd)
 app.command("watch")(watch_cmds.watch_cmd)
-app.command("status")(status_cmds.status_cmd)
+app.command("up")(engine_cmds.up_cmd)
+app.command("spawn")(engine_cmds.spawn_cmd)
+app.command("stop")(engine_cmds.stop_cmd)
+app.command("status")(engine_cmds.status_cmd)
+app.command("down")(engine_cmds.down_cmd)
 app.command("strategies")(strategies_cmds.strategies_cmd)
 app.command("optimize")(validate_cmds.optimize_cmd)
 app.command("walkforward")(validate_cmds.walkforward_cmd)

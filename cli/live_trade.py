@@ -7,12 +7,10 @@ cycles; running the same command again resumes the same run from the log.
 
 from __future__ import annotations
 
-import hashlib
 import signal
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import typer
 
 from actors.schedule import parse_interval
@@ -27,24 +25,13 @@ def live_timeframe(interval: str) -> str:
     return _BAR_FOR_INTERVAL.get(parse_interval(interval), "1Min")
 
 
-def live_run_id(config: BacktestConfig, base_url: str) -> str:
-    """The same configuration on the same account is the same run: a restart resumes it."""
-    return "live-" + hashlib.sha256(msgspec.msgpack.encode([config, base_url])).hexdigest()[:12]
-
-
-def ray_decider(symbols: list[str], strategy: str, params: dict[str, Any], address: str | None) -> Any:
-    """A decide(bar) that asks each symbol's StrategyActor (one Ray call per bar: live bars are few)."""
+def ray_strategies(symbols: list[str], strategy: str, params: dict[str, Any], address: str | None) -> Any:
+    """One StrategyActor per symbol on Ray (local, or the cluster at ``address``)."""
     from actors.jobs import ensure_ray
-    from actors.session_actors import StrategyActor
+    from actors.strategy_pool import RayStrategies
 
-    ray = ensure_ray(address)
-    actors = {s: ray.remote(StrategyActor).remote(s, strategy, params) for s in symbols}
-
-    def decide(bar: Any) -> tuple[int, dict[str, float], str]:
-        handle = actors[bar.symbol]
-        return ray.get(handle.on_bar.remote(bar.open, bar.high, bar.low, bar.close, bar.volume))
-
-    return decide
+    ensure_ray(address)
+    return RayStrategies(symbols, strategy, params)
 
 
 def trade_live(
@@ -66,7 +53,7 @@ def trade_live(
     from actors.alpaca_broker import AlpacaBroker
     from actors.alpaca_stream import live_feed
     from actors.clock import WallClock
-    from actors.live_session import LiveSession, run_schedule
+    from actors.live_session import LiveSession, live_run_id, run_schedule
     from events.strategies import make_strategy
     from store.credentials import load_alpaca_credentials
 
@@ -75,6 +62,7 @@ def trade_live(
     credentials = load_alpaca_credentials()
     run_id = live_run_id(config, credentials.base_url)
     clock = WallClock()
+    strategies = ray_strategies(config.symbols, config.strategy, config.params, address)
     session = LiveSession(
         config,
         run_id=run_id,
@@ -82,11 +70,12 @@ def trade_live(
         # The stream's threads are daemons: they end with this process.
         feed=live_feed(credentials, config.timeframe, streaming=feed == "alpaca-stream"),
         log_path=settings(ctx).log_path,
-        decide=ray_decider(config.symbols, config.strategy, config.params, address),
+        strategies=strategies,
         label=f"broker=alpaca feed={feed} interval={interval}",
         trade_logs=Path.cwd(),
         monitor=monitor,
     )
+    strategies.history = session.bars_seen  # a replaced strategy actor re-warms on what the run saw
     if on_run is not None:
         on_run(run_id)
     folded = session.start(clock.now_ns(), days_back)

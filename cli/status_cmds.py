@@ -1,30 +1,24 @@
-"""`tape status`: where a trading run stands (positions, P&L per symbol, last decisions, alerts, health)."""
+"""A trading run's status folded from the log: what `tape status` prints when no engine runs (or for
+``--run``), the same figures `tape watch` shows."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
 
-import typer
-
-from cli.common import console, print_json, settings
+from cli.common import console, err_console, print_json
 from cli.status_view import status_screen
 from events.status import run_status
 from store.run_follow import RunFollower
 
 
-def status_cmd(
-    ctx: typer.Context,
-    run: Annotated[
-        str | None,
-        typer.Option("--run", help="Run id (or a unique prefix); default: the newest trading session."),
-    ] = None,
-    json: Annotated[bool, typer.Option("--json", help="Print the status as one JSON object.")] = False,
-) -> None:
-    """The newest (or given) trading session, folded from the log: the same figures `tape watch` shows."""
-    follower = RunFollower(settings(ctx).log_path, run)
+def print_run_status(log_path: Path, run: str | None, *, json: bool, note: str = "") -> None:
+    """Print the newest (or given) trading session's status; ``note`` goes to stderr first."""
+    follower = RunFollower(log_path, run)
     follower.poll()
     status = run_status(follower.events)
+    if note:
+        err_console.print(note)
     if json:
-        print_json(status)
+        print_json({"engine": None, **status})
     else:
         console.print(status_screen(status))

@@ -251,6 +251,7 @@ class ActorStarted(Event, tag="actor_started", kw_only=True):
     strategy: str = ""
     events_folded: int = 0
     detail: str = ""
+    pid: int = 0  # the OS process running the actor, so an operator can find it (ps, kill)
 
 
 class ActorStopped(Event, tag="actor_stopped", kw_only=True):
@@ -352,6 +353,27 @@ class RegimeChanged(Event, tag="regime_changed", kw_only=True):
     atr_pct: float = 0.0
 
 
+class SessionSpawned(Event, tag="session_spawned", kw_only=True):
+    """The engine took on a (symbol, strategy) session (`tape spawn`); filed in stream ``engine``.
+    A restarted engine resumes every session spawned and not stopped since."""
+
+    run_id: str
+    symbol: str
+    strategy: str
+    interval: str = "5m"
+    days_back: int = 5
+    config: dict[str, Any] = {}  # the BacktestConfig the run trades with
+
+
+class SessionStopped(Event, tag="session_stopped", kw_only=True):
+    """The engine let a session go (`tape stop`); its run stays in the log and can be spawned again."""
+
+    run_id: str
+    symbol: str
+    strategy: str
+    reason: str = ""
+
+
 AnyEvent = (
     RunStarted
     | RunEnded
@@ -378,6 +400,8 @@ AnyEvent = (
     | RegimeChanged
     | NotificationSent
     | NotificationFailed
+    | SessionSpawned
+    | SessionStopped
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {

@@ -1,0 +1,33 @@
+"""What the live engine is started with and what `tape spawn` asks of it (plain values: they cross Ray)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from events.backtest import BacktestConfig
+
+
+class EngineOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Fixed for the engine's life (`tape up`)."""
+
+    log_path: str  # absolute: Ray workers do not share the caller's working directory
+    workdir: str = ""  # where logs/trades_<symbol>_<day>.csv are written ("" = none)
+    dotenv: str = ""  # a .env file with the Alpaca credentials ("" = the environment only)
+    broker: str = "alpaca"
+    feed: str = "alpaca"
+    clock: str = "wall"  # wall, or broker[:POLL_SECONDS] (see actors/clock.py)
+    namespace: str = "tape"
+
+
+class SessionSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One (symbol, strategy) session: its schedule and the config it trades with."""
+
+    symbol: str
+    strategy: str
+    interval: str = "5m"
+    days_back: int = 5
+    config: BacktestConfig
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.symbol, self.strategy)

@@ -1,0 +1,67 @@
+"""The PortfolioActor of one live session: risk limits, the log, and the only path to the broker.
+
+It hosts the session's LiveSession (the same portfolio core as a backtest) and owns its StrategyActors.
+Started fresh or after a crash, it rebuilds everything from the log (:meth:`LiveSession.start`: fold,
+re-warm, re-send working orders under their logged ids, reconcile with the broker), so killing it at any
+moment loses nothing and never places an order twice.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from actors.alpaca_broker import AlpacaBroker
+from actors.alpaca_feed import AlpacaBarFeed
+from actors.engine_spec import EngineOptions, SessionSpec
+from actors.live_session import LiveSession
+from actors.strategy_pool import RayStrategies
+from store.credentials import load_alpaca_credentials
+
+
+class LivePortfolioActor:
+    """One session's portfolio; the engine calls :meth:`start`, then :meth:`run_cycle` on schedule."""
+
+    def __init__(self, options: EngineOptions, spec: SessionSpec, run_id: str) -> None:
+        credentials = load_alpaca_credentials(dotenv_path=Path(options.dotenv) if options.dotenv else None)
+        config = spec.config
+        self._strategies = RayStrategies(config.symbols, config.strategy, config.params)
+        self._session = LiveSession(
+            config,
+            run_id=run_id,
+            broker=AlpacaBroker(credentials),
+            feed=AlpacaBarFeed(credentials, config.timeframe),
+            log_path=Path(options.log_path),
+            strategies=self._strategies,
+            label=f"engine broker={options.broker} feed={options.feed} interval={spec.interval}",
+            trade_logs=Path(options.workdir) if options.workdir else None,
+        )
+        self._strategies.history = self._session.bars_seen
+        self._days_back = spec.days_back
+        self._status: dict[str, Any] = {}
+
+    def start(self, now_ns: int, detail: str) -> dict[str, Any]:
+        """Open or resume the run (fold, warm up, re-send working orders, reconcile); its status."""
+        self._session.start(now_ns, self._days_back, detail=detail)
+        return self._refresh()
+
+    def run_cycle(self, now_ns: int) -> dict[str, Any]:
+        """One scheduled cycle; the report and the status after it."""
+        report = self._session.run_cycle(now_ns)
+        return {"report": report._asdict(), "status": self._refresh()}
+
+    def stop(self, now_ns: int, reason: str) -> None:
+        """Reconcile, log the stop and let the strategy actors go; working orders stay at the broker."""
+        self._session.stop(now_ns, reason=reason)
+        self._strategies.kill()
+
+    def health(self) -> dict[str, Any]:
+        """pid, the status after the last cycle, and each strategy actor's health (runs beside a cycle)."""
+        return {"pid": os.getpid(), "status": self._status, "strategies": self._strategies.actors()}
+
+    def _refresh(self) -> dict[str, Any]:
+        status = self._session.status()
+        status.pop("config", None)
+        self._status = status  # replaced whole: health() may read it from another thread
+        return status

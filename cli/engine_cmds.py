@@ -1,0 +1,315 @@
+"""`tape up`, `tape spawn`, `tape stop`, `tape status`, `tape down`: the live engine from any shell.
+
+`tape up` starts the engine (a detached Ray actor, actors/live_engine.py) and records where it is beside
+the log; the other commands find it there (actors/engine_host.py). Without a running engine they end
+with one line saying so and exit 1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli import options as opt
+from cli.common import console, err_console, fmt_ts, print_json, settings
+from events.costs import CostModel
+from events.errors import ConfigError, TapeError
+from events.risk import RiskConfig
+
+
+def up_cmd(
+    ctx: typer.Context,
+    address: opt.Address = None,
+    broker: Annotated[str, typer.Option("--broker", help="alpaca (paper by default).")] = "alpaca",
+    feed: Annotated[str, typer.Option("--feed", help="alpaca (completed bars over REST).")] = "alpaca",
+    clock: Annotated[
+        str,
+        typer.Option(
+            "--clock",
+            help="wall, or broker[:POLL_S]: run cycles on the venue's clock (rehearsals on a paper venue "
+            "or the test emulator whose clock moves at its own pace).",
+        ),
+    ] = "wall",
+    json: opt.Json = False,
+) -> None:
+    """Start the live engine (its own local Ray, or join --address) and resume the log's sessions."""
+    from actors import engine_host as host
+    from actors.clock import parse_clock
+    from actors.engine_spec import EngineOptions
+    from store.credentials import load_alpaca_credentials
+    from store.log import EventLog
+
+    if broker != "alpaca" or feed != "alpaca":
+        raise ConfigError(
+            "the engine trades with --broker alpaca --feed alpaca; offline sessions run in the foreground "
+            "with `tape trade ... --broker sim --feed replay`"
+        )
+    parse_clock(clock)
+    load_alpaca_credentials()  # missing credentials fail here, naming the variable
+    log_path = settings(ctx).log_path.resolve()
+    EventLog.create(log_path).close()  # a foreign or damaged log fails here, before any process starts
+    if host.state_path(log_path).is_file():
+        state = host.read_state(log_path)
+        try:
+            handle = host.engine_handle(state)
+        except host.EngineNotRunning:
+            _clean_up_stale(state)
+        else:
+            info = host.call(handle, "ready", timeout=300)
+            _say(json, {"status": "running", **info, "address": state.address}, "engine already running")
+            return
+    dotenv = Path(".env").resolve()
+    if address:
+        state = host.EngineState(address=address, namespace=host.namespace_for(log_path), log=str(log_path))
+    else:
+        state = host.start_head(log_path, dict(os.environ))
+    options = EngineOptions(
+        log_path=str(log_path),
+        workdir=str(Path.cwd().resolve()),
+        dotenv=str(dotenv) if dotenv.is_file() else "",
+        broker=broker,
+        feed=feed,
+        clock=clock,
+        namespace=state.namespace,
+    )
+    try:
+        handle = host.create_engine(state, options)
+        info = host.call(handle, "ready", timeout=300)
+    except BaseException:
+        _clean_up_stale(state)
+        raise
+    host.write_state(log_path, host.EngineState(**{**_fields(state), "engine_pid": info["pid"]}))
+    _say(json, {"status": "started", **info, "address": state.address}, "engine up")
+
+
+def _fields(state: Any) -> dict[str, Any]:
+    return {f: getattr(state, f) for f in state.__struct_fields__}
+
+
+def _clean_up_stale(state: Any) -> None:
+    """Forget an engine that is gone; stop a head we started for it."""
+    import ray
+
+    from actors import engine_host as host
+
+    ray.shutdown()
+    if state.head_pid:
+        host.stop_head(state.head_pid)
+        host.remove_temp_dir(state)
+    host.forget_state(Path(state.log))
+
+
+def _say(json: bool, info: dict[str, Any], headline: str) -> None:
+    if json:
+        print_json(info)
+        return
+    resumed = ", ".join(info.get("resumed", [])) or "none"
+    console.print(f"{headline}: pid {info['pid']} on Ray at {info['address']}; sessions resumed: {resumed}")
+
+
+def spawn_cmd(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Argument(help="The symbol to trade (AAPL, BTC/USD).")],
+    strategy: Annotated[str, typer.Argument(help="Strategy name (see `tape strategies`).")],
+    param: opt.Params = None,
+    interval: Annotated[
+        str, typer.Option("--interval", help="Run a cycle every 30s, 5m, 1h ... inside sessions.")
+    ] = "5m",
+    timeframe: Annotated[str, typer.Option("--timeframe", help="Bar size (default: from --interval).")] = "",
+    days_back: Annotated[
+        int, typer.Option("--days-back", min=1, help="Days of history to warm the strategy up.")
+    ] = 5,
+    cash: opt.Cash = 100_000.0,
+    slippage_bps: opt.SlippageBps = 5.0,
+    commission: opt.Commission = 2.5,
+    stop_loss: opt.StopLoss = 5.0,
+    take_profit: opt.TakeProfit = 10.0,
+    risk_per_trade: opt.RiskPerTrade = 2.0,
+    max_position_size: opt.MaxPositionSize = 100.0,
+    max_positions: opt.MaxPositions = 3,
+    max_daily_loss: opt.MaxDailyLoss = 5.0,
+    qty: opt.Qty = 0.0,
+    sizing: opt.Sizing = "percent",
+    atr_period: opt.AtrPeriod = 14,
+    atr_stop: opt.AtrStop = 2.0,
+    min_avg_volume: opt.MinAvgVolume = 0.0,
+    max_volume_pct: opt.MaxVolumePct = 0.0,
+    regimes: opt.Regimes = "",
+    trend_adx: opt.TrendAdx = 25.0,
+    volatile_atr: opt.VolatileAtr = 4.0,
+    max_correlation: opt.MaxCorrelation = 0.0,
+    correlation_window: opt.CorrelationWindow = 60,
+    correlation_action: opt.CorrelationAction = "reject",
+    json: opt.Json = False,
+) -> None:
+    """Start trading SYMBOL with STRATEGY in the running engine (resumes the run if it traded before)."""
+    from actors import engine_host as host
+    from actors.engine_spec import SessionSpec
+    from actors.schedule import parse_interval
+    from cli.live_trade import live_timeframe
+    from events.strategies import make_strategy
+
+    parse_interval(interval)
+    config = opt.build_config(
+        [symbol],
+        strategy,
+        param,
+        None,
+        None,
+        cash,
+        timeframe=timeframe or live_timeframe(interval),
+        cost=CostModel(slippage_bps=slippage_bps, commission=commission),
+        risk=RiskConfig(
+            risk_per_trade_pct=risk_per_trade,
+            stop_loss_pct=stop_loss,
+            take_profit_pct=take_profit,
+            max_position_size=max_position_size,
+            max_positions=max_positions,
+            max_daily_loss_pct=max_daily_loss,
+            fixed_qty=qty,
+            sizing=sizing,
+            atr_period=atr_period,
+            atr_stop_multiple=atr_stop,
+            min_avg_volume=min_avg_volume,
+            max_volume_pct=max_volume_pct,
+            regimes=regimes,
+            trend_adx=trend_adx,
+            volatile_atr_pct=volatile_atr,
+            max_correlation=max_correlation,
+            correlation_window=correlation_window,
+            correlation_action=correlation_action,
+        ),
+    )
+    make_strategy(config.strategy, config.params)  # a bad name or parameter fails before the engine
+    spec = SessionSpec(
+        symbol=config.symbols[0], strategy=strategy, interval=interval, days_back=days_back, config=config
+    )
+    handle = host.engine_handle(host.read_state(settings(ctx).log_path))
+    result = host.call(handle, "spawn", spec)
+    if json:
+        print_json(result)
+        return
+    how = "resumed run" if result["resumed"] else "new run"
+    console.print(f"spawned {spec.symbol} {strategy}: {how} {result['run_id']}, a cycle every {interval}")
+
+
+def stop_cmd(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Argument(help="The session's symbol.")],
+    strategy: Annotated[str, typer.Argument(help="The session's strategy.")],
+    json: opt.Json = False,
+) -> None:
+    """Stop one session after its cycle in flight; its run stays in the log (`tape spawn` resumes it)."""
+    from actors import engine_host as host
+
+    handle = host.engine_handle(host.read_state(settings(ctx).log_path))
+    result = host.call(handle, "stop", symbol.strip().upper(), strategy)
+    if json:
+        print_json(result)
+        return
+    console.print(f"stopped {symbol.upper()} {strategy}: run {result['run_id']}, {result['cycles']} cycles")
+
+
+def status_cmd(
+    ctx: typer.Context,
+    run: Annotated[
+        str | None,
+        typer.Option("--run", help="One run from the log (id or unique prefix) instead of the engine."),
+    ] = None,
+    json: opt.Json = False,
+) -> None:
+    """The engine's sessions (actors and their health, positions, P&L, last decision, next run); without
+    a running engine, the newest trading session folded from the log (as `tape watch` shows it)."""
+    from actors import engine_host as host
+    from cli.status_cmds import print_run_status
+
+    log_path = settings(ctx).log_path
+    if run is not None:
+        print_run_status(log_path, run, json=json)
+        return
+    try:
+        state = host.read_state(log_path)
+    except host.EngineNotRunning as no_engine:
+        try:
+            print_run_status(log_path, None, json=json, note=f"{no_engine}; from the log:")
+        except TapeError as nothing:
+            raise host.EngineNotRunning(f"{no_engine}, and {nothing}") from None
+        return
+    handle = host.engine_handle(state)
+    status = host.call(handle, "status", timeout=60)
+    if json:
+        print_json(status)
+        return
+    engine = status["engine"]
+    console.print(
+        f"engine pid {engine['pid']} · clock {engine['clock']} ({fmt_ts(engine['now'])}) · "
+        f"restarts {engine['restarts']} · {len(status['sessions'])} sessions"
+    )
+    for s in status["sessions"]:
+        _render_session(s)
+
+
+def _render_session(s: dict[str, Any]) -> None:
+    next_run = fmt_ts(s["next_run"]) if s["next_run"] else "-"
+    last = fmt_ts(s["last_cycle"]) if s["last_cycle"] else "-"
+    console.print(
+        f"[bold]{s['symbol']} {s['strategy']}[/bold] {s['state']} · run {s['run_id']} · "
+        f"every {s['interval']} · "
+        f"next {next_run} · last {last} · {s['cycles']} cycles · {s['orders_sent']} orders · "
+        f"{s['restarts']} restarts"
+    )
+    actors = "; ".join(
+        f"{a['actor']}{' ' + a['symbol'] if a.get('symbol') else ''} pid {a['pid']} "
+        f"{'alive' if a['alive'] else 'down'} ({a['restarts']} restarts)"
+        for a in s["actors"]
+    )
+    console.print(f"  actors: {actors}")
+    money = f"realised ${s['realized_pnl']:,.2f}, unrealised ${s['unrealized_pnl']:,.2f}"
+    if s["cash"] is not None:
+        money += f", cash ${s['cash']:,.2f}, equity ${s['equity']:,.2f}"
+    console.print(f"  P&L: {money}")
+    for symbol, p in s["positions"].items():
+        console.print(
+            f"  {symbol}: {p['qty']:g} @ {p['entry_price']:.2f} (last {p['last'] or 0:.2f}, "
+            f"unrealised ${p['unrealized_pnl']:,.2f}, stop {p['stop']:.2f})"
+        )
+    decision = s["last_decision"]
+    if decision:
+        console.print(
+            f"  last decision {fmt_ts(decision['ts'])}: {decision['symbol']} {decision['decision']}"
+        )
+    if s["last_error"]:
+        err_console.print(f"  last error: {s['last_error']}")
+
+
+def down_cmd(ctx: typer.Context, json: opt.Json = False) -> None:
+    """Stop the engine gracefully: no new orders, every session logs its stop, then the engine's Ray
+    head (only the one `tape up` started) goes. Spawned sessions resume with the next `tape up`."""
+    import ray
+
+    from actors import engine_host as host
+
+    log_path = settings(ctx).log_path
+    state = host.read_state(log_path)
+    stopped: list[str] = []
+    try:
+        handle = host.engine_handle(state)
+    except host.EngineNotRunning:
+        handle = None
+    if handle is not None:
+        stopped = host.call(handle, "shutdown", timeout=600)["stopped"]
+        host.kill_engine(handle)
+    ray.shutdown()
+    if state.head_pid:
+        host.stop_head(state.head_pid)
+        host.remove_temp_dir(state)
+    host.forget_state(log_path)
+    if json:
+        print_json({"stopped": stopped})
+        return
+    console.print(
+        f"engine down; stopped {', '.join(stopped) or 'no sessions'} (they resume with the next `tape up`)"
+    )

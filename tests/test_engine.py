@@ -1,0 +1,141 @@
+"""`tape up / spawn / status / stop / down` from other shells (subprocesses) against a running engine.
+
+The engine trades against the local Alpaca emulator on the emulator's clock (tests/engine_driver.py):
+2024-07-03, a half day, in 5-minute cycles.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from actors import engine_host
+from events.portfolio import PortfolioState, evolve
+from events.schema import OrderSubmitted, RiskRejected, Signal
+from store.log import EventLog
+from tests.alpaca_emulator import AlpacaEmulator
+from tests.conftest import TapeRunner, assert_clean_failure
+from tests.engine_driver import EngineDriver, pid_alive
+
+LAST_CYCLE_BEFORE_STOP = "2024-07-03 11:00"
+
+
+def _wait_gone(pid: int, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)  # polling the process table: the pid is not our child
+    return True
+
+
+def _folded(log_path: Path, run_id: str) -> PortfolioState:
+    state = PortfolioState(run_id, 100_000.0)
+    with EventLog.open(log_path, readonly=True) as log:
+        for record in log.read(stream_prefix=f"run/{run_id}/portfolio"):
+            evolve(state, record.event)
+    return state
+
+
+@pytest.fixture
+def engine(tape: TapeRunner, alpaca_emulator: AlpacaEmulator, tmp_path: Path):  # type: ignore[no-untyped-def]
+    driver = EngineDriver(tape, alpaca_emulator, tmp_path, begin="2024-07-03 09:00")
+    yield driver
+    driver.kill_everything()
+
+
+def test_commands_without_a_running_engine_say_so_in_one_line(engine: EngineDriver) -> None:
+    for args in (("status",), ("spawn", "AAPL", "sma_cross"), ("stop", "AAPL", "sma_cross"), ("down",)):
+        assert_clean_failure(engine.run(*args, check=False), "no engine is running")
+
+
+def test_spawn_status_stop_and_down_from_another_shell_drive_the_running_engine(engine: EngineDriver) -> None:
+    up = engine.up()
+    assert "engine up" in up.stdout
+    again = engine.up()  # a second `tape up` finds the running engine instead of starting another
+    assert "already running" in again.stdout
+    aapl, msft = engine.spawn("AAPL"), engine.spawn("MSFT")
+    assert aapl != msft
+    assert_clean_failure(
+        engine.run("spawn", "AAPL", "sma_cross", "-p", "short=3", "-p", "long=8", check=False),
+        "already running",
+    )
+
+    while engine.now < engine_ns(LAST_CYCLE_BEFORE_STOP):
+        last = engine.step()
+    status = engine.status()
+    sessions = {s["symbol"]: s for s in status["sessions"]}
+    assert set(sessions) == {"AAPL", "MSFT"} and status["engine"]["now"] == last
+    orders = 0
+    for symbol, run_id in engine.runs.items():
+        s = sessions[symbol]
+        assert (s["run_id"], s["state"], s["last_cycle"]) == (run_id, "running", last)
+        assert s["next_run"] == engine.next_cycle()
+        assert [a["actor"] for a in s["actors"]] == ["portfolio", "strategy"]
+        assert all(a["alive"] and pid_alive(a["pid"]) and a["restarts"] == 0 for a in s["actors"])
+        cycles = engine.events(f"run/{run_id}", "cycle_completed")
+        assert s["cycles"] == len(cycles) == 19  # 09:30 .. 11:00 every five minutes
+        state = _folded(engine.log_path, run_id)
+        assert {k: p["qty"] for k, p in s["positions"].items()} == {
+            k: p.qty for k, p in state.positions.items()
+        }
+        assert {k: p["qty"] for k, p in s["positions"].items()} == {
+            k: q for k, q in engine.emulator.positions.items() if q and k == symbol
+        }
+        closed = engine.events(f"run/{run_id}", "position_closed")
+        assert s["realized_pnl"] == pytest.approx(sum(r.event.net_pnl for r in closed), abs=0.01)
+        decisions = [
+            r.event
+            for r in engine.events(f"run/{run_id}")
+            if isinstance(r.event, Signal | RiskRejected | OrderSubmitted)
+        ]
+        assert decisions and s["last_decision"]["ts"] == decisions[-1].ts
+        orders += s["orders_sent"]
+    assert orders > 0  # the sessions traded: the status is about real positions and P&L
+    human = engine.run("status").stdout
+    assert (
+        "AAPL sma_cross running" in human and "MSFT sma_cross running" in human and "last decision" in human
+    )
+
+    aapl_pids = [a["pid"] for a in sessions["AAPL"]["actors"]]
+    stopped = engine.run("stop", "AAPL", "sma_cross")
+    assert f"run {aapl}" in stopped.stdout
+    assert all(_wait_gone(pid) for pid in aapl_pids)
+    assert [s["symbol"] for s in engine.status()["sessions"]] == ["MSFT"]
+    assert [r.event.reason for r in engine.events(f"run/{aapl}", "actor_stopped")] == ["tape stop"]
+    assert [r.event.run_id for r in engine.events("engine", "session_stopped")] == [aapl]
+    for _ in range(2):
+        last = engine.step(["MSFT"])  # MSFT trades on; AAPL's run has no new cycles
+    with EventLog.open(engine.log_path, readonly=True) as log:
+        assert EngineDriver.last_cycle(log, msft) == last
+        assert EngineDriver.last_cycle(log, aapl) < last
+
+    state = engine_host.read_state(engine.log_path)
+    down = engine.down()
+    assert "stopped MSFT sma_cross" in down.stdout
+    assert not engine_host.state_path(engine.log_path).exists()
+    assert _wait_gone(state.head_pid, 10) and _wait_gone(state.engine_pid, 10)
+    after = engine.run("status", "--json")  # no engine: the newest session, folded from the log
+    assert "no engine is running" in after.stderr
+    assert json.loads(after.stdout)["engine"] is None and json.loads(after.stdout)["run_id"] == msft
+    assert engine.events(f"run/{msft}", "actor_stopped")[-1].event.reason == "tape down"
+
+    # The next `tape up` resumes what was spawned and not stopped: MSFT, from the log.
+    assert "sessions resumed: MSFT sma_cross" in engine.up().stdout
+    last = engine.step(["MSFT"])
+    assert [s["symbol"] for s in engine.status()["sessions"]] == ["MSFT"]
+    with EventLog.open(engine.log_path, readonly=True) as log:
+        assert EngineDriver.last_cycle(log, msft) == last
+    resumed = engine.events(f"run/{msft}", "actor_started")[-2].event  # portfolio, then its strategy
+    assert resumed.actor == "portfolio" and resumed.events_folded > 0 and "resumed" in resumed.detail
+    engine.down()
+    assert engine.run("verify", check=False).returncode == 0
+
+
+def engine_ns(text: str) -> int:
+    from tests.test_live import _ns
+
+    return _ns(text)
