@@ -131,7 +131,14 @@ def start_head(log_path: Path, env: dict[str, str]) -> EngineState:
         "--disable-usage-stats",
         *(f"{flag}={value}" for flag, value in ports.items()),
     ]
-    env = {**env, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}  # loopback-only head
+    env = {
+        **env,
+        "RAY_AUTH_MODE": "disabled",  # a loopback-only head
+        "RAY_USAGE_STATS_ENABLED": "0",
+        # Without this Ray swaps 127.0.0.1 for the machine's network address ("remotely reachable"):
+        # a single-node head has no use for it, and nothing here may listen beyond the loopback.
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }
     with open(temp_dir / "head.log", "ab") as out:
         head = subprocess.Popen(
             command,
@@ -216,10 +223,12 @@ def head_alive(state: EngineState) -> bool:
 def connect(state: EngineState) -> Any:
     """Connect this process to the engine's cluster as a driver; returns the ray module."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # loopback-only cluster
+    loopback = state.address.startswith(LOOPBACK)
+    if loopback:  # read when ray is imported: keep 127.0.0.1 instead of the machine's network address
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
 
     if not ray.is_initialized():
-        loopback = state.address.startswith(LOOPBACK)
         ray.init(
             address=state.address,
             namespace=state.namespace,
@@ -254,6 +263,13 @@ def call(handle: Any, method: str, *args: Any, timeout: float | None = None) -> 
         raise TapeError(f"the engine failed: {type(exc.cause).__name__}: {exc.cause}") from None
     except RayActorError:
         raise EngineNotRunning("the engine died while answering (Ray restarts it; try again)") from None
+
+
+def disconnect() -> None:
+    """Leave the cluster, if this process joined one (without importing ray just for that)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def create_engine(state: EngineState, options: EngineOptions) -> Any:

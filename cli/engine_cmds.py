@@ -91,11 +91,9 @@ def _fields(state: Any) -> dict[str, Any]:
 
 def _clean_up_stale(state: Any) -> None:
     """Forget an engine that is gone; stop a head we started for it."""
-    import ray
-
     from actors import engine_host as host
 
-    ray.shutdown()
+    host.disconnect()
     if state.head_pid:
         host.stop_head(state.head_pid)
         host.remove_temp_dir(state)
@@ -288,8 +286,6 @@ def _render_session(s: dict[str, Any]) -> None:
 def down_cmd(ctx: typer.Context, json: opt.Json = False) -> None:
     """Stop the engine gracefully: no new orders, every session logs its stop, then the engine's Ray
     head (only the one `tape up` started) goes. Spawned sessions resume with the next `tape up`."""
-    import ray
-
     from actors import engine_host as host
 
     log_path = settings(ctx).log_path
@@ -302,7 +298,7 @@ def down_cmd(ctx: typer.Context, json: opt.Json = False) -> None:
     if handle is not None:
         stopped = host.call(handle, "shutdown", timeout=600)["stopped"]
         host.kill_engine(handle)
-    ray.shutdown()
+    host.disconnect()
     if state.head_pid:
         host.stop_head(state.head_pid)
         host.remove_temp_dir(state)

@@ -55,6 +55,14 @@ def test_commands_without_a_running_engine_say_so_in_one_line(engine: EngineDriv
 def test_spawn_status_stop_and_down_from_another_shell_drive_the_running_engine(engine: EngineDriver) -> None:
     up = engine.up()
     assert "engine up" in up.stdout
+    head = engine_host.read_state(engine.log_path)
+    assert head.address.startswith("127.0.0.1:")
+    for pid in engine_host._session_members(head.head_pid):  # Ray's own processes: loopback only
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        addresses = [
+            a.split("=", 1)[1] for a in command if a.startswith(("--node-ip-address=", "--node_ip_address="))
+        ]
+        assert set(addresses) <= {"127.0.0.1"}, command
     again = engine.up()  # a second `tape up` finds the running engine instead of starting another
     assert "already running" in again.stdout
     aapl, msft = engine.spawn("AAPL"), engine.spawn("MSFT")
