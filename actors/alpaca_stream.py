@@ -20,6 +20,7 @@ bar still forming never is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from typing import Any
@@ -163,7 +164,10 @@ class StreamingBarFeed:
             if loop is not None and loop.is_running():
                 stream.stop()
                 # alpaca-py notices a stop only between receives: closing the socket ends the wait.
-                asyncio.run_coroutine_threadsafe(stream.close(), loop)
+                # The stop may already have ended the loop (a reconnect in flight notices it at once):
+                # a closed loop means the stream is down, which is what close() wants.
+                with contextlib.suppress(RuntimeError):
+                    asyncio.run_coroutine_threadsafe(stream.close(), loop)
             link.thread.join(timeout=10)
         self._links.clear()
 
