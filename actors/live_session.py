@@ -179,6 +179,7 @@ class LiveSession:
         self._trade_logs = trade_logs
         self._next = 1
         self._opening: RunStarted | None = None
+        self._cancels_in_flight: list[str] = []  # cancels the log holds since its last completed cycle
         self._history: list[LiveBar] = []  # the warm-up bars (the rest of what was seen is in the log)
         self.cursor = 0  # start of the newest bar the log holds
         self.cycles = 0
@@ -240,6 +241,7 @@ class LiveSession:
             for actor in self.strategies.actors()
         ]
         out += alerts
+        self._recancel()
         out += self._resend_working_orders(now_ns)
         self._append(out)
         self.reconcile(now_ns)
@@ -258,6 +260,9 @@ class LiveSession:
             elif isinstance(event, CycleCompleted):
                 self.cycles = max(self.cycles, event.cycle)
                 self.last_cycle_ts = max(self.last_cycle_ts, event.ts)
+                self._cancels_in_flight = []
+            elif isinstance(event, OrderCancelled) and event.reason not in ("broker", "end of data"):
+                self._cancels_in_flight.append(event.client_order_id)
             elif isinstance(event, RunStarted):
                 self._opening = event
                 self.cursor = max([self.cursor, *(fp.end_ts for fp in event.data)])
@@ -305,6 +310,14 @@ class LiveSession:
         log recorded. A replaced StrategyActor is re-warmed on exactly these."""
         logged = [_live_bar(e) for e in self._log.events(stream=bars_stream(self.run_id, symbol))]
         return [b for b in self._history if b.symbol == symbol] + logged
+
+    def _recancel(self) -> None:
+        """Cancels the log decided in the cycle a crash interrupted may never have reached the broker:
+        send them again, before the working orders (an exit's sell is refused while the cancelled
+        protective order still holds the shares). Cancelling an order that is already gone is a no-op."""
+        for client_order_id in self._cancels_in_flight:
+            self._cancel(client_order_id)
+        self._cancels_in_flight = []
 
     def _resend_working_orders(self, now_ns: int) -> list[Event]:
         """Orders the log says are working: make sure the broker has them (a crash may have come between
