@@ -115,8 +115,6 @@ def _expected_signals(engine: EngineDriver, run_id: str, symbol: str) -> list[tu
     return out
 
 
-# Out of `make test` for now: one fresh-clone CI run (loaded machine) ended with 3 logged orders of one
-# session not at the broker. Run it with `make test-faults`; see the issue notes.
 @pytest.mark.faults
 def test_sigkilled_actors_and_engine_rebuild_from_the_log_without_duplicate_orders_or_lost_fills(
     engine: EngineDriver,
