@@ -288,8 +288,10 @@ def report_cmd(
     ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """The run's summary, or with --period its summaries by day, week or month beside a backtest of the
-    same strategy; with --rebuild, its per-day trade logs and daily summaries, from the log alone."""
+    """A run's summary, by day, week or month with --period, or its trade logs rebuilt with --rebuild.
+
+    --period places each period beside a backtest of the same strategy; --rebuild writes the per-day
+    trade CSVs and daily summaries from the log alone."""
     from cli.monitor_cmds import render_period_report
     from store.period_report import newest_run, period_report, run_notification_health
     from store.trade_logs import write_trade_logs

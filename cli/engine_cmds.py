@@ -219,8 +219,9 @@ def status_cmd(
     ] = None,
     json: opt.Json = False,
 ) -> None:
-    """The engine's sessions (actors and their health, positions, P&L, last decision, next run); without
-    a running engine, the newest trading session folded from the log (as `tape watch` shows it)."""
+    """Engine sessions: actors and their health, positions, P&L, last decision, next run.
+
+    Without a running engine: the newest trading session folded from the log (as `tape watch` shows it)."""
     from actors import engine_host as host
     from cli.status_cmds import print_run_status
 
@@ -284,8 +285,9 @@ def _render_session(s: dict[str, Any]) -> None:
 
 
 def down_cmd(ctx: typer.Context, json: opt.Json = False) -> None:
-    """Stop the engine gracefully: no new orders, every session logs its stop, then the engine's Ray
-    head (only the one `tape up` started) goes. Spawned sessions resume with the next `tape up`."""
+    """Stop the engine gracefully: no new orders, every session logs its stop, then the Ray head goes.
+
+    Only a Ray head `tape up` started is stopped. Spawned sessions resume with the next `tape up`."""
     from actors import engine_host as host
 
     log_path = settings(ctx).log_path

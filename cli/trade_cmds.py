@@ -89,7 +89,9 @@ def trade_cmd(
     address: opt.Address = None,
     json: opt.Json = False,
 ) -> None:
-    """Run a trading session on Ray actors until the replayed data ends, then print its summary."""
+    """Trade in the foreground: replayed bars on a simulated broker, or live on Alpaca (paper by default).
+
+    A replay session runs until its data ends; a live one until Ctrl-C or --cycles. Then the summary."""
     thresholds = monitor_config(
         alert_drawdown,
         alert_daily_loss,
