@@ -419,6 +419,8 @@ class LiveSession:
             isinstance(e, PositionClosed | PositionOpened) for e in events
         ):
             self.write_trade_logs(self._trade_logs)
+        # A session runs for days: its cycles become queryable in the SQL views as they end, not at close.
+        self._log.sync_views(wait=False)
         orders = sum(1 for e in events if isinstance(e, OrderSubmitted))
         return CycleReport(self.cycles, now_ns, len(bars), len(events), orders)
 

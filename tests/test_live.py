@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -99,7 +100,12 @@ def live_run(alpaca_emulator: AlpacaEmulator, tmp_path: Path):  # type: ignore[n
     )
     config = BacktestConfig(symbols=SYMBOLS, strategy="sma_cross", timeframe="5Min", cash=100_000.0)
 
-    def start(run_until: str, *, begin: str = "2024-07-03 09:00") -> tuple[LiveSession, list[int]]:
+    def start(
+        run_until: str,
+        *,
+        begin: str = "2024-07-03 09:00",
+        before_stop: Callable[[LiveSession], None] | None = None,
+    ) -> tuple[LiveSession, list[int]]:
         clock = SimulatedClock(_ns(begin), on_advance=market.advance)
         market.advance(clock.now_ns())
         session = LiveSession(
@@ -113,6 +119,8 @@ def live_run(alpaca_emulator: AlpacaEmulator, tmp_path: Path):  # type: ignore[n
         session.start(clock.now_ns(), days_back=3)
         cycles: list[int] = []
         run_schedule(session, clock, 300, until_ns=_ns(run_until), on_cycle=lambda r, _: cycles.append(r.ts))
+        if before_stop is not None:
+            before_stop(session)
         session.stop(clock.now_ns())
         return session, cycles
 
@@ -197,6 +205,20 @@ def test_orders_fills_positions_and_trade_logs_agree_with_the_broker(live_run) -
         (c.symbol, c.qty, round(c.entry_price, 4), round(c.exit_price, 4), round(c.net_pnl, 2))
         for c in closed
     )
+
+
+def test_the_sql_views_follow_a_running_session_cycle_by_cycle(live_run) -> None:  # type: ignore[no-untyped-def]
+    _, start, tmp_path = live_run
+    seen: dict[str, int] = {}
+
+    def count_rows(_: LiveSession) -> None:  # the session is still open: no close has synced the views
+        with sqlite3.connect(f"file:{tmp_path / 'tape.db'}?mode=ro", uri=True) as conn:
+            for view in ("orders", "fills"):
+                seen[view] = conn.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
+
+    start("2024-07-03 12:00", before_stop=count_rows)
+    assert seen["orders"] == len(_events(tmp_path / "tape.db", "order_submitted")) > 0
+    assert seen["fills"] == len(_events(tmp_path / "tape.db", "fill")) > 0
 
 
 def test_a_restarted_session_resumes_without_placing_an_order_twice(live_run) -> None:  # type: ignore[no-untyped-def]
