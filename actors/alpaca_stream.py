@@ -1,20 +1,23 @@
 """The streaming market-data feed: Alpaca's minute-bar WebSocket, with REST wherever it may have gaps.
 
 alpaca-py's StockDataStream (IEX) and CryptoDataStream run in background threads and reconnect by
-themselves. Their minute bars are kept in a buffer, and a cycle's completed bars are aggregated from it
-into the session's timeframe, aligned the way Alpaca's REST bars are (UTC minutes and hours). The
-buffer answers a window only when it provably holds all of it; otherwise the window is read over REST
-(:class:`~actors.alpaca_feed.AlpacaBarFeed`), which is always correct, only slower:
+themselves (:class:`MinuteStream`). Their minute bars are kept in a buffer, and a cycle's completed bars
+are aggregated from it into the session's timeframe, aligned the way Alpaca's REST bars are (UTC minutes
+and hours). The buffer answers a window only when it provably holds all of it; otherwise the window is
+read over REST (:class:`~actors.alpaca_feed.AlpacaBarFeed`), which is always correct, only slower:
 
-- the connection must have been subscribed, without a drop or a reconnect, since before the window's
-  first bar began (a *floor*, set at the first cycle that finds the connection up and current);
+- the symbol must have been subscribed, on a connection without a drop or a reconnect, since before the
+  window's first bar began (a *floor* per symbol, set at the first cycle that finds the connection up,
+  the symbol confirmed by the server, and the stream current);
 - every symbol's last minute of the window must have arrived (waited for up to ``settle_seconds``:
   Alpaca sends a minute's bar just after the minute ends). A mute connection, a drop the client has not
   noticed yet, or a symbol without trades in that minute all fall back to REST.
 
 Bars are keyed by (symbol, minute), so a bar delivered twice counts once; a window only ever returns
 bars that started after ``after_ns`` and closed by ``now_ns``, so nothing is handed over twice and a
-bar still forming never is.
+bar still forming never is. `tape trade --feed alpaca-stream` owns a :class:`StreamingBarFeed`; the
+engine shares one :class:`MinuteStream` between its sessions (actors/market_data.py), since Alpaca
+allows one market-data connection per account.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from actors.alpaca_feed import AlpacaBarFeed, LiveBar
 from events.timeframes import timeframe_ns
@@ -31,36 +34,51 @@ from store.credentials import AlpacaCredentials
 
 MINUTE_NS = 60_000_000_000
 HOUR_NS = 60 * MINUTE_NS
+RETAIN_NS = 6 * HOUR_NS  # market time of minutes kept: windows older than that are read over REST
 # Keep-alive pings find a dead TCP connection within ~20 s (alpaca-py's default waits 180 s for a pong).
 WEBSOCKET_PARAMS = {"ping_interval": 10, "ping_timeout": 10, "max_queue": 1024}
 
 
 class _Link:
-    """One WebSocket (stocks or crypto), its thread, and what the feed knows of its connection.
+    """One WebSocket (stocks or crypto), its thread, and what is known of its connection.
 
-    ``epoch`` counts subscriptions the server confirmed: a drop and reconnect always changes it."""
+    ``epoch`` counts connections whose subscription the server confirmed: a drop and reconnect always
+    changes it. ``confirmed`` holds the symbols the server confirmed on the current connection and
+    ``floors`` when each began to count (see :meth:`MinuteStream._covers`); both are forgotten when the
+    connection ends, so a reconnect or a symbol added later starts from nothing."""
 
-    def __init__(self, stream: Any, symbols: list[str], lock: threading.Condition) -> None:
-        self.stream, self.symbols, self._cond = stream, symbols, lock
+    def __init__(self, stream: Any, lock: threading.Condition) -> None:
+        self.stream, self._cond = stream, lock
+        self.wanted: set[str] = set()  # symbols with a bar handler (subscribed on every (re)connect)
+        self.confirmed: set[str] = set()
+        self.floors: dict[str, int] = {}  # symbol -> windows starting at or after it are in the buffer
         self.up = False
         self.epoch = 0
         self.drops = 0
         self.newest_ns: int | None = None  # newest minute received on the current epoch
-        self.floor: int | None = None  # windows starting at or after it are all in the buffer
-        self.floor_epoch = -1
         self.thread = threading.Thread(target=stream.run, name="alpaca-bars", daemon=True)
 
-    def subscribed(self, message: dict[str, Any]) -> None:
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self.wanted)
+
+    def subscribed(self, message: dict[str, Any]) -> bool:
+        """A subscription summary arrived; returns whether wanted symbols are still missing from it."""
+        bars = set(message.get("bars") or [])
         with self._cond:
-            if set(self.symbols) <= set(message.get("bars") or []):
+            if not self.up:  # the first summary of a new connection
                 self.up, self.epoch, self.newest_ns = True, self.epoch + 1, None
-                self._cond.notify_all()
+                self.confirmed, self.floors = set(), {}
+            self.confirmed |= bars & self.wanted
+            self._cond.notify_all()
+            return bool(self.wanted - bars)
 
     def down(self) -> None:
         with self._cond:
             if self.up:
                 self.up, self.drops = False, self.drops + 1
-                self._cond.notify_all()
+            self.confirmed, self.floors = set(), {}
+            self._cond.notify_all()
 
 
 def _tracked(base: type) -> type:
@@ -70,9 +88,16 @@ def _tracked(base: type) -> type:
         link: _Link
 
         async def _dispatch(self, msg: dict[str, Any]) -> None:
-            if msg.get("T") == "subscription":
-                self.link.subscribed(msg)
+            if msg.get("T") == "subscription" and self.link.subscribed(msg):
+                # A symbol added while the subscription message of a (re)connect was on its way is
+                # missing from the summary: ask again (subscribing twice is harmless).
+                asyncio.get_running_loop().create_task(self._subscribe_again())
             await super()._dispatch(msg)
+
+        async def _subscribe_again(self) -> None:
+            with contextlib.suppress(Exception):  # a closed socket: the reconnect subscribes everything
+                if self._running and self._ws is not None:
+                    await self._send_subscribe_msg()
 
         async def close(self) -> None:
             self.link.down()  # every lost or ended connection passes here before a reconnect
@@ -81,67 +106,107 @@ def _tracked(base: type) -> type:
     return Tracked
 
 
-class StreamingBarFeed:
-    """Completed bars from the minute-bar streams, back-filled over REST (the Feed protocol)."""
+class StreamAnswer(NamedTuple):
+    """A window as the stream answers it: the bars of ``streamed`` symbols, and the symbols whose
+    bars must be read over REST (the stream cannot vouch for them)."""
+
+    bars: list[LiveBar]
+    streamed: list[str]
+    rest: list[str]
+
+
+class MinuteStream:
+    """The minute-bar WebSockets (one for stocks, one for crypto), their buffer, and which windows of
+    which symbols it holds whole, at any timeframe that divides an hour.
+
+    Symbols can be added while the streams run (:meth:`subscribe`, or any :meth:`window` call): they
+    are subscribed on the running connection, and a symbol counts only from the first call at the
+    present after the server confirmed it, so a symbol added in the middle of a window is read over
+    REST for that window."""
 
     def __init__(
-        self,
-        credentials: AlpacaCredentials,
-        timeframe: str,
-        *,
-        rest: AlpacaBarFeed | None = None,
-        settle_seconds: float = 5.0,
-        retry_wait_seconds: float = 1,
+        self, credentials: AlpacaCredentials, *, settle_seconds: float = 5.0, retain_ns: int = RETAIN_NS
     ) -> None:
-        """``rest`` reads what the stream cannot vouch for (by default an AlpacaBarFeed on the same
-        credentials); ``settle_seconds`` is how long a cycle waits for a window's last minute."""
-        self.timeframe = timeframe
-        self.rest = rest or AlpacaBarFeed(credentials, timeframe, retry_wait_seconds=retry_wait_seconds)
+        """``settle_seconds``: how long a window waits for its last minute; ``retain_ns``: how much
+        market time of minutes the buffer keeps (older windows are read over REST)."""
         self._credentials = credentials
-        self._bar_ns = timeframe_ns(timeframe)
-        # Minute and hour bars align to UTC like Alpaca's; daily bars (New York midnight) stay on REST.
-        self._streamable = self._bar_ns <= HOUR_NS and HOUR_NS % self._bar_ns == 0
         self._settle = settle_seconds
+        self._retain = retain_ns
         self._cond = threading.Condition()
-        self._minutes: dict[tuple[str, int], LiveBar] = {}
+        self._minutes: dict[str, dict[int, LiveBar]] = {}  # symbol -> minute start -> bar
         self._links: dict[str, _Link] = {}
-        self.windows = {"stream": 0, "rest": 0}  # windows answered by each source, for status and tests
+        self._closed = False
+        self.windows = {"stream": 0, "rest": 0}  # windows (per stream kind) answered by each source
 
-    # ------------------------------------------------------------------ the Feed protocol
+    # ------------------------------------------------------------------ windows
 
-    def completed(self, symbols: list[str], after_ns: int, now_ns: int) -> list[LiveBar]:
-        """Bars that started after ``after_ns`` and closed by ``now_ns``, in (time, symbol) order."""
+    def window(self, symbols: list[str], bar_ns: int, after_ns: int, now_ns: int) -> StreamAnswer:
+        """Bars of ``bar_ns`` that started after ``after_ns`` and closed by ``now_ns``, for the symbols
+        whose whole window the buffer holds (all of a kind or none); the others are left to REST."""
         if now_ns <= after_ns:
-            return []
-        if not self._streamable:
-            return self.rest.completed(symbols, after_ns, now_ns)
-        bar = self._bar_ns
-        first = (after_ns // bar + 1) * bar  # the first bar start after after_ns
-        last = now_ns // bar * bar - bar  # the newest bar that has closed
+            return StreamAnswer([], [], [])
+        if not (bar_ns <= HOUR_NS and HOUR_NS % bar_ns == 0):
+            # Minute and hour bars align to UTC like Alpaca's; daily bars (New York midnight) do not.
+            return StreamAnswer([], [], list(symbols))
+        self.subscribe(symbols)
+        first = (after_ns // bar_ns + 1) * bar_ns  # the first bar start after after_ns
+        last = now_ns // bar_ns * bar_ns - bar_ns  # the newest bar that has closed
         if last < first:
-            return []
-        self._start(symbols)
+            return StreamAnswer([], [], [])
         out: list[LiveBar] = []
+        streamed: list[str] = []
+        rest: list[str] = []
         for kind, group in _by_kind(symbols).items():
             link = self._links.get(kind)
-            if (
-                link is not None
-                and set(group) <= set(link.symbols)
-                and self._covers(link, first, last, now_ns)
-            ):
-                out += self._aggregate(group, first, last)
+            if link is not None and self._covers(link, group, bar_ns, first, last, now_ns):
+                out += self._aggregate(group, bar_ns, first, last)
+                streamed += group
                 self.windows["stream"] += 1
             else:
-                out += self.rest.completed(group, after_ns, now_ns)
+                rest += group
                 self.windows["rest"] += 1
-        self._prune(first)
-        order = {s: k for k, s in enumerate(symbols)}
-        out.sort(key=lambda b: (b.ts, order[b.symbol]))
-        return out
+        self._prune()
+        return StreamAnswer(out, streamed, rest)
 
-    def get_latest_price(self, symbol: str) -> float:
-        """The price of ``symbol``'s latest trade, over REST."""
-        return self.rest.get_latest_price(symbol)
+    def subscribe(self, symbols: list[str]) -> None:
+        """Make sure ``symbols`` are subscribed: start a kind's stream, or add them to the running one."""
+        if self._closed:
+            return
+        for kind, group in _by_kind(symbols).items():
+            link = self._links.get(kind)
+            if link is None:
+                link = _Link(self._make_stream(kind), self._cond)
+                link.stream.link = link
+                link.wanted = set(group)
+                link.stream.subscribe_bars(self._on_bar, *link.symbols)
+                link.stream.subscribe_updated_bars(self._on_bar, *link.symbols)  # late trades amend
+                self._links[kind] = link
+                link.thread.start()
+                continue
+            with self._cond:
+                new = sorted(set(group) - link.wanted)
+                link.wanted |= set(new)
+            if new:
+                self._add(link, new)
+
+    def _add(self, link: _Link, symbols: list[str]) -> None:
+        """Subscribe ``symbols`` on ``link``'s running connection (or at its next connect). Done on the
+        stream's own loop, where alpaca-py reads its handlers."""
+        stream, handler = link.stream, self._on_bar
+
+        async def add() -> None:
+            for symbol in symbols:
+                stream._handlers["bars"][symbol] = handler
+                stream._handlers["updatedBars"][symbol] = handler
+            if stream._running and stream._ws is not None:
+                with contextlib.suppress(Exception):  # a closed socket: the reconnect subscribes all
+                    await stream._send_subscribe_msg()
+
+        loop = _stream_loop(stream)
+        if loop is None or not loop.is_running():
+            return  # the stream has ended (closed): nothing to add to
+        with contextlib.suppress(RuntimeError, TimeoutError):
+            asyncio.run_coroutine_threadsafe(add(), loop).result(timeout=10)
 
     @property
     def drops(self) -> int:
@@ -153,14 +218,17 @@ class StreamingBarFeed:
         """Every stream is subscribed right now."""
         return bool(self._links) and all(link.up for link in self._links.values())
 
+    @property
+    def symbols(self) -> list[str]:
+        """The symbols subscribed (or being subscribed), over all streams."""
+        return sorted(s for link in self._links.values() for s in link.wanted)
+
     def close(self) -> None:
         """Stop the streams and their threads."""
+        self._closed = True
         for link in self._links.values():
             stream = link.stream
-            deadline = time.monotonic() + 5
-            while getattr(stream, "_loop", None) is None and time.monotonic() < deadline:
-                time.sleep(0.01)  # a stop sent before the stream's loop runs would be forgotten
-            loop = stream._loop
+            loop = _stream_loop(stream)
             if loop is not None and loop.is_running():
                 stream.stop()
                 # alpaca-py notices a stop only between receives: closing the socket ends the wait.
@@ -172,17 +240,6 @@ class StreamingBarFeed:
         self._links.clear()
 
     # ------------------------------------------------------------------ streams
-
-    def _start(self, symbols: list[str]) -> None:
-        for kind, group in _by_kind(symbols).items():
-            if kind not in self._links:
-                link = _Link(self._make_stream(kind), sorted(group), self._cond)
-                link.stream.link = link
-                handler = self._on_bar
-                link.stream.subscribe_bars(handler, *link.symbols)
-                link.stream.subscribe_updated_bars(handler, *link.symbols)  # late trades amend a minute
-                self._links[kind] = link
-                link.thread.start()
 
     def _make_stream(self, kind: str) -> Any:
         from alpaca.data.enums import DataFeed
@@ -208,7 +265,7 @@ class StreamingBarFeed:
             symbol, ts, float(msg["o"]), float(msg["h"]), float(msg["l"]), float(msg["c"]), float(msg["v"])
         )
         with self._cond:
-            self._minutes[(symbol, ts)] = minute
+            self._minutes.setdefault(symbol, {})[ts] = minute
             link = self._links.get("crypto" if "/" in symbol else "stocks")
             if link is not None and link.up:
                 link.newest_ns = max(link.newest_ns or ts, ts)
@@ -216,68 +273,138 @@ class StreamingBarFeed:
 
     # ------------------------------------------------------------------ windows
 
-    def _covers(self, link: _Link, first: int, last: int, now_ns: int) -> bool:
-        """Whether the buffer holds every minute of the bars ``first``..``last`` for ``link``'s
-        symbols: connected since before ``first`` and each symbol's final minute arrived."""
-        final = last + self._bar_ns - MINUTE_NS
+    def _covers(
+        self, link: _Link, symbols: list[str], bar_ns: int, first: int, last: int, now_ns: int
+    ) -> bool:
+        """Whether the buffer holds every minute of the bars ``first``..``last`` of ``symbols``:
+        each subscribed without a drop since before ``first``, and each one's final minute arrived."""
+        final = last + bar_ns - MINUTE_NS
         with self._cond:
-            if not link.up:
-                link.floor = None
+            if not link.up or not set(symbols) <= link.confirmed:
                 return False
-            if link.floor_epoch != link.epoch:  # a new connection: it has seen nothing before now
-                link.floor, link.floor_epoch = None, link.epoch
-            if link.floor is None:
-                # Only a call at the present may set the floor: a warm-up or audit call asks about the
-                # past, and the stream's newest minute tells the present from the past.
+            unset = [s for s in symbols if s not in link.floors]
+            if unset:
+                # Only a call at the present may set a floor: a warm-up or audit call asks about the
+                # past, and the stream's newest minute tells the present from the past. The floor is
+                # that present: every minute starting from it is sent after the subscription.
                 if link.newest_ns is not None and now_ns >= link.newest_ns + MINUTE_NS:
-                    link.floor = now_ns
+                    link.floors.update(dict.fromkeys(unset, now_ns))
                 return False
-            if link.floor > first:
+            if any(link.floors[s] > first for s in symbols):
                 return False
             epoch = link.epoch
             deadline = time.monotonic() + self._settle
-            while not all((s, final) in self._minutes for s in link.symbols):
+            while not all(final in self._minutes.get(s, {}) for s in symbols):
                 left = deadline - time.monotonic()
                 if left <= 0 or not link.up or link.epoch != epoch:
                     return False
                 self._cond.wait(left)
             return link.up and link.epoch == epoch
 
-    def _aggregate(self, symbols: list[str], first: int, last: int) -> list[LiveBar]:
+    def _aggregate(self, symbols: list[str], bar_ns: int, first: int, last: int) -> list[LiveBar]:
         """The buffer's minutes of ``symbols`` in bars ``first``..``last``, merged like Alpaca's REST
         bars: open of the first minute, highest high, lowest low, close of the last, summed volume."""
-        bar, out = self._bar_ns, []
-        end = last + bar
-        with self._cond:
-            minutes = sorted(
-                (m for (s, ts), m in self._minutes.items() if first <= ts < end and s in symbols),
-                key=lambda m: (m.symbol, m.ts),
-            )
-        group: list[LiveBar] = []
-        for minute in minutes:
-            if group and (minute.symbol != group[0].symbol or minute.ts // bar != group[0].ts // bar):
-                out.append(_merge(group, bar))
-                group = []
-            group.append(minute)
-        if group:
-            out.append(_merge(group, bar))
+        end = last + bar_ns
+        out: list[LiveBar] = []
+        for symbol in symbols:
+            with self._cond:
+                minutes = sorted(m for ts, m in self._minutes.get(symbol, {}).items() if first <= ts < end)
+            group: list[LiveBar] = []
+            for minute in minutes:
+                if group and minute.ts // bar_ns != group[0].ts // bar_ns:
+                    out.append(_merge(group, bar_ns))
+                    group = []
+                group.append(minute)
+            if group:
+                out.append(_merge(group, bar_ns))
         return out
 
-    def _prune(self, first: int) -> None:
-        """Forget minutes before ``first``: the session's cursor only moves forward, so later windows
-        start after it (an older window is read over REST, since the floor moves up with the prune)."""
+    def _prune(self) -> None:
+        """Forget minutes more than ``retain_ns`` older than their stream's newest; the floors move up
+        with the prune, so a window reaching back that far is read over REST."""
         with self._cond:
-            for key in [k for k in self._minutes if k[1] < first]:
-                del self._minutes[key]
             for link in self._links.values():
-                if link.floor is not None:
-                    link.floor = max(link.floor, first)
+                if link.newest_ns is None:
+                    continue
+                cutoff = link.newest_ns - self._retain
+                for symbol in link.wanted:
+                    minutes = self._minutes.get(symbol)
+                    if minutes and min(minutes) < cutoff:
+                        self._minutes[symbol] = {ts: m for ts, m in minutes.items() if ts >= cutoff}
+                    if symbol in link.floors:
+                        link.floors[symbol] = max(link.floors[symbol], cutoff)
+
+
+class StreamingBarFeed:
+    """Completed bars from the minute-bar streams, back-filled over REST (the Feed protocol)."""
+
+    def __init__(
+        self,
+        credentials: AlpacaCredentials,
+        timeframe: str,
+        *,
+        rest: AlpacaBarFeed | None = None,
+        settle_seconds: float = 5.0,
+        retry_wait_seconds: float = 1,
+    ) -> None:
+        """``rest`` reads what the stream cannot vouch for (by default an AlpacaBarFeed on the same
+        credentials); ``settle_seconds`` is how long a cycle waits for a window's last minute."""
+        self.timeframe = timeframe
+        self.rest = rest or AlpacaBarFeed(credentials, timeframe, retry_wait_seconds=retry_wait_seconds)
+        self.stream = MinuteStream(credentials, settle_seconds=settle_seconds)
+        self._bar_ns = timeframe_ns(timeframe)
+
+    def completed(self, symbols: list[str], after_ns: int, now_ns: int) -> list[LiveBar]:
+        """Bars that started after ``after_ns`` and closed by ``now_ns``, in (time, symbol) order."""
+        answer = self.stream.window(symbols, self._bar_ns, after_ns, now_ns)
+        out = answer.bars
+        if answer.rest:
+            out = out + self.rest.completed(answer.rest, after_ns, now_ns)
+        return _in_order(out, symbols)
+
+    def get_latest_price(self, symbol: str) -> float:
+        """The price of ``symbol``'s latest trade, over REST."""
+        return self.rest.get_latest_price(symbol)
+
+    @property
+    def windows(self) -> dict[str, int]:
+        """Windows answered from the stream and over REST, for status and tests."""
+        return self.stream.windows
+
+    @property
+    def drops(self) -> int:
+        return self.stream.drops
+
+    @property
+    def connected(self) -> bool:
+        return self.stream.connected
+
+    @property
+    def _links(self) -> dict[str, _Link]:
+        return self.stream._links
+
+    def close(self) -> None:
+        """Stop the streams and their threads."""
+        self.stream.close()
 
 
 def live_feed(credentials: AlpacaCredentials, timeframe: str, *, streaming: bool) -> Any:
     """The live feed `tape trade` asks for: REST bars each cycle, or the stream with REST back-fill."""
     rest = AlpacaBarFeed(credentials, timeframe)
     return StreamingBarFeed(credentials, timeframe, rest=rest) if streaming else rest
+
+
+def _in_order(bars: list[LiveBar], symbols: list[str]) -> list[LiveBar]:
+    order = {s: k for k, s in enumerate(symbols)}
+    return sorted(bars, key=lambda b: (b.ts, order[b.symbol]))
+
+
+def _stream_loop(stream: Any, wait_s: float = 5.0) -> Any:
+    """The asyncio loop of a stream whose thread was started (it appears once ``run`` begins)."""
+    deadline = time.monotonic() + wait_s
+    while getattr(stream, "_loop", None) is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # a stop or subscription sent before the stream's loop runs would be forgotten
+    return getattr(stream, "_loop", None)
 
 
 def _merge(group: list[LiveBar], bar_ns: int) -> LiveBar:
