@@ -133,6 +133,7 @@ class MinuteStream:
         self._settle = settle_seconds
         self._retain = retain_ns
         self._cond = threading.Condition()
+        self._subscribing = threading.Lock()  # concurrent callers must not open a kind's stream twice
         self._minutes: dict[str, dict[int, LiveBar]] = {}  # symbol -> minute start -> bar
         self._links: dict[str, _Link] = {}
         self._closed = False
@@ -158,20 +159,24 @@ class MinuteStream:
         rest: list[str] = []
         for kind, group in _by_kind(symbols).items():
             link = self._links.get(kind)
-            if link is not None and self._covers(link, group, bar_ns, first, last, now_ns):
+            whole = link is not None and self._covers(link, group, bar_ns, first, last, now_ns)
+            if whole:
                 out += self._aggregate(group, bar_ns, first, last)
                 streamed += group
-                self.windows["stream"] += 1
             else:
                 rest += group
-                self.windows["rest"] += 1
+            with self._cond:
+                self.windows["stream" if whole else "rest"] += 1
         self._prune()
         return StreamAnswer(out, streamed, rest)
 
     def subscribe(self, symbols: list[str]) -> None:
         """Make sure ``symbols`` are subscribed: start a kind's stream, or add them to the running one."""
-        if self._closed:
-            return
+        with self._subscribing:
+            if not self._closed:
+                self._subscribe(symbols)
+
+    def _subscribe(self, symbols: list[str]) -> None:
         for kind, group in _by_kind(symbols).items():
             link = self._links.get(kind)
             if link is None:
@@ -225,7 +230,8 @@ class MinuteStream:
 
     def close(self) -> None:
         """Stop the streams and their threads."""
-        self._closed = True
+        with self._subscribing:
+            self._closed = True
         for link in self._links.values():
             stream = link.stream
             loop = _stream_loop(stream)

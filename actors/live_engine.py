@@ -9,11 +9,15 @@ session's StrategyActors) and a scheduler thread here. The engine supervises:
 - a StrategyActor that dies is replaced by its PortfolioActor (actors/strategy_pool.py);
 - the engine itself is restarted by Ray (``max_restarts=-1``); its actors die with it and the new engine
   resumes every session spawned and not stopped, which it reads from the ``engine`` stream of the log
-  (SessionSpawned / SessionStopped): what the engine runs is auditable like everything else.
+  (SessionSpawned / SessionStopped): what the engine runs is auditable like everything else;
+- with ``--feed alpaca-stream`` one MarketDataActor (actors/market_data.py) holds the account's one
+  market-data connection for every session; Ray restarts it the same way (``max_restarts=-1``), and
+  meanwhile the sessions read their bars over REST.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -210,6 +214,7 @@ class SessionRunner:
             "unrealized_pnl": sum(p["unrealized_pnl"] for p in positions.values()),
             "positions": positions,
             "last_decision": status.get("last_decision", {}),
+            "feed": status.get("feed", {}),  # windows from the stream / over REST (streaming feed)
         }
 
 
@@ -219,9 +224,11 @@ class Engine:
     def __init__(self, options: EngineOptions) -> None:
         import ray
 
+        from actors.market_data import FEEDS
+
         self.options = options
-        if options.broker != "alpaca" or options.feed != "alpaca":
-            raise ConfigError("the engine trades with --broker alpaca --feed alpaca")
+        if options.broker != "alpaca" or options.feed not in FEEDS:
+            raise ConfigError(f"the engine trades with --broker alpaca --feed {'|'.join(FEEDS)}")
         self.clock = _make_clock(options)
         self._lock = threading.RLock()
         self._log = EventLog.create(options.log_path, durable=True)
@@ -231,16 +238,18 @@ class Engine:
         self.restarts = sum(
             1
             for e in self._log.events(stream=ENGINE_STREAM, kinds=["actor_started"])
-            if isinstance(e, ActorStarted) and e.detail.startswith("restarted")
+            if isinstance(e, ActorStarted) and e.actor == "engine" and e.detail.startswith("restarted")
         ) + int(reconstructed)
+        how = f"feed {options.feed}, clock {options.clock}"
         self._record(
             ActorStarted(
                 ts=self.clock.now_ns(),
                 actor="engine",
-                detail="restarted after the engine process died" if reconstructed else "up",
+                detail=f"restarted after the engine process died; {how}" if reconstructed else f"up; {how}",
                 pid=os.getpid(),
             )
         )
+        self._market_data = _start_market_data(options)  # before the sessions: they read through it
         self._resumed = threading.Thread(target=self._resume, name="engine-resume", daemon=True)
         self._resumed.start()
 
@@ -293,7 +302,7 @@ class Engine:
         """Wait until the sessions of the log are resumed (started, or failed once); who and where."""
         self._resumed.join()
         resumed = [f"{symbol} {strategy}" for symbol, strategy in self._runners]
-        return {"pid": os.getpid(), "resumed": resumed, "restarts": self.restarts}
+        return {"pid": os.getpid(), "resumed": resumed, "restarts": self.restarts, "feed": self.options.feed}
 
     def spawn(self, spec: SessionSpec) -> dict[str, Any]:
         """Start a session (or resume its run when the same config traded before); errors raise."""
@@ -364,8 +373,20 @@ class Engine:
                 "broker": self.options.broker,
                 "feed": self.options.feed,
             },
+            "market_data": self._market_data_status(),
             "sessions": [r.describe() for r in runners],
         }
+
+    def _market_data_status(self) -> dict[str, Any] | None:
+        """The shared stream's actor for `tape status` (None with the REST feed)."""
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        if self._market_data is None:
+            return None
+        try:
+            return dict(_get(self._market_data.status.remote(), timeout=5.0))
+        except (RayActorError, GetTimeoutError) as exc:
+            return {"actor": "market_data", "alive": False, "error": _describe(exc)}
 
     def shutdown(self) -> dict[str, Any]:
         """`tape down`: no new cycles or orders, every session stops after its cycle in flight and logs
@@ -376,6 +397,7 @@ class Engine:
             self._runners.clear()
         for runner in runners:
             runner.stop("tape down")
+        _stop_market_data(self._market_data)
         self._record(ActorStopped(ts=self.clock.now_ns(), actor="engine", reason="tape down"))
         with self._lock:
             self._log.close()
@@ -390,6 +412,35 @@ def _make_clock(options: EngineOptions) -> Clock:
 
     credentials = load_alpaca_credentials(dotenv_path=Path(options.dotenv) if options.dotenv else None)
     return BrokerClock(AlpacaBroker(credentials).clock_ns, poll)
+
+
+def _start_market_data(options: EngineOptions) -> Any:
+    """The MarketDataActor of a streaming engine (None for the REST feed). Like the engine, Ray restarts
+    it when its process dies; it is the engine's own actor, so it goes when the engine does."""
+    import ray
+
+    from actors.market_data import MARKET_DATA_NAME, STREAMING_FEED, MarketDataActor
+
+    if options.feed != STREAMING_FEED:
+        return None
+    _retire(MARKET_DATA_NAME)  # a predecessor must not hold Alpaca's one connection beside the new one
+    return (
+        ray.remote(MarketDataActor)
+        .options(name=MARKET_DATA_NAME, num_cpus=0, max_restarts=-1, max_concurrency=16)
+        .remote(options)
+    )
+
+
+def _stop_market_data(handle: Any) -> None:
+    """Close the streams (logged), then end the actor for good."""
+    import ray
+    from ray.exceptions import GetTimeoutError, RayActorError
+
+    if handle is None:
+        return
+    with contextlib.suppress(RayActorError, GetTimeoutError):  # dead or hung: the kill closes it too
+        _get(handle.close.remote(), timeout=30.0)
+    ray.kill(handle, no_restart=True)
 
 
 def _get(ref: Any, timeout: float | None = None) -> Any:

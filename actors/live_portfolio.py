@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from actors.alpaca_broker import AlpacaBroker
-from actors.alpaca_feed import AlpacaBarFeed
 from actors.engine_spec import EngineOptions, SessionSpec
 from actors.live_session import LiveSession
+from actors.market_data import session_feed
 from actors.strategy_pool import RayStrategies
 from store.credentials import load_alpaca_credentials
 
@@ -31,7 +31,7 @@ class LivePortfolioActor:
             config,
             run_id=run_id,
             broker=AlpacaBroker(credentials),
-            feed=AlpacaBarFeed(credentials, config.timeframe),
+            feed=session_feed(options, credentials, config.timeframe),
             log_path=Path(options.log_path),
             strategies=self._strategies,
             label=f"engine broker={options.broker} feed={options.feed} interval={spec.interval}",
@@ -63,5 +63,8 @@ class LivePortfolioActor:
     def _refresh(self) -> dict[str, Any]:
         status = self._session.status()
         status.pop("config", None)
+        windows = getattr(self._session.feed, "windows", None)  # the streaming feed counts its sources
+        if windows is not None:
+            status["feed"] = dict(windows)
         self._status = status  # replaced whole: health() may read it from another thread
         return status

@@ -85,7 +85,8 @@ class Broker(Protocol):
 
 
 class Feed(Protocol):
-    """Completed bars (AlpacaBarFeed satisfies it)."""
+    """Completed bars (AlpacaBarFeed satisfies it). A feed may also offer ``take_alerts() -> list[str]``:
+    what it worked around (e.g. a stream it could not reach), logged by the cycle as ``feed`` alerts."""
 
     timeframe: str
 
@@ -373,6 +374,9 @@ class LiveSession:
             self._append([Alert(ts=now_ns, rule="feed", severity="warning", message=str(exc))])
         else:
             skipped = "" if bars else "no new bars"
+        notes = getattr(self.feed, "take_alerts", None)
+        if notes is not None:
+            self._append([Alert(ts=now_ns, rule="feed", severity="warning", message=m) for m in notes()])
         groups = _by_timestamp(bars)
         for k, group in enumerate(groups):
             events += self._on_bars(group, trade=k == len(groups) - 1)

@@ -24,7 +24,14 @@ def up_cmd(
     ctx: typer.Context,
     address: opt.Address = None,
     broker: Annotated[str, typer.Option("--broker", help="alpaca (paper by default).")] = "alpaca",
-    feed: Annotated[str, typer.Option("--feed", help="alpaca (completed bars over REST).")] = "alpaca",
+    feed: Annotated[
+        str,
+        typer.Option(
+            "--feed",
+            help="alpaca (completed bars over REST each cycle) or alpaca-stream (the minute-bar WebSocket, "
+            "one connection shared by every session, REST for any window it cannot vouch for).",
+        ),
+    ] = "alpaca",
     clock: Annotated[
         str,
         typer.Option(
@@ -39,13 +46,14 @@ def up_cmd(
     from actors import engine_host as host
     from actors.clock import parse_clock
     from actors.engine_spec import EngineOptions
+    from actors.market_data import FEEDS
     from store.credentials import load_alpaca_credentials
     from store.log import EventLog
 
-    if broker != "alpaca" or feed != "alpaca":
+    if broker != "alpaca" or feed not in FEEDS:
         raise ConfigError(
-            "the engine trades with --broker alpaca --feed alpaca; offline sessions run in the foreground "
-            "with `tape trade ... --broker sim --feed replay`"
+            f"the engine trades with --broker alpaca --feed {'|'.join(FEEDS)}; offline sessions run in the "
+            "foreground with `tape trade ... --broker sim --feed replay`"
         )
     parse_clock(clock)
     load_alpaca_credentials()  # missing credentials fail here, naming the variable
@@ -59,7 +67,9 @@ def up_cmd(
             _clean_up_stale(state)
         else:
             info = host.call(handle, "ready", timeout=300)
-            _say(json, {"status": "running", **info, "address": state.address}, "engine already running")
+            # Options are fixed for the engine's life (Ray restarts it with them): `tape down` to change.
+            headline = f"engine already running (--feed {info.get('feed', 'alpaca')})"
+            _say(json, {"status": "running", **info, "address": state.address}, headline)
             return
     dotenv = Path(".env").resolve()
     if address:
@@ -247,8 +257,27 @@ def status_cmd(
         f"engine pid {engine['pid']} · clock {engine['clock']} ({fmt_ts(engine['now'])}) · "
         f"restarts {engine['restarts']} · {len(status['sessions'])} sessions"
     )
+    _render_market_data(engine["feed"], status.get("market_data"))
     for s in status["sessions"]:
         _render_session(s)
+
+
+def _render_market_data(feed: str, actor: dict[str, Any] | None) -> None:
+    if actor is None:
+        console.print(f"feed {feed}: completed bars over REST each cycle")
+        return
+    if not actor["alive"]:
+        err_console.print(
+            f"feed {feed}: the market-data actor is down ({actor.get('error', '')}); REST meanwhile"
+        )
+        return
+    windows = actor["windows"]
+    console.print(
+        f"feed {feed}: {'connected' if actor['connected'] else 'not connected'} · "
+        f"{', '.join(actor['symbols']) or 'no symbols'} · windows {windows['stream']} from the stream, "
+        f"{windows['rest']} over REST · {actor['drops']} drops · market-data actor pid {actor['pid']} "
+        f"({actor['restarts']} restarts)"
+    )
 
 
 def _render_session(s: dict[str, Any]) -> None:
@@ -282,6 +311,12 @@ def _render_session(s: dict[str, Any]) -> None:
         )
     if s["last_error"]:
         err_console.print(f"  last error: {s['last_error']}")
+    feed = s.get("feed") or {}
+    if feed:
+        console.print(
+            f"  feed: {feed['stream']} windows from the stream, {feed['rest']} over REST, "
+            f"{feed['actor_down']} over REST while the market-data actor was down"
+        )
 
 
 def down_cmd(ctx: typer.Context, json: opt.Json = False) -> None:

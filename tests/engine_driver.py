@@ -13,11 +13,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actors.schedule import next_run
+import msgspec
+
+from actors.alpaca_broker import AlpacaBroker
+from actors.alpaca_feed import AlpacaBarFeed
+from actors.clock import SimulatedClock
+from actors.live_session import LiveSession, run_schedule
+from actors.schedule import next_run, parse_interval
+from events.backtest import BacktestConfig
+from store.credentials import AlpacaCredentials
 from store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner
 from tests.test_live import Market, _emulator_env, _ns
+from tests.test_live_faults import StreamingMarket
 
 CYCLE_TIMEOUT_S = 120.0
 
@@ -25,12 +34,24 @@ CYCLE_TIMEOUT_S = 120.0
 class EngineDriver:
     """One engine on one log, its sessions' runs, and the emulator's market."""
 
-    def __init__(self, tape: TapeRunner, emulator: AlpacaEmulator, tmp_path: Path, begin: str) -> None:
+    def __init__(
+        self,
+        tape: TapeRunner,
+        emulator: AlpacaEmulator,
+        tmp_path: Path,
+        begin: str,
+        *,
+        streaming: bool = False,
+    ) -> None:
+        """``streaming``: the market also sends its minutes on the WebSocket as they close, and the
+        engine is told where the emulator's streams are (for `tape up --feed alpaca-stream`)."""
         self.tape, self.emulator, self.tmp_path = tape, emulator, tmp_path
-        self.market = Market(emulator)
-        self.now = _ns(begin)
+        self.market = StreamingMarket(emulator) if streaming else Market(emulator)
+        self.begin = self.now = _ns(begin)
         self.market.advance(self.now)
         self.env = _emulator_env(emulator)
+        if streaming:
+            self.env["ALPACA_STREAM_URL"] = emulator.stream_base_url
         self.log_path = tmp_path / "tape.db"
         self.runs: dict[str, str] = {}  # symbol -> run id
 
@@ -40,8 +61,8 @@ class EngineDriver:
             assert result.returncode == 0, f"tape {' '.join(args)}: {result.stderr}"
         return result
 
-    def up(self) -> Any:
-        return self.run("up", "--clock", "broker:0.02")
+    def up(self, *extra: str) -> Any:
+        return self.run("up", "--clock", "broker:0.02", *extra)
 
     def spawn(self, symbol: str, *extra: str) -> str:
         args = ("spawn", symbol, "sma_cross", "--days-back", "3", "-p", "short=3", "-p", "long=8")
@@ -115,3 +136,58 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+# ---------------------------------------------------------------------- the same session on REST
+
+DECISION_KINDS = (
+    "bar",
+    "signal",
+    "order_intent",
+    "risk_rejected",
+    "order_submitted",
+    "fill",
+    "position_opened",
+    "position_closed",
+)
+RUN_DERIVED = ("client_order_id", "intent_id", "exec_id")  # ids made from the run id or the broker's
+
+
+def decisions(log_path: Path, run_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """What a run saw and decided, in order: its bars, signals, intents, risk refusals, orders, fills
+    and positions, without the ids that differ between two runs of the same decisions."""
+    with EventLog.open(log_path, readonly=True) as log:
+        return [
+            (r.kind, {k: v for k, v in msgspec.structs.asdict(r.event).items() if k not in RUN_DERIVED})
+            for r in log.read(stream_prefix=f"run/{run_id}", kinds=DECISION_KINDS)
+        ]
+
+
+def rest_reference(engine: EngineDriver, symbol: str, until_ns: int) -> list[tuple[str, dict[str, Any]]]:
+    """The engine's ``symbol`` session decided again in this process, on the REST feed (the LiveSession
+    `tape trade --feed alpaca` runs), against a fresh emulator with the same market, cycle by cycle up
+    to ``until_ns``: what the engine must have decided, whichever feed served its windows."""
+    spawned = [r.event for r in engine.events("engine", "session_spawned") if r.event.symbol == symbol][-1]
+    config = msgspec.convert(spawned.config, BacktestConfig)
+    path = engine.tmp_path / f"reference-{symbol.replace('/', '-')}.db"
+    with AlpacaEmulator() as emulator:
+        market = Market(emulator)
+        credentials = AlpacaCredentials(
+            api_key=emulator.key_id,
+            secret_key=emulator.secret,
+            base_url=emulator.trading_url,
+            data_url=emulator.data_url,
+        )
+        clock = SimulatedClock(spawned.ts, on_advance=market.advance)
+        market.advance(spawned.ts)
+        session = LiveSession(
+            config,
+            run_id="reference",
+            broker=AlpacaBroker(credentials, retry_wait_seconds=0),
+            feed=AlpacaBarFeed(credentials, config.timeframe, retry_wait_seconds=0),
+            log_path=path,
+        )
+        session.start(clock.now_ns(), days_back=spawned.days_back)
+        run_schedule(session, clock, parse_interval(spawned.interval), until_ns=until_ns)
+        session.stop(clock.now_ns())
+    return decisions(path, "reference")

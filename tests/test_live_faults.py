@@ -20,7 +20,7 @@ import pytest
 
 from actors.alpaca_broker import AlpacaBroker
 from actors.alpaca_feed import AlpacaBarFeed, LiveBar
-from actors.alpaca_stream import StreamingBarFeed
+from actors.alpaca_stream import MinuteStream, StreamingBarFeed
 from actors.clock import SimulatedClock
 from actors.live_session import LiveSession, run_schedule
 from events.backtest import BacktestConfig
@@ -234,6 +234,76 @@ def test_streamed_minutes_aggregate_to_the_rest_bars(alpaca_emulator: AlpacaEmul
 
 def assert_bars_equal(got: list[LiveBar], want: list[LiveBar]) -> None:
     assert [tuple(b) for b in got] == [tuple(b) for b in want]  # exact: same floats, same order
+
+
+def _push_minutes(emulator: AlpacaEmulator, symbols: list[str], t0: int, minutes: range) -> None:
+    for m in minutes:
+        for k, symbol in enumerate(symbols):
+            p = (100.0 + 50 * k) * (1 + 0.001 * ((m * 7 + k * 3) % 11 - 5))
+            when = dt.datetime.fromtimestamp((t0 + m * MINUTE) / 1e9, tz=dt.UTC)
+            emulator.push_bar(symbol, p, p * 1.002, p * 0.997, p * 1.0005, 100 + m * 13 + k, ts=when)
+
+
+def test_a_symbol_added_to_the_running_stream_is_read_over_rest_for_the_window_it_joined_in(
+    alpaca_emulator: AlpacaEmulator,
+) -> None:
+    """The engine subscribes a session's symbol on the connection already open for the others (Alpaca
+    allows one). Minutes of the window that went out before the subscription never reached the buffer,
+    so that window must come over REST; the next one is whole and comes from the stream."""
+    emulator = alpaca_emulator
+    t0, bar = _ns("2024-01-02 09:30"), 5 * MINUTE
+    credentials = _credentials(emulator)
+    rest = AlpacaBarFeed(credentials, "5Min", retry_wait_seconds=0)
+    stream = MinuteStream(credentials, settle_seconds=2)
+    try:
+        stream.subscribe(["AAPL"])
+        wait_for(lambda: stream.connected)
+        _push_minutes(emulator, ["AAPL", "MSFT"], t0, range(0, 5))
+        wait_for(lambda: stream._links["stocks"].newest_ns == t0 + 4 * MINUTE)
+        assert stream.window(["AAPL"], bar, t0 - bar, t0 + bar).rest == ["AAPL"]  # AAPL counts from here
+        _push_minutes(emulator, ["AAPL", "MSFT"], t0, range(5, 7))
+        stream.subscribe(["MSFT"])  # at 09:37, in the middle of the 09:35 bar
+        wait_for(lambda: "MSFT" in stream._links["stocks"].confirmed)
+        _push_minutes(emulator, ["AAPL", "MSFT"], t0, range(7, 10))
+        joined = stream.window(["MSFT"], bar, t0, t0 + 2 * bar)
+        assert (joined.streamed, joined.rest) == ([], ["MSFT"])
+        whole = stream.window(["AAPL"], bar, t0, t0 + 2 * bar)
+        assert (whole.streamed, whole.rest) == (["AAPL"], [])
+        assert_bars_equal(whole.bars, rest.completed(["AAPL"], t0, t0 + 2 * bar))
+        _push_minutes(emulator, ["AAPL", "MSFT"], t0, range(10, 15))
+        after = stream.window(["MSFT"], bar, t0 + bar, t0 + 3 * bar)
+        assert (after.streamed, after.rest) == (["MSFT"], [])
+        assert_bars_equal(after.bars, rest.completed(["MSFT"], t0 + bar, t0 + 3 * bar))
+    finally:
+        stream.close()
+    assert emulator.stream_connections["data"] == 1  # the symbol joined the open connection
+
+
+def test_one_minute_stream_serves_every_timeframe_dividing_an_hour(alpaca_emulator: AlpacaEmulator) -> None:
+    """Engine sessions trade different bar sizes off the one connection: the same minutes aggregate to
+    each request's timeframe, equal to Alpaca's REST bars of that timeframe."""
+    emulator = alpaca_emulator
+    t0 = _ns("2024-01-02 09:30")
+    after, now = _ns("2024-01-02 09:59"), _ns("2024-01-02 12:00")
+    credentials = _credentials(emulator)
+    stream = MinuteStream(credentials, settle_seconds=2)
+    try:
+        stream.subscribe(["AAPL"])
+        wait_for(lambda: stream.connected)
+        _push_minutes(emulator, ["AAPL"], t0, range(0, 15))
+        wait_for(lambda: stream._links["stocks"].newest_ns == t0 + 14 * MINUTE)
+        stream.window(["AAPL"], MINUTE, t0 - MINUTE, t0 + 15 * MINUTE)  # current: AAPL counts from here
+        _push_minutes(emulator, ["AAPL"], t0, range(15, 150))
+        for timeframe, minutes in (("1Min", 1), ("5Min", 5), ("1Hour", 60)):
+            answer = stream.window(["AAPL"], minutes * MINUTE, after, now)
+            assert answer.streamed == ["AAPL"], timeframe
+            want = AlpacaBarFeed(credentials, timeframe).completed(["AAPL"], after, now)
+            assert len(want) == 120 // minutes
+            assert_bars_equal(answer.bars, want)
+        # A daily bar (cut at New York midnight, not UTC) is never aggregated from the stream.
+        assert stream.window(["AAPL"], 1440 * MINUTE, t0 - 2880 * MINUTE, now).rest == ["AAPL"]
+    finally:
+        stream.close()
 
 
 def test_a_websocket_drop_mid_session_is_back_filled_over_rest_and_nothing_is_decided_twice(
