@@ -52,6 +52,7 @@ class _Link:
         self.wanted: set[str] = set()  # symbols with a bar handler (subscribed on every (re)connect)
         self.confirmed: set[str] = set()
         self.floors: dict[str, int] = {}  # symbol -> windows starting at or after it are in the buffer
+        self.asked_again: set[str] = set()  # missing symbols already asked for again on this connection
         self.up = False
         self.epoch = 0
         self.drops = 0
@@ -63,15 +64,18 @@ class _Link:
         return sorted(self.wanted)
 
     def subscribed(self, message: dict[str, Any]) -> bool:
-        """A subscription summary arrived; returns whether wanted symbols are still missing from it."""
+        """A subscription summary arrived; returns whether to ask again for wanted symbols missing from
+        it (once per symbol and connection: a symbol the server will not serve stays on REST)."""
         bars = set(message.get("bars") or [])
         with self._cond:
             if not self.up:  # the first summary of a new connection
                 self.up, self.epoch, self.newest_ns = True, self.epoch + 1, None
-                self.confirmed, self.floors = set(), {}
+                self.confirmed, self.floors, self.asked_again = set(), {}, set()
             self.confirmed |= bars & self.wanted
             self._cond.notify_all()
-            return bool(self.wanted - bars)
+            missing = self.wanted - bars - self.asked_again
+            self.asked_again |= missing
+            return bool(missing)
 
     def down(self) -> None:
         with self._cond:

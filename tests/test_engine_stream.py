@@ -83,7 +83,7 @@ def test_a_streaming_engine_trades_all_sessions_over_one_market_data_connection(
     _assert_decided_as_on_rest(engine, last)
 
     engine.down()
-    assert _data_connections_open(engine.emulator) == 0  # `tape down` gave the connection back
+    wait_for(lambda: _data_connections_open(engine.emulator) == 0)  # the connection is given back
     stopped = [r.event for r in engine.events("engine", "actor_stopped")]
     assert [e.actor for e in stopped] == ["market_data", "engine"]
 
