@@ -30,6 +30,7 @@ from typing import Any
 from actors.alpaca_feed import AlpacaBarFeed, LiveBar
 from actors.alpaca_stream import MinuteStream, StreamAnswer
 from actors.engine_spec import EngineOptions
+from actors.live_engine import ENGINE_STREAM, _make_clock
 from events.schema import ActorStarted, ActorStopped, Event
 from events.timeframes import timeframe_ns
 from store.credentials import AlpacaCredentials, load_alpaca_credentials
@@ -37,7 +38,6 @@ from store.log import EventLog
 
 MARKET_DATA_NAME = "tape-market-data"
 MARKET_DATA_ACTOR = "market_data"  # ActorStarted.actor in the engine stream
-ENGINE_STREAM = "engine"
 STREAMING_FEED = "alpaca-stream"
 FEEDS = ("alpaca", STREAMING_FEED)  # what `tape up --feed` takes
 SETTLE_SECONDS = 5.0  # how long a window waits for its last minute (see MinuteStream)
@@ -52,15 +52,15 @@ class MarketDataActor:
     def __init__(self, options: EngineOptions, settle_seconds: float = SETTLE_SECONDS) -> None:
         import ray
 
+        self._clock = _make_clock(options)  # the engine's clock: its events are stamped in its time
         credentials = load_alpaca_credentials(dotenv_path=Path(options.dotenv) if options.dotenv else None)
         self._stream = MinuteStream(credentials, settle_seconds=settle_seconds)
-        self._options = options
         self._log = EventLog.create(options.log_path, durable=True)
         reconstructed = ray.get_runtime_context().was_current_actor_reconstructed
         self.restarts = self._restarts_since_up() + int(reconstructed)
         self._record(
             ActorStarted(
-                ts=self._now_ns(),
+                ts=self._clock.now_ns(),
                 actor=MARKET_DATA_ACTOR,
                 detail="restarted after its process died" if reconstructed else "up",
                 pid=os.getpid(),
@@ -70,10 +70,6 @@ class MarketDataActor:
     def window(self, symbols: list[str], bar_ns: int, after_ns: int, now_ns: int) -> StreamAnswer:
         """One session's cycle: the bars of the symbols the stream holds whole, and those it does not."""
         return self._stream.window(symbols, bar_ns, after_ns, now_ns)
-
-    def subscribe(self, symbols: list[str]) -> None:
-        """Subscribe ``symbols`` now (a session's first window also does)."""
-        self._stream.subscribe(symbols)
 
     def status(self) -> dict[str, Any]:
         """For `tape status`: the connection, its symbols, windows served by each source, drops."""
@@ -91,7 +87,7 @@ class MarketDataActor:
     def close(self, reason: str = "tape down") -> None:
         """Close the streams (Alpaca's connection is free again) and log the stop."""
         self._stream.close()
-        self._record(ActorStopped(ts=self._now_ns(), actor=MARKET_DATA_ACTOR, reason=reason))
+        self._record(ActorStopped(ts=self._clock.now_ns(), actor=MARKET_DATA_ACTOR, reason=reason))
         self._log.close()
 
     # ------------------------------------------------------------------ the engine stream
@@ -106,11 +102,6 @@ class MarketDataActor:
             if isinstance(event, ActorStarted) and event.actor == MARKET_DATA_ACTOR:
                 count = 0 if event.detail == "up" else count + 1
         return count
-
-    def _now_ns(self) -> int:
-        from actors.live_engine import _make_clock
-
-        return _make_clock(self._options).now_ns()
 
 
 class SharedStreamFeed:

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from actors import engine_host
 from tests.alpaca_emulator import AlpacaEmulator
-from tests.conftest import TapeRunner
+from tests.conftest import TapeRunner, assert_clean_failure
 from tests.engine_driver import EngineDriver, decisions, pid_alive, rest_reference
 from tests.test_live import _ns
 from tests.test_live_faults import wait_for
@@ -65,6 +66,11 @@ def _assert_decided_as_on_rest(engine: EngineDriver, last: int) -> None:
 
 def _data_connections_open(emulator: AlpacaEmulator) -> int:
     return sum(1 for s in list(emulator.streams.hub.sessions) if s.kind == "data")
+
+
+def test_an_unknown_engine_feed_is_one_clear_message_and_starts_nothing(engine: EngineDriver) -> None:
+    assert_clean_failure(engine.run("up", "--feed", "replay", check=False), "--feed alpaca|alpaca-stream")
+    assert not engine_host.state_path(engine.log_path).exists()
 
 
 def test_a_streaming_engine_trades_all_sessions_over_one_market_data_connection(engine: EngineDriver) -> None:
