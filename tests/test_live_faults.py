@@ -334,8 +334,10 @@ def test_a_websocket_drop_mid_session_is_back_filled_over_rest_and_nothing_is_de
     keys = [(b.symbol, b.ts) for b in bars]
     assert len(keys) == len(set(keys))  # nothing decided twice
     assert set(keys) == _expected_bars("2024-07-05 09:30", "2024-07-05 12:25")  # nothing missed
-    # Most windows came from the stream; those around each drop (and the warm-up) over REST.
-    assert feed.windows["stream"] >= 25 and 3 <= feed.windows["rest"] <= 12, feed.windows
+    # Most windows came from the stream; those around each drop (and the warm-up) over REST. How many
+    # cycles run while the client reconnects after the second drop (~1 s of real time) depends on the
+    # machine's speed (11-12 REST windows here alone, 13 beside other test runs): no upper bound on it.
+    assert feed.windows["stream"] > feed.windows["rest"] >= 3, feed.windows
     # What the session decided on is what Alpaca's REST bars say, bar for bar.
     rest = AlpacaBarFeed(_credentials(emulator), "5Min").completed(
         SYMBOLS, _ns("2024-07-05 09:25"), _ns("2024-07-05 12:30")
