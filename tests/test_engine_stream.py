@@ -81,8 +81,8 @@ def test_a_streaming_engine_trades_all_sessions_over_one_market_data_connection(
     assert actor["connected"] and actor["symbols"] == ["AAPL", "MSFT"] and actor["drops"] == 0
     for symbol in SESSIONS:
         # The warm-up and the first windows of the day come over REST (the stream had not seen them
-        # begin); from then on every window comes from the stream.
-        assert windows[symbol]["stream"] >= 8 and windows[symbol]["rest"] <= 4, windows
+        # begin; 3 here, one more if a minute is late), from then on every window from the stream.
+        assert windows[symbol]["stream"] > windows[symbol]["rest"] >= 2, windows
         assert windows[symbol]["actor_down"] == 0
     human = engine.run("status").stdout
     assert "feed alpaca-stream: connected · AAPL, MSFT" in human and "windows from the stream" in human
