@@ -456,6 +456,19 @@ def test_5xx_surfaces_as_api_error(alpaca_emulator, trading, stock_data):
     )
 
 
+def test_an_injected_failure_can_wait_for_earlier_requests_and_match_a_method(alpaca_emulator, trading):
+    # A test fails a session's later requests (not its warm-up), or its order POSTs but not the
+    # lookups under the same path prefix.
+    emu = alpaca_emulator
+    emu.set_price("AAPL", 100)
+    emu.fail_next(1, status=500, path_prefix="/v2/orders", method="POST", skip=1)
+    placed = trading.submit_order(market("AAPL", 1, client_order_id="first"))  # let through
+    assert trading.get_order_by_client_id("first").id == placed.id  # a GET: not matched
+    assert api_error(lambda: trading.submit_order(market("AAPL", 1))).status_code == 500
+    assert trading.submit_order(market("AAPL", 1)).symbol == "AAPL"  # the failure was used up
+    assert len(emu.orders) == 2
+
+
 def test_slow_endpoint(alpaca_emulator, trading):
     alpaca_emulator.slow(0.3, path_prefix="/v2/clock")
     started = time.monotonic()

@@ -268,10 +268,13 @@ class AlpacaEmulator:
         return dict(self.streams.hub.connections_opened)
 
     # -- faults -----------------------------------------------------------------------------------
-    def fail_next(self, n: int = 1, status: int = 500, path_prefix: str = "") -> None:
-        """The next `n` REST requests whose path starts with `path_prefix` answer `status`
-        (with the error body that API uses). alpaca-py retries 429 and 504, up to 3 times, 3 s apart."""
-        self.faults.fail_next(n, status, path_prefix)
+    def fail_next(
+        self, n: int = 1, status: int = 500, path_prefix: str = "", method: str | None = None, skip: int = 0
+    ) -> None:
+        """The next `n` REST requests whose path starts with `path_prefix` (and whose method is
+        `method`, e.g. "POST") answer `status` (with the error body that API uses), after the first
+        `skip` of them are answered normally. alpaca-py retries 429 and 504, up to 3 times, 3 s apart."""
+        self.faults.fail_next(n, status, path_prefix, method, skip)
 
     def slow(self, seconds: float, path_prefix: str = "") -> None:
         """Delay REST requests under `path_prefix` by `seconds` (0 turns it off)."""
