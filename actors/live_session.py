@@ -37,7 +37,7 @@ from actors.schedule import is_crypto, is_session_end, next_run
 from events.backtest import BacktestConfig, run_started
 from events.bars import BarSeries, session_days
 from events.errors import DataError
-from events.monitor import MonitorConfig, SessionMonitor
+from events.monitor import MonitorConfig, OutageRule, SessionMonitor, decide_outage, evolve_outages
 from events.portfolio import Order, decide_fill, evolve
 from events.schema import (
     ActorStarted,
@@ -187,6 +187,9 @@ class LiveSession:
         self.last_decision: dict[str, Any] = {}
         self.orders_sent = 0
         self._monitor = SessionMonitor(monitor, config.cash) if monitor is not None else None
+        self._outages: frozenset[str] = frozenset()  # "feed"/"broker" alerts standing (folded from the log)
+        self._broker_answered = False  # this cycle: some broker request answered ...
+        self._broker_errors: list[str] = []  # ... and the order submissions that got no answer
 
     # ------------------------------------------------------------------ start, resume, stop
 
@@ -267,6 +270,7 @@ class LiveSession:
                 self._opening = event
                 self.cursor = max([self.cursor, *(fp.end_ts for fp in event.data)])
             self._note_decision(event)
+            self._outages = evolve_outages(self._outages, event)
             evolve(state, event)
             if self._monitor is not None:
                 self._monitor.fold((event,))
@@ -364,15 +368,18 @@ class LiveSession:
         started = time.perf_counter()
         self.cycles += 1
         self.last_cycle_ts = now_ns
+        self._broker_answered, self._broker_errors = False, []
         events = self._collect_fills(now_ns)
         try:
             bars = self.feed.completed(self.config.symbols, self.cursor, now_ns)
         except DataError as exc:
             # The cursor stays put: the next cycle asks for everything since, so the gap is back-filled.
+            # Every failed cycle says so in its CycleCompleted; the alert goes out once per outage.
             bars, skipped = [], f"feed error: {exc}"
-            self._append([Alert(ts=now_ns, rule="feed", severity="warning", message=str(exc))])
+            self._append(self._outage("feed", now_ns, failure=str(exc)))
         else:
             skipped = "" if bars else "no new bars"
+            self._append(self._outage("feed", now_ns, failure=None))
         groups = _by_timestamp(bars)
         for k, group in enumerate(groups):
             events += self._on_bars(group, trade=k == len(groups) - 1)
@@ -386,6 +393,9 @@ class LiveSession:
                 ]
             )
         events += self._collect_fills(now_ns)
+        if not self._broker_errors:  # judged per cycle: a lookup that answers beside a re-send that
+            # does not is still the outage, so the alert does not flap within one cycle
+            self._append(self._outage("broker", now_ns, failure=None, answered=self._broker_answered))
         if self._monitor is not None:  # a stalled symbol is judged per cycle in which the feed answered
             events += self._alerts([], now_ns, None if skipped.startswith("feed error") else bars)
         restarted = self.strategies.take_restarts()
@@ -412,6 +422,7 @@ class LiveSession:
                     duration_ms=round((time.perf_counter() - started) * 1000.0, 3),
                     symbols=list(self.config.symbols),
                     skipped=skipped,
+                    broker_errors=list(self._broker_errors),
                 )
             ]
         )
@@ -501,8 +512,10 @@ class LiveSession:
         except BrokerUnreachable as exc:
             # Placed or not, nobody knows yet: the order stays working and the next cycle's lookup
             # finds it, or re-sends it under the same id (see _collect_fills).
-            return [Alert(ts=order.ts, rule="broker", severity="warning", message=str(exc))]
+            self._broker_errors.append(str(exc))
+            return self._outage("broker", order.ts, failure=str(exc))
         except BrokerRejected as exc:
+            self._broker_answered = True
             return self._applied(
                 [
                     OrderRejected(
@@ -513,6 +526,7 @@ class LiveSession:
                     )
                 ]
             )
+        self._broker_answered = True
         self.orders_sent += 1
         if placed.status == "rejected":
             return self._applied(
@@ -527,6 +541,17 @@ class LiveSession:
             )
         return []
 
+    def _outage(
+        self, rule: OutageRule, ts: int, *, failure: str | None, answered: bool = True
+    ) -> list[Event]:
+        """The ``feed``/``broker`` alert (or its clearance) an outcome calls for, given what the log
+        raised before (events/monitor.py); folded at once, so a second failure in the same batch
+        finds the first one's alert."""
+        alerts = decide_outage(self._outages, rule, ts, failure=failure, answered=answered)
+        for alert in alerts:
+            self._outages = evolve_outages(self._outages, alert)
+        return list(alerts)
+
     def _cancel(self, client_order_id: str) -> None:
         with contextlib.suppress(BrokerRejected):  # already filled or gone: the next cycle sees which
             self.broker.cancel(client_order_id)
@@ -539,10 +564,12 @@ class LiveSession:
             try:
                 seen = self.broker.order(order.client_order_id)
             except BrokerOrderNotFound:  # a submission that got no answer never arrived: send it again
+                self._broker_answered = True
                 out += self._commit(self._send(_as_submitted(order, now_ns)), now_ns)
                 continue
             except BrokerRejected:
                 continue  # unreachable for now: the next cycle asks again
+            self._broker_answered = True
             if not seen.done:
                 continue
             if seen.filled_qty <= 0 or seen.filled_avg_price is None:

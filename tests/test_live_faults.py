@@ -137,7 +137,10 @@ def test_a_data_request_that_times_out_is_alerted_and_back_filled(session_run, t
     start("2024-07-05 10:30")
     assert emulator.faults.stalls_pending == 0
     alerts = _events(tmp_path / "tape.db", "alert")
-    assert [(a.rule, a.ts) for a in alerts] == [("feed", _ns("2024-07-05 10:00"))]
+    assert [(a.rule, a.ts) for a in alerts] == [
+        ("feed", _ns("2024-07-05 10:00")),
+        ("feed_cleared", _ns("2024-07-05 10:05")),  # the next cycle's request answered
+    ]
     assert "Timeout" in alerts[0].message
     cycles = {c.ts: c.skipped for c in _events(tmp_path / "tape.db", "cycle_completed")}
     assert cycles[_ns("2024-07-05 10:00")].startswith("feed error")
@@ -178,11 +181,73 @@ def test_an_order_that_gets_no_answer_at_all_is_looked_up_and_sent_again(session
     start("2024-07-05 12:00")
     log_path = tmp_path / "tape.db"
     alerts = _events(log_path, "alert")
-    assert [a.rule for a in alerts] == ["broker"] and "may have been placed" in alerts[0].message
+    assert [a.rule for a in alerts] == ["broker", "broker_cleared"]  # the lookup and re-send answered
+    assert "may have been placed" in alerts[0].message
     _assert_books_agree(market, log_path)
     first = _events(log_path, "order_submitted")[0].client_order_id
     assert emulator.order(first)["status"] == "filled"
     assert any(f.client_order_id == first for f in _events(log_path, "fill"))
+
+
+def test_a_feed_outage_over_several_cycles_is_one_alert_until_bars_answer_again(
+    session_run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    # Three cycles' bar requests fail (4 attempts each): an hour of this would be 12 cycles, and
+    # must still be one message to a human. Each failed cycle is in the log all the same.
+    market.faults[_ns("2024-07-05 10:00")] = lambda: market.emulator.fail_next(12, 500, "/v2/stocks")
+    start("2024-07-05 10:30")
+    log_path = tmp_path / "tape.db"
+    assert [(a.rule, a.severity, a.ts) for a in _events(log_path, "alert")] == [
+        ("feed", "warning", _ns("2024-07-05 10:00")),
+        ("feed_cleared", "info", _ns("2024-07-05 10:15")),
+    ]
+    failed = [c.ts for c in _events(log_path, "cycle_completed") if c.skipped.startswith("feed error")]
+    assert failed == [_ns(f"2024-07-05 10:{m}") for m in ("00", "05", "10")]
+
+
+def test_a_restarted_session_neither_raises_a_standing_feed_alert_again_nor_forgets_to_clear_it(
+    session_run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    emulator = market.emulator
+    # The outage starts at 10:00 and the session stops at 10:05 with its feed alert standing; the
+    # restarted session (rebuilt from the log alone) meets one more failure at 10:10, then bars.
+    market.faults[_ns("2024-07-05 10:00")] = lambda: emulator.fail_next(8, 500, "/v2/stocks")
+    start("2024-07-05 10:05")
+    market.faults[_ns("2024-07-05 10:10")] = lambda: emulator.fail_next(4, 500, "/v2/stocks")
+    start("2024-07-05 10:30", begin="2024-07-05 10:05")
+    log_path = tmp_path / "tape.db"
+    assert emulator.faults._failures == []  # the restart's failure was met
+    assert [(a.rule, a.ts) for a in _events(log_path, "alert")] == [
+        ("feed", _ns("2024-07-05 10:00")),
+        ("feed_cleared", _ns("2024-07-05 10:15")),
+    ]
+    failed = [c.ts for c in _events(log_path, "cycle_completed") if c.skipped.startswith("feed error")]
+    assert failed == [_ns(f"2024-07-05 10:{m}") for m in ("00", "05", "10")]
+    assert len(_events(log_path, "actor_started")) == 2  # it was two sessions
+
+
+def test_an_order_outage_over_several_cycles_is_one_broker_alert_and_each_unanswered_order_is_logged(
+    session_run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    emulator = market.emulator
+    # Order submissions get no answer (held past the timeout, then refused, so nothing is booked)
+    # for 12 attempts: the first order, then its re-sends in the next two cycles. Lookups answer.
+    emulator.stall_next(12, 0.5, "/v2/orders", method="POST")
+    emulator.fail_next(12, 500, "/v2/orders", method="POST")
+    start("2024-07-05 12:00")
+    assert emulator.faults.stalls_pending == 0 and emulator.faults._failures == []
+    log_path = tmp_path / "tape.db"
+    alerts = _events(log_path, "alert")
+    assert [(a.rule, a.severity) for a in alerts] == [("broker", "warning"), ("broker_cleared", "info")]
+    cycles = _events(log_path, "cycle_completed")
+    unanswered = [c for c in cycles if c.broker_errors]
+    assert sum(len(c.broker_errors) for c in unanswered) == 3  # every one of them is in the log
+    assert len(unanswered) >= 2  # the outage spanned cycles
+    assert alerts[1].ts == next(c.ts for c in cycles if c.ts > unanswered[-1].ts)  # the next cycle
+    _assert_books_agree(market, log_path)
 
 
 def _posts(emulator: AlpacaEmulator) -> int:
