@@ -25,12 +25,21 @@ from actors.alpaca_stream import StreamingBarFeed
 from actors.clock import SimulatedClock
 from actors.live_session import LiveSession, run_schedule
 from events.backtest import BacktestConfig
-from events.schema import CycleCompleted, Fill, OrderSubmitted
+from events.schema import Alert, CycleCompleted, Fill, OrderSubmitted
 from store.credentials import AlpacaCredentials
 from store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner, assert_clean_failure
-from tests.test_live import MINUTE, SYMBOLS, Market, _emulator_env, _events, _ns, _top_level
+from tests.test_live import (
+    MINUTE,
+    SYMBOLS,
+    Market,
+    _emulator_env,
+    _events,
+    _ns,
+    _top_level,
+    seed_crypto_minutes,
+)
 
 TIMEOUT = 0.3  # seconds: the clients' read timeout in these tests
 
@@ -310,7 +319,7 @@ def test_tape_trade_with_the_streaming_feed_subscribes_and_trades(
         ],
     )
     emulator.set_price("BTC/USD", round(float(close[-1]), 2))
-    env = {**_emulator_env(emulator), "ALPACA_STREAM_URL": emulator.stream_base_url, "ALPACA_TIMEOUT": "5"}
+    env = {**_emulator_env(emulator), "ALPACA_TIMEOUT": "5"}
     args = ["trade", "BTC/USD", "--broker", "alpaca", "--feed", "alpaca-stream", "--interval", "1s"]
     result = tape(*args, "--cycles", "3", "--days-back", "1", "--json", env=env)
     assert result.returncode == 0, result.stderr
@@ -425,3 +434,22 @@ def test_without_its_trade_update_stream_a_session_trades_on_by_polling_and_aler
     with AlpacaEmulator() as other:  # the same session, its stream up all along
         run_session(StreamingMarket(other), tmp_path / "streamed.db", "2024-07-05 12:00", trade_updates=True)
     assert _fills(log_path) == _fills(tmp_path / "streamed.db") != []
+
+
+def test_tape_trade_with_its_trade_update_stream_refused_trades_by_polling_with_a_clean_stderr(
+    tape: TapeRunner, alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    seed_crypto_minutes(alpaca_emulator, seed=3, minutes=2 * 1440)
+    alpaca_emulator.refuse_trade_stream("auth")
+    args = ["trade", "BTC/USD", "--broker", "alpaca", "--feed", "alpaca", "--interval", "1s", "--cycles", "3"]
+    result = tape(*args, "--days-back", "1", "--json", env=_emulator_env(alpaca_emulator))
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    with EventLog.open(tmp_path / "tape.db") as log:
+        events = [r.event for r in log.read(stream_prefix=f"run/{run_id}")]
+    assert sum(isinstance(e, CycleCompleted) for e in events) == 3
+    alerts = [e for e in events if isinstance(e, Alert)]
+    assert [(a.rule, a.severity) for a in alerts] == [("broker", "warning")]
+    assert alpaca_emulator.stream_connections["trading"] == 1  # one login tried, refused, not retried
+    assert "trade-update stream unavailable, polling only" in result.stderr
+    assert "Traceback" not in result.stderr and "authenticate" not in result.stderr, result.stderr
