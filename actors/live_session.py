@@ -190,6 +190,7 @@ class LiveSession:
         self._outages: frozenset[str] = frozenset()  # "feed"/"broker" alerts standing (folded from the log)
         self._broker_answered = False  # this cycle: some broker request answered ...
         self._broker_errors: list[str] = []  # ... and the order submissions that got no answer
+        self._stream_alerted = False  # the broker's trade-update stream was found down (alerted once)
 
     # ------------------------------------------------------------------ start, resume, stop
 
@@ -248,6 +249,7 @@ class LiveSession:
         out += self._resend_working_orders(now_ns)
         self._append(out)
         self.reconcile(now_ns)
+        self._check_trade_updates(now_ns)
         return folded
 
     def _fold_log(self) -> tuple[int, list[LiveBar]]:
@@ -383,6 +385,7 @@ class LiveSession:
         groups = _by_timestamp(bars)
         for k, group in enumerate(groups):
             events += self._on_bars(group, trade=k == len(groups) - 1)
+        self._check_trade_updates(now_ns)
         settle = getattr(self.broker, "await_orders", None)  # a trade-update stream says when to poll
         if settle is not None:
             settle(
@@ -434,6 +437,20 @@ class LiveSession:
         self._log.sync_views(wait=False)
         orders = sum(1 for e in events if isinstance(e, OrderSubmitted))
         return CycleReport(self.cycles, now_ns, len(bars), len(events), orders)
+
+    def _check_trade_updates(self, now_ns: int) -> None:
+        """One ``trade_updates`` alert the first time the trade-update stream is found down (refused,
+        unreachable or dropped): trading goes on by polling, which only collects fills a cycle later,
+        so saying it every cycle would be noise. Not a ``broker`` alert: the broker still answers, and
+        the broker outage rule would clear it at the next answered request while the stream stays down."""
+        if self._stream_alerted:
+            return
+        trouble = getattr(self.broker, "trade_updates_trouble", None)
+        why = trouble() if trouble is not None else ""
+        if why:
+            self._stream_alerted = True
+            message = f"the trade-update stream is unavailable ({why}); polling only"
+            self._append([Alert(ts=now_ns, rule="trade_updates", severity="warning", message=message)])
 
     def _on_bars(self, group: list[LiveBar], *, trade: bool) -> list[Event]:
         session, decided = self.session, []

@@ -68,6 +68,15 @@ Dataset = Annotated[
     str,
     typer.Option("--dataset", help="Read a bundled dataset (sample, sp500_20) instead of the data store."),
 ]
+TradeUpdates = Annotated[
+    bool,
+    typer.Option(
+        "--trade-updates/--no-trade-updates",
+        help="Live: listen to Alpaca's trade-update stream, so a market order's fill is logged in the "
+        "cycle that placed it; polling stays the source of truth, and trades on alone if the stream "
+        "is off or down (fills then a cycle later).",
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 

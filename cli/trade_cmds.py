@@ -87,6 +87,7 @@ def trade_cmd(
     degradation_quantile: DegradationQuantile = 5.0,
     stall_ticks: StallTicks = 3,
     address: opt.Address = None,
+    trade_updates: opt.TradeUpdates = True,
     json: opt.Json = False,
 ) -> None:
     """Trade in the foreground: replayed bars on a simulated broker, or live on Alpaca (paper by default).
@@ -153,6 +154,7 @@ def trade_cmd(
                 address=address,
                 json=json,
                 feed=feed,
+                trade_updates=trade_updates,
                 monitor=monitor,
                 on_run=notifier.follow if notifier else None,
             )

@@ -366,6 +366,7 @@ class SessionSpawned(Event, tag="session_spawned", kw_only=True):
     interval: str = "5m"
     days_back: int = 5
     config: dict[str, Any] = {}  # the BacktestConfig the run trades with
+    trade_updates: bool = True  # the session listens to Alpaca's trade-update stream (`--no-trade-updates`)
 
 
 class SessionStopped(Event, tag="session_stopped", kw_only=True):

@@ -61,6 +61,9 @@ class Broker:
         self.partial_fraction: float | None = None
         self.partial_by_client_id: dict[str, float | None] = {}
         self.reject_next = 0
+        #: Seconds between an order's acceptance (the POST's answer) and its routing (and a market order's
+        #: fill): a real venue takes a moment. 0 routes inside the POST.
+        self.routing_delay = 0.0
 
     # -- submission -------------------------------------------------------------------------------
     def submit(self, spec: OrderSpec) -> dict[str, Any]:
@@ -74,8 +77,18 @@ class Broker:
             self._check_funds(asset, spec)
             order = self._build(asset, spec)
             response = order.wire()
-            self._route(order)
+            if self.routing_delay > 0:
+                timer = threading.Timer(self.routing_delay, self._route_later, (order,))
+                timer.daemon = True
+                timer.start()
+            else:
+                self._route(order)
             return response
+
+    def _route_later(self, order: Order) -> None:
+        with self.lock:
+            if order.status == "accepted":  # not canceled while it waited
+                self._route(order)
 
     @staticmethod
     def _check_time_in_force(asset: Asset, spec: OrderSpec) -> None:
@@ -257,7 +270,7 @@ class Broker:
         return Decimal(str(price)) if price is not None else None
 
     def _try_execute(self, order: Order) -> None:
-        if not order.is_open or order.status == "held":
+        if not order.is_open or order.status in ("held", "accepted"):  # "accepted": not routed yet
             return
         price = self.price(order.symbol)
         if price is None:

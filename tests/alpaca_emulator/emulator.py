@@ -190,6 +190,13 @@ class AlpacaEmulator:
                     if order.client_order_id == client_order_id:
                         order.partial_fraction = fraction
 
+    def set_routing_delay(self, seconds: float) -> None:
+        """Route each accepted order `seconds` after the POST answered it, instead of inside the POST:
+        a market order is `accepted` until then and fills after (a real venue takes a moment, so a poll
+        right after the submission finds it unfilled). 0 restores routing inside the POST."""
+        with self.broker.lock:
+            self.broker.routing_delay = max(0.0, seconds)
+
     def reject_next_orders(self, n: int = 1) -> None:
         """The next `n` accepted orders are rejected by the venue (status and event `rejected`)."""
         with self.broker.lock:
@@ -262,6 +269,14 @@ class AlpacaEmulator:
         """Send each trade update twice."""
         self.streams.duplicate_trade_updates = on
 
+    def refuse_trade_stream(self, how: str | None = "auth") -> None:
+        """Refuse new trading-stream connections: "auth" answers every login `unauthorized` and closes
+        (as Alpaca answers wrong keys), "connect" answers the WebSocket handshake HTTP 503; None serves
+        them again. Open connections stay (`drop_streams` ends them)."""
+        if how not in ("auth", "connect", None):
+            raise ValueError(f"refuse_trade_stream: auth, connect or None, not {how!r}")
+        self.streams.trade_stream_refusal = how
+
     @property
     def stream_connections(self) -> dict[str, int]:
         """WebSocket connections opened so far, by stream kind (`data`, `trading`)."""
@@ -291,6 +306,7 @@ class AlpacaEmulator:
     def clear_faults(self) -> None:
         self.faults.clear()
         self.streams.duplicate_trade_updates = False
+        self.streams.trade_stream_refusal = None
 
 
 def _dated(fields: dict[str, Any], t: datetime) -> dict[str, Any]:
