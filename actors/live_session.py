@@ -614,18 +614,23 @@ class LiveSession:
 
     def _watch_pair(self, bar: LiveBar) -> list[Event]:
         """What a pair's OCO would have done, decided on a completed bar: a close at or above the
-        target takes the profit; a close below the stop-limit's limit (a gap it cannot fill) stops the
-        position out. Either cancels the stop-limit, then sells what the log holds at market; the
-        cancel is logged before it is sent, so a crash in between sends it again on restart
+        target takes the profit; a close below the stop-limit's limit (a gap it cannot fill), or at
+        or below the stop when the broker holds no stop-limit (it refused it), stops the position
+        out. Either cancels the stop-limit, then sells what the log holds at market; the cancel is
+        logged before it is sent, so a crash in between sends it again on restart
         (:meth:`_recancel`) before the sell is re-sent (:meth:`_resend_working_orders`)."""
         state = self.session.state
         position = state.positions.get(bar.symbol)
         if position is None or bar.symbol in state.market_orders:
             return []
         guard = state.protective.get(bar.symbol)
+        if guard is None:  # no stop at the broker (none configured, or the broker refused it)
+            stopped = 0 < bar.close <= position.stop
+        else:
+            stopped = guard.order_type == "stop_limit" and bar.close < guard.limit
         if bar.close >= position.target:
             reason = "take_profit"
-        elif guard is not None and guard.order_type == "stop_limit" and bar.close < guard.limit:
+        elif stopped:
             reason = "stop_loss"
         else:
             return []

@@ -172,7 +172,7 @@ def _on_submitted(state: PortfolioState, e: OrderSubmitted) -> None:
         state.market_orders[e.symbol] = Order(e)
 
 
-def _on_cancelled(state: PortfolioState, e: OrderCancelled) -> None:
+def _on_cancelled(state: PortfolioState, e: OrderCancelled | OrderRejected) -> None:
     for book in (state.protective, state.market_orders):
         order = book.get(e.symbol)
         if order is not None and order.client_order_id == e.client_order_id:
@@ -183,9 +183,9 @@ def _on_cancelled(state: PortfolioState, e: OrderCancelled) -> None:
 
 
 def _on_rejected(state: PortfolioState, e: OrderRejected) -> None:
-    order = state.market_orders.get(e.symbol)
-    if order is not None and order.client_order_id == e.client_order_id:
-        del state.market_orders[e.symbol]
+    # A refused order is no longer working, whichever book held it: a live broker can refuse a
+    # protective order too (then the session, not a phantom order, watches the position).
+    _on_cancelled(state, e)
 
 
 def _on_fill(state: PortfolioState, e: Fill) -> None:

@@ -11,6 +11,7 @@ rises through its target, which the session takes at market.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from events.risk import RiskConfig
 from store.credentials import AlpacaCredentials
 from store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
+from tests.conftest import TapeRunner, assert_clean_failure
+from tests.test_live import _emulator_env
 
 PAIR = "BTC/USD"
 MINUTE = 60_000_000_000
@@ -323,3 +326,73 @@ def test_a_gap_through_the_stop_limits_band_is_sold_at_market(
     assert cancel.reason == "stop_loss"
     assert _open_stop_limits(alpaca_emulator) == [] and alpaca_emulator.positions == {}
     assert _folded(tmp_path).cash_cents == round(alpaca_emulator.cash * 100)
+
+
+def test_a_fee_the_session_does_not_expect_is_reported_by_the_reconciliation(
+    crypto_run, alpaca_emulator, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    alpaca_emulator.set_crypto_fees(maker_bps=15, taker_bps=40)  # the account's tier is not the config's
+    _, start = crypto_run()
+    start(5 * 4)  # holding the first position
+    assert alpaca_emulator.positions == {PAIR: 0.996}
+    assert _events(tmp_path, "reconciled")[-1].differences == ["BTC/USD: log 0.9975, broker 0.996"]
+    # The stop-limit for what the log holds is more than the account has: refused once, and the
+    # refused order is not kept as working (no re-send every cycle).
+    (refused,) = _events(tmp_path, "order_rejected")
+    assert "insufficient qty available" in refused.reason
+    assert _folded(tmp_path).protective == {}
+
+
+def test_a_pair_whose_stop_limit_the_broker_refused_is_stopped_out_by_the_session(
+    crypto_run, alpaca_emulator, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    def refuse_the_next_order(update: dict[str, Any]) -> None:
+        if update["event"] == "fill" and update["order"]["client_order_id"] == f"{RUN}-o1":
+            alpaca_emulator.reject_next_orders(1)  # the entry filled: its stop-limit is refused
+
+    alpaca_emulator.broker.listeners.append(refuse_the_next_order)
+    _, start = crypto_run()
+    start(5 * 7)
+    (refused,) = _events(tmp_path, "order_rejected")
+    assert refused.client_order_id == f"{RUN}-o2"
+    (closed,) = _events(tmp_path, "position_closed")
+    # The fall's bar closed at 28,350, below the 28,547.50 stop: sold at market on that close.
+    assert (closed.exit_reason, closed.exit_price) == ("stop_loss", 28_350)
+    assert _events(tmp_path, "order_submitted")[-1].order_type == "market"
+    assert alpaca_emulator.positions == {}
+    assert _folded(tmp_path).cash_cents == round(alpaca_emulator.cash * 100)
+
+
+def test_tape_trade_takes_the_crypto_fee_and_band_options_into_the_runs_config(
+    tape: TapeRunner, alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    now = int(pd.Timestamp.now(tz="UTC").floor("min").value)
+    close = 60_000 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.001, 1440)))
+    stamps = now - MINUTE * np.arange(len(close), 0, -1)
+    alpaca_emulator.add_bars(
+        PAIR,
+        [
+            (dt.datetime.fromtimestamp(t / 1e9, tz=dt.UTC), c, c * 1.001, c * 0.999, c, 3.0)
+            for t, c in zip(stamps, close, strict=True)
+        ],
+    )
+    alpaca_emulator.set_price(PAIR, round(float(close[-1]), 2))
+    args = ["trade", PAIR, "--broker", "alpaca", "--feed", "alpaca", "--interval", "1s", "--cycles", "1"]
+    options = ["--fee-bps", "10", "--maker-fee-bps", "5", "--stop-band-bps", "50", "--days-back", "1"]
+    result = tape(*args, *options, "--json", env=_emulator_env(alpaca_emulator))
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    with EventLog.open(tmp_path / "tape.db") as log:
+        (started,) = [r.event for r in log.read(stream_prefix=f"run/{run_id}") if r.kind == "run_started"]
+    assert started.config["cost"] == {
+        "slippage_bps": 5.0,
+        "commission": 2.5,
+        "fee_bps": 10.0,
+        "maker_fee_bps": 5.0,
+        "stop_band_bps": 50.0,
+    }
+
+
+def test_a_bad_stop_band_is_one_clear_message(tape: TapeRunner) -> None:
+    result = tape("trade", PAIR, "--broker", "alpaca", "--feed", "alpaca", "--stop-band-bps", "-1")
+    assert_clean_failure(result, "--stop-band-bps must be between 0 and 10000 bps")
