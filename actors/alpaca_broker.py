@@ -166,6 +166,7 @@ class AlpacaBroker:
         from alpaca.trading.requests import (
             LimitOrderRequest,
             MarketOrderRequest,
+            StopLimitOrderRequest,
             StopLossRequest,
             TakeProfitRequest,
         )
@@ -181,6 +182,16 @@ class AlpacaBroker:
                 limit_price=round(order.limit_price or 0.0, 2),
                 take_profit=TakeProfitRequest(limit_price=round(order.limit_price or 0.0, 2)),
                 stop_loss=StopLossRequest(stop_price=round(order.stop_price or 0.0, 2)),
+                client_order_id=order.client_order_id,
+            )
+        elif order.order_type == "stop_limit":  # a crypto pair's protective stop (crypto has no OCO)
+            request = StopLimitOrderRequest(
+                symbol=order.symbol,
+                qty=order.qty,
+                side=side,
+                time_in_force=TimeInForce.GTC,
+                stop_price=order.stop_price,  # as logged: the session rounds a pair's prices
+                limit_price=order.limit_price,
                 client_order_id=order.client_order_id,
             )
         else:

@@ -11,6 +11,12 @@ Each cycle (see :func:`run_schedule`):
    duplicate, so a decision can never place two orders;
 4. log the cycle with its timing (``cycle_completed``).
 
+Crypto pairs (see :meth:`LiveSession._protect`, :meth:`LiveSession._watch_pair`): Alpaca takes no OCO
+for crypto, so a pair's protection is a stop-limit at the broker (it covers a crash or a gap between
+cycles) and the take-profit is watched by the session on each completed bar. Alpaca reports no fee on
+a crypto fill but takes it from the asset the trade credits, so a pair's Fill carries the fee as its
+commission and the quantity the position really changed by (:func:`events.costs.credited_fee`).
+
 A session whose run is already in the log resumes it: the portfolio is folded from the log, the
 strategies re-warm on exactly the bars they saw before (the warm-up window the run's RunStarted
 fingerprinted, then every bar the log recorded), and working orders are re-checked. A timestamp's bars
@@ -36,9 +42,10 @@ from actors.clock import Clock
 from actors.schedule import is_crypto, is_session_end, next_run
 from events.backtest import BacktestConfig, run_started
 from events.bars import BarSeries, session_days
+from events.costs import credited_fee
 from events.errors import DataError
 from events.monitor import MonitorConfig, OutageRule, SessionMonitor, decide_outage, evolve_outages
-from events.portfolio import Order, decide_fill, evolve
+from events.portfolio import Order, decide_exit, decide_fill, evolve
 from events.schema import (
     ActorStarted,
     ActorStopped,
@@ -65,6 +72,7 @@ from store.run_writer import run_items
 
 Decision = tuple[int, dict[str, float], str]  # (side, indicator values, reason)
 DAY_NS = 86_400_000_000_000
+PAIR_QTY_TOLERANCE = 1e-8  # a pair's fee, rounded to 1e-9 coins per execution, may differ by a few
 
 
 def live_run_id(config: BacktestConfig, base_url: str) -> str:
@@ -343,12 +351,14 @@ class LiveSession:
     def reconcile(self, now_ns: int) -> Reconciled:
         """Compare the folded positions with the broker's and log what differs."""
         held = self.broker.positions()
-        broker = {s: held.get(s, 0.0) for s in self.config.symbols if held.get(s, 0.0)}
+        # Alpaca names a pair's position without the slash (BTC/USD is held as BTCUSD).
+        held = {s: held.get(s, held.get(s.replace("/", ""), 0.0)) for s in self.config.symbols}
+        broker = {s: q for s, q in held.items() if q}
         local = {s: p.qty for s, p in self.session.state.positions.items()}
         differences = [
             f"{s}: log {local.get(s, 0.0):g}, broker {broker.get(s, 0.0):g}"
             for s in sorted(set(broker) | set(local))
-            if abs(broker.get(s, 0.0) - local.get(s, 0.0)) > 1e-9
+            if abs(broker.get(s, 0.0) - local.get(s, 0.0)) > (PAIR_QTY_TOLERANCE if is_crypto(s) else 1e-9)
         ]
         state = self.session.state
         event = Reconciled(
@@ -472,6 +482,8 @@ class LiveSession:
             day = int(session_days(np.array([bar.ts], dtype=np.int64))[0])
             decided.append(received)
             decided += session.observe(bar.ts, bar.symbol, bar.high, bar.low, bar.close, bar.volume)
+            if trade and is_crypto(bar.symbol):
+                decided += self._applied(self._watch_pair(bar))
             decided += session.close_bar(
                 bar.symbol, bar.ts, day, bar.close, side if trade else 0, values, reason
             )
@@ -604,18 +616,69 @@ class LiveSession:
                 )
                 out += self._commit(self._applied([ended]), now_ns)
                 continue
+            qty, commission = seen.filled_qty, 0.0
+            if is_crypto(order.symbol):
+                cost = self.config.cost
+                maker = seen.order_type == "limit"  # a resting limit made liquidity; the rest took it
+                bps = cost.maker_bps(order.symbol) if maker else cost.taker_bps(order.symbol)
+                qty, commission = credited_fee(order.side, qty, seen.filled_avg_price, bps)
             fill = Fill(
                 ts=now_ns,
                 client_order_id=order.client_order_id,
                 exec_id=f"{seen.broker_order_id}@{seen.filled_qty:g}",
                 symbol=order.symbol,
                 side=order.side,  # type: ignore[arg-type]
-                qty=seen.filled_qty,
+                qty=qty,
                 price=seen.filled_avg_price,
+                commission=commission,
                 reason=_fill_reason(order, seen),
             )
-            out += self._commit(self._applied(decide_fill(state, self.session.desk, fill)), now_ns)
+            decided = self._protect(decide_fill(state, self.session.desk, fill))
+            out += self._commit(self._applied(decided), now_ns)
         return out
+
+    def _protect(self, events: list[Event]) -> list[Event]:
+        """A pair's protective order, as Alpaca can hold it: it takes no OCO for crypto, so the stop
+        becomes a stop-limit at the broker (limit ``cost.stop_band`` below the stop, so a fast fall
+        still fills) and the target is left to :meth:`_watch_pair`. The order at the broker covers a
+        crash or a gap between cycles; it is logged before it is sent like every order, and re-sent
+        under the same id on restart. Without a stop, nothing rests at the broker. Stocks keep the OCO."""
+        out: list[Event] = []
+        for event in events:
+            if isinstance(event, OrderSubmitted) and event.order_type == "oco" and is_crypto(event.symbol):
+                if not event.stop_price:
+                    continue
+                stop = _pair_price(event.stop_price)
+                limit = _pair_price(stop * (1.0 - self.config.cost.stop_band))
+                event = msgspec.structs.replace(
+                    event, order_type="stop_limit", stop_price=stop, limit_price=limit
+                )
+            out.append(event)
+        return out
+
+    def _watch_pair(self, bar: LiveBar) -> list[Event]:
+        """What a pair's OCO would have done, decided on a completed bar: a close at or above the
+        target takes the profit; a close below the stop-limit's limit (a gap it cannot fill), or at
+        or below the stop when the broker holds no stop-limit (it refused it), stops the position
+        out. Either cancels the stop-limit, then sells what the log holds at market; the cancel is
+        logged before it is sent, so a crash in between sends it again on restart
+        (:meth:`_recancel`) before the sell is re-sent (:meth:`_resend_working_orders`)."""
+        state = self.session.state
+        position = state.positions.get(bar.symbol)
+        if position is None or bar.symbol in state.market_orders:
+            return []
+        guard = state.protective.get(bar.symbol)
+        if guard is None:  # no stop at the broker (none configured, or the broker refused it)
+            stopped = 0 < bar.close <= position.stop
+        else:
+            stopped = guard.order_type == "stop_limit" and bar.close < guard.limit
+        if bar.close >= position.target:
+            reason = "take_profit"
+        elif stopped:
+            reason = "stop_loss"
+        else:
+            return []
+        return decide_exit(state, ts=bar.ts, symbol=bar.symbol, reason=reason, price=bar.close)
 
     def _applied(self, events: list[Event]) -> list[Event]:
         for event in events:
@@ -696,7 +759,27 @@ def _fill_reason(order: Order, seen: BrokerOrder) -> str:
     return "stop_loss" if seen.order_type in ("stop", "stop_limit", "trailing_stop") else "take_profit"
 
 
+def _pair_price(price: float) -> float:
+    """A pair's order price as it is logged and sent: cents, or 6 decimals under a dollar (a coin at
+    $0.08 rounded to cents would put its stop at or above the market)."""
+    return round(price, 2 if price >= 1.0 else 6)
+
+
 def _as_submitted(order: Order, ts: int) -> OrderSubmitted:
+    if order.order_type == "stop_limit":
+        return OrderSubmitted(
+            ts=ts,
+            client_order_id=order.client_order_id,
+            intent_id=order.intent_id,
+            symbol=order.symbol,
+            side=order.side,  # type: ignore[arg-type]
+            qty=order.qty,
+            order_type="stop_limit",
+            limit_price=order.limit,
+            stop_price=order.stop,
+            reason=order.reason,
+            strategy=order.strategy,
+        )
     oco = order.reason == "protective"
     return OrderSubmitted(
         ts=ts,

@@ -197,6 +197,13 @@ class AlpacaEmulator:
         with self.broker.lock:
             self.broker.routing_delay = max(0.0, seconds)
 
+    def set_crypto_fees(self, maker_bps: float = 15, taker_bps: float = 25) -> None:
+        """Crypto trading fees in basis points (default Alpaca's tier 1: 15 maker, 25 taker; 0 turns
+        them off). They are taken from the credited asset, so they show in positions and cash."""
+        with self.broker.lock:
+            self.broker.crypto_maker_bps = Decimal(str(maker_bps))
+            self.broker.crypto_taker_bps = Decimal(str(taker_bps))
+
     def reject_next_orders(self, n: int = 1) -> None:
         """The next `n` accepted orders are rejected by the venue (status and event `rejected`)."""
         with self.broker.lock:
