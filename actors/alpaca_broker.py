@@ -105,10 +105,15 @@ class AlpacaBroker:
 
     def await_orders(self, client_order_ids: list[str], timeout: float = 2.0) -> bool:
         """Wait (up to ``timeout`` s) until the trade-update stream says these orders ended, so a poll
-        right after finds their fills. Without the stream there is nothing to wait for."""
+        right after finds their fills. Without the stream (off, or down) there is nothing to wait for."""
         if self.updates is None or not client_order_ids:
             return False
-        return self.updates.wait_ended(client_order_ids, timeout)
+        return bool(self.updates.wait_ended(client_order_ids, timeout))
+
+    def trade_updates_trouble(self) -> str:
+        """Why the trade-update stream that was asked for is not listening ("" when it is, or when it
+        was not asked for): fills then come by polling alone, a cycle later."""
+        return "" if self.updates is None else str(self.updates.trouble())
 
     def close(self) -> None:
         """Stop the trade-update stream, if it runs."""
@@ -161,6 +166,7 @@ class AlpacaBroker:
         from alpaca.trading.requests import (
             LimitOrderRequest,
             MarketOrderRequest,
+            StopLimitOrderRequest,
             StopLossRequest,
             TakeProfitRequest,
         )
@@ -176,6 +182,16 @@ class AlpacaBroker:
                 limit_price=round(order.limit_price or 0.0, 2),
                 take_profit=TakeProfitRequest(limit_price=round(order.limit_price or 0.0, 2)),
                 stop_loss=StopLossRequest(stop_price=round(order.stop_price or 0.0, 2)),
+                client_order_id=order.client_order_id,
+            )
+        elif order.order_type == "stop_limit":  # a crypto pair's protective stop (crypto has no OCO)
+            request = StopLimitOrderRequest(
+                symbol=order.symbol,
+                qty=order.qty,
+                side=side,
+                time_in_force=TimeInForce.GTC,
+                stop_price=order.stop_price,  # as logged: the session rounds a pair's prices
+                limit_price=order.limit_price,
                 client_order_id=order.client_order_id,
             )
         else:

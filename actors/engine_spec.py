@@ -27,6 +27,7 @@ class SessionSpec(msgspec.Struct, frozen=True, kw_only=True):
     interval: str = "5m"
     days_back: int = 5
     config: BacktestConfig
+    trade_updates: bool = True  # listen to Alpaca's trade-update stream (how, not what: not in the run id)
 
     @property
     def key(self) -> tuple[str, str]:

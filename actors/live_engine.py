@@ -200,6 +200,7 @@ class SessionRunner:
             "strategy": self.spec.strategy,
             "run_id": self.run_id,
             "interval": self.spec.interval,
+            "trade_updates": self.spec.trade_updates,
             "state": "running" if portfolio["alive"] else ("failing" if self.last_error else "starting"),
             "next_run": self.next_due,
             "last_cycle": self.last_cycle_ts,
@@ -287,6 +288,7 @@ class Engine:
                 interval=event.interval,
                 days_back=event.days_back,
                 config=msgspec.convert(event.config, BacktestConfig),
+                trade_updates=event.trade_updates,
             )
             runner = SessionRunner(self, spec, event.run_id, event.ts)
             runner._detail = "resumed by the engine"
@@ -335,6 +337,7 @@ class Engine:
                 interval=spec.interval,
                 days_back=spec.days_back,
                 config=msgspec.to_builtins(spec.config),
+                trade_updates=spec.trade_updates,
             )
         )
         runner.launch()

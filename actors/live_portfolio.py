@@ -27,14 +27,18 @@ class LivePortfolioActor:
         credentials = load_alpaca_credentials(dotenv_path=Path(options.dotenv) if options.dotenv else None)
         config = spec.config
         self._strategies = RayStrategies(config.symbols, config.strategy, config.params)
+        self._broker = AlpacaBroker(credentials, trade_updates=spec.trade_updates)
+        on_off = "on" if spec.trade_updates else "off"
+        self._updates = f"trade updates {on_off}"
         self._session = LiveSession(
             config,
             run_id=run_id,
-            broker=AlpacaBroker(credentials),
+            broker=self._broker,
             feed=session_feed(options, credentials, config.timeframe),
             log_path=Path(options.log_path),
             strategies=self._strategies,
-            label=f"engine broker={options.broker} feed={options.feed} interval={spec.interval}",
+            label=f"engine broker={options.broker} feed={options.feed} interval={spec.interval} "
+            f"trade_updates={on_off}",
             trade_logs=Path(options.workdir) if options.workdir else None,
         )
         self._strategies.history = self._session.bars_seen
@@ -43,7 +47,7 @@ class LivePortfolioActor:
 
     def start(self, now_ns: int, detail: str) -> dict[str, Any]:
         """Open or resume the run (fold, warm up, re-send working orders, reconcile); its status."""
-        self._session.start(now_ns, self._days_back, detail=detail)
+        self._session.start(now_ns, self._days_back, detail=f"{detail}; {self._updates}")
         return self._refresh()
 
     def run_cycle(self, now_ns: int) -> dict[str, Any]:
@@ -53,8 +57,11 @@ class LivePortfolioActor:
 
     def stop(self, now_ns: int, reason: str) -> None:
         """Reconcile, log the stop and let the strategy actors go; working orders stay at the broker."""
-        self._session.stop(now_ns, reason=reason)
-        self._strategies.kill()
+        try:
+            self._session.stop(now_ns, reason=reason)
+        finally:
+            self._broker.close()  # the trade-update stream: cancelled, not waited out
+            self._strategies.kill()
 
     def health(self) -> dict[str, Any]:
         """pid, the status after the last cycle, and each strategy actor's health (runs beside a cycle)."""

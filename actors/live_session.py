@@ -11,6 +11,12 @@ Each cycle (see :func:`run_schedule`):
    duplicate, so a decision can never place two orders;
 4. log the cycle with its timing (``cycle_completed``).
 
+Crypto pairs (see :meth:`LiveSession._protect`, :meth:`LiveSession._watch_pair`): Alpaca takes no OCO
+for crypto, so a pair's protection is a stop-limit at the broker (it covers a crash or a gap between
+cycles) and the take-profit is watched by the session on each completed bar. Alpaca reports no fee on
+a crypto fill but takes it from the asset the trade credits, so a pair's Fill carries the fee as its
+commission and the quantity the position really changed by (:func:`events.costs.credited_fee`).
+
 A session whose run is already in the log resumes it: the portfolio is folded from the log, the
 strategies re-warm on exactly the bars they saw before (the warm-up window the run's RunStarted
 fingerprinted, then every bar the log recorded), and working orders are re-checked. A timestamp's bars
@@ -36,9 +42,10 @@ from actors.clock import Clock
 from actors.schedule import is_crypto, is_session_end, next_run
 from events.backtest import BacktestConfig, run_started
 from events.bars import BarSeries, session_days
+from events.costs import credited_fee
 from events.errors import DataError
-from events.monitor import MonitorConfig, SessionMonitor
-from events.portfolio import Order, decide_fill, evolve
+from events.monitor import MonitorConfig, OutageRule, SessionMonitor, decide_outage, evolve_outages
+from events.portfolio import Order, decide_exit, decide_fill, evolve
 from events.schema import (
     ActorStarted,
     ActorStopped,
@@ -65,6 +72,7 @@ from store.run_writer import run_items
 
 Decision = tuple[int, dict[str, float], str]  # (side, indicator values, reason)
 DAY_NS = 86_400_000_000_000
+PAIR_QTY_TOLERANCE = 1e-8  # a pair's fee, rounded to 1e-9 coins per execution, may differ by a few
 
 
 def live_run_id(config: BacktestConfig, base_url: str) -> str:
@@ -85,8 +93,9 @@ class Broker(Protocol):
 
 
 class Feed(Protocol):
-    """Completed bars (AlpacaBarFeed satisfies it). A feed may also offer ``take_alerts() -> list[str]``:
-    what it worked around (e.g. a stream it could not reach), logged by the cycle as ``feed`` alerts."""
+    """Completed bars (AlpacaBarFeed satisfies it). An engine session's shared-stream feed also offers
+    ``take_market_data_outcome()`` (actors/market_data.py), which the cycle turns into the
+    ``market_data`` outage alert."""
 
     timeframe: str
 
@@ -188,6 +197,10 @@ class LiveSession:
         self.last_decision: dict[str, Any] = {}
         self.orders_sent = 0
         self._monitor = SessionMonitor(monitor, config.cash) if monitor is not None else None
+        self._outages: frozenset[str] = frozenset()  # "feed"/"broker" alerts standing (folded from the log)
+        self._broker_answered = False  # this cycle: some broker request answered ...
+        self._broker_errors: list[str] = []  # ... and the order submissions that got no answer
+        self._stream_alerted = False  # the broker's trade-update stream was found down (alerted once)
 
     # ------------------------------------------------------------------ start, resume, stop
 
@@ -246,6 +259,7 @@ class LiveSession:
         out += self._resend_working_orders(now_ns)
         self._append(out)
         self.reconcile(now_ns)
+        self._check_trade_updates(now_ns)
         return folded
 
     def _fold_log(self) -> tuple[int, list[LiveBar]]:
@@ -268,6 +282,7 @@ class LiveSession:
                 self._opening = event
                 self.cursor = max([self.cursor, *(fp.end_ts for fp in event.data)])
             self._note_decision(event)
+            self._outages = evolve_outages(self._outages, event)
             evolve(state, event)
             if self._monitor is not None:
                 self._monitor.fold((event,))
@@ -338,12 +353,14 @@ class LiveSession:
     def reconcile(self, now_ns: int) -> Reconciled:
         """Compare the folded positions with the broker's and log what differs."""
         held = self.broker.positions()
-        broker = {s: held.get(s, 0.0) for s in self.config.symbols if held.get(s, 0.0)}
+        # Alpaca names a pair's position without the slash (BTC/USD is held as BTCUSD).
+        held = {s: held.get(s, held.get(s.replace("/", ""), 0.0)) for s in self.config.symbols}
+        broker = {s: q for s, q in held.items() if q}
         local = {s: p.qty for s, p in self.session.state.positions.items()}
         differences = [
             f"{s}: log {local.get(s, 0.0):g}, broker {broker.get(s, 0.0):g}"
             for s in sorted(set(broker) | set(local))
-            if abs(broker.get(s, 0.0) - local.get(s, 0.0)) > 1e-9
+            if abs(broker.get(s, 0.0) - local.get(s, 0.0)) > (PAIR_QTY_TOLERANCE if is_crypto(s) else 1e-9)
         ]
         state = self.session.state
         event = Reconciled(
@@ -365,21 +382,26 @@ class LiveSession:
         started = time.perf_counter()
         self.cycles += 1
         self.last_cycle_ts = now_ns
+        self._broker_answered, self._broker_errors = False, []
         events = self._collect_fills(now_ns)
         try:
             bars = self.feed.completed(self.config.symbols, self.cursor, now_ns)
         except DataError as exc:
             # The cursor stays put: the next cycle asks for everything since, so the gap is back-filled.
+            # Every failed cycle says so in its CycleCompleted; the alert goes out once per outage.
             bars, skipped = [], f"feed error: {exc}"
-            self._append([Alert(ts=now_ns, rule="feed", severity="warning", message=str(exc))])
+            self._append(self._outage("feed", now_ns, failure=str(exc)))
         else:
             skipped = "" if bars else "no new bars"
-        notes = getattr(self.feed, "take_alerts", None)
-        if notes is not None:
-            self._append([Alert(ts=now_ns, rule="feed", severity="warning", message=m) for m in notes()])
+            self._append(self._outage("feed", now_ns, failure=None))
+        shared = getattr(self.feed, "take_market_data_outcome", None)  # the engine's shared stream
+        if shared is not None:
+            failure, answered = shared()
+            self._append(self._outage("market_data", now_ns, failure=failure, answered=answered))
         groups = _by_timestamp(bars)
         for k, group in enumerate(groups):
             events += self._on_bars(group, trade=k == len(groups) - 1)
+        self._check_trade_updates(now_ns)
         settle = getattr(self.broker, "await_orders", None)  # a trade-update stream says when to poll
         if settle is not None:
             settle(
@@ -390,6 +412,9 @@ class LiveSession:
                 ]
             )
         events += self._collect_fills(now_ns)
+        if not self._broker_errors:  # judged per cycle: a lookup that answers beside a re-send that
+            # does not is still the outage, so the alert does not flap within one cycle
+            self._append(self._outage("broker", now_ns, failure=None, answered=self._broker_answered))
         if self._monitor is not None:  # a stalled symbol is judged per cycle in which the feed answered
             events += self._alerts([], now_ns, None if skipped.startswith("feed error") else bars)
         restarted = self.strategies.take_restarts()
@@ -416,6 +441,7 @@ class LiveSession:
                     duration_ms=round((time.perf_counter() - started) * 1000.0, 3),
                     symbols=list(self.config.symbols),
                     skipped=skipped,
+                    broker_errors=list(self._broker_errors),
                 )
             ]
         )
@@ -427,6 +453,20 @@ class LiveSession:
         self._log.sync_views(wait=False)
         orders = sum(1 for e in events if isinstance(e, OrderSubmitted))
         return CycleReport(self.cycles, now_ns, len(bars), len(events), orders)
+
+    def _check_trade_updates(self, now_ns: int) -> None:
+        """One ``trade_updates`` alert the first time the trade-update stream is found down (refused,
+        unreachable or dropped): trading goes on by polling, which only collects fills a cycle later,
+        so saying it every cycle would be noise. Not a ``broker`` alert: the broker still answers, and
+        the broker outage rule would clear it at the next answered request while the stream stays down."""
+        if self._stream_alerted:
+            return
+        trouble = getattr(self.broker, "trade_updates_trouble", None)
+        why = trouble() if trouble is not None else ""
+        if why:
+            self._stream_alerted = True
+            message = f"the trade-update stream is unavailable ({why}); polling only"
+            self._append([Alert(ts=now_ns, rule="trade_updates", severity="warning", message=message)])
 
     def _on_bars(self, group: list[LiveBar], *, trade: bool) -> list[Event]:
         session, decided = self.session, []
@@ -448,6 +488,8 @@ class LiveSession:
             day = int(session_days(np.array([bar.ts], dtype=np.int64))[0])
             decided.append(received)
             decided += session.observe(bar.ts, bar.symbol, bar.high, bar.low, bar.close, bar.volume)
+            if trade and is_crypto(bar.symbol):
+                decided += self._applied(self._watch_pair(bar))
             decided += session.close_bar(
                 bar.symbol, bar.ts, day, bar.close, side if trade else 0, values, reason
             )
@@ -505,8 +547,10 @@ class LiveSession:
         except BrokerUnreachable as exc:
             # Placed or not, nobody knows yet: the order stays working and the next cycle's lookup
             # finds it, or re-sends it under the same id (see _collect_fills).
-            return [Alert(ts=order.ts, rule="broker", severity="warning", message=str(exc))]
+            self._broker_errors.append(str(exc))
+            return self._outage("broker", order.ts, failure=str(exc))
         except BrokerRejected as exc:
+            self._broker_answered = True
             return self._applied(
                 [
                     OrderRejected(
@@ -517,6 +561,7 @@ class LiveSession:
                     )
                 ]
             )
+        self._broker_answered = True
         self.orders_sent += 1
         if placed.status == "rejected":
             return self._applied(
@@ -531,6 +576,17 @@ class LiveSession:
             )
         return []
 
+    def _outage(
+        self, rule: OutageRule, ts: int, *, failure: str | None, answered: bool = True
+    ) -> list[Event]:
+        """The ``feed``/``broker`` alert (or its clearance) an outcome calls for, given what the log
+        raised before (events/monitor.py); folded at once, so a second failure in the same batch
+        finds the first one's alert."""
+        alerts = decide_outage(self._outages, rule, ts, failure=failure, answered=answered)
+        for alert in alerts:
+            self._outages = evolve_outages(self._outages, alert)
+        return list(alerts)
+
     def _cancel(self, client_order_id: str) -> None:
         with contextlib.suppress(BrokerRejected):  # already filled or gone: the next cycle sees which
             self.broker.cancel(client_order_id)
@@ -543,10 +599,12 @@ class LiveSession:
             try:
                 seen = self.broker.order(order.client_order_id)
             except BrokerOrderNotFound:  # a submission that got no answer never arrived: send it again
+                self._broker_answered = True
                 out += self._commit(self._send(_as_submitted(order, now_ns)), now_ns)
                 continue
             except BrokerRejected:
                 continue  # unreachable for now: the next cycle asks again
+            self._broker_answered = True
             if not seen.done:
                 continue
             if seen.filled_qty <= 0 or seen.filled_avg_price is None:
@@ -564,18 +622,69 @@ class LiveSession:
                 )
                 out += self._commit(self._applied([ended]), now_ns)
                 continue
+            qty, commission = seen.filled_qty, 0.0
+            if is_crypto(order.symbol):
+                cost = self.config.cost
+                maker = seen.order_type == "limit"  # a resting limit made liquidity; the rest took it
+                bps = cost.maker_bps(order.symbol) if maker else cost.taker_bps(order.symbol)
+                qty, commission = credited_fee(order.side, qty, seen.filled_avg_price, bps)
             fill = Fill(
                 ts=now_ns,
                 client_order_id=order.client_order_id,
                 exec_id=f"{seen.broker_order_id}@{seen.filled_qty:g}",
                 symbol=order.symbol,
                 side=order.side,  # type: ignore[arg-type]
-                qty=seen.filled_qty,
+                qty=qty,
                 price=seen.filled_avg_price,
+                commission=commission,
                 reason=_fill_reason(order, seen),
             )
-            out += self._commit(self._applied(decide_fill(state, self.session.desk, fill)), now_ns)
+            decided = self._protect(decide_fill(state, self.session.desk, fill))
+            out += self._commit(self._applied(decided), now_ns)
         return out
+
+    def _protect(self, events: list[Event]) -> list[Event]:
+        """A pair's protective order, as Alpaca can hold it: it takes no OCO for crypto, so the stop
+        becomes a stop-limit at the broker (limit ``cost.stop_band`` below the stop, so a fast fall
+        still fills) and the target is left to :meth:`_watch_pair`. The order at the broker covers a
+        crash or a gap between cycles; it is logged before it is sent like every order, and re-sent
+        under the same id on restart. Without a stop, nothing rests at the broker. Stocks keep the OCO."""
+        out: list[Event] = []
+        for event in events:
+            if isinstance(event, OrderSubmitted) and event.order_type == "oco" and is_crypto(event.symbol):
+                if not event.stop_price:
+                    continue
+                stop = _pair_price(event.stop_price)
+                limit = _pair_price(stop * (1.0 - self.config.cost.stop_band))
+                event = msgspec.structs.replace(
+                    event, order_type="stop_limit", stop_price=stop, limit_price=limit
+                )
+            out.append(event)
+        return out
+
+    def _watch_pair(self, bar: LiveBar) -> list[Event]:
+        """What a pair's OCO would have done, decided on a completed bar: a close at or above the
+        target takes the profit; a close below the stop-limit's limit (a gap it cannot fill), or at
+        or below the stop when the broker holds no stop-limit (it refused it), stops the position
+        out. Either cancels the stop-limit, then sells what the log holds at market; the cancel is
+        logged before it is sent, so a crash in between sends it again on restart
+        (:meth:`_recancel`) before the sell is re-sent (:meth:`_resend_working_orders`)."""
+        state = self.session.state
+        position = state.positions.get(bar.symbol)
+        if position is None or bar.symbol in state.market_orders:
+            return []
+        guard = state.protective.get(bar.symbol)
+        if guard is None:  # no stop at the broker (none configured, or the broker refused it)
+            stopped = 0 < bar.close <= position.stop
+        else:
+            stopped = guard.order_type == "stop_limit" and bar.close < guard.limit
+        if bar.close >= position.target:
+            reason = "take_profit"
+        elif stopped:
+            reason = "stop_loss"
+        else:
+            return []
+        return decide_exit(state, ts=bar.ts, symbol=bar.symbol, reason=reason, price=bar.close)
 
     def _applied(self, events: list[Event]) -> list[Event]:
         for event in events:
@@ -656,7 +765,27 @@ def _fill_reason(order: Order, seen: BrokerOrder) -> str:
     return "stop_loss" if seen.order_type in ("stop", "stop_limit", "trailing_stop") else "take_profit"
 
 
+def _pair_price(price: float) -> float:
+    """A pair's order price as it is logged and sent: cents, or 6 decimals under a dollar (a coin at
+    $0.08 rounded to cents would put its stop at or above the market)."""
+    return round(price, 2 if price >= 1.0 else 6)
+
+
 def _as_submitted(order: Order, ts: int) -> OrderSubmitted:
+    if order.order_type == "stop_limit":
+        return OrderSubmitted(
+            ts=ts,
+            client_order_id=order.client_order_id,
+            intent_id=order.intent_id,
+            symbol=order.symbol,
+            side=order.side,  # type: ignore[arg-type]
+            qty=order.qty,
+            order_type="stop_limit",
+            limit_price=order.limit,
+            stop_price=order.stop,
+            reason=order.reason,
+            strategy=order.strategy,
+        )
     oco = order.reason == "protective"
     return OrderSubmitted(
         ts=ts,

@@ -12,7 +12,8 @@ its bars through a :class:`SharedStreamFeed`:
   which the session reads over REST itself. A symbol is subscribed the first time a session asks for it
   (its warm-up, at spawn), on the running connection;
 - when the actor cannot be reached (killed, restarting, hung) the session reads the whole window over
-  REST, logs one ``feed`` alert for the outage and trades on. Ray restarts the actor (``max_restarts=-1``,
+  REST and trades on; the session logs one ``market_data`` alert for the outage (events/monitor.py's
+  outage rule: raised once, cleared when a call answers again). Ray restarts the actor (``max_restarts=-1``,
   as the engine itself is restarted); the new one starts with no connection, the sessions' next calls
   subscribe their symbols again, and the stream counts again from the window after that.
 
@@ -123,8 +124,8 @@ class SharedStreamFeed:
         self._namespace = namespace
         self._timeout = timeout_s
         self._handle: Any = None
-        self._unreachable = False  # the actor was found unreachable (alerted once per outage)
-        self._alerts: list[str] = []
+        self._failure: str | None = None  # why a call failed since the session last asked ...
+        self._answered = False  # ... and whether one answered
         # Windows this session read from the stream, over REST (the stream could not vouch for them),
         # and over REST because the actor could not be reached.
         self.windows = {"stream": 0, "rest": 0, "actor_down": 0}
@@ -137,15 +138,13 @@ class SharedStreamFeed:
             answer = self._ask(symbols, after_ns, now_ns)
         except Exception as exc:  # any failure of the actor: this window is read over REST
             self._handle = None
-            if not self._unreachable:
-                self._unreachable = True
-                self._alerts.append(
-                    f"the market-data actor could not be reached ({_why(exc)}); bars are read over REST "
-                    "until it is back"
-                )
+            self._failure = (
+                f"the market-data actor could not be reached ({_why(exc)}); bars are read over REST "
+                "until it is back"
+            )
             self.windows["actor_down"] += 1
             return self.rest.completed(symbols, after_ns, now_ns)
-        self._unreachable = False
+        self._answered = True
         bars = list(answer.bars)
         if answer.streamed:
             self.windows["stream"] += 1
@@ -159,10 +158,12 @@ class SharedStreamFeed:
         """The price of ``symbol``'s latest trade, over REST."""
         return self.rest.get_latest_price(symbol)
 
-    def take_alerts(self) -> list[str]:
-        """What the session should log as ``feed`` alerts since the last call."""
-        out, self._alerts = self._alerts, []
-        return out
+    def take_market_data_outcome(self) -> tuple[str | None, bool]:
+        """(why a call to the actor failed, whether one answered) since the last time the session
+        asked: the session turns it into the ``market_data`` outage alert or its clearance."""
+        outcome = (self._failure, self._answered)
+        self._failure, self._answered = None, False
+        return outcome
 
     def close(self) -> None:
         """Nothing to close: the connection is the engine's."""

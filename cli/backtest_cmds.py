@@ -14,7 +14,6 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from cli import options as opt
 from cli.common import console, err_console, print_json, settings
 from cli.report_view import render_report
-from events.costs import CostModel
 from events.errors import ConfigError
 from events.render import as_dict, summarize
 from events.report import market_time, report_json
@@ -70,6 +69,7 @@ def backtest_cmd(
     cash: opt.Cash = 100_000.0,
     slippage_bps: opt.SlippageBps = 5.0,
     commission: opt.Commission = 2.5,
+    fee_bps: opt.FeeBps = None,
     stop_loss: opt.StopLoss = 5.0,
     take_profit: opt.TakeProfit = 10.0,
     risk_per_trade: opt.RiskPerTrade = 2.0,
@@ -107,7 +107,7 @@ def backtest_cmd(
         timeframe=timeframe,
         adjust=not no_adjust,
         dataset=dataset,
-        cost=CostModel(slippage_bps=slippage_bps, commission=commission),
+        cost=opt.cost_model(slippage_bps, commission, fee_bps),
         risk=RiskConfig(
             risk_per_trade_pct=risk_per_trade,
             stop_loss_pct=stop_loss,

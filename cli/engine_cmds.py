@@ -151,6 +151,7 @@ def spawn_cmd(
     max_correlation: opt.MaxCorrelation = 0.0,
     correlation_window: opt.CorrelationWindow = 60,
     correlation_action: opt.CorrelationAction = "reject",
+    trade_updates: opt.TradeUpdates = True,
     json: opt.Json = False,
 ) -> None:
     """Start trading SYMBOL with STRATEGY in the running engine (resumes the run if it traded before)."""
@@ -193,7 +194,12 @@ def spawn_cmd(
     )
     make_strategy(config.strategy, config.params)  # a bad name or parameter fails before the engine
     spec = SessionSpec(
-        symbol=config.symbols[0], strategy=strategy, interval=interval, days_back=days_back, config=config
+        symbol=config.symbols[0],
+        strategy=strategy,
+        interval=interval,
+        days_back=days_back,
+        config=config,
+        trade_updates=trade_updates,  # remembered in the log: a resumed session listens (or not) alike
     )
     handle = host.engine_handle(host.read_state(settings(ctx).log_path))
     result = host.call(handle, "spawn", spec)
@@ -201,7 +207,10 @@ def spawn_cmd(
         print_json(result)
         return
     how = "resumed run" if result["resumed"] else "new run"
-    console.print(f"spawned {spec.symbol} {strategy}: {how} {result['run_id']}, a cycle every {interval}")
+    console.print(
+        f"spawned {spec.symbol} {strategy}: {how} {result['run_id']}, a cycle every {interval}, "
+        f"trade updates {'on' if trade_updates else 'off'}"
+    )
 
 
 def stop_cmd(
@@ -285,7 +294,7 @@ def _render_session(s: dict[str, Any]) -> None:
     last = fmt_ts(s["last_cycle"]) if s["last_cycle"] else "-"
     console.print(
         f"[bold]{s['symbol']} {s['strategy']}[/bold] {s['state']} · run {s['run_id']} · "
-        f"every {s['interval']} · "
+        f"every {s['interval']} · trade updates {'on' if s.get('trade_updates', True) else 'off'} · "
         f"next {next_run} · last {last} · {s['cycles']} cycles · {s['orders_sent']} orders · "
         f"{s['restarts']} restarts"
     )

@@ -44,11 +44,14 @@ def trade_live(
     address: str | None,
     json: bool,
     feed: str = "alpaca",
+    trade_updates: bool = True,
     monitor: Any = None,
     on_run: Any = None,
 ) -> None:
     """Start or resume the live run and trade on schedule until Ctrl-C or ``cycles`` cycles.
     ``feed``: alpaca (REST bars each cycle) or alpaca-stream (minute-bar WebSocket, REST back-fill).
+    ``trade_updates``: listen to Alpaca's trade-update stream. It is not part of the run id: it changes
+    when fills are collected, not what is decided, so the same run resumes with it on or off.
     ``monitor`` (MonitorConfig) turns the alert rules on; ``on_run(run_id)`` hears the run's id."""
     from actors.alpaca_broker import AlpacaBroker
     from actors.alpaca_stream import live_feed
@@ -63,41 +66,49 @@ def trade_live(
     run_id = live_run_id(config, credentials.base_url)
     clock = WallClock()
     strategies = ray_strategies(config.symbols, config.strategy, config.params, address)
-    session = LiveSession(
-        config,
-        run_id=run_id,
-        broker=AlpacaBroker(credentials),
-        # The stream's threads are daemons: they end with this process.
-        feed=live_feed(credentials, config.timeframe, streaming=feed == "alpaca-stream"),
-        log_path=settings(ctx).log_path,
-        strategies=strategies,
-        label=f"broker=alpaca feed={feed} interval={interval}",
-        trade_logs=Path.cwd(),
-        monitor=monitor,
-    )
-    strategies.history = session.bars_seen  # a replaced strategy actor re-warms on what the run saw
-    if on_run is not None:
-        on_run(run_id)
-    folded = session.start(clock.now_ns(), days_back)
-    account = "paper" if credentials.paper else "LIVE"
-    err_console.print(
-        f"{'resumed' if folded else 'started'} run {run_id} ({account} account, {config.timeframe} bars "
-        f"every {interval}); Ctrl-C stops between cycles"
-    )
-
-    def report(cycle: Any, next_ns: int) -> None:
-        if not json:
-            err_console.print(
-                f"cycle {cycle.cycle} at {fmt_ts(cycle.ts)}: {cycle.bars} bars, {cycle.orders} orders; "
-                f"next {fmt_ts(next_ns)}"
-            )
-
-    previous = signal.signal(signal.SIGINT, lambda *_: clock.stop())
+    on_off = "on" if trade_updates else "off"
+    updates = f"trade updates {on_off}"
+    broker = AlpacaBroker(credentials, trade_updates=trade_updates)
     try:
-        run_schedule(session, clock, interval_s, max_cycles=cycles or None, on_cycle=report)
+        session = LiveSession(
+            config,
+            run_id=run_id,
+            broker=broker,
+            # The bar stream's threads are daemons: they end with this process.
+            feed=live_feed(credentials, config.timeframe, streaming=feed == "alpaca-stream"),
+            log_path=settings(ctx).log_path,
+            strategies=strategies,
+            label=f"broker=alpaca feed={feed} interval={interval} trade_updates={on_off}",
+            trade_logs=Path.cwd(),
+            monitor=monitor,
+        )
+        strategies.history = session.bars_seen  # a replaced strategy actor re-warms on what the run saw
+        if on_run is not None:
+            on_run(run_id)
+        folded = session.start(clock.now_ns(), days_back, detail=updates)
+        account = "paper" if credentials.paper else "LIVE"
+        if broker.trade_updates_trouble():  # the `broker` alert in the log says why
+            updates = "trade-update stream unavailable, polling only"
+        err_console.print(
+            f"{'resumed' if folded else 'started'} run {run_id} ({account} account, {config.timeframe} "
+            f"bars every {interval}, {updates}); Ctrl-C stops between cycles"
+        )
+
+        def report(cycle: Any, next_ns: int) -> None:
+            if not json:
+                err_console.print(
+                    f"cycle {cycle.cycle} at {fmt_ts(cycle.ts)}: {cycle.bars} bars, {cycle.orders} orders; "
+                    f"next {fmt_ts(next_ns)}"
+                )
+
+        previous = signal.signal(signal.SIGINT, lambda *_: clock.stop())
+        try:
+            run_schedule(session, clock, interval_s, max_cycles=cycles or None, on_cycle=report)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            session.stop(clock.now_ns(), reason="cycles" if cycles else "ctrl-c")
     finally:
-        signal.signal(signal.SIGINT, previous)
-        session.stop(clock.now_ns(), reason="cycles" if cycles else "ctrl-c")
+        broker.close()  # the trade-update stream: its loop is cancelled, so this never waits long
     status = session.status()
     if json:
         print_json({k: v for k, v in status.items() if k != "config"})

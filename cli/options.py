@@ -23,6 +23,25 @@ End = Annotated[str | None, typer.Option("--end", help="Last day (YYYY-MM-DD).")
 Cash = Annotated[float, typer.Option("--cash", help="Starting cash ($).")]
 SlippageBps = Annotated[float, typer.Option("--slippage-bps", help="Slippage per fill (bps).")]
 Commission = Annotated[float, typer.Option("--commission", help="Commission per order ($).")]
+FeeBps = Annotated[
+    float | None,
+    typer.Option(
+        "--fee-bps",
+        help="Fee per fill, bps of its notional (default: 0 for stocks; 25, Alpaca's crypto taker fee, "
+        "for pairs).",
+    ),
+]
+MakerFeeBps = Annotated[
+    float | None,
+    typer.Option("--maker-fee-bps", help="Live crypto: fee of a resting limit's fill (bps; default 15)."),
+]
+StopBandBps = Annotated[
+    float | None,
+    typer.Option(
+        "--stop-band-bps",
+        help="Live crypto: the protective stop-limit's limit this far below its stop (bps; default 100).",
+    ),
+]
 StopLoss = Annotated[float, typer.Option("--stop-loss", help="Stop below entry (%, 0 = none).")]
 TakeProfit = Annotated[float, typer.Option("--take-profit", help="Target above entry (%, 0 = none).")]
 RiskPerTrade = Annotated[float, typer.Option("--risk-per-trade", help="Equity risked per trade (%).")]
@@ -68,7 +87,37 @@ Dataset = Annotated[
     str,
     typer.Option("--dataset", help="Read a bundled dataset (sample, sp500_20) instead of the data store."),
 ]
+TradeUpdates = Annotated[
+    bool,
+    typer.Option(
+        "--trade-updates/--no-trade-updates",
+        help="Live: listen to Alpaca's trade-update stream, so a market order's fill is logged in the "
+        "cycle that placed it; polling stays the source of truth, and trades on alone if the stream "
+        "is off or down (fills then a cycle later).",
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def cost_model(
+    slippage_bps: float,
+    commission: float,
+    fee_bps: float | None = None,
+    maker_fee_bps: float | None = None,
+    stop_band_bps: float | None = None,
+) -> CostModel:
+    """The CostModel of the cost options. An option not given stays unset (the symbol's default),
+    which keeps the config, and so the run id, of a run that does not use it what it was before."""
+    given = {
+        name: value
+        for name, value in (
+            ("fee_bps", fee_bps),
+            ("maker_fee_bps", maker_fee_bps),
+            ("stop_band_bps", stop_band_bps),
+        )
+        if value is not None
+    }
+    return CostModel(slippage_bps=slippage_bps, commission=commission, **given)
 
 
 def parse_day(text: str | None, option: str) -> str:

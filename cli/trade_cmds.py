@@ -21,7 +21,6 @@ from cli.monitor_cmds import (
     report_notifications,
 )
 from cli.report_view import render_report
-from events.costs import CostModel
 from events.errors import ConfigError
 from events.risk import RiskConfig
 
@@ -63,6 +62,9 @@ def trade_cmd(
     cash: opt.Cash = 100_000.0,
     slippage_bps: opt.SlippageBps = 5.0,
     commission: opt.Commission = 2.5,
+    fee_bps: opt.FeeBps = None,
+    maker_fee_bps: opt.MakerFeeBps = None,
+    stop_band_bps: opt.StopBandBps = None,
     stop_loss: opt.StopLoss = 5.0,
     take_profit: opt.TakeProfit = 10.0,
     risk_per_trade: opt.RiskPerTrade = 2.0,
@@ -87,6 +89,7 @@ def trade_cmd(
     degradation_quantile: DegradationQuantile = 5.0,
     stall_ticks: StallTicks = 3,
     address: opt.Address = None,
+    trade_updates: opt.TradeUpdates = True,
     json: opt.Json = False,
 ) -> None:
     """Trade in the foreground: replayed bars on a simulated broker, or live on Alpaca (paper by default).
@@ -117,7 +120,7 @@ def trade_cmd(
         cash,
         dataset=dataset,
         timeframe=(timeframe or live_timeframe(interval)) if live else (timeframe or "1Day"),
-        cost=CostModel(slippage_bps=slippage_bps, commission=commission),
+        cost=opt.cost_model(slippage_bps, commission, fee_bps, maker_fee_bps, stop_band_bps),
         risk=RiskConfig(
             risk_per_trade_pct=risk_per_trade,
             stop_loss_pct=stop_loss,
@@ -153,6 +156,7 @@ def trade_cmd(
                 address=address,
                 json=json,
                 feed=feed,
+                trade_updates=trade_updates,
                 monitor=monitor,
                 on_run=notifier.follow if notifier else None,
             )

@@ -19,13 +19,17 @@ Rules (thresholds in :class:`MonitorConfig`; 0 disables a rule):
 - ``feed_stalled``: a symbol delivered no bar on ``stall_ticks`` consecutive ticks on which the feed
   answered (others reported, or a live cycle ran). Once until the symbol reports again.
 - ``actor_dead``: a session actor died (:func:`actor_dead_alert`); once per death.
+- ``feed`` and ``broker`` (live sessions only, :func:`decide_outage`): a bar request, or an order
+  submission, got no answer. Once per outage: it re-arms with ``feed_cleared``/``broker_cleared``
+  (info) when requests answer again. The raised state is :func:`evolve_outages` folded over the run,
+  so it needs no monitor configuration and survives a restart.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import msgspec
 
@@ -289,6 +293,46 @@ def actor_dead_alert(ts: int, day: str, actor: str, symbol: str = "", detail: st
         symbol=symbol,
         day=day,
     )
+
+
+OutageRule = Literal["feed", "broker", "market_data"]
+OUTAGE_RULES: dict[str, str] = {  # rule -> what failed
+    "feed": "bar requests",
+    "broker": "order requests",
+    "market_data": "the engine's market-data actor",  # its sessions read over REST meanwhile
+}
+
+
+def evolve_outages(raised: frozenset[str], event: Event) -> frozenset[str]:
+    """The live outage rules standing after ``event``: a ``feed``/``broker`` alert raises its rule,
+    its ``_cleared`` alert re-arms it, anything else leaves them. Folded over a run's events, this is
+    what a restarted session knows without asking anyone."""
+    if event.__class__ is not Alert:
+        return raised
+    rule: str = event.rule  # type: ignore[attr-defined]
+    if rule in OUTAGE_RULES:
+        return raised | {rule}
+    base = rule.removesuffix(CLEARED)
+    if base != rule and base in OUTAGE_RULES:
+        return raised - {base}
+    return raised
+
+
+def decide_outage(
+    raised: frozenset[str], rule: OutageRule, ts: int, *, failure: str | None, answered: bool = True
+) -> list[Alert]:
+    """The alert one outcome of ``rule``'s requests calls for. ``failure``: why a request got no
+    answer (None: none failed); ``answered``: some request did answer. The first failure raises the
+    rule (warning); failures while it stands add nothing (an hour-long outage is one message, not one
+    per cycle); an answer with no failure clears it (info), which re-arms it."""
+    if failure is not None:
+        if rule in raised:
+            return []
+        return [Alert(ts=ts, rule=rule, severity="warning", message=failure)]
+    if answered and rule in raised:
+        what = OUTAGE_RULES[rule]
+        return [Alert(ts=ts, rule=rule + CLEARED, severity="info", message=f"{what} answer again")]
+    return []
 
 
 def fold_monitor(start_equity: float, events: Iterable[Event]) -> MonitorState:

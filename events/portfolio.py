@@ -73,11 +73,14 @@ class Position:
 
 
 class Order:
-    """A working order: a market order waiting for the next open, or a protective OCO."""
+    """A working order: a market order waiting for the next open, or a protective order (an OCO of
+    stop and target; for a live crypto pair, whose broker has no OCO, a stop-limit)."""
 
     __slots__ = (
         "client_order_id",
         "intent_id",
+        "limit",
+        "order_type",
         "qty",
         "reason",
         "side",
@@ -91,8 +94,11 @@ class Order:
         self.client_order_id, self.intent_id = e.client_order_id, e.intent_id
         self.symbol, self.side, self.qty = e.symbol, e.side, e.qty
         self.reason, self.strategy = e.reason, e.strategy
+        self.order_type = e.order_type
         self.stop = e.stop_price or 0.0
-        self.target = e.limit_price if e.limit_price else NO_TARGET
+        self.limit = e.limit_price or 0.0
+        # An OCO's limit is its take-profit; a stop-limit's limit only bounds the stop's fill.
+        self.target = e.limit_price if e.limit_price and e.order_type != "stop_limit" else NO_TARGET
 
 
 class PortfolioState:
@@ -157,7 +163,7 @@ def _on_intent(state: PortfolioState, e: OrderIntent) -> None:
 
 def _on_submitted(state: PortfolioState, e: OrderSubmitted) -> None:
     state.orders_submitted += 1
-    if e.order_type == "oco":
+    if e.order_type == "oco" or e.reason == "protective":
         state.protective[e.symbol] = Order(e)
         position = state.positions.get(e.symbol)
         if position is not None:
@@ -166,7 +172,7 @@ def _on_submitted(state: PortfolioState, e: OrderSubmitted) -> None:
         state.market_orders[e.symbol] = Order(e)
 
 
-def _on_cancelled(state: PortfolioState, e: OrderCancelled) -> None:
+def _on_cancelled(state: PortfolioState, e: OrderCancelled | OrderRejected) -> None:
     for book in (state.protective, state.market_orders):
         order = book.get(e.symbol)
         if order is not None and order.client_order_id == e.client_order_id:
@@ -177,9 +183,9 @@ def _on_cancelled(state: PortfolioState, e: OrderCancelled) -> None:
 
 
 def _on_rejected(state: PortfolioState, e: OrderRejected) -> None:
-    order = state.market_orders.get(e.symbol)
-    if order is not None and order.client_order_id == e.client_order_id:
-        del state.market_orders[e.symbol]
+    # A refused order is no longer working, whichever book held it: a live broker can refuse a
+    # protective order too (then the session, not a phantom order, watches the position).
+    _on_cancelled(state, e)
 
 
 def _on_fill(state: PortfolioState, e: Fill) -> None:
@@ -301,9 +307,11 @@ def decide_entry(
     risk, cost = desk.risk, desk.cost
     stop_distance = context.atr * risk.atr_stop_multiple if risk.sizing == "atr" else None
     usable_stop = stop_distance if stop_distance is not None and stop_distance > 0 else None
-    sizing = size_position(
-        equity, state.cash, price, risk, cost.market_price("buy", price), cost.commission, usable_stop
-    )
+    cost_per_share = cost.market_price("buy", price)
+    fee_bps = cost.taker_bps(symbol)
+    if fee_bps:  # a percentage fee makes every unit dearer
+        cost_per_share *= 1.0 + fee_bps * 1e-4
+    sizing = size_position(equity, state.cash, price, risk, cost_per_share, cost.commission, usable_stop)
     checks = dict(sizing.checks)
     qty = sizing.qty
     if size_factor < 1.0:  # e.g. an ensemble whose members only partly agree: a smaller bet
@@ -542,8 +550,9 @@ def simulate_open_fill(
     order = state.market_orders[symbol]
     cost = desk.cost
     price = cost.market_price(order.side, open)
+    commission = cost.fill_commission(symbol, order.qty, price)
     if order.side == "buy":
-        needed = notional_cents(order.qty, price) + cost.commission_cents
+        needed = notional_cents(order.qty, price) + cents(commission)
         if needed > state.cash_cents:
             return [
                 OrderRejected(
@@ -561,7 +570,7 @@ def simulate_open_fill(
         side=order.side,  # type: ignore[arg-type]
         qty=order.qty,
         price=price,
-        commission=cost.commission,
+        commission=commission,
         slippage=abs(price - open) * order.qty,
         reason=order.reason,
     )
@@ -588,7 +597,7 @@ def simulate_protective_fill(
         side="sell",
         qty=order.qty,
         price=price,
-        commission=desk.cost.commission,
+        commission=desk.cost.fill_commission(symbol, order.qty, price),
         slippage=(trigger - price) * order.qty,
         reason=reason,
     )

@@ -279,7 +279,10 @@ class CycleCompleted(Event, tag="cycle_completed", kw_only=True):
     cycle: int
     duration_ms: float = 0.0
     symbols: list[str] = []
-    skipped: str = ""
+    skipped: str = ""  # e.g. "feed error: ..." on every cycle whose bar request got no answer
+    # every order submission of the cycle that got no answer (the ``broker`` alert is raised once per
+    # outage, so these are the record of the rest)
+    broker_errors: list[str] = []
 
 
 class Alert(Event, tag="alert", kw_only=True):
@@ -363,6 +366,7 @@ class SessionSpawned(Event, tag="session_spawned", kw_only=True):
     interval: str = "5m"
     days_back: int = 5
     config: dict[str, Any] = {}  # the BacktestConfig the run trades with
+    trade_updates: bool = True  # the session listens to Alpaca's trade-update stream (`--no-trade-updates`)
 
 
 class SessionStopped(Event, tag="session_stopped", kw_only=True):

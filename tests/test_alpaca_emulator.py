@@ -32,9 +32,11 @@ from alpaca.trading.requests import (
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
+    StopLimitOrderRequest,
     StopLossRequest,
     StopOrderRequest,
     TakeProfitRequest,
+    TrailingStopOrderRequest,
 )
 from alpaca.trading.stream import TradingStream
 
@@ -401,16 +403,161 @@ def test_close_positions(alpaca_emulator, trading):
         MarketOrderRequest(symbol="BTC/USD", qty=0.25, side=OrderSide.BUY, time_in_force=TimeInForce.GTC)
     )
     assert {p.symbol for p in trading.get_all_positions()} == {"AAPL", "BTCUSD"}
-    assert trading.get_open_position("BTCUSD").qty == "0.25"
+    assert trading.get_open_position("BTCUSD").qty == "0.249375"  # 0.25 less the 25 bps taker fee
 
     trading.close_position("AAPL", ClosePositionRequest(qty="4"))
-    assert emu.positions == {"AAPL": 6, "BTC/USD": 0.25}
+    assert emu.positions == {"AAPL": 6, "BTC/USD": 0.249375}
     results = trading.close_all_positions(cancel_orders=True)
     assert {r.symbol for r in results} == {"AAPL", "BTCUSD"} and {r.status for r in results} == {200}
     assert emu.positions == {}
-    assert emu.cash == pytest.approx(100_000)
+    # Closing sells what is held: 0.249375 BTC for 9,975.00, less 24.94 of fee.
+    assert emu.cash == pytest.approx(100_000 - 10_000 + 9_975 - 24.94)
     gone = api_error(lambda: trading.get_open_position("AAPL"))
     assert (gone.status_code, gone.code, gone.message) == (404, 40410000, "position does not exist")
+
+
+def crypto(qty: float, side: OrderSide = OrderSide.BUY, **kw) -> MarketOrderRequest:
+    return MarketOrderRequest(symbol="BTC/USD", qty=qty, side=side, time_in_force=TimeInForce.GTC, **kw)
+
+
+def test_crypto_refuses_stop_and_trailing_stop_orders_like_alpaca(alpaca_emulator, trading):
+    emu = alpaca_emulator
+    emu.set_price("BTC/USD", 40_000)
+    trading.submit_order(crypto(1))
+    stop = api_error(
+        lambda: trading.submit_order(
+            StopOrderRequest(
+                symbol="BTC/USD", qty=0.5, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, stop_price=38e3
+            )
+        )
+    )
+    refused = (422, 42210000, "invalid order type for crypto order")
+    assert (stop.status_code, stop.code, stop.message) == refused
+    trailing = api_error(
+        lambda: trading.submit_order(
+            TrailingStopOrderRequest(
+                symbol="BTC/USD", qty=0.5, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, trail_percent=2
+            )
+        )
+    )
+    assert (trailing.status_code, trailing.message) == (422, "invalid order type for crypto order")
+    assert len(emu.orders) == 1  # only the market buy was booked
+
+
+def test_crypto_refuses_oco_and_bracket_orders(alpaca_emulator, trading):
+    emu = alpaca_emulator
+    emu.set_price("BTC/USD", 40_000)
+    trading.submit_order(crypto(1))
+    oco = api_error(
+        lambda: trading.submit_order(
+            LimitOrderRequest(
+                symbol="BTC/USD",
+                qty=0.5,
+                side=OrderSide.SELL,
+                time_in_force=TimeInForce.GTC,
+                order_class=OrderClass.OCO,
+                limit_price=44_000,
+                take_profit=TakeProfitRequest(limit_price=44_000),
+                stop_loss=StopLossRequest(stop_price=38_000),
+            )
+        )
+    )
+    assert (oco.status_code, oco.code, oco.message) == (422, 42210000, "invalid order class for crypto order")
+    bracket = api_error(
+        lambda: trading.submit_order(
+            crypto(
+                0.1,
+                order_class=OrderClass.BRACKET,
+                take_profit=TakeProfitRequest(limit_price=44_000),
+                stop_loss=StopLossRequest(stop_price=38_000),
+            )
+        )
+    )
+    assert (bracket.status_code, bracket.message) == (422, "invalid order class for crypto order")
+    assert len(emu.orders) == 1
+
+
+def test_crypto_stop_limit_sell_rests_then_fills_inside_its_band(alpaca_emulator, trading):
+    emu = alpaca_emulator
+    emu.set_price("BTC/USD", 40_000)
+    trading.submit_order(crypto(1))
+    stop = trading.submit_order(
+        StopLimitOrderRequest(
+            symbol="BTC/USD",
+            qty=0.9975,
+            side=OrderSide.SELL,
+            time_in_force=TimeInForce.GTC,
+            stop_price=38_000,
+            limit_price=37_620,
+        )
+    )
+    emu.set_price("BTC/USD", 38_500)
+    assert trading.get_order_by_id(stop.id).status == OrderStatus.NEW
+    emu.set_price("BTC/USD", 37_900)  # through the stop, above the limit: fills
+    done = trading.get_order_by_id(stop.id)
+    assert (done.status, done.filled_avg_price) == (OrderStatus.FILLED, "37900")
+    assert emu.positions == {} and emu.fills[-1].liquidity == "taker"
+
+
+def test_a_crypto_buy_pays_the_taker_fee_in_coins(alpaca_emulator, trading):
+    emu = alpaca_emulator
+    emu.set_price("BTC/USD", 60_000.5)
+    trading.submit_order(crypto(1))
+    assert emu.positions == {"BTC/USD": 0.9975}  # 25 bps of the bitcoin bought
+    assert trading.get_open_position("BTCUSD").qty == "0.9975"
+    assert emu.cash == pytest.approx(100_000 - 60_000.5)  # the dollars paid are the full price
+    (fill,) = emu.fills
+    assert (fill.qty, fill.fee, fill.liquidity, fill.position_qty) == (1, 0.0025, "taker", 0.9975)
+
+
+def test_a_crypto_sell_pays_the_fee_in_dollars(alpaca_emulator, trading):
+    emu = alpaca_emulator
+    emu.set_price("BTC/USD", 40_000)
+    trading.submit_order(crypto(2))  # 1.995 BTC held
+    emu.set_price("BTC/USD", 41_234.57)
+    trading.submit_order(crypto(1.995, OrderSide.SELL))
+    proceeds = round(1.995 * 41_234.57, 2)  # 82,262.97
+    fee = round(proceeds * 0.0025, 2)  # 205.66
+    assert emu.positions == {}
+    assert emu.cash == pytest.approx(100_000 - 80_000 + proceeds - fee, abs=1e-9)
+    assert (emu.fills[-1].fee, emu.fills[-1].liquidity) == (fee, "taker")
+
+
+def test_a_resting_crypto_limit_pays_the_maker_fee_and_a_marketable_one_the_taker_fee(
+    alpaca_emulator, trading
+):
+    emu = alpaca_emulator
+    emu.set_price("BTC/USD", 40_000)
+
+    def limit(price: float) -> LimitOrderRequest:
+        return LimitOrderRequest(
+            symbol="BTC/USD", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, limit_price=price
+        )
+
+    trading.submit_order(limit(39_000))
+    emu.set_price("BTC/USD", 38_900)  # the resting bid is hit: it made liquidity
+    trading.submit_order(limit(39_500))  # marketable on arrival: it took liquidity
+    assert [(f.liquidity, f.fee) for f in emu.fills] == [("maker", 0.0015), ("taker", 0.0025)]
+    assert emu.positions == {"BTC/USD": pytest.approx(0.9985 + 0.9975)}
+
+
+def test_crypto_fees_are_a_knob(alpaca_emulator, trading):
+    emu = alpaca_emulator
+    emu.set_crypto_fees(maker_bps=0, taker_bps=10)
+    emu.set_price("BTC/USD", 40_000)
+    trading.submit_order(crypto(1))
+    assert emu.positions == {"BTC/USD": 0.999}
+    emu.set_crypto_fees(0, 0)
+    trading.submit_order(crypto(0.999, OrderSide.SELL))
+    assert emu.positions == {} and emu.cash == pytest.approx(100_000 - 40_000 + 39_960)
+
+
+def test_stock_fills_pay_no_fee(alpaca_emulator, trading):
+    emu = alpaca_emulator
+    emu.set_price("AAPL", 100.01)
+    trading.submit_order(market("AAPL", 3))
+    assert emu.positions == {"AAPL": 3} and emu.cash == pytest.approx(100_000 - 300.03)
+    assert (emu.fills[0].fee, emu.fills[0].liquidity) == (0.0, "")
 
 
 def test_account_clock_calendar_asset(alpaca_emulator, trading):
@@ -454,6 +601,19 @@ def test_5xx_surfaces_as_api_error(alpaca_emulator, trading, stock_data):
         stock_data.get_stock_latest_trade(StockLatestTradeRequest(symbol_or_symbols="AAPL"))["AAPL"].price
         == 100
     )
+
+
+def test_an_injected_failure_can_wait_for_earlier_requests_and_match_a_method(alpaca_emulator, trading):
+    # A test fails a session's later requests (not its warm-up), or its order POSTs but not the
+    # lookups under the same path prefix.
+    emu = alpaca_emulator
+    emu.set_price("AAPL", 100)
+    emu.fail_next(1, status=500, path_prefix="/v2/orders", method="POST", skip=1)
+    placed = trading.submit_order(market("AAPL", 1, client_order_id="first"))  # let through
+    assert trading.get_order_by_client_id("first").id == placed.id  # a GET: not matched
+    assert api_error(lambda: trading.submit_order(market("AAPL", 1))).status_code == 500
+    assert trading.submit_order(market("AAPL", 1)).symbol == "AAPL"  # the failure was used up
+    assert len(emu.orders) == 2
 
 
 def test_slow_endpoint(alpaca_emulator, trading):

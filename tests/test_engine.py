@@ -147,3 +147,26 @@ def engine_ns(text: str) -> int:
     from tests.test_live import _ns
 
     return _ns(text)
+
+
+def test_no_trade_updates_is_the_same_run_and_is_remembered_across_down_and_up(engine: EngineDriver) -> None:
+    engine.up()
+    listened = engine.emulator.stream_connections
+    run = engine.spawn("AAPL")  # the trade-update stream is on by default: the session listens
+    assert engine.emulator.stream_connections["trading"] == listened["trading"] + 1
+    engine.run("stop", "AAPL", "sma_cross")
+    assert engine.spawn("AAPL", "--no-trade-updates") == run  # how fills are heard is not part of the run
+    engine.down()
+    engine.up()  # resumes AAPL as it was last spawned: without the stream
+    assert [(s["symbol"], s["trade_updates"]) for s in engine.status()["sessions"]] == [("AAPL", False)]
+    engine.down()
+    assert engine.emulator.stream_connections["trading"] == listened["trading"] + 1  # never again
+    starts = [
+        r.event.detail for r in engine.events(f"run/{run}", "actor_started") if r.event.actor == "portfolio"
+    ]
+    assert [d.split("; ")[:2] for d in starts] == [
+        ["spawned", "trade updates on"],
+        ["spawned", "trade updates off"],
+        ["resumed by the engine", "trade updates off"],
+    ]
+    assert engine.events(f"run/{run}", "run_started")[0].event.label.endswith("trade_updates=on")

@@ -242,6 +242,7 @@ def _emulator_env(emulator: AlpacaEmulator) -> dict[str, str]:
         "ALPACA_API_SECRET": emulator.secret,
         "ALPACA_BASE_URL": emulator.trading_url + "/v2",  # as the plan writes it
         "ALPACA_DATA_URL": emulator.data_url,
+        "ALPACA_STREAM_URL": emulator.stream_base_url,  # the trade-update stream (on by default)
     }
 
 
@@ -266,9 +267,29 @@ def test_tape_trade_runs_a_live_crypto_session_on_the_wall_clock(
     status = json.loads(result.stdout)
     assert status["cycles"] == 3 and status["run_id"].startswith("live-")
     with EventLog.open(tmp_path / "tape.db") as log:
-        kinds = [r.kind for r in log.read(stream_prefix=f"run/{status['run_id']}")]
+        events = list(log.read(stream_prefix=f"run/{status['run_id']}"))
+    kinds = [r.kind for r in events]
     assert kinds.count("cycle_completed") == 3 and kinds[0] == "run_started"
     assert kinds[-1] == "actor_stopped" and "reconciled" in kinds
+    # The trade-update stream is on by default: the session listened, and says so.
+    assert alpaca_emulator.stream_connections["trading"] == 1 and "alert" not in kinds
+    assert events[0].event.label.endswith("trade_updates=on") and "trade updates on" in result.stderr
+
+
+def seed_crypto_minutes(emulator: AlpacaEmulator, seed: int, minutes: int) -> None:
+    """BTC/USD one-minute bars up to now (a random walk) and its price: a crypto session on the wall
+    clock has history to warm up on and a market to trade in."""
+    now = int(pd.Timestamp.now(tz="UTC").floor("min").value)
+    close = 60_000 * np.exp(np.cumsum(np.random.default_rng(seed).normal(0, 0.001, minutes)))
+    stamps = now - MINUTE * np.arange(len(close), 0, -1)
+    emulator.add_bars(
+        "BTC/USD",
+        [
+            (dt.datetime.fromtimestamp(t / 1e9, tz=dt.UTC), c, c * 1.001, c * 0.999, c, 3.0)
+            for t, c in zip(stamps, close, strict=True)
+        ],
+    )
+    emulator.set_price("BTC/USD", round(float(close[-1]), 2))
 
 
 def test_live_trading_without_credentials_names_the_variable(tape: TapeRunner) -> None:
@@ -300,7 +321,7 @@ def test_a_data_outage_is_alerted_and_its_bars_back_filled_once(live_run) -> Non
     market.faults[_ns("2024-07-05 10:00")] = lambda: market.emulator.fail_next(8, 500, "/v2/stocks")
     start("2024-07-05 12:00")
     alerts = _events(tmp_path / "tape.db", "alert")
-    assert [a.rule for a in alerts] and {a.rule for a in alerts} == {"feed"}
+    assert [a.rule for a in alerts] == ["feed", "feed_cleared"]  # two cycles failed: one alert
     bars = [(b.symbol, b.ts) for b in _events(tmp_path / "tape.db", "bar")]
     assert len(bars) == len(set(bars))  # nothing seen, so nothing decided, twice
     five = 5 * MINUTE

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,12 +25,21 @@ from actors.alpaca_stream import MinuteStream, StreamingBarFeed
 from actors.clock import SimulatedClock
 from actors.live_session import LiveSession, run_schedule
 from events.backtest import BacktestConfig
-from events.schema import CycleCompleted
+from events.schema import Alert, CycleCompleted, Fill, OrderSubmitted
 from store.credentials import AlpacaCredentials
 from store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner, assert_clean_failure
-from tests.test_live import MINUTE, SYMBOLS, Market, _emulator_env, _events, _ns, _top_level
+from tests.test_live import (
+    MINUTE,
+    SYMBOLS,
+    Market,
+    _emulator_env,
+    _events,
+    _ns,
+    _top_level,
+    seed_crypto_minutes,
+)
 
 TIMEOUT = 0.3  # seconds: the clients' read timeout in these tests
 
@@ -76,40 +86,57 @@ def _credentials(emulator: AlpacaEmulator) -> AlpacaCredentials:
 Start = Callable[..., LiveSession]
 
 
-@pytest.fixture
-def session_run(alpaca_emulator: AlpacaEmulator, tmp_path: Path) -> Iterator[tuple[Market, Start]]:
-    """(market, start(until, begin, streaming)): a session from ``begin`` to ``until`` on a simulated
-    clock, with the REST feed or the streaming one; the feed is closed after the test."""
-    market = StreamingMarket(alpaca_emulator)
-    credentials = _credentials(alpaca_emulator)
+def run_session(
+    market: Market,
+    log_path: Path,
+    until: str,
+    *,
+    begin: str = "2024-07-05 09:00",
+    streaming: bool = False,
+    trade_updates: bool = False,
+    opened: list[Any] | None = None,
+) -> LiveSession:
+    """A session from ``begin`` to ``until`` on a simulated clock against ``market``'s emulator, with the
+    REST feed or the streaming one; its feed and broker go to ``opened`` for the caller to close (a test
+    may look at their streams first), or are closed at once."""
+    credentials = _credentials(market.emulator)
     config = BacktestConfig(symbols=SYMBOLS, strategy="sma_cross", timeframe="5Min", cash=100_000.0)
-    feeds: list[Any] = []
-
-    def start(
-        until: str, *, begin: str = "2024-07-05 09:00", streaming: bool = False, trade_updates: bool = False
-    ) -> LiveSession:
-        clock = SimulatedClock(_ns(begin), on_advance=market.advance)
-        market.advance(clock.now_ns())
-        rest = AlpacaBarFeed(credentials, "5Min", retry_wait_seconds=0)
-        feed: Any = StreamingBarFeed(credentials, "5Min", rest=rest, settle_seconds=2) if streaming else rest
-        feeds.append(feed)
-        session = LiveSession(
-            config,
-            run_id="live-test",
-            broker=AlpacaBroker(credentials, retry_wait_seconds=0, trade_updates=trade_updates),
-            feed=feed,
-            log_path=tmp_path / "tape.db",
-        )
-        feeds.append(session.broker)
+    clock = SimulatedClock(_ns(begin), on_advance=market.advance)
+    market.advance(clock.now_ns())
+    rest = AlpacaBarFeed(credentials, "5Min", retry_wait_seconds=0)
+    feed: Any = StreamingBarFeed(credentials, "5Min", rest=rest, settle_seconds=2) if streaming else rest
+    broker = AlpacaBroker(credentials, retry_wait_seconds=0, trade_updates=trade_updates)
+    session = LiveSession(config, run_id="live-test", broker=broker, feed=feed, log_path=log_path)
+    try:
         session.start(clock.now_ns(), days_back=3)
         run_schedule(session, clock, 300, until_ns=_ns(until))
         session.stop(clock.now_ns())
-        return session
+    finally:
+        if opened is None:
+            _close(feed, broker)
+        else:
+            opened += [feed, broker]
+    return session
+
+
+def _close(*things: Any) -> None:
+    for thing in things:  # streaming feeds and brokers: their streams
+        if isinstance(thing, StreamingBarFeed | AlpacaBroker):
+            thing.close()
+
+
+@pytest.fixture
+def session_run(alpaca_emulator: AlpacaEmulator, tmp_path: Path) -> Iterator[tuple[Market, Start]]:
+    """(market, start(until, begin, streaming, trade_updates)): :func:`run_session` on the test's
+    emulator and log; the feeds and brokers are closed after the test."""
+    market = StreamingMarket(alpaca_emulator)
+    opened: list[Any] = []
+
+    def start(until: str, **options: Any) -> LiveSession:
+        return run_session(market, tmp_path / "tape.db", until, opened=opened, **options)
 
     yield market, start
-    for feed in feeds:  # and brokers: their streams
-        if isinstance(feed, StreamingBarFeed | AlpacaBroker):
-            feed.close()
+    _close(*opened)
 
 
 def _expected_bars(first: str, last: str) -> set[tuple[str, int]]:
@@ -137,7 +164,10 @@ def test_a_data_request_that_times_out_is_alerted_and_back_filled(session_run, t
     start("2024-07-05 10:30")
     assert emulator.faults.stalls_pending == 0
     alerts = _events(tmp_path / "tape.db", "alert")
-    assert [(a.rule, a.ts) for a in alerts] == [("feed", _ns("2024-07-05 10:00"))]
+    assert [(a.rule, a.ts) for a in alerts] == [
+        ("feed", _ns("2024-07-05 10:00")),
+        ("feed_cleared", _ns("2024-07-05 10:05")),  # the next cycle's request answered
+    ]
     assert "Timeout" in alerts[0].message
     cycles = {c.ts: c.skipped for c in _events(tmp_path / "tape.db", "cycle_completed")}
     assert cycles[_ns("2024-07-05 10:00")].startswith("feed error")
@@ -178,11 +208,73 @@ def test_an_order_that_gets_no_answer_at_all_is_looked_up_and_sent_again(session
     start("2024-07-05 12:00")
     log_path = tmp_path / "tape.db"
     alerts = _events(log_path, "alert")
-    assert [a.rule for a in alerts] == ["broker"] and "may have been placed" in alerts[0].message
+    assert [a.rule for a in alerts] == ["broker", "broker_cleared"]  # the lookup and re-send answered
+    assert "may have been placed" in alerts[0].message
     _assert_books_agree(market, log_path)
     first = _events(log_path, "order_submitted")[0].client_order_id
     assert emulator.order(first)["status"] == "filled"
     assert any(f.client_order_id == first for f in _events(log_path, "fill"))
+
+
+def test_a_feed_outage_over_several_cycles_is_one_alert_until_bars_answer_again(
+    session_run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    # Three cycles' bar requests fail (4 attempts each): an hour of this would be 12 cycles, and
+    # must still be one message to a human. Each failed cycle is in the log all the same.
+    market.faults[_ns("2024-07-05 10:00")] = lambda: market.emulator.fail_next(12, 500, "/v2/stocks")
+    start("2024-07-05 10:30")
+    log_path = tmp_path / "tape.db"
+    assert [(a.rule, a.severity, a.ts) for a in _events(log_path, "alert")] == [
+        ("feed", "warning", _ns("2024-07-05 10:00")),
+        ("feed_cleared", "info", _ns("2024-07-05 10:15")),
+    ]
+    failed = [c.ts for c in _events(log_path, "cycle_completed") if c.skipped.startswith("feed error")]
+    assert failed == [_ns(f"2024-07-05 10:{m}") for m in ("00", "05", "10")]
+
+
+def test_a_restarted_session_neither_raises_a_standing_feed_alert_again_nor_forgets_to_clear_it(
+    session_run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    emulator = market.emulator
+    # The outage starts at 10:00 and the session stops at 10:05 with its feed alert standing; the
+    # restarted session (rebuilt from the log alone) meets one more failure at 10:10, then bars.
+    market.faults[_ns("2024-07-05 10:00")] = lambda: emulator.fail_next(8, 500, "/v2/stocks")
+    start("2024-07-05 10:05")
+    market.faults[_ns("2024-07-05 10:10")] = lambda: emulator.fail_next(4, 500, "/v2/stocks")
+    start("2024-07-05 10:30", begin="2024-07-05 10:05")
+    log_path = tmp_path / "tape.db"
+    assert emulator.faults._failures == []  # the restart's failure was met
+    assert [(a.rule, a.ts) for a in _events(log_path, "alert")] == [
+        ("feed", _ns("2024-07-05 10:00")),
+        ("feed_cleared", _ns("2024-07-05 10:15")),
+    ]
+    failed = [c.ts for c in _events(log_path, "cycle_completed") if c.skipped.startswith("feed error")]
+    assert failed == [_ns(f"2024-07-05 10:{m}") for m in ("00", "05", "10")]
+    assert len(_events(log_path, "actor_started")) == 2  # it was two sessions
+
+
+def test_an_order_outage_over_several_cycles_is_one_broker_alert_and_each_unanswered_order_is_logged(
+    session_run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    emulator = market.emulator
+    # Order submissions get no answer (held past the timeout, then refused, so nothing is booked)
+    # for 12 attempts: the first order, then its re-sends in the next two cycles. Lookups answer.
+    emulator.stall_next(12, 0.5, "/v2/orders", method="POST")
+    emulator.fail_next(12, 500, "/v2/orders", method="POST")
+    start("2024-07-05 12:00")
+    assert emulator.faults.stalls_pending == 0 and emulator.faults._failures == []
+    log_path = tmp_path / "tape.db"
+    alerts = _events(log_path, "alert")
+    assert [(a.rule, a.severity) for a in alerts] == [("broker", "warning"), ("broker_cleared", "info")]
+    cycles = _events(log_path, "cycle_completed")
+    unanswered = [c for c in cycles if c.broker_errors]
+    assert sum(len(c.broker_errors) for c in unanswered) == 3  # every one of them is in the log
+    assert len(unanswered) >= 2  # the outage spanned cycles
+    assert alerts[1].ts == next(c.ts for c in cycles if c.ts > unanswered[-1].ts)  # the next cycle
+    _assert_books_agree(market, log_path)
 
 
 def _posts(emulator: AlpacaEmulator) -> int:
@@ -364,7 +456,7 @@ def test_tape_trade_with_the_streaming_feed_subscribes_and_trades(
         ],
     )
     emulator.set_price("BTC/USD", round(float(close[-1]), 2))
-    env = {**_emulator_env(emulator), "ALPACA_STREAM_URL": emulator.stream_base_url, "ALPACA_TIMEOUT": "5"}
+    env = {**_emulator_env(emulator), "ALPACA_TIMEOUT": "5"}
     args = ["trade", "BTC/USD", "--broker", "alpaca", "--feed", "alpaca-stream", "--interval", "1s"]
     result = tape(*args, "--cycles", "3", "--days-back", "1", "--json", env=env)
     assert result.returncode == 0, result.stderr
@@ -401,3 +493,100 @@ def test_duplicate_trade_updates_do_not_duplicate_fills(session_run, tmp_path: P
     assert len(fills) == len({f.client_order_id for f in fills})  # one Fill per filled order
     filled = {o["client_order_id"] for o in _top_level(emulator.orders) if o["status"] == "filled"}
     assert filled and filled <= {f.client_order_id for f in fills}
+
+
+ROUTING_DELAY = 0.5  # seconds the emulator takes to route (and fill) an order after accepting it
+
+
+def _order_and_fill_cycles(log_path: Path) -> list[tuple[int, int]]:
+    """(cycle of the order, cycle of its fill) for every market order that filled: an event's cycle is
+    one more than the CycleCompleted events logged before it."""
+    cycle, placed, pairs = 1, {}, []
+    with EventLog.open(log_path) as log:
+        for record in log.read(stream_prefix="run/live-test"):
+            event = record.event
+            if isinstance(event, CycleCompleted):
+                cycle += 1
+            elif isinstance(event, OrderSubmitted) and event.order_type == "market":
+                placed[event.client_order_id] = cycle
+            elif isinstance(event, Fill) and event.client_order_id in placed:
+                pairs.append((placed[event.client_order_id], cycle))
+    return pairs
+
+
+def test_with_trade_updates_a_market_order_fills_in_the_cycle_that_placed_it(
+    session_run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    market.emulator.set_routing_delay(ROUTING_DELAY)  # a poll right after the order finds it unfilled
+    start("2024-07-05 12:00", trade_updates=True)
+    pairs = _order_and_fill_cycles(tmp_path / "tape.db")
+    assert pairs and all(order == fill for order, fill in pairs), pairs
+    assert not _events(tmp_path / "tape.db", "alert")
+
+
+def test_without_trade_updates_a_market_order_fills_in_a_later_cycle(session_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    market.emulator.set_routing_delay(ROUTING_DELAY)
+    start("2024-07-05 12:00", trade_updates=False)  # `--no-trade-updates`: polling alone
+    pairs = _order_and_fill_cycles(tmp_path / "tape.db")
+    assert pairs and all(fill > order for order, fill in pairs), pairs
+
+
+def _fills(log_path: Path) -> list[tuple[Any, ...]]:
+    # Client order ids are left out: they come from log positions, which an alert moves.
+    return [(f.ts, f.symbol, f.side, f.qty, f.price, f.reason) for f in _events(log_path, "fill")]
+
+
+@pytest.mark.parametrize(
+    ("fault", "noticed"),
+    [
+        ("login refused", ("2024-07-05 09:00", "2024-07-05 09:00")),  # when the session starts
+        ("dropped mid-session", ("2024-07-05 10:30", "2024-07-05 12:00")),  # at a cycle after the drop
+    ],
+)
+def test_without_its_trade_update_stream_a_session_trades_on_by_polling_and_alerts_once(
+    session_run, tmp_path: Path, caplog: pytest.LogCaptureFixture, fault: str, noticed: tuple[str, str]
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    emulator = market.emulator
+    if fault == "login refused":
+        emulator.refuse_trade_stream("auth")
+    else:  # the stream listens, then drops and every reconnect is refused
+        market.faults[_ns("2024-07-05 10:30")] = lambda: (
+            emulator.refuse_trade_stream("connect"),
+            emulator.drop_streams(),
+        )
+    start("2024-07-05 12:00", trade_updates=True)
+    log_path = tmp_path / "tape.db"
+    assert _events(log_path, "cycle_completed")[-1].ts == _ns("2024-07-05 12:00")  # traded to the end
+    alerts = _events(log_path, "alert")
+    assert [(a.rule, a.severity) for a in alerts] == [("trade_updates", "warning")]
+    assert "trade-update stream is unavailable" in alerts[0].message and "polling only" in alerts[0].message
+    assert _ns(noticed[0]) <= alerts[0].ts <= _ns(noticed[1])
+    _assert_books_agree(market, log_path)
+    # Nothing was logged that would reach stderr (alpaca-py's own loop logs each failed attempt with a
+    # traceback and each drop as a warning); the CLI test checks a real session's stderr.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    with AlpacaEmulator() as other:  # the same session, its stream up all along
+        run_session(StreamingMarket(other), tmp_path / "streamed.db", "2024-07-05 12:00", trade_updates=True)
+    assert _fills(log_path) == _fills(tmp_path / "streamed.db") != []
+
+
+def test_tape_trade_with_its_trade_update_stream_refused_trades_by_polling_with_a_clean_stderr(
+    tape: TapeRunner, alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    seed_crypto_minutes(alpaca_emulator, seed=3, minutes=2 * 1440)
+    alpaca_emulator.refuse_trade_stream("auth")
+    args = ["trade", "BTC/USD", "--broker", "alpaca", "--feed", "alpaca", "--interval", "1s", "--cycles", "3"]
+    result = tape(*args, "--days-back", "1", "--json", env=_emulator_env(alpaca_emulator))
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    with EventLog.open(tmp_path / "tape.db") as log:
+        events = [r.event for r in log.read(stream_prefix=f"run/{run_id}")]
+    assert sum(isinstance(e, CycleCompleted) for e in events) == 3
+    alerts = [e for e in events if isinstance(e, Alert)]
+    assert [(a.rule, a.severity) for a in alerts] == [("trade_updates", "warning")]
+    assert alpaca_emulator.stream_connections["trading"] == 1  # one login tried, refused, not retried
+    assert "trade-update stream unavailable, polling only" in result.stderr
+    assert "Traceback" not in result.stderr and "authenticate" not in result.stderr, result.stderr

@@ -26,7 +26,14 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from events.costs import cents
-from events.monitor import MonitorConfig, SessionMonitor, expected_low
+from events.monitor import (
+    MonitorConfig,
+    OutageRule,
+    SessionMonitor,
+    decide_outage,
+    evolve_outages,
+    expected_low,
+)
 from events.pnl import pnl_by_strategy, pnl_by_symbol
 from events.schema import Alert, EquityMarked
 from store.log import EventLog
@@ -415,3 +422,24 @@ def test_degradation_compares_the_rolling_window_with_the_backtest_range() -> No
             )
         ]  # fmt: skip
     assert fired == ["degradation", "degradation_cleared"]
+
+
+def test_live_outages_alert_once_and_clear_on_the_first_answer() -> None:
+    log: list[Alert] = []
+
+    def outcome(rule: OutageRule, failure: str | None, answered: bool = True) -> list[str]:
+        raised = frozenset[str]()
+        for event in log:  # the state is a fold of the log: a restart would see the same
+            raised = evolve_outages(raised, event)
+        alerts = decide_outage(raised, rule, len(log), failure=failure, answered=answered)
+        log.extend(alerts)
+        return [f"{a.rule}/{a.severity}" for a in alerts]
+
+    assert outcome("feed", "HTTP 503") == ["feed/warning"]
+    assert outcome("feed", "HTTP 503") == [] and outcome("feed", "timeout") == []  # still the outage
+    assert outcome("broker", "no answer") == ["broker/warning"]  # a rule of its own
+    assert outcome("feed", None) == ["feed_cleared/info"]
+    assert outcome("broker", None, answered=False) == []  # nothing was asked: still standing
+    assert outcome("broker", None) == ["broker_cleared/info"]
+    assert outcome("feed", None) == []  # nothing to clear
+    assert outcome("feed", "HTTP 500") == ["feed/warning"]  # re-armed

@@ -6,6 +6,10 @@ Lifecycle, as Alpaca reports it: an accepted order (`accepted`, the POST respons
 Resting limit, stop, stop-limit and trailing-stop orders execute when a new price crosses them.
 Bracket legs are `held` until the entry fills; OCO siblings cancel each other on the first fill.
 
+Crypto pairs follow Alpaca's crypto rules: simple `market`, `limit` and `stop_limit` orders only,
+and a trading fee taken from the asset the trade credits (the coin on a buy, the dollars on a sell) at
+the maker rate for a limit order that rested before it filled, the taker rate otherwise.
+
 Every state change is published as an Alpaca trade-update payload to `listeners`.
 """
 
@@ -28,6 +32,7 @@ from .portfolio import Portfolio
 from .timeutil import format_ts
 
 TradeListener = Callable[[dict[str, Any]], None]
+CRYPTO_TYPES = ("market", "limit", "stop_limit")
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class Fill:
     price: float
     position_qty: float
     timestamp: datetime
+    fee: float = 0.0  # crypto: in the credited asset (coins on a buy, dollars on a sell)
+    liquidity: str = ""  # crypto: "maker" or "taker"
 
 
 class Broker:
@@ -61,6 +68,13 @@ class Broker:
         self.partial_fraction: float | None = None
         self.partial_by_client_id: dict[str, float | None] = {}
         self.reject_next = 0
+        #: Seconds between an order's acceptance (the POST's answer) and its routing (and a market order's
+        #: fill): a real venue takes a moment. 0 routes inside the POST.
+        self.routing_delay = 0.0
+        #: Crypto fees in basis points (Alpaca's tier 1): a limit order that rested pays the maker
+        #: rate, every other execution the taker rate.
+        self.crypto_maker_bps = Decimal(15)
+        self.crypto_taker_bps = Decimal(25)
 
     # -- submission -------------------------------------------------------------------------------
     def submit(self, spec: OrderSpec) -> dict[str, Any]:
@@ -70,12 +84,34 @@ class Broker:
                 o.client_order_id == spec.client_order_id for o in self.orders.values()
             ):
                 raise errors.unprocessable("client_order_id must be unique")
+            self._check_crypto_order(asset, spec)
             self._check_time_in_force(asset, spec)
             self._check_funds(asset, spec)
             order = self._build(asset, spec)
             response = order.wire()
-            self._route(order)
+            if self.routing_delay > 0:
+                timer = threading.Timer(self.routing_delay, self._route_later, (order,))
+                timer.daemon = True
+                timer.start()
+            else:
+                self._route(order)
             return response
+
+    def _route_later(self, order: Order) -> None:
+        with self.lock:
+            if order.status == "accepted":  # not canceled while it waited
+                self._route(order)
+
+    @staticmethod
+    def _check_crypto_order(asset: Asset, spec: OrderSpec) -> None:
+        """Alpaca takes simple market, limit and stop-limit orders for crypto: no stop, no trailing
+        stop, no bracket, OCO or OTO (docs "Crypto Orders"; the type message is Alpaca's own)."""
+        if not is_crypto(asset.symbol):
+            return
+        if spec.type not in CRYPTO_TYPES:
+            raise errors.ApiError(422, "invalid order type for crypto order", 42210000)
+        if spec.order_class != "simple":
+            raise errors.ApiError(422, "invalid order class for crypto order", 42210000)
 
     @staticmethod
     def _check_time_in_force(asset: Asset, spec: OrderSpec) -> None:
@@ -169,10 +205,10 @@ class Broker:
             for leg in order.legs:
                 leg.status, leg.updated_at = "new", now
                 self._publish("new", leg)
-        self._try_execute(order)
+        self._try_execute(order, arriving=True)
         for leg in order.legs:
             if leg.status == "new":
-                self._try_execute(leg)
+                self._try_execute(leg, arriving=True)
 
     # -- funds checks -----------------------------------------------------------------------------
     def buying_power(self) -> Decimal:
@@ -256,8 +292,10 @@ class Broker:
         price = self._market.price(symbol)
         return Decimal(str(price)) if price is not None else None
 
-    def _try_execute(self, order: Order) -> None:
-        if not order.is_open or order.status == "held":
+    def _try_execute(self, order: Order, *, arriving: bool = False) -> None:
+        """Execute what ``order`` can at the current price. ``arriving``: it was just routed, so an
+        execution now takes liquidity (taker); a limit order filled on a later price made it (maker)."""
+        if not order.is_open or order.status in ("held", "accepted"):  # "accepted": not routed yet
             return
         price = self.price(order.symbol)
         if price is None:
@@ -271,15 +309,18 @@ class Broker:
             self._finish(order, "canceled", "canceled")
             return
         if can_trade and qty > 0:
-            self._execute(order, qty, price)
+            self._execute(order, qty, price, maker=order.type == "limit" and not arriving)
         if order.time_in_force == "ioc" and order.is_open:
             self._finish(order, "canceled", "canceled")
 
-    def _execute(self, order: Order, qty: Decimal, price: Decimal) -> None:
+    def _execute(self, order: Order, qty: Decimal, price: Decimal, *, maker: bool = False) -> None:
         now = self._now()
         asset = self._assets.find(order.symbol)
         assert asset is not None
-        position_qty = self.portfolio.apply_fill(asset, order.side, qty, price)
+        rate = Decimal(0)
+        if is_crypto(order.symbol):
+            rate = (self.crypto_maker_bps if maker else self.crypto_taker_bps) / Decimal(10_000)
+        position_qty, fee = self.portfolio.apply_fill(asset, order.side, qty, price, fee_rate=rate)
         order.filled_qty += qty
         order.filled_cost += qty * price
         order.updated_at = now
@@ -297,6 +338,8 @@ class Broker:
             float(price),
             float(position_qty),
             now,
+            fee=float(fee),
+            liquidity=("maker" if maker else "taker") if is_crypto(order.symbol) else "",
         )
         self.fills.append(fill)
         self._publish(

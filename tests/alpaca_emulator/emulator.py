@@ -190,6 +190,20 @@ class AlpacaEmulator:
                     if order.client_order_id == client_order_id:
                         order.partial_fraction = fraction
 
+    def set_routing_delay(self, seconds: float) -> None:
+        """Route each accepted order `seconds` after the POST answered it, instead of inside the POST:
+        a market order is `accepted` until then and fills after (a real venue takes a moment, so a poll
+        right after the submission finds it unfilled). 0 restores routing inside the POST."""
+        with self.broker.lock:
+            self.broker.routing_delay = max(0.0, seconds)
+
+    def set_crypto_fees(self, maker_bps: float = 15, taker_bps: float = 25) -> None:
+        """Crypto trading fees in basis points (default Alpaca's tier 1: 15 maker, 25 taker; 0 turns
+        them off). They are taken from the credited asset, so they show in positions and cash."""
+        with self.broker.lock:
+            self.broker.crypto_maker_bps = Decimal(str(maker_bps))
+            self.broker.crypto_taker_bps = Decimal(str(taker_bps))
+
     def reject_next_orders(self, n: int = 1) -> None:
         """The next `n` accepted orders are rejected by the venue (status and event `rejected`)."""
         with self.broker.lock:
@@ -262,16 +276,27 @@ class AlpacaEmulator:
         """Send each trade update twice."""
         self.streams.duplicate_trade_updates = on
 
+    def refuse_trade_stream(self, how: str | None = "auth") -> None:
+        """Refuse new trading-stream connections: "auth" answers every login `unauthorized` and closes
+        (as Alpaca answers wrong keys), "connect" answers the WebSocket handshake HTTP 503; None serves
+        them again. Open connections stay (`drop_streams` ends them)."""
+        if how not in ("auth", "connect", None):
+            raise ValueError(f"refuse_trade_stream: auth, connect or None, not {how!r}")
+        self.streams.trade_stream_refusal = how
+
     @property
     def stream_connections(self) -> dict[str, int]:
         """WebSocket connections opened so far, by stream kind (`data`, `trading`)."""
         return dict(self.streams.hub.connections_opened)
 
     # -- faults -----------------------------------------------------------------------------------
-    def fail_next(self, n: int = 1, status: int = 500, path_prefix: str = "") -> None:
-        """The next `n` REST requests whose path starts with `path_prefix` answer `status`
-        (with the error body that API uses). alpaca-py retries 429 and 504, up to 3 times, 3 s apart."""
-        self.faults.fail_next(n, status, path_prefix)
+    def fail_next(
+        self, n: int = 1, status: int = 500, path_prefix: str = "", method: str | None = None, skip: int = 0
+    ) -> None:
+        """The next `n` REST requests whose path starts with `path_prefix` (and whose method is
+        `method`, e.g. "POST") answer `status` (with the error body that API uses), after the first
+        `skip` of them are answered normally. alpaca-py retries 429 and 504, up to 3 times, 3 s apart."""
+        self.faults.fail_next(n, status, path_prefix, method, skip)
 
     def slow(self, seconds: float, path_prefix: str = "") -> None:
         """Delay REST requests under `path_prefix` by `seconds` (0 turns it off)."""
@@ -288,6 +313,7 @@ class AlpacaEmulator:
     def clear_faults(self) -> None:
         self.faults.clear()
         self.streams.duplicate_trade_updates = False
+        self.streams.trade_stream_refusal = None
 
 
 def _dated(fields: dict[str, Any], t: datetime) -> dict[str, Any]:

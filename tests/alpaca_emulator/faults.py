@@ -20,6 +20,8 @@ class _Failure:
     remaining: int
     status: int
     path_prefix: str
+    method: str | None = None
+    skip: int = 0  # matching requests still to let through before failing
 
 
 class Faults:
@@ -29,11 +31,14 @@ class Faults:
         self._delays: dict[str, float] = {}
         self._stalls: list[_Stall] = []
 
-    def fail_next(self, n: int, status: int, path_prefix: str = "") -> None:
-        """The next `n` requests whose path starts with `path_prefix` answer `status`."""
+    def fail_next(
+        self, n: int, status: int, path_prefix: str = "", method: str | None = None, skip: int = 0
+    ) -> None:
+        """The next `n` requests whose path starts with `path_prefix` (and whose method is `method`)
+        answer `status`, after letting the first `skip` of them through."""
         if n > 0:
             with self._lock:
-                self._failures.append(_Failure(n, status, path_prefix))
+                self._failures.append(_Failure(n, status, path_prefix, method, skip))
 
     def slow(self, seconds: float, path_prefix: str = "") -> None:
         """Delay every request under `path_prefix` by `seconds` (0 removes the delay)."""
@@ -80,11 +85,14 @@ class Faults:
         with self._lock:
             return max((s for p, s in self._delays.items() if path.startswith(p)), default=0.0)
 
-    def take_failure(self, path: str) -> int | None:
+    def take_failure(self, path: str, method: str = "GET") -> int | None:
         """Consume one injected failure for `path` and return its status, or None."""
         with self._lock:
             for failure in self._failures:
-                if path.startswith(failure.path_prefix):
+                if path.startswith(failure.path_prefix) and failure.method in (None, method):
+                    if failure.skip > 0:
+                        failure.skip -= 1
+                        return None
                     failure.remaining -= 1
                     if failure.remaining <= 0:
                         self._failures.remove(failure)

@@ -81,7 +81,7 @@ class JsonApi:
         return answer
 
     def _answer(self, request: Request) -> tuple[int, Any]:
-        status = self._faults.take_failure(request.path)
+        status = self._faults.take_failure(request.path, request.method)
         if status is not None:
             return status, self._error_body(
                 ApiError(status, INJECTED_MESSAGES.get(status, "error"), status * 100000 + 10000)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .assets import Asset, position_symbol
 from .orders import num
 
 _CENT = Decimal("0.01")
+_COIN = Decimal("0.000000001")  # the crypto quantity increment (min_trade_increment)
 
 
 @dataclass
@@ -67,16 +68,36 @@ class Portfolio:
         self.cash = cash
         self.positions: dict[str, Position] = {}
 
-    def apply_fill(self, asset: Asset, side: str, qty: Decimal, price: Decimal) -> Decimal:
-        """Move cash and the position for one execution; returns the position quantity after it."""
-        signed = qty if side == "buy" else -qty
-        self.cash -= signed * price
+    def apply_fill(
+        self, asset: Asset, side: str, qty: Decimal, price: Decimal, *, fee_rate: Decimal = Decimal(0)
+    ) -> tuple[Decimal, Decimal]:
+        """Move cash and the position for one execution; returns the position quantity after it and
+        the fee charged.
+
+        Crypto moves dollars in whole cents, and its fee is taken from what the trade credits, as
+        Alpaca does: a buy of ``qty`` coins leaves ``qty - fee`` (the fee rounded half up to the
+        1e-9 coin increment), a sell credits the proceeds less the fee (rounded half up to the cent).
+        """
+        fee = Decimal(0)
+        if asset.asset_class == "crypto":
+            notional = (qty * price).quantize(_CENT, rounding=ROUND_HALF_UP)
+            if side == "buy":
+                fee = (qty * fee_rate).quantize(_COIN, rounding=ROUND_HALF_UP)
+                self.cash -= notional
+                signed = qty - fee
+            else:
+                fee = (qty * price * fee_rate).quantize(_CENT, rounding=ROUND_HALF_UP)
+                self.cash += notional - fee
+                signed = -qty
+        else:
+            signed = qty if side == "buy" else -qty
+            self.cash -= signed * price
         position = self.positions.get(asset.symbol)
         old = position.qty if position else Decimal(0)
         new = old + signed
         if new == 0:
             self.positions.pop(asset.symbol, None)
-            return new
+            return new, fee
         if position is None or old == 0:
             self.positions[asset.symbol] = Position(asset, new, price)
         elif (old > 0) == (signed > 0):  # adding to the position: average in
@@ -86,7 +107,7 @@ class Portfolio:
             position.qty = new
         else:  # flipped through zero: the new side's entry is this fill
             position.qty, position.avg_entry_price = new, price
-        return new
+        return new, fee
 
     def qty(self, symbol: str) -> Decimal:
         position = self.positions.get(symbol)

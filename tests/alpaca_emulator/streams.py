@@ -19,14 +19,22 @@ _CHANNEL_OF_TYPE = {"t": "trades", "q": "quotes", "b": "bars", "u": "updatedBars
 class Streams:
     def __init__(self, credentials: Credentials) -> None:
         self._credentials = credentials
-        self.hub = WebSocketHub(self._session_for)
+        self.hub = WebSocketHub(self._session_for, refuse=self._refused)
         #: Send every trade update twice (a duplicate-delivery fault).
         self.duplicate_trade_updates = False
+        #: Refuse the trading stream: "auth" (logins answered unauthorized) or "connect" (handshakes
+        #: answered HTTP 503); None serves it.
+        self.trade_stream_refusal: str | None = None
+
+    def _refused(self, path: str) -> bool:
+        return self.trade_stream_refusal == "connect" and path.split("?")[0].rstrip("/") == "/stream"
 
     def _session_for(self, connection: ServerConnection, path: str) -> Session | None:
         path = path.split("?")[0].rstrip("/")
         if path == "/stream":
-            return TradeSession(connection, self._credentials)
+            return TradeSession(
+                connection, self._credentials, refuse_auth=self.trade_stream_refusal == "auth"
+            )
         if path.startswith("/v1beta3/crypto/"):
             return DataSession(connection, self._credentials, crypto=True)
         if path.startswith("/v2/") or path.startswith("/v1beta1/"):

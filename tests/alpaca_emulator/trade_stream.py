@@ -25,9 +25,12 @@ AUTH_TIMEOUT = 10.0
 class TradeSession:
     kind = "trading"
 
-    def __init__(self, connection: ServerConnection, credentials: Credentials) -> None:
+    def __init__(
+        self, connection: ServerConnection, credentials: Credentials, refuse_auth: bool = False
+    ) -> None:
         self.connection = connection
         self._credentials = credentials
+        self._refuse_auth = refuse_auth  # answer every login "unauthorized" (a fault)
         self.authenticated = False
         self.streams: set[str] = set()
         self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -75,7 +78,7 @@ class TradeSession:
             action = message.get("action")
             if action in ("authenticate", "auth"):
                 pair = (data.get("key_id"), data.get("secret_key"))
-                ok = self._credentials.valid(pair)
+                ok = self._credentials.valid(pair) and not self._refuse_auth
                 status = "authorized" if ok else "unauthorized"
                 self.send_soon(
                     {"stream": "authorization", "data": {"action": "authenticate", "status": status}}

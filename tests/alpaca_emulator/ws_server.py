@@ -11,9 +11,11 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
+from http import HTTPStatus
 from typing import Any, Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
 
 
 class Session(Protocol):
@@ -27,8 +29,9 @@ SessionFactory = Callable[[ServerConnection, str], Session | None]
 
 
 class WebSocketHub:
-    def __init__(self, make_session: SessionFactory) -> None:
+    def __init__(self, make_session: SessionFactory, refuse: Callable[[str], bool] | None = None) -> None:
         self._make_session = make_session
+        self._refuse = refuse  # paths whose WebSocket handshake is answered 503 right now
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="emu-websockets", daemon=True)
         self._server: Server | None = None
@@ -45,7 +48,19 @@ class WebSocketHub:
         self.call(self._start()).result(timeout=10)
 
     async def _start(self) -> None:
-        self._server = await serve(self._handle, "127.0.0.1", 0, ping_interval=None, max_size=2**22)
+        self._server = await serve(
+            self._handle,
+            "127.0.0.1",
+            0,
+            ping_interval=None,
+            max_size=2**22,
+            process_request=self._process_request,
+        )
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self._refuse is not None and self._refuse(request.path):
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "stream unavailable\n")
+        return None
 
     def stop(self) -> None:
         if self._server is not None:
