@@ -6,15 +6,12 @@ and the log must say when it ended.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from email import message_from_bytes
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
-import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -22,7 +19,7 @@ from events.schema import Alert, CycleCompleted, NotificationFailed, Notificatio
 from store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner
-from tests.test_live import MINUTE, _emulator_env
+from tests.test_live import _emulator_env, seed_crypto_minutes
 from tests.test_monitor import _free_port, _Http, _Inbox
 
 CRYPTO_BARS = "/v1beta3/crypto/us/bars"
@@ -57,26 +54,11 @@ def channels() -> Iterator[Channels]:
         http.close()
 
 
-def _seed_btc(emulator: AlpacaEmulator) -> None:
-    """A day of BTC/USD minute bars up to now (a crypto pair trades 24/7, so the wall clock works)."""
-    now = int(pd.Timestamp.now(tz="UTC").floor("min").value)
-    close = 60_000 * np.exp(np.cumsum(np.random.default_rng(7).normal(0, 0.001, 1440)))
-    stamps = now - MINUTE * np.arange(len(close), 0, -1)
-    emulator.add_bars(
-        "BTC/USD",
-        [
-            (dt.datetime.fromtimestamp(t / 1e9, tz=dt.UTC), c, c * 1.001, c * 0.999, c, 3.0)
-            for t, c in zip(stamps, close, strict=True)
-        ],
-    )
-    emulator.set_price("BTC/USD", round(float(close[-1]), 2))
-
-
 def test_a_live_feed_outage_is_one_alert_one_email_one_webhook_and_clears_when_bars_answer(
     tape: TapeRunner, alpaca_emulator: AlpacaEmulator, channels: Channels, tmp_path: Path
 ) -> None:
     emulator = alpaca_emulator
-    _seed_btc(emulator)
+    seed_crypto_minutes(emulator, seed=7, minutes=1440)  # a day up to now: a pair trades 24/7
     # The warm-up's bars request goes through; then every attempt of the first two cycles' requests
     # (4 each: alpaca-py retries 5xx) answers 500. The third cycle's request answers.
     emulator.fail_next(8, 500, CRYPTO_BARS, skip=1)

@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from actors.alpaca_broker import AlpacaBroker
@@ -444,18 +442,7 @@ def test_tape_trade_with_the_streaming_feed_subscribes_and_trades(
     tape: TapeRunner, alpaca_emulator: AlpacaEmulator, tmp_path: Path
 ) -> None:
     emulator = alpaca_emulator
-    now = int(pd.Timestamp.now(tz="UTC").floor("min").value)
-    rng = np.random.default_rng(5)
-    close = 60_000 * np.exp(np.cumsum(rng.normal(0, 0.001, 1440)))
-    stamps = now - MINUTE * np.arange(len(close), 0, -1)
-    emulator.add_bars(
-        "BTC/USD",
-        [
-            (dt.datetime.fromtimestamp(t / 1e9, tz=dt.UTC), c, c * 1.001, c * 0.999, c, 3.0)
-            for t, c in zip(stamps, close, strict=True)
-        ],
-    )
-    emulator.set_price("BTC/USD", round(float(close[-1]), 2))
+    seed_crypto_minutes(emulator, seed=5, minutes=1440)
     env = {**_emulator_env(emulator), "ALPACA_TIMEOUT": "5"}
     args = ["trade", "BTC/USD", "--broker", "alpaca", "--feed", "alpaca-stream", "--interval", "1s"]
     result = tape(*args, "--cycles", "3", "--days-back", "1", "--json", env=env)
