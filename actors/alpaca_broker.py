@@ -208,7 +208,7 @@ class AlpacaBroker:
                 placed = self._client.submit_order(request)
             except APIError as exc:
                 if _status(exc) == 422 and "client_order_id" in str(exc):
-                    return self.order(order.client_order_id)  # an earlier attempt (or run) placed it
+                    return self._placed_earlier(order.client_order_id)
                 return self._call("place an order", _raise, exc)
             except OSError as exc:  # timed out or refused: it may have arrived; same id again
                 failure = exc
@@ -218,6 +218,18 @@ class AlpacaBroker:
             f"no answer from Alpaca to order {order.client_order_id} after {self._attempts} attempts "
             f"({type(failure).__name__}); it may have been placed, the next cycle looks it up"
         )
+
+    def _placed_earlier(self, client_order_id: str) -> BrokerOrder:
+        """The order an earlier attempt (or run) placed under ``client_order_id``. Alpaca just said it
+        has it, so failing to read it back is no refusal: the order stays working, and the next cycle
+        looks it up (logging it rejected would drop a live order from the books)."""
+        try:
+            return self.order(client_order_id)
+        except BrokerRejected as exc:
+            raise BrokerUnreachable(
+                f"order {client_order_id} is at Alpaca but could not be read back ({exc}); "
+                "the next cycle looks it up"
+            ) from None
 
     def order(self, client_order_id: str) -> BrokerOrder:
         """The order placed under ``client_order_id``."""

@@ -195,6 +195,27 @@ def test_an_order_submission_that_times_out_is_placed_exactly_once(
     assert emulator.order(first)["status"] == "filled"
 
 
+def test_an_order_alpaca_has_but_cannot_read_back_stays_working_and_is_not_logged_rejected(
+    session_run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    emulator = market.emulator
+    # The first order is booked but its answer is lost; the retry is refused as a duplicate id, and
+    # the lookup of the existing order answers 500 to all 4 of alpaca-py's attempts. The order is at
+    # Alpaca: it must stay working.
+    emulator.stall_next(1, 1.0, "/v2/orders", method="POST", after=True)
+    emulator.fail_next(4, 500, "/v2/orders:by_client_order_id", method="GET")
+    start("2024-07-05 12:00")
+    log_path = tmp_path / "tape.db"
+    assert not _events(log_path, "order_rejected")
+    alerts = _events(log_path, "alert")
+    assert [a.rule for a in alerts] == ["broker", "broker_cleared"]
+    assert "could not be read back" in alerts[0].message
+    _assert_books_agree(market, log_path)
+    first = _events(log_path, "order_submitted")[0].client_order_id
+    assert any(f.client_order_id == first for f in _events(log_path, "fill"))
+
+
 def test_an_order_that_gets_no_answer_at_all_is_looked_up_and_sent_again(session_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     market, start = session_run
     emulator = market.emulator
