@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from actors import engine_host
 from actors.notifier import Notifier, NotifySettings, WebhookChannel
 from events.schema import Alert, NotificationFailed, NotificationSent
 from store.log import EventLog, NewEvent
 from tests.alpaca_emulator import AlpacaEmulator
-from tests.conftest import TapeRunner
+from tests.conftest import TapeRunner, assert_clean_failure
 from tests.engine_driver import CYCLE_TIMEOUT_S, EngineDriver
 from tests.test_live_alerts import Channels
 from tests.test_live_alerts import channels as channels  # the SMTP server and webhook receiver fixture
@@ -132,3 +133,9 @@ def test_a_restarted_session_notifier_sends_what_its_predecessor_left_undelivere
         ("r1:alert:broker", 2),
         ("r1:alert:drawdown", 1),
     ]
+
+
+def test_tape_up_with_an_incomplete_channel_stops_before_any_process_starts(engine: EngineDriver) -> None:
+    engine.env["TAPE_SMTP_HOST"] = "127.0.0.1"  # email on, but no sender or recipients
+    assert_clean_failure(engine.run("up", check=False), "TAPE_SMTP_FROM")
+    assert not engine_host.state_path(engine.log_path).exists()
