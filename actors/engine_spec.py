@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from events.backtest import BacktestConfig
+from events.monitor import MonitorConfig
 
 
 class EngineOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,6 +29,7 @@ class SessionSpec(msgspec.Struct, frozen=True, kw_only=True):
     days_back: int = 5
     config: BacktestConfig
     trade_updates: bool = True  # listen to Alpaca's trade-update stream (how, not what: not in the run id)
+    monitor: MonitorConfig | None = None  # the alert thresholds (None: no monitor; not in the run id)
 
     @property
     def key(self) -> tuple[str, str]:

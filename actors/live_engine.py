@@ -32,6 +32,7 @@ from actors.live_session import live_run_id
 from actors.schedule import is_crypto, next_run, parse_interval
 from events.backtest import BacktestConfig
 from events.errors import ConfigError, TapeError
+from events.monitor import MonitorConfig
 from events.schema import ActorStarted, ActorStopped, Event, SessionSpawned, SessionStopped
 from events.strategies import make_strategy
 from store.credentials import load_alpaca_credentials
@@ -216,6 +217,8 @@ class SessionRunner:
             "positions": positions,
             "last_decision": status.get("last_decision", {}),
             "feed": status.get("feed", {}),  # windows from the stream / over REST (streaming feed)
+            "monitor": None if self.spec.monitor is None else msgspec.to_builtins(self.spec.monitor),
+            "notifications": self._engine.notification_health(self.run_id),
         }
 
 
@@ -250,6 +253,7 @@ class Engine:
                 pid=os.getpid(),
             )
         )
+        self.notify_channels = _channel_names(options)
         self._market_data = _start_market_data(options)  # before the sessions: they read through it
         self._resumed = threading.Thread(target=self._resume, name="engine-resume", daemon=True)
         self._resumed.start()
@@ -289,6 +293,7 @@ class Engine:
                 days_back=event.days_back,
                 config=msgspec.convert(event.config, BacktestConfig),
                 trade_updates=event.trade_updates,
+                monitor=None if event.monitor is None else msgspec.convert(event.monitor, MonitorConfig),
             )
             runner = SessionRunner(self, spec, event.run_id, event.ts)
             runner._detail = "resumed by the engine"
@@ -338,6 +343,7 @@ class Engine:
                 days_back=spec.days_back,
                 config=msgspec.to_builtins(spec.config),
                 trade_updates=spec.trade_updates,
+                monitor=None if spec.monitor is None else msgspec.to_builtins(spec.monitor),
             )
         )
         runner.launch()
@@ -362,6 +368,13 @@ class Engine:
         )
         return {"run_id": runner.run_id, "cycles": runner.status.get("cycles", 0)}
 
+    def notification_health(self, run_id: str) -> dict[str, Any]:
+        """Delivery health of a session's notifications, from its run's notify stream."""
+        from store.period_report import run_notification_health
+
+        with self._lock:
+            return run_notification_health(self._log, run_id)
+
     def status(self) -> dict[str, Any]:
         """The engine and every session (see :meth:`SessionRunner.describe`)."""
         with self._lock:
@@ -375,6 +388,7 @@ class Engine:
                 "log": self.options.log_path,
                 "broker": self.options.broker,
                 "feed": self.options.feed,
+                "notify": self.notify_channels,
             },
             "market_data": self._market_data_status(),
             "sessions": [r.describe() for r in runners],
@@ -405,6 +419,19 @@ class Engine:
         with self._lock:
             self._log.close()
         return {"stopped": [f"{r.spec.symbol} {r.spec.strategy}" for r in runners]}
+
+
+def _channel_names(options: EngineOptions) -> list[str]:
+    """The notification channels the environment or `.env` of `tape up` configures (`tape up` has
+    checked them; each session's PortfolioActor runs its own notifier with them)."""
+    from actors.notifier import channels_from_env
+    from store.credentials import load_env
+
+    try:
+        channels, _ = channels_from_env(load_env(Path(options.dotenv) if options.dotenv else None))
+    except ConfigError:
+        return []
+    return [c.name for c in channels]
 
 
 def _make_clock(options: EngineOptions) -> Clock:

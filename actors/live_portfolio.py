@@ -4,6 +4,11 @@ It hosts the session's LiveSession (the same portfolio core as a backtest) and o
 Started fresh or after a crash, it rebuilds everything from the log (:meth:`LiveSession.start`: fold,
 re-warm, re-send working orders under their logged ids, reconcile with the broker), so killing it at any
 moment loses nothing and never places an order twice.
+
+When the environment (or the `.env`) of `tape up` configures a notification channel, the actor also runs
+the session's notifier (actors/notifier.py) in catch-up mode: whatever the run's notify stream does not
+show as delivered or given up is sent by the next actor, so no alert is lost to a restart or sent twice
+(short of a crash between a delivery and its NotificationSent).
 """
 
 from __future__ import annotations
@@ -16,15 +21,17 @@ from actors.alpaca_broker import AlpacaBroker
 from actors.engine_spec import EngineOptions, SessionSpec
 from actors.live_session import LiveSession
 from actors.market_data import session_feed
+from actors.notifier import Notifier, channels_from_env
 from actors.strategy_pool import RayStrategies
-from store.credentials import load_alpaca_credentials
+from store.credentials import load_alpaca_credentials, load_env
 
 
 class LivePortfolioActor:
     """One session's portfolio; the engine calls :meth:`start`, then :meth:`run_cycle` on schedule."""
 
     def __init__(self, options: EngineOptions, spec: SessionSpec, run_id: str) -> None:
-        credentials = load_alpaca_credentials(dotenv_path=Path(options.dotenv) if options.dotenv else None)
+        dotenv = Path(options.dotenv) if options.dotenv else None
+        credentials = load_alpaca_credentials(dotenv_path=dotenv)
         config = spec.config
         self._strategies = RayStrategies(config.symbols, config.strategy, config.params)
         self._broker = AlpacaBroker(credentials, trade_updates=spec.trade_updates)
@@ -40,7 +47,11 @@ class LivePortfolioActor:
             label=f"engine broker={options.broker} feed={options.feed} interval={spec.interval} "
             f"trade_updates={on_off}",
             trade_logs=Path(options.workdir) if options.workdir else None,
+            monitor=spec.monitor,
         )
+        self._run_id = run_id
+        channels, settings = channels_from_env(load_env(dotenv))
+        self._notifier = Notifier(Path(options.log_path), channels, settings) if channels else None
         self._strategies.history = self._session.bars_seen
         self._days_back = spec.days_back
         self._status: dict[str, Any] = {}
@@ -48,6 +59,8 @@ class LivePortfolioActor:
     def start(self, now_ns: int, detail: str) -> dict[str, Any]:
         """Open or resume the run (fold, warm up, re-send working orders, reconcile); its status."""
         self._session.start(now_ns, self._days_back, detail=f"{detail}; {self._updates}")
+        if self._notifier is not None:
+            self._notifier.follow(self._run_id, catch_up=True)
         return self._refresh()
 
     def run_cycle(self, now_ns: int) -> dict[str, Any]:
@@ -60,6 +73,10 @@ class LivePortfolioActor:
         try:
             self._session.stop(now_ns, reason=reason)
         finally:
+            if self._notifier is not None:
+                # Deliveries pending finish (at most TAPE_NOTIFY_DRAIN seconds); what a dead server
+                # keeps back is left to the run's next notifier (`tape up`, `tape spawn`), not given up.
+                self._notifier.close(give_up=False)
             self._broker.close()  # the trade-update stream: cancelled, not waited out
             self._strategies.kill()
 

@@ -313,21 +313,42 @@ class Notifier:
         self._buckets = {c.name: _Bucket(settings.rate_per_minute, now()) for c in self._channels}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._give_up_at_end = True
         self._thread: threading.Thread | None = None
+        self._settled: set[tuple[str, str]] = set()  # (alert id, channel) the notify stream closed
+        self._attempts: dict[tuple[str, str], int] = {}  # failed attempts the notify stream holds
         with EventLog.create(self._log_path) as log:
             self._cursor = log.head()[0]  # alerts already in the log were someone else's to send
 
-    def follow(self, run_id: str) -> None:
-        """Start delivering the alerts ``run_id`` appends from now on (in the background)."""
+    def follow(self, run_id: str, *, catch_up: bool = False) -> None:
+        """Start delivering the alerts ``run_id`` appends from now on (in the background).
+
+        ``catch_up`` (the engine's sessions, which a crash or `tape down` may interrupt at any moment):
+        also deliver the run's earlier alerts that its notify stream does not show as delivered or given
+        up, continuing their attempt count, so a restarted session neither repeats nor loses one."""
         self._run_id = run_id
+        if catch_up:
+            with EventLog.create(self._log_path) as log:
+                for event in log.events(stream=f"run/{run_id}/notify"):
+                    key = (getattr(event, "alert_id", ""), getattr(event, "channel", ""))
+                    if isinstance(event, NotificationSent) or (
+                        isinstance(event, NotificationFailed) and event.final
+                    ):
+                        self._settled.add(key)
+                    elif isinstance(event, NotificationFailed):
+                        self._attempts[key] = max(self._attempts.get(key, 0), event.attempt)
+            self._cursor = 0
         self._thread = threading.Thread(target=self._loop, name="tape-notifier", daemon=True)
         self._thread.start()
 
-    def close(self) -> dict[str, int]:
+    def close(self, *, give_up: bool = True) -> dict[str, int]:
         """Pick up the last alerts, deliver what is pending (waiting at most the drain time), and
-        record what could not be delivered as final failures. Returns counts for the caller."""
+        record what could not be delivered as final failures; or, without ``give_up`` (an engine
+        session, which resumes), leave it for the next notifier of the run to catch up on. Returns
+        counts for the caller."""
         if self._thread is None:
             return {"sent": 0, "failed": 0}
+        self._give_up_at_end = give_up
         self._stop.set()
         self._thread.join()
         return self._counts
@@ -348,7 +369,8 @@ class Notifier:
                     if not self._jobs:
                         break
                     if self._now() >= deadline:
-                        self._give_up(log)
+                        if self._give_up_at_end:
+                            self._give_up(log)
                         break
                 time.sleep(POLL_SECONDS)
         finally:
@@ -362,7 +384,11 @@ class Notifier:
             if SEVERITY_RANK.get(alert.severity, 0) < floor:
                 continue
             for channel in self._channels:
-                self._jobs.append(_Job(self._now(), alert, record.event_id, channel, 1))
+                key = (record.event_id, channel.name)
+                if key not in self._settled:
+                    self._jobs.append(
+                        _Job(self._now(), alert, record.event_id, channel, self._attempts.get(key, 0) + 1)
+                    )
 
     def _deliver_due(self, log: EventLog) -> None:
         waiting: list[_Job] = []

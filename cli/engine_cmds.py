@@ -15,6 +15,15 @@ import typer
 
 from cli import options as opt
 from cli.common import console, err_console, fmt_ts, print_json, settings
+from cli.monitor_cmds import (
+    AlertDailyLoss,
+    AlertDrawdown,
+    DegradationQuantile,
+    DegradationWindow,
+    StallTicks,
+    monitor_config,
+    with_degradation_floor,
+)
 from events.costs import CostModel
 from events.errors import ConfigError, TapeError
 from events.risk import RiskConfig
@@ -47,7 +56,8 @@ def up_cmd(
     from actors.clock import parse_clock
     from actors.engine_spec import EngineOptions
     from actors.market_data import FEEDS
-    from store.credentials import load_alpaca_credentials
+    from actors.notifier import channels_from_env
+    from store.credentials import load_alpaca_credentials, load_env
     from store.log import EventLog
 
     if broker != "alpaca" or feed not in FEEDS:
@@ -57,6 +67,7 @@ def up_cmd(
         )
     parse_clock(clock)
     load_alpaca_credentials()  # missing credentials fail here, naming the variable
+    channels_from_env(load_env())  # so does a bad notification setting (the sessions notify with them)
     log_path = settings(ctx).log_path.resolve()
     EventLog.create(log_path).close()  # a foreign or damaged log fails here, before any process starts
     if host.state_path(log_path).is_file():
@@ -152,6 +163,11 @@ def spawn_cmd(
     correlation_window: opt.CorrelationWindow = 60,
     correlation_action: opt.CorrelationAction = "reject",
     trade_updates: opt.TradeUpdates = True,
+    alert_drawdown: AlertDrawdown = 10.0,
+    alert_daily_loss: AlertDailyLoss = None,
+    degradation_window: DegradationWindow = 20,
+    degradation_quantile: DegradationQuantile = 5.0,
+    stall_ticks: StallTicks = 3,
     json: opt.Json = False,
 ) -> None:
     """Start trading SYMBOL with STRATEGY in the running engine (resumes the run if it traded before)."""
@@ -162,6 +178,14 @@ def spawn_cmd(
     from events.strategies import make_strategy
 
     parse_interval(interval)
+    thresholds = monitor_config(
+        alert_drawdown,
+        alert_daily_loss,
+        max_daily_loss,
+        degradation_window,
+        degradation_quantile,
+        stall_ticks,
+    )
     config = opt.build_config(
         [symbol],
         strategy,
@@ -193,6 +217,7 @@ def spawn_cmd(
         ),
     )
     make_strategy(config.strategy, config.params)  # a bad name or parameter fails before the engine
+    log_path = settings(ctx).log_path
     spec = SessionSpec(
         symbol=config.symbols[0],
         strategy=strategy,
@@ -200,8 +225,9 @@ def spawn_cmd(
         days_back=days_back,
         config=config,
         trade_updates=trade_updates,  # remembered in the log: a resumed session listens (or not) alike
+        monitor=with_degradation_floor(log_path, config, thresholds),  # remembered alike
     )
-    handle = host.engine_handle(host.read_state(settings(ctx).log_path))
+    handle = host.engine_handle(host.read_state(log_path))
     result = host.call(handle, "spawn", spec)
     if json:
         print_json(result)
@@ -268,7 +294,7 @@ def status_cmd(
     )
     _render_market_data(engine["feed"], status.get("market_data"))
     for s in status["sessions"]:
-        _render_session(s)
+        _render_session(s, engine.get("notify", []))
 
 
 def _render_market_data(feed: str, actor: dict[str, Any] | None) -> None:
@@ -289,7 +315,22 @@ def _render_market_data(feed: str, actor: dict[str, Any] | None) -> None:
     )
 
 
-def _render_session(s: dict[str, Any]) -> None:
+def _render_notifications(health: dict[str, Any], channels: list[str]) -> None:
+    """One line: each channel's deliveries for the session (or that none is configured)."""
+    delivered = health.get("channels", {})
+    if not channels and not delivered:
+        console.print("  notifications: off (no channel configured where `tape up` ran)")
+        return
+    notes = [
+        f"{name} {c['sent']} sent, {c['failed_attempts']} failed attempts, {c['given_up']} undelivered"
+        + (f" (last error: {c['last_error']})" if c["given_up"] else "")
+        for name, c in delivered.items()
+    ] + [f"{name} none yet" for name in channels if name not in delivered]
+    line = "  notifications: " + "; ".join(notes)
+    (console if health.get("ok", True) else err_console).print(line)
+
+
+def _render_session(s: dict[str, Any], notify: list[str]) -> None:
     next_run = fmt_ts(s["next_run"]) if s["next_run"] else "-"
     last = fmt_ts(s["last_cycle"]) if s["last_cycle"] else "-"
     console.print(
@@ -320,6 +361,7 @@ def _render_session(s: dict[str, Any]) -> None:
         )
     if s["last_error"]:
         err_console.print(f"  last error: {s['last_error']}")
+    _render_notifications(s.get("notifications") or {}, notify)
     feed = s.get("feed") or {}
     if feed:
         console.print(

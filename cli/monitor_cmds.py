@@ -63,11 +63,17 @@ def prepare_monitoring(log_path: Any, config: Any, thresholds: MonitorConfig) ->
     """The thresholds with the degradation floor of a backtest of the same strategy in the log (when
     there is one), and the notifier the environment configures (None without channels). A bad
     notification setting fails here, before any trading."""
-    import msgspec
-
     from actors.notifier import start_notifier
 
     notifier = start_notifier(log_path)
+    return with_degradation_floor(log_path, config, thresholds), notifier
+
+
+def with_degradation_floor(log_path: Any, config: Any, thresholds: MonitorConfig) -> MonitorConfig:
+    """The thresholds with the degradation floor of a backtest of the same strategy in the log (when
+    there is one and the rule is on)."""
+    import msgspec
+
     if thresholds.degradation_window > 0 and log_path.exists() and log_path.stat().st_size > 0:
         from store.log import EventLog
         from store.period_report import degradation_floor, reference_backtest
@@ -82,7 +88,7 @@ def prepare_monitoring(log_path: Any, config: Any, thresholds: MonitorConfig) ->
                 thresholds = msgspec.structs.replace(
                     thresholds, expected_low_pct=floor, reference_run=reference
                 )
-    return thresholds, notifier
+    return thresholds
 
 
 def make_strategy_name(config: Any) -> tuple[str, dict[str, Any]]:

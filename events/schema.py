@@ -367,6 +367,7 @@ class SessionSpawned(Event, tag="session_spawned", kw_only=True):
     days_back: int = 5
     config: dict[str, Any] = {}  # the BacktestConfig the run trades with
     trade_updates: bool = True  # the session listens to Alpaca's trade-update stream (`--no-trade-updates`)
+    monitor: dict[str, Any] | None = None  # the MonitorConfig it alerts with (None: none, as before)
 
 
 class SessionStopped(Event, tag="session_stopped", kw_only=True):

@@ -34,6 +34,15 @@ class AlpacaCredentials(msgspec.Struct, frozen=True):
     __str__ = __repr__
 
 
+def load_env(dotenv_path: Path | None = Path(".env")) -> dict[str, str]:
+    """The ``.env`` file's values (when there is one) under the environment's: the environment wins."""
+    values: dict[str, str] = {}
+    if dotenv_path is not None and dotenv_path.is_file():
+        values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    values.update(os.environ)
+    return values
+
+
 def load_alpaca_credentials(
     env: Mapping[str, str] | None = None, dotenv_path: Path | None = Path(".env")
 ) -> AlpacaCredentials:

@@ -151,7 +151,13 @@ SAMPLES: dict[str, s.Event] = {
     ),
     "regime_changed": s.RegimeChanged(ts=23, symbol="AAPL", regime="trending", previous="ranging", adx=31.5),
     "session_spawned": s.SessionSpawned(
-        ts=24, run_id="live-1", symbol="AAPL", strategy="sma_cross", interval="5m", config={"cash": 1.0}
+        ts=24,
+        run_id="live-1",
+        symbol="AAPL",
+        strategy="sma_cross",
+        interval="5m",
+        config={"cash": 1.0},
+        monitor={"max_drawdown_pct": 3.0},
     ),
     "session_stopped": s.SessionStopped(ts=25, run_id="live-1", symbol="AAPL", strategy="sma_cross"),
     "backtest_summary": s.BacktestSummary(
