@@ -138,18 +138,20 @@ def needs_context(risk: RiskConfig) -> bool:
 
 
 def floor_to(qty: float, increment: float = 1.0) -> float:
-    """``qty`` rounded down to a whole number of ``increment`` steps (0 for no step or less).
+    """``qty`` rounded down to a whole number of ``increment`` steps.
 
-    A fractional step is counted in decimal, so 0.0123 coins stay 0.0123 (float division would make
-    0.0123 / 0.0001 = 122.99999999999999 steps and round a step away): the result is the float nearest
-    to a decimal with no more places than the increment, which prints and serialises as that decimal.
+    A step of 1 (whole shares) is ``math.floor``, exactly as stock sizing always was, so stock runs
+    decide and record the same numbers. A fractional step is counted in decimal, so 0.0013 coins stay
+    0.0013 (float division makes 0.0013 / 0.0001 = 12.999999999999998 steps and loses one): the result
+    is the float nearest to a decimal with no more places than the step, and prints and serialises as
+    that decimal. Nothing (0 or less, NaN) is 0.
     """
+    if increment == 1.0 and math.isfinite(qty):
+        return float(math.floor(qty))
     if not qty > 0:  # also NaN
         return 0.0
     if math.isinf(qty):
         return qty
-    if increment == 1.0:
-        return float(math.floor(qty))
     step = Decimal(repr(increment))
     return float((Decimal(repr(qty)) / step).to_integral_value(rounding=ROUND_FLOOR) * step)
 

@@ -38,8 +38,13 @@ def test_a_quantity_is_rounded_down_in_decimal_steps_so_0_0013_stays_0_0013() ->
     assert repr(floor_to(0.66666666, 1e-4)) == "0.6666"
 
 
-def test_a_whole_share_step_floors_like_before() -> None:
-    assert [floor_to(q) for q in (266.67, 2.9999999999999996, 0.4, -3.0, math.nan)] == [266, 2, 0, 0, 0]
+def test_a_whole_share_step_floors_exactly_as_math_floor() -> None:
+    quantities = [266.67, 2.9999999999999996, 0.4, -3.5]
+    assert [floor_to(q) for q in quantities] == [float(math.floor(q)) for q in quantities]
+
+
+def test_nothing_to_size_is_zero_coins() -> None:
+    assert [floor_to(q, 1e-4) for q in (0.0, -0.5, math.nan, 0.00009)] == [0.0] * 4
 
 
 def test_a_pair_is_sized_in_coin_steps_and_a_stock_in_whole_shares() -> None:
