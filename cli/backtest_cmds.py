@@ -77,6 +77,7 @@ def backtest_cmd(
     max_positions: opt.MaxPositions = 3,
     max_daily_loss: opt.MaxDailyLoss = 5.0,
     qty: opt.Qty = 0.0,
+    qty_increment: opt.QtyIncrement = None,
     sizing: opt.Sizing = "percent",
     atr_period: opt.AtrPeriod = 14,
     atr_stop: opt.AtrStop = 2.0,
@@ -127,6 +128,7 @@ def backtest_cmd(
             max_correlation=max_correlation,
             correlation_window=correlation_window,
             correlation_action=correlation_action,
+            **opt.qty_increment_field(qty_increment),
         ),
     )
     where = settings(ctx)

@@ -151,6 +151,7 @@ def spawn_cmd(
     max_positions: opt.MaxPositions = 3,
     max_daily_loss: opt.MaxDailyLoss = 5.0,
     qty: opt.Qty = 0.0,
+    qty_increment: opt.QtyIncrement = None,
     sizing: opt.Sizing = "percent",
     atr_period: opt.AtrPeriod = 14,
     atr_stop: opt.AtrStop = 2.0,
@@ -214,6 +215,7 @@ def spawn_cmd(
             max_correlation=max_correlation,
             correlation_window=correlation_window,
             correlation_action=correlation_action,
+            **opt.qty_increment_field(qty_increment),
         ),
     )
     make_strategy(config.strategy, config.params)  # a bad name or parameter fails before the engine

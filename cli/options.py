@@ -46,13 +46,24 @@ StopLoss = Annotated[float, typer.Option("--stop-loss", help="Stop below entry (
 TakeProfit = Annotated[float, typer.Option("--take-profit", help="Target above entry (%, 0 = none).")]
 RiskPerTrade = Annotated[float, typer.Option("--risk-per-trade", help="Equity risked per trade (%).")]
 MaxPositionSize = Annotated[
-    float, typer.Option("--max-position-size", help="Shares per position (0 = no cap).")
+    float,
+    typer.Option(
+        "--max-position-size", help="Shares per stock position, coins per crypto pair's (0 = no cap)."
+    ),
 ]
 MaxPositions = Annotated[int, typer.Option("--max-positions", help="Open positions at once.")]
 MaxDailyLoss = Annotated[
     float, typer.Option("--max-daily-loss", help="Daily loss that locks new entries (%, 0 = off).")
 ]
 Qty = Annotated[float, typer.Option("--qty", help="Fixed quantity instead of risk sizing.")]
+QtyIncrement = Annotated[
+    float | None,
+    typer.Option(
+        "--qty-increment",
+        help="Crypto pairs: size in steps of this many coins, rounding down (default 0.0001). "
+        "Stocks always trade whole shares.",
+    ),
+]
 Sizing = Annotated[
     str, typer.Option("--sizing", help="percent (stop at --stop-loss %) or atr (stop at --atr-stop x ATR).")
 ]
@@ -118,6 +129,12 @@ def cost_model(
         if value is not None
     }
     return CostModel(slippage_bps=slippage_bps, commission=commission, **given)
+
+
+def qty_increment_field(qty_increment: float | None) -> dict[str, float]:
+    """The RiskConfig field of ``--qty-increment``: none when not given, so the config, and so the run
+    id, of a run that does not use it stays what it was before the option existed."""
+    return {} if qty_increment is None else {"qty_increment": qty_increment}
 
 
 def parse_day(text: str | None, option: str) -> str:

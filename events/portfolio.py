@@ -12,7 +12,6 @@ a pure function of the state and a bar, which is what lets a backtest and a sim-
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ from events.risk import (
     MarketContext,
     RiskConfig,
     entry_block,
+    floor_to,
     protective_exit,
     protective_prices,
     size_position,
@@ -311,16 +311,21 @@ def decide_entry(
     fee_bps = cost.taker_bps(symbol)
     if fee_bps:  # a percentage fee makes every unit dearer
         cost_per_share *= 1.0 + fee_bps * 1e-4
-    sizing = size_position(equity, state.cash, price, risk, cost_per_share, cost.commission, usable_stop)
+    step = risk.increment(symbol)  # 1 share, or a pair's coin step
+    sizing = size_position(
+        equity, state.cash, price, risk, cost_per_share, cost.commission, usable_stop, step
+    )
     checks = dict(sizing.checks)
+    if step != 1.0:
+        checks["qty_increment"] = step
     qty = sizing.qty
     if size_factor < 1.0:  # e.g. an ensemble whose members only partly agree: a smaller bet
-        qty = float(math.floor(qty * max(size_factor, 0.0)))
+        qty = floor_to(qty * max(size_factor, 0.0), step)
         checks["size_factor"] = size_factor
     if stop_distance is not None:
         checks.update(atr=context.atr, stop_distance=stop_distance)
     if risk.max_volume_pct > 0 and context.avg_volume == context.avg_volume:
-        cap = math.floor(context.avg_volume * risk.max_volume_pct / 100.0)
+        cap = floor_to(context.avg_volume * risk.max_volume_pct / 100.0, step)
         checks.update(avg_volume=context.avg_volume, liquidity_cap_qty=float(cap))
         qty = float(min(qty, cap))
     if risk.min_avg_volume > 0:
@@ -329,7 +334,7 @@ def decide_entry(
     if risk.max_correlation > 0:
         checks.update({f"corr_{s}": c for s, c in context.correlations if c == c})
         if too_correlated and risk.correlation_action == "shrink":
-            qty = float(math.floor(qty / 2))
+            qty = floor_to(qty / 2, step)
             checks["correlation_shrunk_qty"] = qty
     intent_id = state.next_intent_id()
     out: list[Event] = [
@@ -374,14 +379,19 @@ def decide_entry(
     if block is None and stop_distance is not None and usable_stop is None:
         block = ("atr_warmup", f"ATR({risk.atr_period}) is not defined yet: no stop distance to size by")
     if block is None and qty <= 0:
-        if sizing.checks["affordable_qty"] < 1:
-            block = ("cash", "not enough cash for one share")
+        # Stocks keep their messages word for word (a re-run of an old log compares them).
+        one, none = ("one share", "no share")
+        if step != 1.0:
+            one = f"{step:g} {symbol.split('/')[0]}"
+            none = f"less than {one}"
+        if sizing.checks["affordable_qty"] < step:
+            block = ("cash", f"not enough cash for {one}")
         elif "correlation_shrunk_qty" in checks:
-            block = ("correlation", "halving the position for correlation leaves no share")
+            block = ("correlation", f"halving the position for correlation leaves {none}")
         elif qty < sizing.qty:
-            block = ("liquidity", f"{risk.max_volume_pct:g} % of the average volume is less than one share")
+            block = ("liquidity", f"{risk.max_volume_pct:g} % of the average volume is less than {one}")
         else:
-            block = ("zero_size", "risk budget buys no share")
+            block = ("zero_size", f"risk budget buys {none}")
     if block is not None:
         rule, message = block
         out.append(

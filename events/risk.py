@@ -7,15 +7,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from decimal import ROUND_FLOOR, Decimal
 from typing import NamedTuple
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
+from events.costs import is_pair
 from events.errors import ConfigError
+
+# Crypto pairs are sized in steps of this many coins unless ``qty_increment`` says otherwise (Alpaca's
+# BTC/USD min_trade_increment); stocks are always sized in whole shares.
+PAIR_QTY_INCREMENT = 1e-4
 
 
 class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Per-trade and portfolio limits. 0 disables a stop, a target, a cap or the daily-loss limit."""
+    """Per-trade and portfolio limits. 0 disables a stop, a target, a cap or the daily-loss limit.
+
+    ``max_position_size`` counts shares of a stock and coins of a crypto pair (100 BTC, 100 DOGE).
+    ``qty_increment`` came later: it defaults to UNSET, which msgspec leaves out of the encoded config,
+    so a config that does not set it (every stock run) encodes, and hashes to a run id, as before.
+    """
 
     risk_per_trade_pct: float = 2.0  # equity risked per trade (entry to stop)
     stop_loss_pct: float = 5.0  # below entry
@@ -38,6 +50,14 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     max_correlation: float = 0.0  # > 0: a new position this correlated with an open one is refused/shrunk
     correlation_window: int = 60  # bars of returns the correlation is measured over
     correlation_action: str = "reject"  # or "shrink": halve the position instead
+    qty_increment: float | UnsetType = UNSET  # pairs are sized in these steps; unset: 0.0001 coin
+
+    def increment(self, symbol: str) -> float:
+        """The step quantities of ``symbol`` are rounded down to: 1 share for a stock, ``qty_increment``
+        (default :data:`PAIR_QTY_INCREMENT`) for a crypto pair."""
+        if not is_pair(symbol):
+            return 1.0
+        return PAIR_QTY_INCREMENT if self.qty_increment is UNSET else self.qty_increment
 
     @property
     def allowed_regimes(self) -> tuple[str, ...]:
@@ -87,6 +107,10 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
                 all(r in ("trending", "ranging", "volatile") for r in self.allowed_regimes),
                 f"--regimes takes trending, ranging, volatile (comma separated), got {self.regimes!r}",
             ),
+            (
+                self.qty_increment is UNSET or 0 < self.qty_increment <= 1,
+                f"--qty-increment must be in (0, 1], got {self.qty_increment}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -113,6 +137,25 @@ def needs_context(risk: RiskConfig) -> bool:
     )
 
 
+def floor_to(qty: float, increment: float = 1.0) -> float:
+    """``qty`` rounded down to a whole number of ``increment`` steps.
+
+    A step of 1 (whole shares) is ``math.floor``, exactly as stock sizing always was, so stock runs
+    decide and record the same numbers. A fractional step is counted in decimal, so 0.0013 coins stay
+    0.0013 (float division makes 0.0013 / 0.0001 = 12.999999999999998 steps and loses one): the result
+    is the float nearest to a decimal with no more places than the step, and prints and serialises as
+    that decimal. Nothing (0 or less, NaN) is 0.
+    """
+    if increment == 1.0 and math.isfinite(qty):
+        return float(math.floor(qty))
+    if not qty > 0:  # also NaN
+        return 0.0
+    if math.isinf(qty):
+        return qty
+    step = Decimal(repr(increment))
+    return float((Decimal(repr(qty)) / step).to_integral_value(rounding=ROUND_FLOOR) * step)
+
+
 class Sizing(msgspec.Struct, frozen=True, gc=False):
     """How a quantity was reached: every number is recorded on the RiskAccepted/Rejected event."""
 
@@ -128,8 +171,10 @@ def size_position(
     cost_per_share: float,
     commission: float,
     stop_distance: float | None = None,
+    increment: float = 1.0,
 ) -> Sizing:
-    """Shares to buy at ``price``: risk ``risk_per_trade_pct`` of equity between entry and stop.
+    """Shares (or coins) to buy at ``price``: risk ``risk_per_trade_pct`` of equity between entry and
+    stop, rounded down to ``increment`` (1: whole shares; a pair's coin step).
 
     Without a stop the whole position is at risk, so the size is the risk budget divided by the price.
     ``stop_distance`` (ATR sizing) replaces the percentage stop. The result is capped by
@@ -140,12 +185,16 @@ def size_position(
         per_share_risk = stop_distance
     else:
         per_share_risk = price * (risk.stop_loss_pct / 100.0 if risk.stop_loss_pct > 0 else 1.0)
-    wanted = risk.fixed_qty if risk.fixed_qty > 0 else math.floor(risk_amount / per_share_risk)
+    wanted = risk.fixed_qty if risk.fixed_qty > 0 else floor_to(risk_amount / per_share_risk, increment)
     qty = float(wanted)
     if risk.max_position_size > 0:
         qty = min(qty, risk.max_position_size)
-    affordable = math.floor(max(cash - commission, 0.0) / cost_per_share) if cost_per_share > 0 else 0
+    affordable = (
+        floor_to(max(cash - commission, 0.0) / cost_per_share, increment) if cost_per_share > 0 else 0
+    )
     qty = float(max(min(qty, affordable), 0))
+    if increment != 1.0:  # a pair: a fixed quantity or a cap off the coin step is rounded down to it
+        qty = floor_to(qty, increment)
     return Sizing(
         qty,
         {

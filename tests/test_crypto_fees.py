@@ -136,7 +136,7 @@ def test_the_fee_makes_a_pair_entry_smaller_when_cash_is_short() -> None:
         next(e.qty for e in run_backtest(c, [bars], run_id="e") if isinstance(e, RiskAccepted))
         for c in (free, paid)
     ]
-    assert sized == [2.0, 1.0]  # two at 31,000 cost 62,000: with 0.25 % on top, only one fits
+    assert sized == [2.0, 1.995]  # two at 31,000 cost 62,000: with 0.25 % on top, 1.995 fit
 
 
 def test_tape_backtest_fee_bps_reaches_the_fills_and_the_run_config(tape: TapeRunner, log_path: Path) -> None:

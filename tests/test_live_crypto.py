@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -106,8 +107,9 @@ Start = Callable[..., LiveSession]
 
 @pytest.fixture
 def crypto_run(alpaca_emulator: AlpacaEmulator, tmp_path: Path) -> Callable[..., tuple[Market, Start]]:
-    """``make(gap=False)`` seeds the script; ``start(until_minute, begin_minute=0, on_cycle=None)``
-    runs one LiveSession (resuming the run when the log holds it) and stops it."""
+    """``make(gap=False, config=CONFIG)`` seeds the script; ``start(until_minute, begin_minute=0,
+    on_cycle=None)`` runs one LiveSession of ``config`` (resuming the run when the log holds it) and
+    stops it."""
     credentials = AlpacaCredentials(
         api_key=alpaca_emulator.key_id,
         secret_key=alpaca_emulator.secret,
@@ -115,8 +117,9 @@ def crypto_run(alpaca_emulator: AlpacaEmulator, tmp_path: Path) -> Callable[...,
         data_url=alpaca_emulator.data_url,
     )
 
-    def make(gap: bool = False) -> tuple[Market, Start]:
+    def make(gap: bool = False, config: BacktestConfig = CONFIG) -> tuple[Market, Start]:
         market = Market(alpaca_emulator, _script(gap=gap))
+        alpaca_emulator.set_cash(config.cash)  # the account holds what the session starts with
 
         def start(
             until: int,
@@ -127,7 +130,7 @@ def crypto_run(alpaca_emulator: AlpacaEmulator, tmp_path: Path) -> Callable[...,
             clock = SimulatedClock(_at(begin), on_advance=market.advance)
             market.advance(clock.now_ns())
             session = LiveSession(
-                CONFIG,
+                config,
                 run_id=RUN,
                 broker=AlpacaBroker(credentials, retry_wait_seconds=0),
                 feed=AlpacaBarFeed(credentials, "5Min", retry_wait_seconds=0),
@@ -154,8 +157,8 @@ def _events(tmp_path: Path, kind: str) -> list[Any]:
         return [r.event for r in log.read(stream_prefix=f"run/{RUN}") if r.kind == kind]
 
 
-def _folded(tmp_path: Path) -> PortfolioState:
-    state = PortfolioState(RUN, CONFIG.cash)
+def _folded(tmp_path: Path, cash: float = CONFIG.cash) -> PortfolioState:
+    state = PortfolioState(RUN, cash)
     with EventLog.open(tmp_path / "tape.db") as log:
         for record in log.read(stream_prefix=f"run/{RUN}"):
             evolve(state, record.event)
@@ -219,6 +222,43 @@ def test_the_logs_positions_cash_and_realised_pnl_equal_the_brokers_to_the_cent(
     realised = sum(round(c.net_pnl * 100) for c in _events(tmp_path, "position_closed"))
     assert realised == state.realized_cents == round((alpaca_emulator.cash - CONFIG.cash) * 100)
     assert _events(tmp_path, "reconciled")[-1].differences == []
+
+
+# Default sizing (no --qty): 2 % of 10,000 over a 5 % stop at 30,050 is 0.13311 BTC -> 0.1331.
+SIZED = msgspec.structs.replace(CONFIG, cash=10_000.0, risk=RiskConfig(stop_loss_pct=5, take_profit_pct=10))
+
+
+def test_a_default_sized_session_sends_its_entries_in_coin_steps(
+    crypto_run, alpaca_emulator, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    _, start = crypto_run(config=SIZED)
+    start(END)
+    entries = [o for o in alpaca_emulator.orders if o["side"] == "buy"]
+    assert len(entries) == 2 and entries[0]["qty"] == "0.1331"  # as sent: four places at most
+    assert all(len(o["qty"].split(".")[1]) <= 4 and o["status"] == "filled" for o in entries)
+    assert [o.qty for o in _events(tmp_path, "risk_accepted")] == [float(o["qty"]) for o in entries]
+    assert [c.exit_reason for c in _events(tmp_path, "position_closed")] == ["stop_loss", "take_profit"]
+
+
+def test_a_default_sized_sessions_log_equals_the_broker_to_the_coin_and_the_cent(
+    crypto_run, alpaca_emulator, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    _, start = crypto_run(config=SIZED)
+    held: list[tuple[float, float]] = []
+
+    def check(session: LiveSession) -> None:  # mid-run: the fee-net position, coin for coin
+        position = session.session.state.positions.get(PAIR)
+        if position is not None:
+            held.append((position.qty, alpaca_emulator.positions[PAIR]))
+
+    start(END, on_cycle=check)
+    assert held and all(log == broker for log, broker in held)
+    state = _folded(tmp_path, SIZED.cash)
+    assert state.positions == {} and alpaca_emulator.positions == {}
+    assert state.cash_cents == round(alpaca_emulator.cash * 100)
+    realised = sum(round(c.net_pnl * 100) for c in _events(tmp_path, "position_closed"))
+    assert realised == state.realized_cents == round((alpaca_emulator.cash - SIZED.cash) * 100)
+    assert all(r.differences == [] for r in _events(tmp_path, "reconciled"))
 
 
 def test_a_crypto_fill_carries_the_fee_as_commission_and_the_quantity_net_of_it(
