@@ -138,6 +138,16 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def wait_gone(pid: int, timeout_s: float = 30.0) -> bool:
+    """Whether process ``pid`` ends within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)  # polling the process table: the pid is not our child
+    return True
+
+
 # ---------------------------------------------------------------------- the same session on REST
 
 DECISION_KINDS = (

@@ -7,7 +7,6 @@ The engine trades against the local Alpaca emulator on the emulator's clock (tes
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,9 @@ from events.schema import OrderSubmitted, RiskRejected, Signal
 from store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner, assert_clean_failure
-from tests.engine_driver import EngineDriver, pid_alive
+from tests.engine_driver import EngineDriver, pid_alive, wait_gone
 
 LAST_CYCLE_BEFORE_STOP = "2024-07-03 11:00"
-
-
-def _wait_gone(pid: int, timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)  # polling the process table: the pid is not our child
-    return True
 
 
 def _folded(log_path: Path, run_id: str) -> PortfolioState:
@@ -111,7 +101,7 @@ def test_spawn_status_stop_and_down_from_another_shell_drive_the_running_engine(
     aapl_pids = [a["pid"] for a in sessions["AAPL"]["actors"]]
     stopped = engine.run("stop", "AAPL", "sma_cross")
     assert f"run {aapl}" in stopped.stdout
-    assert all(_wait_gone(pid) for pid in aapl_pids)
+    assert all(wait_gone(pid) for pid in aapl_pids)
     assert [s["symbol"] for s in engine.status()["sessions"]] == ["MSFT"]
     assert [r.event.reason for r in engine.events(f"run/{aapl}", "actor_stopped")] == ["tape stop"]
     assert [r.event.run_id for r in engine.events("engine", "session_stopped")] == [aapl]
@@ -125,7 +115,7 @@ def test_spawn_status_stop_and_down_from_another_shell_drive_the_running_engine(
     down = engine.down()
     assert "stopped MSFT sma_cross" in down.stdout
     assert not engine_host.state_path(engine.log_path).exists()
-    assert _wait_gone(state.head_pid, 10) and _wait_gone(state.engine_pid, 10)
+    assert wait_gone(state.head_pid, 10) and wait_gone(state.engine_pid, 10)
     after = engine.run("status", "--json")  # no engine: the newest session, folded from the log
     assert "no engine is running" in after.stderr
     assert json.loads(after.stdout)["engine"] is None and json.loads(after.stdout)["run_id"] == msft

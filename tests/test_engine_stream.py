@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import pytest
 from actors import engine_host
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner, assert_clean_failure
-from tests.engine_driver import EngineDriver, decisions, pid_alive, rest_reference
+from tests.engine_driver import EngineDriver, decisions, pid_alive, rest_reference, wait_gone
 from tests.test_live import _ns
 from tests.test_live_faults import wait_for
 
@@ -140,12 +139,3 @@ def test_a_killed_market_data_actor_is_restarted_and_trading_goes_on(engine: Eng
     _assert_decided_as_on_rest(engine, last)
     json.loads(engine.run("status", "--json").stdout)  # the engine answers as before
     engine.down()
-
-
-def wait_gone(pid: int, timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)  # polling the process table: the pid is not our child
-    return True
