@@ -209,6 +209,14 @@ class AlpacaEmulator:
         with self.broker.lock:
             self.broker.reject_next += n
 
+    def fill_before_next_cancel(self, fraction: float = 1.0) -> None:
+        """The next cancel request loses a race: its order (an OCO: the stop leg) first executes
+        `fraction` of what is left at its stop price (a limit order: its limit price). In full, the
+        cancel is then refused as Alpaca refuses it (422, `order is already in "filled" state`, or
+        "canceled" for an OCO whose stop leg filled); in part, the rest is canceled."""
+        with self.broker.lock:
+            self.broker.fill_before_cancel.append(fraction)
+
     @property
     def allow_shorting(self) -> bool:
         return self.broker.allow_shorting
