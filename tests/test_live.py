@@ -393,3 +393,23 @@ def test_an_exit_whose_oco_filled_before_its_cancel_is_not_sent_and_the_broker_s
     assert fill.reason == "stop_loss" and fill.price == round(protective.stop_price, 2)  # sent in cents
     closed = [c for c in _events(log_path, "position_closed") if c.symbol == fill.symbol and c.ts == fill.ts]
     assert [(c.exit_reason, c.qty, c.exit_price) for c in closed] == [("stop_loss", fill.qty, fill.price)]
+
+
+def test_an_exit_whose_oco_partly_filled_before_its_cancel_is_held_unsent_and_alerted(live_run) -> None:  # type: ignore[no-untyped-def]
+    # The core books whole closes only: the part the OCO sold cannot be logged yet, so the exit is held
+    # (never oversold) and the broker alert names it; the reconciliation shows the difference.
+    market, start, tmp_path = live_run
+    emulator = market.emulator
+    emulator.allow_shorting = True
+    emulator.fill_before_next_cancel(0.5)  # the first exit signal's cancel finds half its OCO filled
+    start("2024-07-08 15:55")
+    log_path = tmp_path / "tape.db"
+    assert all(q > 0 for q in emulator.positions.values())  # nothing went short
+    (alert,) = [a for a in _events(log_path, "alert") if "before its cancel" in a.message]
+    assert alert.rule == "broker"
+    symbol = alert.message.split(":")[0]
+    held = _folded(log_path).market_orders[symbol]
+    assert held.side == "sell" and f"exit {held.client_order_id} is held unsent" in alert.message
+    assert held.client_order_id not in {o["client_order_id"] for o in emulator.orders}  # never sent
+    (difference,) = _events(log_path, "reconciled")[-1].differences
+    assert difference == f"{symbol}: log {held.qty:g}, broker {emulator.positions[symbol]:g}"
