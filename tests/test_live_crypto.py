@@ -24,7 +24,7 @@ import pytest
 from actors.alpaca_broker import AlpacaBroker
 from actors.alpaca_feed import AlpacaBarFeed
 from actors.clock import SimulatedClock
-from actors.live_session import NOT_SENT, LiveSession, run_schedule
+from actors.live_session import CANCEL_CHECKS, NOT_SENT, LiveSession, run_schedule
 from events.backtest import BacktestConfig
 from events.costs import CostModel
 from events.errors import ConfigError
@@ -482,6 +482,34 @@ def test_a_restart_sends_no_exit_when_the_stop_limit_filled_after_a_crash_logged
     unsent = [c for c in _events(tmp_path, "order_cancelled") if c.reason == NOT_SENT]
     assert [c.client_order_id for c in unsent] == [sell.client_order_id]
     assert [c.exit_reason for c in _events(tmp_path, "position_closed")] == ["stop_loss", "stop_loss"]
+    assert alpaca_emulator.positions == {} and _folded(tmp_path).positions == {}
+    assert _folded(tmp_path).cash_cents == round(alpaca_emulator.cash * 100)
+    assert _events(tmp_path, "reconciled")[-1].differences == []
+
+
+def test_an_exit_whose_stop_limit_cannot_be_read_back_after_its_cancel_waits_for_the_next_cycle(
+    crypto_run, alpaca_emulator, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = crypto_run()
+    # The take-profit's cancel reaches the broker, but every read of the stop-limit after it fails: the
+    # session cannot know whether the stop-limit filled first, so it does not sell in that cycle.
+    # alpaca-py tries each read 4 times (3 retries of a 5xx, store/alpaca_http.py).
+    market.faults[_at(5 * 15)] = lambda: alpaca_emulator.fail_after_next(
+        "DELETE", "/v2/orders/", CANCEL_CHECKS * 4, 503, "/v2/orders:by_client_order_id", "GET"
+    )
+    start(END)
+    (cancel,) = _events(tmp_path, "order_cancelled")
+    sell = _events(tmp_path, "order_submitted")[-1]
+    (alert,) = [a for a in _events(tmp_path, "alert") if a.rule == "broker"]
+    assert alert.ts == cancel.ts and "HTTP 503" in alert.message
+    (failed,) = [c for c in _events(tmp_path, "cycle_completed") if c.broker_errors]
+    (sold,) = [f for f in _events(tmp_path, "fill") if f.client_order_id == sell.client_order_id]
+    assert sold.ts > failed.ts  # sent by a later cycle, once the broker said the stop-limit was cancelled
+    assert len([a for a in _events(tmp_path, "alert") if a.rule == "broker_cleared"]) == 1
+    posts = [r for r in alpaca_emulator.requests if r.method == "POST"]
+    assert len(posts) == 5  # two entries, their stop-limits, one exit: sent once
+    assert alpaca_emulator.order(sell.client_order_id)["status"] == "filled"
+    assert [c.exit_reason for c in _events(tmp_path, "position_closed")] == ["stop_loss", "take_profit"]
     assert alpaca_emulator.positions == {} and _folded(tmp_path).positions == {}
     assert _folded(tmp_path).cash_cents == round(alpaca_emulator.cash * 100)
     assert _events(tmp_path, "reconciled")[-1].differences == []

@@ -306,6 +306,21 @@ class AlpacaEmulator:
         `skip` of them are answered normally. alpaca-py retries 429 and 504, up to 3 times, 3 s apart."""
         self.faults.fail_next(n, status, path_prefix, method, skip)
 
+    def fail_after_next(
+        self,
+        trigger_method: str,
+        trigger_prefix: str,
+        n: int = 1,
+        status: int = 500,
+        path_prefix: str = "",
+        method: str | None = None,
+    ) -> None:
+        """Once the next `trigger_method` REST request under `trigger_prefix` has arrived (it is answered
+        normally), the next `n` under `path_prefix` (and `method`) answer `status`: e.g. the reads of an
+        order that fail right after its cancel (`fail_after_next("DELETE", "/v2/orders/", 5, 500,
+        "/v2/orders:by_client_order_id", "GET")`)."""
+        self.faults.fail_after_next(trigger_method, trigger_prefix, n, status, path_prefix, method)
+
     def slow(self, seconds: float, path_prefix: str = "") -> None:
         """Delay REST requests under `path_prefix` by `seconds` (0 turns it off)."""
         self.faults.slow(seconds, path_prefix)
