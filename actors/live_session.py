@@ -420,11 +420,14 @@ class LiveSession:
         self._check_trade_updates(now_ns)
         settle = getattr(self.broker, "await_orders", None)  # a trade-update stream says when to poll
         if settle is not None:
+            unsent = {e.client_order_id for e in events if isinstance(e, OrderCancelled)}
             settle(
                 [
                     e.client_order_id
                     for e in events
-                    if isinstance(e, OrderSubmitted) and e.order_type == "market"
+                    if isinstance(e, OrderSubmitted)
+                    and e.order_type == "market"
+                    and e.client_order_id not in unsent
                 ]
             )
         events += self._collect_fills(now_ns)

@@ -30,6 +30,7 @@ from events.costs import CostModel
 from events.errors import ConfigError
 from events.portfolio import PortfolioState, evolve
 from events.risk import RiskConfig
+from store.backtests import replay_report
 from store.credentials import AlpacaCredentials
 from store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
@@ -459,6 +460,10 @@ def test_a_pair_exit_whose_stop_limit_filled_before_its_cancel_is_not_sent_and_t
     assert _folded(tmp_path).cash_cents == round(alpaca_emulator.cash * 100)
     assert _events(tmp_path, "order_rejected") == []
     assert _events(tmp_path, "reconciled")[-1].differences == []
+    with EventLog.open(tmp_path / "tape.db") as log:  # what `tape replay` folds
+        report = replay_report(log, RUN)
+    assert [t.exit_reason for t in report.trades] == ["stop_loss", "stop_loss"]
+    assert round(sum(t.pnl for t in report.trades) * 100) == _folded(tmp_path).realized_cents
 
 
 def test_a_restart_sends_no_exit_when_the_stop_limit_filled_after_a_crash_logged_its_cancel(
