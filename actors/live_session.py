@@ -706,8 +706,9 @@ class LiveSession:
 
         - cancelled with nothing filled (or never placed): the exit may be sent -> ``(True, [])``;
         - filled: its Fill and what the core decides from it (the position closed at the stop or the
-          target), and the exit cancelled unsent -> ``(False, events)``; a partial fill is logged the
-          same way, and the core decides a new exit for what is left;
+          target), and the exit cancelled unsent -> ``(False, events)``;
+        - filled in part: the exit stays working unsent and the ``broker`` alert says so, every cycle
+          until the position is closed by hand (the core books whole closes only) -> ``(False, alerts)``;
         - no answer, or still working: the exit stays working unsent, the ``broker`` alert goes out,
           and the next cycle asks again -> ``(False, alerts)``.
 
@@ -743,7 +744,9 @@ class LiveSession:
             self._confirmed.add(protective_id)
             return True, []
         state = self.session.state
-        guard = Order(self._protectives[symbol])
+        logged = self._protectives[symbol]
+        assert logged.client_order_id == protective_id  # a new protective needs a new position first
+        guard = Order(logged)
         fill = self._fill_of(guard, seen, ts)
         position = state.positions[symbol]
         not_sent = OrderCancelled(
