@@ -73,6 +73,10 @@ from store.run_writer import run_items
 Decision = tuple[int, dict[str, float], str]  # (side, indicator values, reason)
 DAY_NS = 86_400_000_000_000
 PAIR_QTY_TOLERANCE = 1e-8  # a pair's fee, rounded to 1e-9 coins per execution, may differ by a few
+CANCEL_CHECKS = 5  # reads of a cancelled protective order before its exit is sent (see _clear_protective)
+CANCEL_CHECK_WAIT_S = 0.2  # between two of them
+NOT_SENT = "not sent: protective filled first"
+UNSENT = ("broker", "end of data", NOT_SENT)  # cancels logged for orders the broker does not work
 
 
 def live_run_id(config: BacktestConfig, base_url: str) -> str:
@@ -190,6 +194,12 @@ class LiveSession:
         self._next = 1
         self._opening: RunStarted | None = None
         self._cancels_in_flight: list[str] = []  # cancels the log holds since its last completed cycle
+        # The race between a protective order and its cancel (see _clear_protective), folded from the
+        # log: each symbol's newest protective order, and the symbols whose working exit follows our
+        # cancel of it (symbol -> its client order id) until the broker confirms the cancel.
+        self._protectives: dict[str, OrderSubmitted] = {}
+        self._guarded: dict[str, str] = {}
+        self._confirmed: set[str] = set()  # cancels the broker confirmed in this process
         self._history: list[LiveBar] = []  # the warm-up bars (the rest of what was seen is in the log)
         self.cursor = 0  # start of the newest bar the log holds
         self.cycles = 0
@@ -276,12 +286,13 @@ class LiveSession:
                 self.cycles = max(self.cycles, event.cycle)
                 self.last_cycle_ts = max(self.last_cycle_ts, event.ts)
                 self._cancels_in_flight = []
-            elif isinstance(event, OrderCancelled) and event.reason not in ("broker", "end of data"):
+            elif isinstance(event, OrderCancelled) and event.reason not in UNSENT:
                 self._cancels_in_flight.append(event.client_order_id)
             elif isinstance(event, RunStarted):
                 self._opening = event
                 self.cursor = max([self.cursor, *(fp.end_ts for fp in event.data)])
             self._note_decision(event)
+            self._track_protective(event)
             self._outages = evolve_outages(self._outages, event)
             evolve(state, event)
             if self._monitor is not None:
@@ -341,6 +352,11 @@ class LiveSession:
         out: list[Event] = []
         state = self.session.state
         for order in [*state.market_orders.values(), *state.protective.values()]:
+            if self._guarded.get(order.symbol) and order.reason != "protective":
+                sendable, settled = self._clear_protective(order, now_ns)
+                out += settled  # logged by the caller with the rest (nothing in it goes to the broker)
+                if not sendable:
+                    continue
             out += self._send(_as_submitted(order, now_ns))
         return out
 
@@ -404,11 +420,14 @@ class LiveSession:
         self._check_trade_updates(now_ns)
         settle = getattr(self.broker, "await_orders", None)  # a trade-update stream says when to poll
         if settle is not None:
+            unsent = {e.client_order_id for e in events if isinstance(e, OrderCancelled)}
             settle(
                 [
                     e.client_order_id
                     for e in events
-                    if isinstance(e, OrderSubmitted) and e.order_type == "market"
+                    if isinstance(e, OrderSubmitted)
+                    and e.order_type == "market"
+                    and e.client_order_id not in unsent
                 ]
             )
         events += self._collect_fills(now_ns)
@@ -535,8 +554,16 @@ class LiveSession:
         out = list(events)
         for event in events:
             if isinstance(event, OrderSubmitted):
+                if self._guarded.get(event.symbol) and event.reason != "protective":
+                    order = self.session.state.market_orders.get(event.symbol)
+                    if order is None or order.client_order_id != event.client_order_id:
+                        continue  # settled by an earlier event of this batch
+                    sendable, settled = self._clear_protective(order, ts)
+                    out += self._commit(settled, ts)
+                    if not sendable:
+                        continue
                 out += self._commit(self._send(event), ts)
-            elif isinstance(event, OrderCancelled) and event.reason not in ("broker", "end of data"):
+            elif isinstance(event, OrderCancelled) and event.reason not in UNSENT:
                 self._cancel(event.client_order_id)
         return out
 
@@ -596,6 +623,12 @@ class LiveSession:
         protective order after an entry), decided by the same core as the simulated broker."""
         state, out = self.session.state, []
         for order in [*state.market_orders.values(), *state.protective.values()]:
+            if self._guarded.get(order.symbol) and order.reason != "protective":
+                # Its protective's cancel is not confirmed yet: never send it blind (see _clear_protective).
+                sendable, settled = self._clear_protective(order, now_ns)
+                out += self._commit(settled, now_ns)
+                if not sendable:
+                    continue
             try:
                 seen = self.broker.order(order.client_order_id)
             except BrokerOrderNotFound:  # a submission that got no answer never arrived: send it again
@@ -622,26 +655,115 @@ class LiveSession:
                 )
                 out += self._commit(self._applied([ended]), now_ns)
                 continue
-            qty, commission = seen.filled_qty, 0.0
-            if is_crypto(order.symbol):
-                cost = self.config.cost
-                maker = seen.order_type == "limit"  # a resting limit made liquidity; the rest took it
-                bps = cost.maker_bps(order.symbol) if maker else cost.taker_bps(order.symbol)
-                qty, commission = credited_fee(order.side, qty, seen.filled_avg_price, bps)
-            fill = Fill(
-                ts=now_ns,
-                client_order_id=order.client_order_id,
-                exec_id=f"{seen.broker_order_id}@{seen.filled_qty:g}",
-                symbol=order.symbol,
-                side=order.side,  # type: ignore[arg-type]
-                qty=qty,
-                price=seen.filled_avg_price,
-                commission=commission,
-                reason=_fill_reason(order, seen),
-            )
+            fill = self._fill_of(order, seen, now_ns)
             decided = self._protect(decide_fill(state, self.session.desk, fill))
             out += self._commit(self._applied(decided), now_ns)
         return out
+
+    def _fill_of(self, order: Order, seen: BrokerOrder, ts: int) -> Fill:
+        """What the broker says ``order`` executed, as the Fill the log keeps."""
+        assert seen.filled_avg_price is not None
+        qty, commission = seen.filled_qty, 0.0
+        if is_crypto(order.symbol):
+            cost = self.config.cost
+            maker = seen.order_type == "limit"  # a resting limit made liquidity; the rest took it
+            bps = cost.maker_bps(order.symbol) if maker else cost.taker_bps(order.symbol)
+            qty, commission = credited_fee(order.side, qty, seen.filled_avg_price, bps)
+        return Fill(
+            ts=ts,
+            client_order_id=order.client_order_id,
+            exec_id=f"{seen.broker_order_id}@{seen.filled_qty:g}",
+            symbol=order.symbol,
+            side=order.side,  # type: ignore[arg-type]
+            qty=qty,
+            price=seen.filled_avg_price,
+            commission=commission,
+            reason=_fill_reason(order, seen),
+        )
+
+    def _track_protective(self, event: Event) -> None:
+        """Fold what :meth:`_clear_protective` needs from one logged event: our cancel of a symbol's
+        protective order guards the exit that follows it, until that exit ends or the position closes."""
+        if isinstance(event, OrderSubmitted) and event.reason == "protective":
+            self._protectives[event.symbol] = event
+            return
+        if not isinstance(event, OrderCancelled | OrderRejected | PositionClosed):
+            return
+        guard = self._protectives.get(event.symbol)
+        protective_id = guard.client_order_id if guard is not None else ""
+        if isinstance(event, OrderCancelled) and event.client_order_id == protective_id:
+            if event.reason not in UNSENT:
+                self._guarded[event.symbol] = protective_id
+        elif isinstance(event, PositionClosed) or event.client_order_id != protective_id:
+            self._guarded.pop(event.symbol, None)
+
+    def _clear_protective(self, exit_order: Order, ts: int) -> tuple[bool, list[Event]]:
+        """Before ``exit_order`` (an exit sell that followed our cancel of the same symbol's protective
+        order) goes to the broker: did the cancel win? The protective may have filled at the broker
+        after this cycle's fill poll and before the cancel arrived, which the cancel's refusal does not
+        say (:meth:`_cancel` ignores it); selling again then would sell twice. So the protective is read
+        back until it is done (a bounded wait):
+
+        - cancelled with nothing filled (or never placed): the exit may be sent -> ``(True, [])``;
+        - filled: its Fill and what the core decides from it (the position closed at the stop or the
+          target), and the exit cancelled unsent -> ``(False, events)``;
+        - filled in part: the exit stays working unsent and the ``broker`` alert says so, every cycle
+          until the position is closed by hand (the core books whole closes only) -> ``(False, alerts)``;
+        - no answer, or still working: the exit stays working unsent, the ``broker`` alert goes out,
+          and the next cycle asks again -> ``(False, alerts)``.
+
+        Returns whether to send the exit, and the events to log (applied to the portfolio)."""
+        symbol = exit_order.symbol
+        protective_id = self._guarded[symbol]
+        if protective_id in self._confirmed:
+            return True, []
+        seen: BrokerOrder | None = None
+        failure = ""
+        for attempt in range(CANCEL_CHECKS):
+            if attempt:
+                time.sleep(CANCEL_CHECK_WAIT_S)
+            try:
+                seen = self.broker.order(protective_id)
+            except BrokerOrderNotFound:  # never reached the broker: nothing of it can fill
+                self._broker_answered = True
+                self._confirmed.add(protective_id)
+                return True, []
+            except (BrokerRejected, BrokerUnreachable) as exc:
+                seen, failure = None, str(exc)
+                continue
+            self._broker_answered = True
+            if seen.done:
+                break
+        if seen is None or not seen.done:
+            if not failure:
+                assert seen is not None
+                failure = f"the cancel of {protective_id} is not confirmed (still {seen.status})"
+            self._broker_errors.append(failure)
+            return False, self._outage("broker", ts, failure=failure)
+        if seen.filled_qty <= 0 or seen.filled_avg_price is None:
+            self._confirmed.add(protective_id)
+            return True, []
+        state = self.session.state
+        logged = self._protectives[symbol]
+        assert logged.client_order_id == protective_id  # a new protective needs a new position first
+        guard = Order(logged)
+        fill = self._fill_of(guard, seen, ts)
+        position = state.positions[symbol]
+        not_sent = OrderCancelled(
+            ts=ts, client_order_id=exit_order.client_order_id, symbol=symbol, reason=NOT_SENT
+        )
+        tolerance = PAIR_QTY_TOLERANCE if is_crypto(symbol) else 1e-9
+        if seen.filled_qty >= guard.qty - tolerance or fill.qty >= position.qty - tolerance:
+            closed = decide_fill(state, self.session.desk, fill)
+            return False, self._applied([*closed, not_sent])
+        # Filled in part: the core closes whole positions only, so it cannot book the part yet. Holding
+        # the exit unsent is safe (it cannot oversell); the alert asks for the rest to be closed by hand.
+        failure = (
+            f"{symbol}: protective order {protective_id} filled {seen.filled_qty:g} of {guard.qty:g} before "
+            f"its cancel; exit {exit_order.client_order_id} is held unsent"
+        )
+        self._broker_errors.append(failure)
+        return False, self._outage("broker", ts, failure=failure)
 
     def _protect(self, events: list[Event]) -> list[Event]:
         """A pair's protective order, as Alpaca can hold it: it takes no OCO for crypto, so the stop
@@ -697,6 +819,7 @@ class LiveSession:
             self._next += len(events)
             for event in events:
                 self._note_decision(event)
+                self._track_protective(event)
 
     def _note_decision(self, event: Event) -> None:
         # The newest decision, for `tape status`: a signal, a risk refusal or an order.

@@ -21,7 +21,7 @@ import pytest
 from actors.alpaca_broker import AlpacaBroker
 from actors.alpaca_feed import AlpacaBarFeed
 from actors.clock import SimulatedClock
-from actors.live_session import LiveSession, run_schedule
+from actors.live_session import NOT_SENT, LiveSession, run_schedule
 from events.backtest import BacktestConfig
 from events.portfolio import PortfolioState, evolve
 from store.credentials import AlpacaCredentials
@@ -348,3 +348,68 @@ def test_a_rejected_order_is_logged_and_leaves_no_position(live_run) -> None:  #
             evolve(state, record.event)
     assert (symbol in state.positions) == bool(opened_after and len(opened_after) % 2)  # no phantom position
     assert _events(tmp_path / "tape.db", "reconciled")[-1].differences == []
+
+
+def _folded(path: Path) -> PortfolioState:
+    state = PortfolioState("live-test", 100_000.0)
+    with EventLog.open(path) as log:
+        for record in log.read(stream_prefix="run/live-test"):
+            evolve(state, record.event)
+    return state
+
+
+def test_an_exit_whose_oco_filled_before_its_cancel_is_not_sent_and_the_broker_sells_once(live_run) -> None:  # type: ignore[no-untyped-def]
+    # The race: an exit signal cancels a position's OCO and sells, but the OCO fills at the broker after
+    # the cycle's fill poll and before the cancel arrives (Alpaca then refuses the cancel).
+    market, start, tmp_path = live_run
+    emulator = market.emulator
+    emulator.allow_shorting = True  # a margin account would let a second sell go short
+    emulator.fill_before_next_cancel()  # the first exit signal's cancel finds its OCO filled
+    start("2024-07-08 15:55")
+    log_path = tmp_path / "tape.db"
+    assert all(q > 0 for q in emulator.positions.values())  # sold once: nothing went short
+    state = _folded(log_path)
+    assert {s: p.qty for s, p in state.positions.items()} == {
+        s: q for s, q in emulator.positions.items() if q
+    }
+    assert state.cash_cents == round(emulator.cash * 100)
+    assert _events(log_path, "reconciled")[-1].differences == []
+    (unsent,) = [c for c in _events(log_path, "order_cancelled") if c.reason == NOT_SENT]
+    submitted = {o.client_order_id: o for o in _events(log_path, "order_submitted")}
+    exit_order = submitted[unsent.client_order_id]
+    (cancel,) = [
+        c
+        for c in _events(log_path, "order_cancelled")
+        if c.ts == unsent.ts and c.symbol == unsent.symbol and c != unsent
+    ]
+    protective = submitted[cancel.client_order_id]
+    assert (protective.reason, protective.symbol, exit_order.side) == (
+        "protective",
+        exit_order.symbol,
+        "sell",
+    )
+    assert exit_order.client_order_id not in {o["client_order_id"] for o in emulator.orders}  # never sent
+    (fill,) = [f for f in _events(log_path, "fill") if f.client_order_id == protective.client_order_id]
+    assert fill.reason == "stop_loss" and fill.price == round(protective.stop_price, 2)  # sent in cents
+    closed = [c for c in _events(log_path, "position_closed") if c.symbol == fill.symbol and c.ts == fill.ts]
+    assert [(c.exit_reason, c.qty, c.exit_price) for c in closed] == [("stop_loss", fill.qty, fill.price)]
+
+
+def test_an_exit_whose_oco_partly_filled_before_its_cancel_is_held_unsent_and_alerted(live_run) -> None:  # type: ignore[no-untyped-def]
+    # The core books whole closes only: the part the OCO sold cannot be logged yet, so the exit is held
+    # (never oversold) and the broker alert names it; the reconciliation shows the difference.
+    market, start, tmp_path = live_run
+    emulator = market.emulator
+    emulator.allow_shorting = True
+    emulator.fill_before_next_cancel(0.5)  # the first exit signal's cancel finds half its OCO filled
+    start("2024-07-08 15:55")
+    log_path = tmp_path / "tape.db"
+    assert all(q > 0 for q in emulator.positions.values())  # nothing went short
+    (alert,) = [a for a in _events(log_path, "alert") if "before its cancel" in a.message]
+    assert alert.rule == "broker"
+    symbol = alert.message.split(":")[0]
+    held = _folded(log_path).market_orders[symbol]
+    assert held.side == "sell" and f"exit {held.client_order_id} is held unsent" in alert.message
+    assert held.client_order_id not in {o["client_order_id"] for o in emulator.orders}  # never sent
+    (difference,) = _events(log_path, "reconciled")[-1].differences
+    assert difference == f"{symbol}: log {held.qty:g}, broker {emulator.positions[symbol]:g}"

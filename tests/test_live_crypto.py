@@ -24,12 +24,13 @@ import pytest
 from actors.alpaca_broker import AlpacaBroker
 from actors.alpaca_feed import AlpacaBarFeed
 from actors.clock import SimulatedClock
-from actors.live_session import LiveSession, run_schedule
+from actors.live_session import CANCEL_CHECKS, NOT_SENT, LiveSession, run_schedule
 from events.backtest import BacktestConfig
 from events.costs import CostModel
 from events.errors import ConfigError
 from events.portfolio import PortfolioState, evolve
 from events.risk import RiskConfig
+from store.backtests import replay_report
 from store.credentials import AlpacaCredentials
 from store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
@@ -436,3 +437,84 @@ def test_tape_trade_takes_the_crypto_fee_and_band_options_into_the_runs_config(
 def test_a_bad_stop_band_is_one_clear_message(tape: TapeRunner) -> None:
     result = tape("trade", PAIR, "--broker", "alpaca", "--feed", "alpaca", "--stop-band-bps", "-1")
     assert_clean_failure(result, "--stop-band-bps must be between 0 and 10000 bps")
+
+
+def test_a_pair_exit_whose_stop_limit_filled_before_its_cancel_is_not_sent_and_the_broker_sells_once(
+    crypto_run, alpaca_emulator, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = crypto_run()
+    # Once the second position is open, its take-profit's cancel finds the stop-limit filled (the race
+    # between a protective order and its cancel: the broker refuses the cancel, the session must not sell).
+    market.faults[_at(5 * 15)] = alpaca_emulator.fill_before_next_cancel
+    start(END)
+    (cancel,) = [c for c in _events(tmp_path, "order_cancelled") if c.reason == "take_profit"]
+    sell = _events(tmp_path, "order_submitted")[-1]
+    assert sell.client_order_id not in {o["client_order_id"] for o in alpaca_emulator.orders}  # never sent
+    (unsent,) = [c for c in _events(tmp_path, "order_cancelled") if c.reason == NOT_SENT]
+    assert (sell.reason, unsent.client_order_id) == ("take_profit", sell.client_order_id)
+    fills = [f for f in _events(tmp_path, "fill") if f.client_order_id == cancel.client_order_id]
+    stop_limit = alpaca_emulator.order(cancel.client_order_id)
+    assert [(f.reason, f.price) for f in fills] == [("stop_loss", float(stop_limit["stop_price"]))]
+    assert [c.exit_reason for c in _events(tmp_path, "position_closed")] == ["stop_loss", "stop_loss"]
+    assert alpaca_emulator.positions == {} and _folded(tmp_path).positions == {}
+    assert _folded(tmp_path).cash_cents == round(alpaca_emulator.cash * 100)
+    assert _events(tmp_path, "order_rejected") == []
+    assert _events(tmp_path, "reconciled")[-1].differences == []
+    with EventLog.open(tmp_path / "tape.db") as log:  # what `tape replay` folds
+        report = replay_report(log, RUN)
+    assert [t.exit_reason for t in report.trades] == ["stop_loss", "stop_loss"]
+    assert round(sum(t.pnl for t in report.trades) * 100) == _folded(tmp_path).realized_cents
+
+
+def test_a_restart_sends_no_exit_when_the_stop_limit_filled_after_a_crash_logged_its_cancel(
+    crypto_run, alpaca_emulator, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = crypto_run()
+    # As above (test_a_take_profit_whose_cancel_a_crash_stopped_...): the session stops after logging
+    # the cancel and the sell, before either reached the broker ...
+    market.faults[_at(5 * 15)] = lambda: alpaca_emulator.fail_next(1, 401, "/v2/orders/")
+    with pytest.raises(ConfigError):
+        start(END)
+    (cancel,) = _events(tmp_path, "order_cancelled")
+    sell = _events(tmp_path, "order_submitted")[-1]
+    assert [o["client_order_id"] for o in _open_stop_limits(alpaca_emulator)] == [cancel.client_order_id]
+    # ... and the stop-limit fills while it is down: the restart's cancel finds it filled.
+    alpaca_emulator.fill_before_next_cancel()
+    start(END, begin=(cancel.ts - T0) // MINUTE + 5)
+    assert sell.client_order_id not in {o["client_order_id"] for o in alpaca_emulator.orders}  # never sent
+    fills = [f for f in _events(tmp_path, "fill") if f.client_order_id == cancel.client_order_id]
+    assert [f.reason for f in fills] == ["stop_loss"]
+    unsent = [c for c in _events(tmp_path, "order_cancelled") if c.reason == NOT_SENT]
+    assert [c.client_order_id for c in unsent] == [sell.client_order_id]
+    assert [c.exit_reason for c in _events(tmp_path, "position_closed")] == ["stop_loss", "stop_loss"]
+    assert alpaca_emulator.positions == {} and _folded(tmp_path).positions == {}
+    assert _folded(tmp_path).cash_cents == round(alpaca_emulator.cash * 100)
+    assert _events(tmp_path, "reconciled")[-1].differences == []
+
+
+def test_an_exit_whose_stop_limit_cannot_be_read_back_after_its_cancel_waits_for_the_next_cycle(
+    crypto_run, alpaca_emulator, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = crypto_run()
+    # The take-profit's cancel reaches the broker, but every read of the stop-limit after it fails: the
+    # session cannot know whether the stop-limit filled first, so it does not sell in that cycle.
+    # alpaca-py tries each read 4 times (3 retries of a 5xx, store/alpaca_http.py).
+    market.faults[_at(5 * 15)] = lambda: alpaca_emulator.fail_after_next(
+        "DELETE", "/v2/orders/", CANCEL_CHECKS * 4, 503, "/v2/orders:by_client_order_id", "GET"
+    )
+    start(END)
+    (cancel,) = _events(tmp_path, "order_cancelled")
+    sell = _events(tmp_path, "order_submitted")[-1]
+    (alert,) = [a for a in _events(tmp_path, "alert") if a.rule == "broker"]
+    assert alert.ts == cancel.ts and "HTTP 503" in alert.message
+    (failed,) = [c for c in _events(tmp_path, "cycle_completed") if c.broker_errors]
+    (sold,) = [f for f in _events(tmp_path, "fill") if f.client_order_id == sell.client_order_id]
+    assert sold.ts > failed.ts  # sent by a later cycle, once the broker said the stop-limit was cancelled
+    assert len([a for a in _events(tmp_path, "alert") if a.rule == "broker_cleared"]) == 1
+    posts = [r for r in alpaca_emulator.requests if r.method == "POST"]
+    assert len(posts) == 5  # two entries, their stop-limits, one exit: sent once
+    assert alpaca_emulator.order(sell.client_order_id)["status"] == "filled"
+    assert [c.exit_reason for c in _events(tmp_path, "position_closed")] == ["stop_loss", "take_profit"]
+    assert alpaca_emulator.positions == {} and _folded(tmp_path).positions == {}
+    assert _folded(tmp_path).cash_cents == round(alpaca_emulator.cash * 100)
+    assert _events(tmp_path, "reconciled")[-1].differences == []

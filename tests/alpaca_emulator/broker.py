@@ -68,6 +68,9 @@ class Broker:
         self.partial_fraction: float | None = None
         self.partial_by_client_id: dict[str, float | None] = {}
         self.reject_next = 0
+        #: Fractions for the next cancel requests: each finds its order filled (that fraction of it)
+        #: at its stop price first (see Emulator.fill_before_next_cancel).
+        self.fill_before_cancel: list[float] = []
         #: Seconds between an order's acceptance (the POST's answer) and its routing (and a market order's
         #: fill): a real venue takes a moment. 0 routes inside the POST.
         self.routing_delay = 0.0
@@ -379,12 +382,31 @@ class Broker:
             order = self.orders.get(order_id)
             if order is None:
                 raise errors.not_found("order not found")
+            if self.fill_before_cancel and order.is_open:
+                self._fill_first(order, self.fill_before_cancel.pop(0))
+                if order.legs and any(o.is_open for o in [order, *order.legs]):
+                    for member in [order, *order.legs]:  # a partly filled OCO: the rest is canceled
+                        if member.is_open:
+                            self._finish(member, "canceled", "canceled")
+                    return
             if not order.is_open:
                 raise errors.ApiError(422, f'order is already in "{order.status}" state', 42210000)
             self._finish(order, "canceled", "canceled")
             for leg in order.legs:
                 if leg.is_open:
                     self._finish(leg, "canceled", "canceled")
+
+    def _fill_first(self, order: Order, fraction: float) -> None:
+        """The race a cancel can lose: ``order`` (an OCO: its stop leg) executes ``fraction`` of what is
+        left at its stop price (its limit price without one) before the cancel arrives."""
+        target = order.legs[0] if order.order_class == "oco" and order.legs else order
+        price = target.stop_price or target.limit_price
+        assert price is not None, "fill_before_next_cancel needs a stop or limit order"
+        qty = target.remaining() * Decimal(str(fraction))
+        if not is_crypto(target.symbol):
+            qty = qty.to_integral_value(rounding="ROUND_FLOOR")
+        if qty > 0:
+            self._execute(target, qty, price)
 
     def cancel_all(self) -> list[dict[str, Any]]:
         with self.lock:

@@ -209,6 +209,14 @@ class AlpacaEmulator:
         with self.broker.lock:
             self.broker.reject_next += n
 
+    def fill_before_next_cancel(self, fraction: float = 1.0) -> None:
+        """The next cancel request loses a race: its order (an OCO: the stop leg) first executes
+        `fraction` of what is left at its stop price (a limit order: its limit price). In full, the
+        cancel is then refused as Alpaca refuses it (422, `order is already in "filled" state`, or
+        "canceled" for an OCO whose stop leg filled); in part, the rest is canceled."""
+        with self.broker.lock:
+            self.broker.fill_before_cancel.append(fraction)
+
     @property
     def allow_shorting(self) -> bool:
         return self.broker.allow_shorting
@@ -297,6 +305,21 @@ class AlpacaEmulator:
         `method`, e.g. "POST") answer `status` (with the error body that API uses), after the first
         `skip` of them are answered normally. alpaca-py retries 429 and 504, up to 3 times, 3 s apart."""
         self.faults.fail_next(n, status, path_prefix, method, skip)
+
+    def fail_after_next(
+        self,
+        trigger_method: str,
+        trigger_prefix: str,
+        n: int = 1,
+        status: int = 500,
+        path_prefix: str = "",
+        method: str | None = None,
+    ) -> None:
+        """Once the next `trigger_method` REST request under `trigger_prefix` has arrived (it is answered
+        normally), the next `n` under `path_prefix` (and `method`) answer `status`: e.g. the reads of an
+        order that fail right after its cancel (`fail_after_next("DELETE", "/v2/orders/", 5, 500,
+        "/v2/orders:by_client_order_id", "GET")`)."""
+        self.faults.fail_after_next(trigger_method, trigger_prefix, n, status, path_prefix, method)
 
     def slow(self, seconds: float, path_prefix: str = "") -> None:
         """Delay REST requests under `path_prefix` by `seconds` (0 turns it off)."""

@@ -30,6 +30,7 @@ class Faults:
         self._failures: list[_Failure] = []
         self._delays: dict[str, float] = {}
         self._stalls: list[_Stall] = []
+        self._armed: list[tuple[str, str, _Failure]] = []  # (method, path prefix) that starts a failure
 
     def fail_next(
         self, n: int, status: int, path_prefix: str = "", method: str | None = None, skip: int = 0
@@ -39,6 +40,21 @@ class Faults:
         if n > 0:
             with self._lock:
                 self._failures.append(_Failure(n, status, path_prefix, method, skip))
+
+    def fail_after_next(
+        self,
+        trigger_method: str,
+        trigger_prefix: str,
+        n: int,
+        status: int,
+        path_prefix: str = "",
+        method: str | None = None,
+    ) -> None:
+        """Once the next `trigger_method` request under `trigger_prefix` has arrived (it is answered
+        normally), the next `n` requests under `path_prefix` (and `method`) answer `status`."""
+        if n > 0:
+            with self._lock:
+                self._armed.append((trigger_method, trigger_prefix, _Failure(n, status, path_prefix, method)))
 
     def slow(self, seconds: float, path_prefix: str = "") -> None:
         """Delay every request under `path_prefix` by `seconds` (0 removes the delay)."""
@@ -80,6 +96,7 @@ class Faults:
             self._failures.clear()
             self._delays.clear()
             self._stalls.clear()
+            self._armed.clear()
 
     def delay_for(self, path: str) -> float:
         with self._lock:
@@ -97,4 +114,9 @@ class Faults:
                     if failure.remaining <= 0:
                         self._failures.remove(failure)
                     return failure.status
+            for armed in self._armed:
+                if method == armed[0] and path.startswith(armed[1]):
+                    self._armed.remove(armed)
+                    self._failures.append(armed[2])
+                    break
             return None
