@@ -17,7 +17,6 @@ from cli.report_view import render_report
 from events.errors import ConfigError
 from events.render import as_dict, summarize
 from events.report import market_time, report_json
-from events.risk import RiskConfig
 from store.backtest_files import write_backtest_files
 from store.backtests import backtest, replay_report, rerun
 from store.explain import explain_trade
@@ -109,26 +108,26 @@ def backtest_cmd(
         adjust=not no_adjust,
         dataset=dataset,
         cost=opt.cost_model(slippage_bps, commission, fee_bps),
-        risk=RiskConfig(
-            risk_per_trade_pct=risk_per_trade,
-            stop_loss_pct=stop_loss,
-            take_profit_pct=take_profit,
+        risk=opt.risk_config(
+            risk_per_trade=risk_per_trade,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
             max_position_size=max_position_size,
             max_positions=max_positions,
-            max_daily_loss_pct=max_daily_loss,
-            fixed_qty=qty,
+            max_daily_loss=max_daily_loss,
+            qty=qty,
+            qty_increment=qty_increment,
             sizing=sizing,
             atr_period=atr_period,
-            atr_stop_multiple=atr_stop,
+            atr_stop=atr_stop,
             min_avg_volume=min_avg_volume,
             max_volume_pct=max_volume_pct,
             regimes=regimes,
             trend_adx=trend_adx,
-            volatile_atr_pct=volatile_atr,
+            volatile_atr=volatile_atr,
             max_correlation=max_correlation,
             correlation_window=correlation_window,
             correlation_action=correlation_action,
-            **opt.qty_increment_field(qty_increment),
         ),
     )
     where = settings(ctx)

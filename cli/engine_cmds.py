@@ -24,9 +24,7 @@ from cli.monitor_cmds import (
     monitor_config,
     with_degradation_floor,
 )
-from events.costs import CostModel
 from events.errors import ConfigError, TapeError
-from events.risk import RiskConfig
 
 
 def up_cmd(
@@ -195,27 +193,27 @@ def spawn_cmd(
         None,
         cash,
         timeframe=timeframe or live_timeframe(interval),
-        cost=CostModel(slippage_bps=slippage_bps, commission=commission),
-        risk=RiskConfig(
-            risk_per_trade_pct=risk_per_trade,
-            stop_loss_pct=stop_loss,
-            take_profit_pct=take_profit,
+        cost=opt.cost_model(slippage_bps, commission),
+        risk=opt.risk_config(
+            risk_per_trade=risk_per_trade,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
             max_position_size=max_position_size,
             max_positions=max_positions,
-            max_daily_loss_pct=max_daily_loss,
-            fixed_qty=qty,
+            max_daily_loss=max_daily_loss,
+            qty=qty,
+            qty_increment=qty_increment,
             sizing=sizing,
             atr_period=atr_period,
-            atr_stop_multiple=atr_stop,
+            atr_stop=atr_stop,
             min_avg_volume=min_avg_volume,
             max_volume_pct=max_volume_pct,
             regimes=regimes,
             trend_adx=trend_adx,
-            volatile_atr_pct=volatile_atr,
+            volatile_atr=volatile_atr,
             max_correlation=max_correlation,
             correlation_window=correlation_window,
             correlation_action=correlation_action,
-            **opt.qty_increment_field(qty_increment),
         ),
     )
     make_strategy(config.strategy, config.params)  # a bad name or parameter fails before the engine

@@ -131,10 +131,52 @@ def cost_model(
     return CostModel(slippage_bps=slippage_bps, commission=commission, **given)
 
 
-def qty_increment_field(qty_increment: float | None) -> dict[str, float]:
-    """The RiskConfig field of ``--qty-increment``: none when not given, so the config, and so the run
-    id, of a run that does not use it stays what it was before the option existed."""
-    return {} if qty_increment is None else {"qty_increment": qty_increment}
+def risk_config(
+    *,
+    risk_per_trade: float,
+    stop_loss: float,
+    take_profit: float,
+    max_position_size: float,
+    max_positions: int,
+    max_daily_loss: float,
+    qty: float,
+    qty_increment: float | None,
+    sizing: str,
+    atr_period: int,
+    atr_stop: float,
+    min_avg_volume: float,
+    max_volume_pct: float,
+    regimes: str,
+    trend_adx: float,
+    volatile_atr: float,
+    max_correlation: float,
+    correlation_window: int,
+    correlation_action: str,
+) -> RiskConfig:
+    """The RiskConfig of the risk options (named as on the command line). ``--qty-increment`` not
+    given stays unset, so the config, and so the run id, of a run that does not use it stays what it
+    was before the option existed."""
+    return RiskConfig(
+        risk_per_trade_pct=risk_per_trade,
+        stop_loss_pct=stop_loss,
+        take_profit_pct=take_profit,
+        max_position_size=max_position_size,
+        max_positions=max_positions,
+        max_daily_loss_pct=max_daily_loss,
+        fixed_qty=qty,
+        sizing=sizing,
+        atr_period=atr_period,
+        atr_stop_multiple=atr_stop,
+        min_avg_volume=min_avg_volume,
+        max_volume_pct=max_volume_pct,
+        regimes=regimes,
+        trend_adx=trend_adx,
+        volatile_atr_pct=volatile_atr,
+        max_correlation=max_correlation,
+        correlation_window=correlation_window,
+        correlation_action=correlation_action,
+        **({} if qty_increment is None else {"qty_increment": qty_increment}),
+    )
 
 
 def parse_day(text: str | None, option: str) -> str:

@@ -22,7 +22,6 @@ from cli.monitor_cmds import (
 )
 from cli.report_view import render_report
 from events.errors import ConfigError
-from events.risk import RiskConfig
 
 
 def trade_cmd(
@@ -122,26 +121,26 @@ def trade_cmd(
         dataset=dataset,
         timeframe=(timeframe or live_timeframe(interval)) if live else (timeframe or "1Day"),
         cost=opt.cost_model(slippage_bps, commission, fee_bps, maker_fee_bps, stop_band_bps),
-        risk=RiskConfig(
-            risk_per_trade_pct=risk_per_trade,
-            stop_loss_pct=stop_loss,
-            take_profit_pct=take_profit,
+        risk=opt.risk_config(
+            risk_per_trade=risk_per_trade,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
             max_position_size=max_position_size,
             max_positions=max_positions,
-            max_daily_loss_pct=max_daily_loss,
-            fixed_qty=qty,
+            max_daily_loss=max_daily_loss,
+            qty=qty,
+            qty_increment=qty_increment,
             sizing=sizing,
             atr_period=atr_period,
-            atr_stop_multiple=atr_stop,
+            atr_stop=atr_stop,
             min_avg_volume=min_avg_volume,
             max_volume_pct=max_volume_pct,
             regimes=regimes,
             trend_adx=trend_adx,
-            volatile_atr_pct=volatile_atr,
+            volatile_atr=volatile_atr,
             max_correlation=max_correlation,
             correlation_window=correlation_window,
             correlation_action=correlation_action,
-            **opt.qty_increment_field(qty_increment),
         ),
     )
     monitor, notifier = prepare_monitoring(settings(ctx).log_path, config, thresholds)
