@@ -895,21 +895,17 @@ def _pair_price(price: float) -> float:
 
 
 def _as_submitted(order: Order, ts: int) -> OrderSubmitted:
-    if order.order_type == "stop_limit":
-        return OrderSubmitted(
-            ts=ts,
-            client_order_id=order.client_order_id,
-            intent_id=order.intent_id,
-            symbol=order.symbol,
-            side=order.side,  # type: ignore[arg-type]
-            qty=order.qty,
-            order_type="stop_limit",
-            limit_price=order.limit,
-            stop_price=order.stop,
-            reason=order.reason,
-            strategy=order.strategy,
-        )
-    oco = order.reason == "protective"
+    """The submission of a working order, to send it again under its logged id."""
+    limit: float | None
+    stop: float | None
+    if order.order_type == "stop_limit":  # a pair's protective stop: its limit bounds the stop's fill
+        kind, limit, stop = "stop_limit", order.limit, order.stop
+    elif order.reason == "protective":  # a stock's OCO: the limit is its take-profit
+        kind = "oco"
+        limit = order.target if order.target != float("inf") else None
+        stop = order.stop or None
+    else:
+        kind, limit, stop = "market", None, None
     return OrderSubmitted(
         ts=ts,
         client_order_id=order.client_order_id,
@@ -917,9 +913,9 @@ def _as_submitted(order: Order, ts: int) -> OrderSubmitted:
         symbol=order.symbol,
         side=order.side,  # type: ignore[arg-type]
         qty=order.qty,
-        order_type="oco" if oco else "market",
-        limit_price=order.target if oco and order.target != float("inf") else None,
-        stop_price=order.stop if oco and order.stop else None,
+        order_type=kind,  # type: ignore[arg-type]
+        limit_price=limit,
+        stop_price=stop,
         reason=order.reason,
         strategy=order.strategy,
     )
