@@ -325,18 +325,23 @@ def test_a_restarted_session_resumes_mid_position_without_placing_an_order_twice
     assert _events(tmp_path, "reconciled")[-1].differences == []
 
 
-def test_a_take_profit_whose_cancel_a_crash_stopped_is_cancelled_and_sold_on_restart(
-    crypto_run, alpaca_emulator, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+def _crash_after_logging_a_take_profit(crypto_run, emulator, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Once the second position is open, the next DELETE (the take-profit's cancel of the stop-limit)
+    is answered 401: the session raises out of the cycle after logging the cancel and the sell, before
+    either reached the broker, as a crash there would. Returns (start, cancel, sell)."""
     market, start = crypto_run()
-    # Once the second position is open, the next DELETE (the take-profit's cancel of the stop-limit)
-    # is answered 401: the session raises out of the cycle after logging the cancel and the sell,
-    # before either reached the broker, as a crash there would.
-    market.faults[_at(5 * 15)] = lambda: alpaca_emulator.fail_next(1, 401, "/v2/orders/")
+    market.faults[_at(5 * 15)] = lambda: emulator.fail_next(1, 401, "/v2/orders/")
     with pytest.raises(ConfigError):
         start(END)
     (cancel,) = _events(tmp_path, "order_cancelled")
     sell = _events(tmp_path, "order_submitted")[-1]
+    return start, cancel, sell
+
+
+def test_a_take_profit_whose_cancel_a_crash_stopped_is_cancelled_and_sold_on_restart(
+    crypto_run, alpaca_emulator, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    start, cancel, sell = _crash_after_logging_a_take_profit(crypto_run, alpaca_emulator, tmp_path)
     assert (cancel.reason, sell.reason) == ("take_profit", "take_profit")  # both logged ...
     assert [o["client_order_id"] for o in _open_stop_limits(alpaca_emulator)] == [cancel.client_order_id]
     assert sell.client_order_id not in {o["client_order_id"] for o in alpaca_emulator.orders}  # ... unsent
@@ -469,14 +474,8 @@ def test_a_pair_exit_whose_stop_limit_filled_before_its_cancel_is_not_sent_and_t
 def test_a_restart_sends_no_exit_when_the_stop_limit_filled_after_a_crash_logged_its_cancel(
     crypto_run, alpaca_emulator, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    market, start = crypto_run()
-    # As above (test_a_take_profit_whose_cancel_a_crash_stopped_...): the session stops after logging
-    # the cancel and the sell, before either reached the broker ...
-    market.faults[_at(5 * 15)] = lambda: alpaca_emulator.fail_next(1, 401, "/v2/orders/")
-    with pytest.raises(ConfigError):
-        start(END)
-    (cancel,) = _events(tmp_path, "order_cancelled")
-    sell = _events(tmp_path, "order_submitted")[-1]
+    # The session stops after logging the cancel and the sell, before either reached the broker ...
+    start, cancel, sell = _crash_after_logging_a_take_profit(crypto_run, alpaca_emulator, tmp_path)
     assert [o["client_order_id"] for o in _open_stop_limits(alpaca_emulator)] == [cancel.client_order_id]
     # ... and the stop-limit fills while it is down: the restart's cancel finds it filled.
     alpaca_emulator.fill_before_next_cancel()
