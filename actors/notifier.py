@@ -23,14 +23,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from events.errors import ConfigError
 from events.notifications import SEVERITY_RANK, body_of, payload_of, subject_of
-from events.schema import Alert, NotificationFailed, NotificationSent
+from events.schema import Alert, Event, NotificationFailed, NotificationSent, NotifierStarted
 from store.log import EventLog, NewEvent
 
 POLL_SECONDS = 0.1
@@ -317,29 +317,52 @@ class Notifier:
         self._thread: threading.Thread | None = None
         self._settled: set[tuple[str, str]] = set()  # (alert id, channel) the notify stream closed
         self._attempts: dict[tuple[str, str], int] = {}  # failed attempts the notify stream holds
+        self._since: dict[str, int] = {}  # channel -> the alerts after this seq are ours to deliver
         with EventLog.create(self._log_path) as log:
             self._cursor = log.head()[0]  # alerts already in the log were someone else's to send
+            self._head_ts = next((e.ts for e in log.events(after_seq=self._cursor - 1)), 0)
 
     def follow(self, run_id: str, *, catch_up: bool = False) -> None:
         """Start delivering the alerts ``run_id`` appends from now on (in the background).
 
         ``catch_up`` (the engine's sessions, which a crash or `tape down` may interrupt at any moment):
         also deliver the run's earlier alerts that its notify stream does not show as delivered or given
-        up, continuing their attempt count, so a restarted session neither repeats nor loses one."""
+        up, continuing their attempt count, so a restarted session neither repeats nor loses one. Only
+        alerts raised while a notifier with that channel followed the run are caught up on (the
+        NotifierStarted events say since when): turning a channel on does not send the run's history.
+        """
         self._run_id = run_id
+        stream = f"run/{run_id}/notify"
+        with EventLog.create(self._log_path) as log:
+            if catch_up:
+                self._fold_notify_stream(log.events(stream=stream))
+            since = self._cursor
+            names = [c.name for c in self._channels]
+            for name in names:
+                self._since[name] = min(self._since.get(name, since), since)
+            started = NotifierStarted(
+                ts=self._head_ts, channels=names, since_seq=since, wall_ns=self._wall_ns()
+            )
+            log.append_batch(
+                [NewEvent(stream, started, f"notify:{run_id}:started:{','.join(names)}@{since}")]
+            )
         if catch_up:
-            with EventLog.create(self._log_path) as log:
-                for event in log.events(stream=f"run/{run_id}/notify"):
-                    key = (getattr(event, "alert_id", ""), getattr(event, "channel", ""))
-                    if isinstance(event, NotificationSent) or (
-                        isinstance(event, NotificationFailed) and event.final
-                    ):
-                        self._settled.add(key)
-                    elif isinstance(event, NotificationFailed):
-                        self._attempts[key] = max(self._attempts.get(key, 0), event.attempt)
             self._cursor = 0
         self._thread = threading.Thread(target=self._loop, name="tape-notifier", daemon=True)
         self._thread.start()
+
+    def _fold_notify_stream(self, events: Iterable[Event]) -> None:
+        """What earlier notifiers of the run left: deliveries settled, attempts made, channels followed."""
+        for event in events:
+            if isinstance(event, NotifierStarted):
+                for name in event.channels:
+                    self._since[name] = min(self._since.get(name, event.since_seq), event.since_seq)
+                continue
+            key = (getattr(event, "alert_id", ""), getattr(event, "channel", ""))
+            if isinstance(event, NotificationSent) or (isinstance(event, NotificationFailed) and event.final):
+                self._settled.add(key)
+            elif isinstance(event, NotificationFailed):
+                self._attempts[key] = max(self._attempts.get(key, 0), event.attempt)
 
     def close(self, *, give_up: bool = True) -> dict[str, int]:
         """Pick up the last alerts, deliver what is pending (waiting at most the drain time), and
@@ -385,7 +408,7 @@ class Notifier:
                 continue
             for channel in self._channels:
                 key = (record.event_id, channel.name)
-                if key not in self._settled:
+                if key not in self._settled and record.seq > self._since[channel.name]:
                     self._jobs.append(
                         _Job(self._now(), alert, record.event_id, channel, self._attempts.get(key, 0) + 1)
                     )

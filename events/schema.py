@@ -323,6 +323,17 @@ class NotificationFailed(Event, tag="notification_failed", kw_only=True):
     wall_ns: int = 0
 
 
+class NotifierStarted(Event, tag="notifier_started", kw_only=True):
+    """A notifier began delivering a run's alerts to ``channels``: the alerts after ``since_seq`` are
+    its to deliver. A later notifier of the run (a restarted engine session) catches up on those, and
+    never sends late an alert raised while no notifier with that channel followed the run. ``ts`` is
+    the market time of the newest event the log held then; ``wall_ns`` when it started."""
+
+    channels: list[str]
+    since_seq: int
+    wall_ns: int = 0
+
+
 class OperatorNote(Event, tag="operator_note", kw_only=True):
     """Free text from a human, for the audit trail."""
 
@@ -405,6 +416,7 @@ AnyEvent = (
     | RegimeChanged
     | NotificationSent
     | NotificationFailed
+    | NotifierStarted
     | SessionSpawned
     | SessionStopped
 )

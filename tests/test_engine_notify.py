@@ -15,7 +15,7 @@ import pytest
 
 from actors import engine_host
 from actors.notifier import Notifier, NotifySettings, WebhookChannel
-from events.schema import Alert, NotificationFailed, NotificationSent
+from events.schema import Alert, NotificationFailed, NotificationSent, NotifierStarted
 from store.log import EventLog, NewEvent
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner, assert_clean_failure
@@ -84,10 +84,24 @@ def test_an_engine_session_feed_outage_reaches_email_and_webhook_once_across_dow
     hooks = [json.loads(body) for path, _, body in channels.http.requests if path == "/hooks/alerts"]
     assert [(h["rule"], h["severity"], h["run_id"]) for h in hooks] == [("feed", "warning", run)]
     notify = [r.event for r in engine.events(f"run/{run}/notify")]
-    assert len(notify) == 2 and all(isinstance(e, NotificationSent) for e in notify)
-    assert not [e for e in notify if isinstance(e, NotificationFailed)]
+    assert [type(e) for e in notify if not isinstance(e, NotifierStarted)] == [NotificationSent] * 2
+    assert [sorted(e.channels) for e in notify if isinstance(e, NotifierStarted)] == [
+        ["email", "webhook"]
+    ] * 2
     cycles = [r.event for r in engine.events(f"run/{run}", "cycle_completed")]
     assert [c.skipped.startswith("feed error") for c in cycles] == [False, True, True, False, False]
+
+
+def _followed_by(channel: str) -> NewEvent:
+    """The mark a notifier delivering to ``channel`` leaves when it starts following run r1."""
+    return NewEvent("run/r1/notify", NotifierStarted(ts=0, channels=[channel], since_seq=0))
+
+
+def _three_alerts() -> list[NewEvent]:
+    return [
+        NewEvent("run/r1/portfolio", Alert(ts=t, rule=rule, message=rule), f"r1:alert:{rule}")
+        for t, rule in ((1, "feed"), (2, "broker"), (3, "drawdown"))
+    ]
 
 
 def test_a_restarted_session_notifier_sends_what_its_predecessor_left_undelivered_and_nothing_twice(
@@ -96,14 +110,11 @@ def test_a_restarted_session_notifier_sends_what_its_predecessor_left_undelivere
     """The notify stream as a SIGKILLed PortfolioActor leaves it: one alert delivered, one that failed
     once and was due for a retry, one never tried. The next actor's notifier catches up on the last two."""
     log_path = tmp_path / "tape.db"
-    alerts = [
-        Alert(ts=t, rule=rule, message=rule) for t, rule in ((1, "feed"), (2, "broker"), (3, "drawdown"))
-    ]
     http = _Http()
     try:
         channel = WebhookChannel(f"{http.url}/hook")
         with EventLog.create(log_path) as log:
-            log.append_batch([NewEvent("run/r1/portfolio", a, f"r1:alert:{a.rule}") for a in alerts])
+            log.append_batch([_followed_by("webhook"), *_three_alerts()])
             log.append_batch(
                 [
                     NewEvent(
@@ -133,6 +144,26 @@ def test_a_restarted_session_notifier_sends_what_its_predecessor_left_undelivere
         ("r1:alert:broker", 2),
         ("r1:alert:drawdown", 1),
     ]
+
+
+def test_a_notifier_catching_up_sends_no_alert_raised_while_no_notifier_followed_the_run(
+    tmp_path: Path,
+) -> None:
+    """A session ran without notifications, then `tape up` comes with a webhook: the run's old alerts
+    are not sent late, the ones raised from then on are."""
+    log_path = tmp_path / "tape.db"
+    http = _Http()
+    try:
+        with EventLog.create(log_path) as log:
+            log.append_batch(_three_alerts())
+        notifier = Notifier(log_path, [WebhookChannel(f"{http.url}/hook")], NotifySettings(drain_s=60.0))
+        notifier.follow("r1", catch_up=True)
+        with EventLog.create(log_path) as log:
+            log.append_batch([NewEvent("run/r1/portfolio", Alert(ts=4, rule="daily_loss", message="x"))])
+        assert notifier.close() == {"sent": 1, "failed": 0}
+    finally:
+        http.close()
+    assert [json.loads(body)["rule"] for _, _, body in http.requests] == ["daily_loss"]
 
 
 def test_tape_up_with_an_incomplete_channel_stops_before_any_process_starts(engine: EngineDriver) -> None:

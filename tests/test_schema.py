@@ -149,6 +149,7 @@ SAMPLES: dict[str, s.Event] = {
         target="hooks.example.com",
         wall_ns=100,
     ),
+    "notifier_started": s.NotifierStarted(ts=26, channels=["email", "webhook"], since_seq=41, wall_ns=101),
     "regime_changed": s.RegimeChanged(ts=23, symbol="AAPL", regime="trending", previous="ranging", adx=31.5),
     "session_spawned": s.SessionSpawned(
         ts=24,
