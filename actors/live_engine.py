@@ -366,7 +366,28 @@ class Engine:
                 reason="tape stop",
             )
         )
+        self._unsubscribe_unread(runner.spec.config.symbols)
         return {"run_id": runner.run_id, "cycles": runner.status.get("cycles", 0)}
+
+    def _unsubscribe_unread(self, symbols: list[str]) -> None:
+        """Drop from the shared stream those of a stopped session's ``symbols`` no running session
+        reads, so the subscription follows what the engine trades rather than all it ever traded."""
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        from actors.market_data import CALL_TIMEOUT_S
+
+        if self._market_data is None:
+            return
+        # Under the lock: a spawn registers its runner under it before its warm-up subscribes, so a
+        # symbol a new session needs is never dropped after it was subscribed for that session.
+        with self._lock:
+            read = {s for runner in self._runners.values() for s in runner.spec.config.symbols}
+            unread = sorted(set(symbols) - read)
+            if not unread:
+                return
+            # A down or hung actor must not hold up the stop; a restarted one starts with nothing.
+            with contextlib.suppress(RayActorError, GetTimeoutError):
+                _get(self._market_data.unsubscribe.remote(unread), timeout=CALL_TIMEOUT_S)
 
     def notification_health(self, run_id: str) -> dict[str, Any]:
         """Delivery health of a session's notifications, from its run's notify stream."""
