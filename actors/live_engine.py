@@ -33,7 +33,14 @@ from actors.schedule import is_crypto, next_run, parse_interval
 from events.backtest import BacktestConfig
 from events.errors import ConfigError, TapeError
 from events.monitor import MonitorConfig
-from events.schema import ActorStarted, ActorStopped, Event, SessionSpawned, SessionStopped
+from events.schema import (
+    ActorStarted,
+    ActorStopped,
+    EngineConfigured,
+    Event,
+    SessionSpawned,
+    SessionStopped,
+)
 from events.strategies import make_strategy
 from store.credentials import load_alpaca_credentials
 from store.log import ConcurrencyConflict, EventLog
@@ -253,6 +260,12 @@ class Engine:
                 pid=os.getpid(),
             )
         )
+        if not reconstructed:  # what `tape up` chose; a restart by Ray runs with the same options
+            self._record(
+                EngineConfigured(
+                    ts=self.clock.now_ns(), broker=options.broker, feed=options.feed, clock=options.clock
+                )
+            )
         self.notify_channels = _channel_names(options)
         self._market_data = _start_market_data(options)  # before the sessions: they read through it
         self._resumed = threading.Thread(target=self._resume, name="engine-resume", daemon=True)
@@ -309,7 +322,13 @@ class Engine:
         """Wait until the sessions of the log are resumed (started, or failed once); who and where."""
         self._resumed.join()
         resumed = [f"{symbol} {strategy}" for symbol, strategy in self._runners]
-        return {"pid": os.getpid(), "resumed": resumed, "restarts": self.restarts, "feed": self.options.feed}
+        return {
+            "pid": os.getpid(),
+            "resumed": resumed,
+            "restarts": self.restarts,
+            "feed": self.options.feed,
+            "clock": self.options.clock,
+        }
 
     def spawn(self, spec: SessionSpec) -> dict[str, Any]:
         """Start a session (or resume its run when the same config traded before); errors raise."""
@@ -440,6 +459,13 @@ class Engine:
         with self._lock:
             self._log.close()
         return {"stopped": [f"{r.spec.symbol} {r.spec.strategy}" for r in runners]}
+
+
+def last_configured(log: EventLog) -> EngineConfigured | None:
+    """The options the log's engine was last started with (None: it never was)."""
+    for event in log.events(stream=ENGINE_STREAM, kinds=["engine_configured"], descending=True, limit=1):
+        return event if isinstance(event, EngineConfigured) else None
+    return None
 
 
 def _channel_names(options: EngineOptions) -> list[str]:

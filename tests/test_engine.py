@@ -44,7 +44,7 @@ def test_commands_without_a_running_engine_say_so_in_one_line(engine: EngineDriv
 
 def test_spawn_status_stop_and_down_from_another_shell_drive_the_running_engine(engine: EngineDriver) -> None:
     up = engine.up()
-    assert "engine up" in up.stdout
+    assert "engine up with feed alpaca (default), clock broker:0.02 (given)" in up.stdout
     head = engine_host.read_state(engine.log_path)
     assert head.address.startswith("127.0.0.1:")
     for pid in engine_host._session_members(head.head_pid):  # Ray's own processes: loopback only

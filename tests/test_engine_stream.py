@@ -170,3 +170,26 @@ def test_tape_stop_keeps_the_symbol_another_running_session_reads(engine: Engine
     wait_for(lambda: not emulator.data_subscribed("AAPL"))
     assert _feeds(engine)[0]["symbols"] == []
     engine.down()
+
+
+def test_a_plain_tape_up_after_down_runs_with_the_last_feed_and_clock(engine: EngineDriver) -> None:
+    first = engine.up("--feed", "alpaca-stream")
+    assert "feed alpaca-stream (given), clock broker:0.02 (given)" in first.stdout
+    engine.down()
+    again = engine.run("up")
+    assert "feed alpaca-stream (as last time), clock broker:0.02 (as last time)" in again.stdout
+    status = engine.status()
+    assert (status["engine"]["feed"], status["engine"]["clock"]) == ("alpaca-stream", "broker:0.02")
+    assert status["market_data"]["alive"]
+    engine.down()
+
+
+def test_an_option_given_to_tape_up_overrides_the_last_one(engine: EngineDriver) -> None:
+    engine.up("--feed", "alpaca-stream")
+    engine.down()
+    again = json.loads(engine.run("up", "--feed", "alpaca", "--json").stdout)
+    assert again["chosen"] == {"feed": "given", "clock": "as last time"}
+    status = engine.status()
+    assert (status["engine"]["feed"], status["engine"]["clock"]) == ("alpaca", "broker:0.02")
+    assert status["market_data"] is None
+    engine.down()
