@@ -184,6 +184,9 @@ def spawn_cmd(
     cash: opt.Cash = 100_000.0,
     slippage_bps: opt.SlippageBps = 5.0,
     commission: opt.Commission = 2.5,
+    fee_bps: opt.FeeBps = None,
+    maker_fee_bps: opt.MakerFeeBps = None,
+    stop_band_bps: opt.StopBandBps = None,
     stop_loss: opt.StopLoss = 5.0,
     take_profit: opt.TakeProfit = 10.0,
     risk_per_trade: opt.RiskPerTrade = 2.0,
@@ -235,7 +238,7 @@ def spawn_cmd(
         None,
         cash,
         timeframe=timeframe or live_timeframe(interval),
-        cost=opt.cost_model(slippage_bps, commission),
+        cost=opt.cost_model(slippage_bps, commission, fee_bps, maker_fee_bps, stop_band_bps),
         risk=opt.risk_config(
             risk_per_trade=risk_per_trade,
             stop_loss=stop_loss,
