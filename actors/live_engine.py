@@ -9,7 +9,8 @@ session's StrategyActors) and a scheduler thread here. The engine supervises:
 - a StrategyActor that dies is replaced by its PortfolioActor (actors/strategy_pool.py);
 - the engine itself is restarted by Ray (``max_restarts=-1``); its actors die with it and the new engine
   resumes every session spawned and not stopped, which it reads from the ``engine`` stream of the log
-  (SessionSpawned / SessionStopped): what the engine runs is auditable like everything else;
+  (SessionSpawned / SessionStopped): what the engine runs is auditable like everything else; so are
+  the options each `tape up` started it with (EngineConfigured), which the next plain `tape up` reuses;
 - with ``--feed alpaca-stream`` one MarketDataActor (actors/market_data.py) holds the account's one
   market-data connection for every session; Ray restarts it the same way (``max_restarts=-1``), and
   meanwhile the sessions read their bars over REST.
