@@ -217,6 +217,47 @@ class MinuteStream:
         with contextlib.suppress(RuntimeError, TimeoutError):
             asyncio.run_coroutine_threadsafe(add(), loop).result(timeout=10)
 
+    def unsubscribe(self, symbols: list[str]) -> None:
+        """Stop streaming ``symbols`` and forget their minutes. Subscribed again later (by
+        :meth:`subscribe` or a window), a symbol counts from then on, as one added later does."""
+        with self._subscribing:
+            if self._closed:
+                return
+            for kind, group in _by_kind(symbols).items():
+                link = self._links.get(kind)
+                if link is None:
+                    continue
+                with self._cond:
+                    gone = sorted(set(group) & link.wanted)
+                    link.wanted -= set(gone)
+                    link.confirmed -= set(gone)
+                    link.asked_again -= set(gone)
+                    for symbol in gone:
+                        link.floors.pop(symbol, None)
+                        self._minutes.pop(symbol, None)
+                if gone:
+                    self._remove(link, gone)
+
+    def _remove(self, link: _Link, symbols: list[str]) -> None:
+        """Unsubscribe ``symbols`` on ``link``'s running connection; without their handlers a reconnect
+        does not subscribe them again. Done on the stream's own loop, where alpaca-py reads its handlers."""
+        stream = link.stream
+
+        async def remove() -> None:
+            for symbol in symbols:
+                stream._handlers["bars"].pop(symbol, None)
+                stream._handlers["updatedBars"].pop(symbol, None)
+            if stream._running and stream._ws is not None:
+                with contextlib.suppress(Exception):  # a closed socket: the reconnect leaves them out
+                    await stream._send_unsubscribe_msg("bars", symbols)
+                    await stream._send_unsubscribe_msg("updatedBars", symbols)
+
+        loop = _stream_loop(stream)
+        if loop is None or not loop.is_running():
+            return  # the stream has ended (closed): nothing is subscribed
+        with contextlib.suppress(RuntimeError, TimeoutError):
+            asyncio.run_coroutine_threadsafe(remove(), loop).result(timeout=10)
+
     @property
     def drops(self) -> int:
         """Connections lost (or closed) after they had subscribed, over all streams."""

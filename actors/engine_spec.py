@@ -7,6 +7,9 @@ import msgspec
 from events.backtest import BacktestConfig
 from events.monitor import MonitorConfig
 
+DEFAULT_FEED = "alpaca"  # what `tape up` runs with when neither given nor used before on the log
+DEFAULT_CLOCK = "wall"
+
 
 class EngineOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Fixed for the engine's life (`tape up`)."""
@@ -15,8 +18,8 @@ class EngineOptions(msgspec.Struct, frozen=True, kw_only=True):
     workdir: str = ""  # where logs/trades_<symbol>_<day>.csv are written ("" = none)
     dotenv: str = ""  # a .env file with the Alpaca credentials ("" = the environment only)
     broker: str = "alpaca"
-    feed: str = "alpaca"
-    clock: str = "wall"  # wall, or broker[:POLL_SECONDS] (see actors/clock.py)
+    feed: str = DEFAULT_FEED
+    clock: str = DEFAULT_CLOCK  # wall, or broker[:POLL_SECONDS] (see actors/clock.py)
     namespace: str = "tape"
 
 

@@ -9,7 +9,8 @@ session's StrategyActors) and a scheduler thread here. The engine supervises:
 - a StrategyActor that dies is replaced by its PortfolioActor (actors/strategy_pool.py);
 - the engine itself is restarted by Ray (``max_restarts=-1``); its actors die with it and the new engine
   resumes every session spawned and not stopped, which it reads from the ``engine`` stream of the log
-  (SessionSpawned / SessionStopped): what the engine runs is auditable like everything else;
+  (SessionSpawned / SessionStopped): what the engine runs is auditable like everything else; so are
+  the options each `tape up` started it with (EngineConfigured), which the next plain `tape up` reuses;
 - with ``--feed alpaca-stream`` one MarketDataActor (actors/market_data.py) holds the account's one
   market-data connection for every session; Ray restarts it the same way (``max_restarts=-1``), and
   meanwhile the sessions read their bars over REST.
@@ -33,7 +34,14 @@ from actors.schedule import is_crypto, next_run, parse_interval
 from events.backtest import BacktestConfig
 from events.errors import ConfigError, TapeError
 from events.monitor import MonitorConfig
-from events.schema import ActorStarted, ActorStopped, Event, SessionSpawned, SessionStopped
+from events.schema import (
+    ActorStarted,
+    ActorStopped,
+    EngineConfigured,
+    Event,
+    SessionSpawned,
+    SessionStopped,
+)
 from events.strategies import make_strategy
 from store.credentials import load_alpaca_credentials
 from store.log import ConcurrencyConflict, EventLog
@@ -253,6 +261,12 @@ class Engine:
                 pid=os.getpid(),
             )
         )
+        if not reconstructed:  # what `tape up` chose; a restart by Ray runs with the same options
+            self._record(
+                EngineConfigured(
+                    ts=self.clock.now_ns(), broker=options.broker, feed=options.feed, clock=options.clock
+                )
+            )
         self.notify_channels = _channel_names(options)
         self._market_data = _start_market_data(options)  # before the sessions: they read through it
         self._resumed = threading.Thread(target=self._resume, name="engine-resume", daemon=True)
@@ -309,7 +323,13 @@ class Engine:
         """Wait until the sessions of the log are resumed (started, or failed once); who and where."""
         self._resumed.join()
         resumed = [f"{symbol} {strategy}" for symbol, strategy in self._runners]
-        return {"pid": os.getpid(), "resumed": resumed, "restarts": self.restarts, "feed": self.options.feed}
+        return {
+            "pid": os.getpid(),
+            "resumed": resumed,
+            "restarts": self.restarts,
+            "feed": self.options.feed,
+            "clock": self.options.clock,
+        }
 
     def spawn(self, spec: SessionSpec) -> dict[str, Any]:
         """Start a session (or resume its run when the same config traded before); errors raise."""
@@ -366,7 +386,28 @@ class Engine:
                 reason="tape stop",
             )
         )
+        self._unsubscribe_unread(runner.spec.config.symbols)
         return {"run_id": runner.run_id, "cycles": runner.status.get("cycles", 0)}
+
+    def _unsubscribe_unread(self, symbols: list[str]) -> None:
+        """Drop from the shared stream those of a stopped session's ``symbols`` no running session
+        reads, so the subscription follows what the engine trades rather than all it ever traded."""
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        from actors.market_data import CALL_TIMEOUT_S
+
+        if self._market_data is None:
+            return
+        # Under the lock: a spawn registers its runner under it before its warm-up subscribes, so a
+        # symbol a new session needs is never dropped after it was subscribed for that session.
+        with self._lock:
+            read = {s for runner in self._runners.values() for s in runner.spec.config.symbols}
+            unread = sorted(set(symbols) - read)
+            if not unread:
+                return
+            # A down or hung actor must not hold up the stop; a restarted one starts with nothing.
+            with contextlib.suppress(RayActorError, GetTimeoutError):
+                _get(self._market_data.unsubscribe.remote(unread), timeout=CALL_TIMEOUT_S)
 
     def notification_health(self, run_id: str) -> dict[str, Any]:
         """Delivery health of a session's notifications, from its run's notify stream."""
@@ -419,6 +460,13 @@ class Engine:
         with self._lock:
             self._log.close()
         return {"stopped": [f"{r.spec.symbol} {r.spec.strategy}" for r in runners]}
+
+
+def last_configured(log: EventLog) -> EngineConfigured | None:
+    """The options the log's engine was last started with (None: it never was)."""
+    for event in log.events(stream=ENGINE_STREAM, kinds=["engine_configured"], descending=True, limit=1):
+        return event if isinstance(event, EngineConfigured) else None
+    return None
 
 
 def _channel_names(options: EngineOptions) -> list[str]:

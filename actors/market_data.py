@@ -10,7 +10,8 @@ its bars through a :class:`SharedStreamFeed`:
   actor aggregates the minutes it holds for the symbols it can vouch for (see actors/alpaca_stream.py:
   subscribed without a drop since before the window began, last minute arrived) and names the others,
   which the session reads over REST itself. A symbol is subscribed the first time a session asks for it
-  (its warm-up, at spawn), on the running connection;
+  (its warm-up, at spawn), on the running connection, and unsubscribed when `tape stop` stops the last
+  running session that reads it;
 - when the actor cannot be reached (killed, restarting, hung) the session reads the whole window over
   REST and trades on; the session logs one ``market_data`` alert for the outage (events/monitor.py's
   outage rule: raised once, cleared when a call answers again). Ray restarts the actor (``max_restarts=-1``,
@@ -71,6 +72,10 @@ class MarketDataActor:
     def window(self, symbols: list[str], bar_ns: int, after_ns: int, now_ns: int) -> StreamAnswer:
         """One session's cycle: the bars of the symbols the stream holds whole, and those it does not."""
         return self._stream.window(symbols, bar_ns, after_ns, now_ns)
+
+    def unsubscribe(self, symbols: list[str]) -> None:
+        """Stop streaming ``symbols`` (no running session reads them any more: `tape stop`)."""
+        self._stream.unsubscribe(symbols)
 
     def status(self) -> dict[str, Any]:
         """For `tape status`: the connection, its symbols, windows served by each source, drops."""

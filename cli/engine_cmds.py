@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 
@@ -32,24 +32,28 @@ def up_cmd(
     address: opt.Address = None,
     broker: Annotated[str, typer.Option("--broker", help="alpaca (paper by default).")] = "alpaca",
     feed: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--feed",
             help="alpaca (completed bars over REST each cycle) or alpaca-stream (the minute-bar WebSocket, "
-            "one connection shared by every session, REST for any window it cannot vouch for).",
+            "one connection shared by every session, REST for any window it cannot vouch for). "
+            "Default: the feed of the log's last `tape up`, else alpaca.",
         ),
-    ] = "alpaca",
+    ] = None,
     clock: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--clock",
             help="wall, or broker[:POLL_S]: run cycles on the venue's clock (rehearsals on a paper venue "
-            "or the test emulator whose clock moves at its own pace).",
+            "or the test emulator whose clock moves at its own pace). "
+            "Default: the clock of the log's last `tape up`, else wall.",
         ),
-    ] = "wall",
+    ] = None,
     json: opt.Json = False,
 ) -> None:
-    """Start the live engine (its own local Ray, or join --address) and resume the log's sessions."""
+    """Start the live engine (its own local Ray, or join --address) and resume the log's sessions.
+
+    --feed and --clock not given are the ones the log's engine last ran with (the log records them)."""
     from actors import engine_host as host
     from actors.clock import parse_clock
     from actors.engine_spec import EngineOptions
@@ -58,12 +62,13 @@ def up_cmd(
     from store.credentials import load_alpaca_credentials, load_env
     from store.log import EventLog
 
-    if broker != "alpaca" or feed not in FEEDS:
+    if broker != "alpaca" or (feed is not None and feed not in FEEDS):
         raise ConfigError(
             f"the engine trades with --broker alpaca --feed {'|'.join(FEEDS)}; offline sessions run in the "
             "foreground with `tape trade ... --broker sim --feed replay`"
         )
-    parse_clock(clock)
+    if clock is not None:
+        parse_clock(clock)
     load_alpaca_credentials()  # missing credentials fail here, naming the variable
     channels_from_env(load_env())  # so does a bad notification setting (the sessions notify with them)
     log_path = settings(ctx).log_path.resolve()
@@ -80,6 +85,7 @@ def up_cmd(
             headline = f"engine already running (--feed {info.get('feed', 'alpaca')})"
             _say(json, {"status": "running", **info, "address": state.address}, headline)
             return
+    chosen = engine_choices(log_path, feed=feed, clock=clock)
     dotenv = Path(".env").resolve()
     if address:
         state = host.EngineState(address=address, namespace=host.namespace_for(log_path), log=str(log_path))
@@ -90,8 +96,8 @@ def up_cmd(
         workdir=str(Path.cwd().resolve()),
         dotenv=str(dotenv) if dotenv.is_file() else "",
         broker=broker,
-        feed=feed,
-        clock=clock,
+        feed=chosen["feed"].value,
+        clock=chosen["clock"].value,
         namespace=state.namespace,
     )
     try:
@@ -101,7 +107,43 @@ def up_cmd(
         _clean_up_stale(state)
         raise
     host.write_state(log_path, host.EngineState(**{**_fields(state), "engine_pid": info["pid"]}))
-    _say(json, {"status": "started", **info, "address": state.address}, "engine up")
+    how = ", ".join(f"{name} {c.value} ({c.source})" for name, c in chosen.items())
+    sources = {name: c.source for name, c in chosen.items()}
+    _say(
+        json,
+        {"status": "started", **info, "address": state.address, "chosen": sources},
+        f"engine up with {how}",
+    )
+
+
+class EngineChoice(NamedTuple):
+    """An engine option's value and where it came from: "given", "as last time" or "default"."""
+
+    value: str
+    source: str
+
+
+def engine_choices(log_path: Path, *, feed: str | None, clock: str | None) -> dict[str, EngineChoice]:
+    """--feed and --clock as given, else as the log's engine last ran with (its ``engine_configured``
+    event), else the defaults: a plain `tape up` after `tape down` runs the engine as it was."""
+    from actors.engine_spec import DEFAULT_CLOCK, DEFAULT_FEED
+    from actors.live_engine import last_configured
+    from store.log import EventLog
+
+    with EventLog.open(log_path, readonly=True) as log:
+        last = last_configured(log)
+
+    def choose(given: str | None, remembered: str | None, default: str) -> EngineChoice:
+        if given is not None:
+            return EngineChoice(given, "given")
+        if remembered is not None:
+            return EngineChoice(remembered, "as last time")
+        return EngineChoice(default, "default")
+
+    return {
+        "feed": choose(feed, None if last is None else last.feed, DEFAULT_FEED),
+        "clock": choose(clock, None if last is None else last.clock, DEFAULT_CLOCK),
+    }
 
 
 def _fields(state: Any) -> dict[str, Any]:
@@ -142,6 +184,9 @@ def spawn_cmd(
     cash: opt.Cash = 100_000.0,
     slippage_bps: opt.SlippageBps = 5.0,
     commission: opt.Commission = 2.5,
+    fee_bps: opt.FeeBps = None,
+    maker_fee_bps: opt.MakerFeeBps = None,
+    stop_band_bps: opt.StopBandBps = None,
     stop_loss: opt.StopLoss = 5.0,
     take_profit: opt.TakeProfit = 10.0,
     risk_per_trade: opt.RiskPerTrade = 2.0,
@@ -193,7 +238,7 @@ def spawn_cmd(
         None,
         cash,
         timeframe=timeframe or live_timeframe(interval),
-        cost=opt.cost_model(slippage_bps, commission),
+        cost=opt.cost_model(slippage_bps, commission, fee_bps, maker_fee_bps, stop_band_bps),
         risk=opt.risk_config(
             risk_per_trade=risk_per_trade,
             stop_loss=stop_loss,

@@ -390,6 +390,15 @@ class SessionStopped(Event, tag="session_stopped", kw_only=True):
     reason: str = ""
 
 
+class EngineConfigured(Event, tag="engine_configured", kw_only=True):
+    """`tape up` started the engine with these options; filed in stream ``engine``. A later `tape up`
+    without ``--feed`` or ``--clock`` starts with the newest one's."""
+
+    broker: str = "alpaca"
+    feed: str = "alpaca"
+    clock: str = "wall"
+
+
 AnyEvent = (
     RunStarted
     | RunEnded
@@ -419,6 +428,7 @@ AnyEvent = (
     | NotifierStarted
     | SessionSpawned
     | SessionStopped
+    | EngineConfigured
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {

@@ -33,3 +33,11 @@ def test_every_command_answers_help() -> None:
     for path, _ in COMMANDS:
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, (path, result.output)
+
+
+@pytest.mark.parametrize("option", ["--fee-bps", "--maker-fee-bps", "--stop-band-bps"])
+def test_spawn_help_lists_the_crypto_fee_options_trade_has(option: str) -> None:
+    runner = CliRunner()
+    for command in ("trade", "spawn"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and option in result.output, (command, result.output)

@@ -44,7 +44,7 @@ def test_commands_without_a_running_engine_say_so_in_one_line(engine: EngineDriv
 
 def test_spawn_status_stop_and_down_from_another_shell_drive_the_running_engine(engine: EngineDriver) -> None:
     up = engine.up()
-    assert "engine up" in up.stdout
+    assert "engine up with feed alpaca (default), clock broker:0.02 (given)" in up.stdout
     head = engine_host.read_state(engine.log_path)
     assert head.address.startswith("127.0.0.1:")
     for pid in engine_host._session_members(head.head_pid):  # Ray's own processes: loopback only
@@ -160,3 +160,21 @@ def test_no_trade_updates_is_the_same_run_and_is_remembered_across_down_and_up(e
         ["resumed by the engine", "trade updates off"],
     ]
     assert engine.events(f"run/{run}", "run_started")[0].event.label.endswith("trade_updates=on")
+
+
+def test_a_pair_spawned_with_the_crypto_fee_options_trades_with_them(engine: EngineDriver) -> None:
+    engine.emulator.add_bars("BTC/USD", engine.market.rows["AAPL"])  # its warm-up needs bars
+    engine.up()
+    engine.spawn("BTC/USD", "--fee-bps", "10", "--maker-fee-bps", "5", "--stop-band-bps", "50")
+    spawned = engine.events("engine", "session_spawned")[-1].event
+    cost = spawned.config["cost"]
+    assert (cost["fee_bps"], cost["maker_fee_bps"], cost["stop_band_bps"]) == (10.0, 5.0, 50.0)
+    engine.down()
+
+
+def test_a_stock_spawned_without_the_fee_options_keeps_the_config_it_had(engine: EngineDriver) -> None:
+    engine.up()
+    engine.spawn("AAPL")
+    spawned = engine.events("engine", "session_spawned")[-1].event
+    assert spawned.config["cost"] == {"slippage_bps": 5.0, "commission": 2.5}  # unset: not in the run id
+    engine.down()

@@ -63,6 +63,10 @@ def _assert_decided_as_on_rest(engine: EngineDriver, last: int) -> None:
     assert "bar" in kinds and "order_submitted" in kinds  # the sessions traded: decisions, not silence
 
 
+def _stop(engine: EngineDriver, symbol: str, strategy: str = "sma_cross") -> None:
+    engine.run("stop", symbol, strategy)
+
+
 def _data_connections_open(emulator: AlpacaEmulator) -> int:
     return sum(1 for s in list(emulator.streams.hub.sessions) if s.kind == "data")
 
@@ -138,4 +142,54 @@ def test_a_killed_market_data_actor_is_restarted_and_trading_goes_on(engine: Eng
     assert alerts == (outage if after["AAPL"]["actor_down"] else [])
     _assert_decided_as_on_rest(engine, last)
     json.loads(engine.run("status", "--json").stdout)  # the engine answers as before
+    engine.down()
+
+
+def test_tape_stop_unsubscribes_the_symbol_no_running_session_reads(engine: EngineDriver) -> None:
+    emulator = engine.emulator
+    _start(engine, ["AAPL", "MSFT"])  # each warm-up subscribes its symbol
+    for symbol in SESSIONS:
+        emulator.wait_for_subscription(symbol, timeout=30)
+    _stop(engine, "MSFT")
+    wait_for(lambda: not emulator.data_subscribed("MSFT"))
+    assert emulator.data_subscribed("AAPL") and emulator.data_subscribed("AAPL", "updatedBars")
+    assert not emulator.data_subscribed("MSFT", "updatedBars")
+    assert _feeds(engine)[0]["symbols"] == ["AAPL"]
+    engine.down()
+
+
+def test_tape_stop_keeps_the_symbol_another_running_session_reads(engine: EngineDriver) -> None:
+    emulator = engine.emulator
+    _start(engine, ["AAPL"])
+    engine.run("spawn", "AAPL", "rsi", "--days-back", "3", "--timeframe", "5Min", "--cash", "40000")
+    emulator.wait_for_subscription("AAPL", timeout=30)
+    _stop(engine, "AAPL")  # sma_cross goes, rsi still reads AAPL
+    assert _feeds(engine)[0]["symbols"] == ["AAPL"]
+    assert emulator.data_subscribed("AAPL")
+    _stop(engine, "AAPL", "rsi")  # the last session reading it
+    wait_for(lambda: not emulator.data_subscribed("AAPL"))
+    assert _feeds(engine)[0]["symbols"] == []
+    engine.down()
+
+
+def test_a_plain_tape_up_after_down_runs_with_the_last_feed_and_clock(engine: EngineDriver) -> None:
+    first = engine.up("--feed", "alpaca-stream")
+    assert "feed alpaca-stream (given), clock broker:0.02 (given)" in first.stdout
+    engine.down()
+    again = engine.run("up")
+    assert "feed alpaca-stream (as last time), clock broker:0.02 (as last time)" in again.stdout
+    status = engine.status()
+    assert (status["engine"]["feed"], status["engine"]["clock"]) == ("alpaca-stream", "broker:0.02")
+    assert status["market_data"]["alive"]
+    engine.down()
+
+
+def test_an_option_given_to_tape_up_overrides_the_last_one(engine: EngineDriver) -> None:
+    engine.up("--feed", "alpaca-stream")
+    engine.down()
+    again = json.loads(engine.run("up", "--feed", "alpaca", "--json").stdout)
+    assert again["chosen"] == {"feed": "given", "clock": "as last time"}
+    status = engine.status()
+    assert (status["engine"]["feed"], status["engine"]["clock"]) == ("alpaca", "broker:0.02")
+    assert status["market_data"] is None
     engine.down()

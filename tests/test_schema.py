@@ -161,6 +161,7 @@ SAMPLES: dict[str, s.Event] = {
         monitor={"max_drawdown_pct": 3.0},
     ),
     "session_stopped": s.SessionStopped(ts=25, run_id="live-1", symbol="AAPL", strategy="sma_cross"),
+    "engine_configured": s.EngineConfigured(ts=26, feed="alpaca-stream", clock="broker:0.5"),
     "backtest_summary": s.BacktestSummary(
         ts=22,
         job_id="j1",

@@ -272,6 +272,10 @@ class AlpacaEmulator:
             f"a {channel} subscription to {symbol}",
         )
 
+    def data_subscribed(self, symbol: str, channel: str = "bars") -> bool:
+        """Whether a data-stream client is subscribed to `channel` for `symbol` (or `*`) right now."""
+        return self.streams.data_subscribed(channel, symbol)
+
     def wait_for_trade_listener(self, timeout: float = 5) -> None:
         """Block until a trading-stream client listens to trade_updates."""
         self.streams.wait_until(self.streams.trade_listening, timeout, "a trade_updates listener")
