@@ -3,8 +3,8 @@
 Realised P&L is the net (after commissions) P&L of closed round trips, as PositionClosed recorded it
 (a position sold in parts: each part); unrealised P&L marks each open position (what a part left of
 it) at the latest price the log knows for its symbol (a live bar, a signal's close or a fill) and is
-net of the entry commission already paid. Sums are kept in integer
-cents, so per-symbol figures add up to the run's totals exactly.
+net of the entry commission not yet booked. Sums are kept in integer cents, so per-symbol figures add
+up to the run's totals exactly.
 """
 
 from __future__ import annotations

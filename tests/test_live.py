@@ -448,6 +448,16 @@ def test_an_exit_whose_oco_partly_filled_before_its_cancel_books_the_part_and_se
     ]
     assert len(rows) == len(_events(log_path, "position_closed"))  # one row per closing part
     assert round(sum(r["pnl"] for r in rows) * 100) == state.realized_cents
+    for summary in (json.loads(p.read_text()) for p in (tmp_path / "logs").glob("daily_summary_*.json")):
+        day_rows = [
+            r
+            for p in (tmp_path / "logs").glob(f"trades_*_{summary['date']}.csv")
+            for r in pd.read_csv(p).to_dict("records")
+        ]
+        assert round(summary["realized_pnl"] * 100) == round(sum(r["pnl"] for r in day_rows) * 100)
+    with sqlite3.connect(log_path) as conn:
+        (net,) = conn.execute("SELECT round(sum(net_pnl) * 100) FROM daily_pnl").fetchone()
+    assert net == state.realized_cents
     with EventLog.open(log_path) as log:
         assert log.verify().ok
 
