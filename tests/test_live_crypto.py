@@ -520,6 +520,38 @@ def test_a_restart_sends_no_exit_when_the_stop_limit_filled_after_a_crash_logged
     assert _events(tmp_path, "reconciled")[-1].differences == []
 
 
+def test_a_restart_whose_cancel_finds_the_stop_limit_partly_filled_sells_the_rest_once(
+    crypto_run, alpaca_emulator, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # The session stops after logging the cancel and the sell; while it is down half the stop-limit
+    # fills, so the restart's cancel finds it partly filled: the restart books the half, never sends
+    # the logged sell (it is for the whole position) and logs, then sends, a sell of the rest.
+    start, cancel, sell = _crash_after_logging_a_take_profit(crypto_run, alpaca_emulator, tmp_path)
+    alpaca_emulator.fill_before_next_cancel(0.5)
+    begin = (cancel.ts - T0) // MINUTE + 5
+    start(END, begin=begin)
+    at_broker = [o["client_order_id"] for o in alpaca_emulator.orders]
+    assert sell.client_order_id not in at_broker  # never sent
+    rest = _events(tmp_path, "order_submitted")[-1]
+    assert rest.reason == "take_profit" and at_broker.count(rest.client_order_id) == 1
+    placed = pd.Timestamp(alpaca_emulator.order(rest.client_order_id)["created_at"]).value
+    assert placed == _at(begin)  # sent by the restart itself, not left for its first cycle
+    (part,) = [f for f in _events(tmp_path, "fill") if f.client_order_id == cancel.client_order_id]
+    assert part.reason == "stop_loss" and rest.qty == pytest.approx(sell.qty - part.qty, abs=1e-12)
+    assert [c.exit_reason for c in _events(tmp_path, "position_closed")] == [
+        "stop_loss",
+        "stop_loss",
+        "take_profit",
+    ]
+    logged = [o.client_order_id for o in _events(tmp_path, "order_submitted")]
+    assert len(logged) == len(set(logged)) and sorted(set(logged) - {sell.client_order_id}) == sorted(
+        at_broker
+    )
+    assert alpaca_emulator.positions == {} and _folded(tmp_path).positions == {}
+    assert _folded(tmp_path).cash_cents == round(alpaca_emulator.cash * 100)
+    assert _events(tmp_path, "reconciled")[-1].differences == []
+
+
 def test_an_exit_whose_stop_limit_cannot_be_read_back_after_its_cancel_waits_for_the_next_cycle(
     crypto_run, alpaca_emulator, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
