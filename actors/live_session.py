@@ -42,7 +42,7 @@ from actors.clock import Clock
 from actors.schedule import is_crypto, is_session_end, next_run
 from events.backtest import BacktestConfig, run_started
 from events.bars import BarSeries, session_days
-from events.costs import credited_fee
+from events.costs import credited_fee, qty_tolerance
 from events.errors import DataError
 from events.monitor import MonitorConfig, OutageRule, SessionMonitor, decide_outage, evolve_outages
 from events.portfolio import Order, decide_exit, decide_fill, evolve
@@ -72,7 +72,6 @@ from store.run_writer import run_items
 
 Decision = tuple[int, dict[str, float], str]  # (side, indicator values, reason)
 DAY_NS = 86_400_000_000_000
-PAIR_QTY_TOLERANCE = 1e-8  # a pair's fee, rounded to 1e-9 coins per execution, may differ by a few
 CANCEL_CHECKS = 5  # reads of a cancelled protective order before its exit is sent (see _clear_protective)
 CANCEL_CHECK_WAIT_S = 0.2  # between two of them
 NOT_SENT = "not sent: protective filled first"
@@ -268,6 +267,7 @@ class LiveSession:
         self._recancel()
         out += self._resend_working_orders(now_ns)
         self._append(out)
+        self._act(out, now_ns)  # a new exit for what a protective's part fill left (see _clear_protective)
         self.reconcile(now_ns)
         self._check_trade_updates(now_ns)
         return folded
@@ -354,7 +354,7 @@ class LiveSession:
         for order in [*state.market_orders.values(), *state.protective.values()]:
             if self._guarded.get(order.symbol) and order.reason != "protective":
                 sendable, settled = self._clear_protective(order, now_ns)
-                out += settled  # logged by the caller with the rest (nothing in it goes to the broker)
+                out += settled  # logged by the caller with the rest, which then sends a new exit in it
                 if not sendable:
                     continue
             out += self._send(_as_submitted(order, now_ns))
@@ -376,7 +376,7 @@ class LiveSession:
         differences = [
             f"{s}: log {local.get(s, 0.0):g}, broker {broker.get(s, 0.0):g}"
             for s in sorted(set(broker) | set(local))
-            if abs(broker.get(s, 0.0) - local.get(s, 0.0)) > (PAIR_QTY_TOLERANCE if is_crypto(s) else 1e-9)
+            if abs(broker.get(s, 0.0) - local.get(s, 0.0)) > qty_tolerance(s)
         ]
         state = self.session.state
         event = Reconciled(
@@ -551,7 +551,12 @@ class LiveSession:
         if not events:
             return []
         self._append(events)
-        out = list(events)
+        return list(events) + self._act(events, ts)
+
+    def _act(self, events: list[Event], ts: int) -> list[Event]:
+        """Place the orders and send the cancels that logged ``events`` decided; returns what followed
+        (logged too). Every event in ``events`` must already be in the log."""
+        out: list[Event] = []
         for event in events:
             if isinstance(event, OrderSubmitted):
                 if self._guarded.get(event.symbol) and event.reason != "protective":
@@ -656,9 +661,21 @@ class LiveSession:
                 out += self._commit(self._applied([ended]), now_ns)
                 continue
             fill = self._fill_of(order, seen, now_ns)
-            decided = self._protect(decide_fill(state, self.session.desk, fill))
-            out += self._commit(self._applied(decided), now_ns)
+            decided = self._applied(self._protect(decide_fill(state, self.session.desk, fill)))
+            if fill.side == "sell":  # e.g. an exit the broker ended part filled: sell the rest
+                decided += self._sell_the_rest(fill)
+            out += self._commit(decided, now_ns)
         return out
+
+    def _sell_the_rest(self, fill: Fill) -> list[Event]:
+        """After ``fill`` (a sell, already applied) closed only part of its position, nothing sells the
+        rest: decide a market exit for it, for the same reason (applied; the caller logs it before it is
+        sent, like every order, so a restart re-sends it under its logged id and never twice)."""
+        state = self.session.state
+        if fill.symbol not in state.positions or fill.symbol in state.market_orders:
+            return []  # the whole position closed, or an exit already works
+        decided = decide_exit(state, ts=fill.ts, symbol=fill.symbol, reason=fill.reason, price=fill.price)
+        return self._applied(decided)
 
     def _fill_of(self, order: Order, seen: BrokerOrder, ts: int) -> Fill:
         """What the broker says ``order`` executed, as the Fill the log keeps."""
@@ -707,8 +724,9 @@ class LiveSession:
         - cancelled with nothing filled (or never placed): the exit may be sent -> ``(True, [])``;
         - filled: its Fill and what the core decides from it (the position closed at the stop or the
           target), and the exit cancelled unsent -> ``(False, events)``;
-        - filled in part: the exit stays working unsent and the ``broker`` alert says so, every cycle
-          until the position is closed by hand (the core books whole closes only) -> ``(False, alerts)``;
+        - filled in part: its Fill and the part it closed, the exit cancelled unsent (its quantity is
+          more than is left), and a new exit for the rest with the same reason, which the caller sends
+          after logging it -> ``(False, events)``;
         - no answer, or still working: the exit stays working unsent, the ``broker`` alert goes out,
           and the next cycle asks again -> ``(False, alerts)``.
 
@@ -748,22 +766,14 @@ class LiveSession:
         assert logged.client_order_id == protective_id  # a new protective needs a new position first
         guard = Order(logged)
         fill = self._fill_of(guard, seen, ts)
-        position = state.positions[symbol]
         not_sent = OrderCancelled(
             ts=ts, client_order_id=exit_order.client_order_id, symbol=symbol, reason=NOT_SENT
         )
-        tolerance = PAIR_QTY_TOLERANCE if is_crypto(symbol) else 1e-9
-        if seen.filled_qty >= guard.qty - tolerance or fill.qty >= position.qty - tolerance:
-            closed = decide_fill(state, self.session.desk, fill)
-            return False, self._applied([*closed, not_sent])
-        # Filled in part: the core closes whole positions only, so it cannot book the part yet. Holding
-        # the exit unsent is safe (it cannot oversell); the alert asks for the rest to be closed by hand.
-        failure = (
-            f"{symbol}: protective order {protective_id} filled {seen.filled_qty:g} of {guard.qty:g} before "
-            f"its cancel; exit {exit_order.client_order_id} is held unsent"
-        )
-        self._broker_errors.append(failure)
-        return False, self._outage("broker", ts, failure=failure)
+        settled = self._applied([*decide_fill(state, self.session.desk, fill), not_sent])
+        if symbol in state.positions:  # filled in part: the rest is sold for the reason the exit had
+            rest = decide_exit(state, ts=ts, symbol=symbol, reason=exit_order.reason, price=fill.price)
+            settled += self._applied(rest)
+        return False, settled
 
     def _protect(self, events: list[Event]) -> list[Event]:
         """A pair's protective order, as Alpaca can hold it: it takes no OCO for crypto, so the stop

@@ -20,11 +20,26 @@ CRYPTO_TAKER_BPS = 25.0
 CRYPTO_MAKER_BPS = 15.0
 # Live crypto protection: the stop-limit's limit sits this far below its stop (room for a fast market).
 CRYPTO_STOP_BAND_BPS = 100.0
+# How far two quantities of one symbol may differ and still be the same: a pair's fee, rounded to 1e-9
+# coins per execution, may differ by a few increments; a stock's shares only by float noise.
+PAIR_QTY_TOLERANCE = 1e-8
+STOCK_QTY_TOLERANCE = 1e-9
 
 
 def is_pair(symbol: str) -> bool:
     """Crypto pairs are written with a slash (BTC/USD)."""
     return "/" in symbol
+
+
+def qty_tolerance(symbol: str) -> float:
+    """The quantity difference below which two quantities of ``symbol`` count as equal."""
+    return PAIR_QTY_TOLERANCE if is_pair(symbol) else STOCK_QTY_TOLERANCE
+
+
+def sells_part(symbol: str, sold: float, held: float) -> bool:
+    """Whether selling ``sold`` of the ``held`` quantity of ``symbol`` leaves some of it (beyond the
+    tolerance): the one test every fold of closes (portfolio, P&L) makes the same way."""
+    return sold < held - qty_tolerance(symbol)
 
 
 class CostModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -100,6 +115,14 @@ def cents(dollars: float) -> int:
 def notional_cents(qty: float, price: float) -> int:
     """Value of ``qty`` at ``price``, in cents."""
     return cents(qty * price)
+
+
+def part_cents(total_cents: int, part_qty: float, whole_qty: float) -> int:
+    """The share of ``total_cents`` that ``part_qty`` of ``whole_qty`` carries, rounded to the cent half
+    away from zero (as :func:`cents`). A position closed in parts allocates its entry cost with this; the
+    last part takes what is left, so the parts sum to the whole exactly."""
+    share = total_cents * part_qty / whole_qty
+    return int(share + (0.5 if share >= 0 else -0.5))
 
 
 _CENT = Decimal("0.01")

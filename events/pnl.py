@@ -1,9 +1,10 @@
 """Real-time P&L per symbol and per strategy, folded from a run's events alone.
 
-Realised P&L is the net (after commissions) P&L of closed round trips, as PositionClosed recorded it;
-unrealised P&L marks each open position at the latest price the log knows for its symbol (a live bar,
-a signal's close or a fill) and is net of the entry commission already paid. Sums are kept in integer
-cents, so per-symbol figures add up to the run's totals exactly.
+Realised P&L is the net (after commissions) P&L of closed round trips, as PositionClosed recorded it
+(a position sold in parts: each part); unrealised P&L marks each open position (what a part left of
+it) at the latest price the log knows for its symbol (a live bar, a signal's close or a fill) and is
+net of the entry commission not yet booked. Sums are kept in integer cents, so per-symbol figures add
+up to the run's totals exactly.
 """
 
 from __future__ import annotations
@@ -11,8 +12,30 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from events.costs import cents
+from events.costs import cents, notional_cents, part_cents, sells_part
 from events.schema import BarReceived, Event, Fill, PositionClosed, PositionOpened, Signal
+
+
+class _Open:
+    """What is still held of an open position: its quantity, and the entry cost and entry commission
+    (cents) not yet booked by a closing part."""
+
+    __slots__ = ("commission", "cost", "entry_price", "qty")
+
+    def __init__(self, opened: PositionOpened) -> None:
+        self.qty, self.entry_price = opened.qty, opened.entry_price
+        self.cost = notional_cents(opened.qty, opened.entry_price)
+        self.commission = cents(opened.entry_commission)
+
+    def left_after(self, closed: PositionClosed) -> _Open | None:
+        """What ``closed`` leaves open: the rest with its share of the entry cost and commission (as the
+        portfolio allocates them), or None when it closed the whole position."""
+        if not sells_part(closed.symbol, closed.qty, self.qty):
+            return None
+        self.cost -= part_cents(self.cost, closed.qty, self.qty)
+        self.commission -= part_cents(self.commission, closed.qty, self.qty)
+        self.qty -= closed.qty
+        return self
 
 
 class _Line:
@@ -23,7 +46,7 @@ class _Line:
     def __init__(self) -> None:
         self.gross = self.commission = self.net = 0
         self.trades = self.wins = 0
-        self.open: PositionOpened | None = None
+        self.open: _Open | None = None
 
 
 def _fold(events: Iterable[Event]) -> tuple[dict[str, _Line], dict[str, float], dict[str, str]]:
@@ -39,12 +62,12 @@ def _fold(events: Iterable[Event]) -> tuple[dict[str, _Line], dict[str, float], 
             last[e.symbol] = e.price
             strategy_of.setdefault(e.symbol, e.strategy)
         elif cls is PositionOpened:
-            lines.setdefault(e.symbol, _Line()).open = e
+            lines.setdefault(e.symbol, _Line()).open = _Open(e)
             if e.strategy:
                 strategy_of[e.symbol] = e.strategy
         elif cls is PositionClosed:
             line = lines.setdefault(e.symbol, _Line())
-            line.open = None
+            line.open = line.open.left_after(e) if line.open is not None else None
             line.gross += cents(e.gross_pnl)
             line.commission += cents(e.commission)
             net = cents(e.net_pnl)
@@ -60,8 +83,7 @@ def _row(line: _Line, price: float | None) -> dict[str, Any]:
     position = line.open
     unrealized = 0
     if position is not None and price is not None:
-        unrealized = cents(position.qty * price) - cents(position.qty * position.entry_price)
-        unrealized -= cents(position.entry_commission)
+        unrealized = cents(position.qty * price) - position.cost - position.commission
     return {
         "qty": position.qty if position is not None else 0.0,
         "entry_price": position.entry_price if position is not None else None,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from events.correlation import ReturnWindows
-from events.costs import CostModel, cents, notional_cents
+from events.costs import CostModel, cents, notional_cents, part_cents, sells_part
 from events.risk import (
     MarketContext,
     RiskConfig,
@@ -196,6 +196,11 @@ def _on_fill(state: PortfolioState, e: Fill) -> None:
         state.entry_fills[e.symbol] = e
     else:
         state.cash_cents += notional - commission
+        position = state.positions.get(e.symbol)
+        if position is not None and position.protective_id == e.client_order_id:
+            # The protective traded, so it works no more: an exit for a remainder it left (a part fill)
+            # must not cancel it again.
+            position.protective_id = ""
     for book in (state.market_orders, state.protective):
         order = book.get(e.symbol)
         if order is not None and order.client_order_id == e.client_order_id:
@@ -214,7 +219,16 @@ def _on_opened(state: PortfolioState, e: PositionOpened) -> None:
 
 
 def _on_closed(state: PortfolioState, e: PositionClosed) -> None:
-    del state.positions[e.symbol]
+    position = state.positions[e.symbol]
+    part = closing_part(position, e.qty)
+    if part is None:
+        del state.positions[e.symbol]
+    else:  # the same shares decide_fill booked, so what stays is exactly what the part did not take
+        cost, commission, slippage = part
+        position.qty -= e.qty
+        position.entry_cost_cents -= cost
+        position.entry_commission_cents -= commission
+        position.entry_slippage -= slippage
     state.realized_cents += cents(e.net_pnl)
 
 
@@ -483,7 +497,9 @@ def decide_fill(state: PortfolioState, desk: Desk, fill: Fill) -> list[Event]:
     """A fill and what follows from it, decided on the state *before* the fill is applied.
 
     An entry fill opens a position and places its protective OCO order (stop and target); an exit fill
-    closes the position with its gross and net P&L in whole cents.
+    closes the position with its gross and net P&L in whole cents. An exit fill smaller than the
+    position (a live sell the broker ended part filled) closes that part only: its P&L is against the
+    part's share of the entry cost and commission (:func:`closing_part`), and the rest stays open.
     """
     order = state.market_orders.get(fill.symbol)
     if fill.side == "buy":
@@ -525,8 +541,17 @@ def decide_fill(state: PortfolioState, desk: Desk, fill: Fill) -> list[Event]:
             )
         return out
     position = state.positions[fill.symbol]
-    gross = notional_cents(fill.qty, fill.price) - position.entry_cost_cents
-    commission = position.entry_commission_cents + cents(fill.commission)
+    part = closing_part(position, fill.qty)
+    if part is None:  # the whole position (every simulated fill; byte for byte what it always was)
+        cost, entry_commission, entry_slippage = (
+            position.entry_cost_cents,
+            position.entry_commission_cents,
+            position.entry_slippage,
+        )
+    else:
+        cost, entry_commission, entry_slippage = part
+    gross = notional_cents(fill.qty, fill.price) - cost
+    commission = entry_commission + cents(fill.commission)
     return [
         fill,
         PositionClosed(
@@ -541,9 +566,27 @@ def decide_fill(state: PortfolioState, desk: Desk, fill: Fill) -> list[Event]:
             gross_pnl=gross / 100.0,
             commission=commission / 100.0,
             net_pnl=(gross - commission) / 100.0,
-            slippage=position.entry_slippage + fill.slippage,
+            slippage=entry_slippage + fill.slippage,
         ),
     ]
+
+
+def closing_part(position: Position, qty: float) -> tuple[int, int, float] | None:
+    """What a sell of ``qty`` takes of ``position`` when it is only a part: its share of the entry cost
+    and of the entry commission (whole cents, see :func:`events.costs.part_cents`) and of the entry
+    slippage. None when the sell closes the whole position (within the symbol's quantity tolerance):
+    then the close takes everything left, so the parts of a position sum to one whole close exactly.
+
+    :func:`decide_fill` and :func:`evolve` both call it on the same position and quantity, so the
+    cents a part's P&L booked are the cents the position loses, without carrying them on the event.
+    """
+    if not sells_part(position.symbol, qty, position.qty):
+        return None
+    return (
+        part_cents(position.entry_cost_cents, qty, position.qty),
+        part_cents(position.entry_commission_cents, qty, position.qty),
+        position.entry_slippage * qty / position.qty,
+    )
 
 
 # --------------------------------------------------------------------------- the simulated broker

@@ -395,21 +395,119 @@ def test_an_exit_whose_oco_filled_before_its_cancel_is_not_sent_and_the_broker_s
     assert [(c.exit_reason, c.qty, c.exit_price) for c in closed] == [("stop_loss", fill.qty, fill.price)]
 
 
-def test_an_exit_whose_oco_partly_filled_before_its_cancel_is_held_unsent_and_alerted(live_run) -> None:  # type: ignore[no-untyped-def]
-    # The core books whole closes only: the part the OCO sold cannot be logged yet, so the exit is held
-    # (never oversold) and the broker alert names it; the reconciliation shows the difference.
+def test_an_exit_whose_oco_partly_filled_before_its_cancel_books_the_part_and_sells_the_rest(
+    live_run,
+) -> None:  # type: ignore[no-untyped-def]
+    # The race, in part: the exit signal's cancel finds half the OCO filled. The part is booked, the held
+    # exit (for the whole position) is never sent, and a new exit sells the rest for the same reason.
     market, start, tmp_path = live_run
     emulator = market.emulator
     emulator.allow_shorting = True
     emulator.fill_before_next_cancel(0.5)  # the first exit signal's cancel finds half its OCO filled
-    start("2024-07-08 15:55")
+    session, _ = start("2024-07-08 15:55")
     log_path = tmp_path / "tape.db"
     assert all(q > 0 for q in emulator.positions.values())  # nothing went short
-    (alert,) = [a for a in _events(log_path, "alert") if "before its cancel" in a.message]
-    assert alert.rule == "broker"
-    symbol = alert.message.split(":")[0]
-    held = _folded(log_path).market_orders[symbol]
-    assert held.side == "sell" and f"exit {held.client_order_id} is held unsent" in alert.message
-    assert held.client_order_id not in {o["client_order_id"] for o in emulator.orders}  # never sent
-    (difference,) = _events(log_path, "reconciled")[-1].differences
-    assert difference == f"{symbol}: log {held.qty:g}, broker {emulator.positions[symbol]:g}"
+    assert not [a for a in _events(log_path, "alert") if "before its cancel" in a.message]
+    (unsent,) = [c for c in _events(log_path, "order_cancelled") if c.reason == NOT_SENT]
+    submitted = _events(log_path, "order_submitted")
+    held = next(o for o in submitted if o.client_order_id == unsent.client_order_id)
+    (cancel,) = [
+        c
+        for c in _events(log_path, "order_cancelled")
+        if c.ts == unsent.ts and c.symbol == held.symbol and c != unsent
+    ]
+    (part_fill,) = [f for f in _events(log_path, "fill") if f.client_order_id == cancel.client_order_id]
+    assert 0 < part_fill.qty < held.qty
+    (rest,) = [
+        o
+        for o in submitted
+        if o.ts == unsent.ts and o.symbol == held.symbol and o.side == "sell" and o != held
+    ]
+    assert (rest.reason, rest.qty, rest.order_type) == (held.reason, held.qty - part_fill.qty, "market")
+    at_broker = [o["client_order_id"] for o in _top_level(emulator.orders)]
+    assert held.client_order_id not in at_broker and at_broker.count(rest.client_order_id) == 1
+    assert sorted(at_broker) == sorted(o.client_order_id for o in submitted if o != held)  # no duplicate
+    closes = [
+        c for c in _events(log_path, "position_closed") if c.symbol == held.symbol and c.ts >= unsent.ts
+    ]
+    assert [c.qty for c in closes[:2]] == [part_fill.qty, rest.qty]  # sold in two parts, then flat
+    assert (closes[0].exit_reason, closes[1].exit_reason) == ("stop_loss", held.reason)
+    state = _folded(log_path)  # the log replays to the session's state and to the broker's book
+    live = session.session.state
+    assert {s: p.qty for s, p in state.positions.items()} == {
+        s: q for s, q in emulator.positions.items() if q
+    }
+    assert {s: p.qty for s, p in state.positions.items()} == {s: p.qty for s, p in live.positions.items()}
+    assert (state.cash_cents, state.realized_cents) == (live.cash_cents, live.realized_cents)
+    assert state.cash_cents == round(emulator.cash * 100)
+    assert _events(log_path, "reconciled")[-1].differences == []
+    rows = [
+        r
+        for path in sorted((tmp_path / "logs").glob("trades_*.csv"))
+        for r in pd.read_csv(path).to_dict("records")
+    ]
+    assert len(rows) == len(_events(log_path, "position_closed"))  # one row per closing part
+    assert round(sum(r["pnl"] for r in rows) * 100) == state.realized_cents
+    for summary in (json.loads(p.read_text()) for p in (tmp_path / "logs").glob("daily_summary_*.json")):
+        day_rows = [
+            r
+            for p in (tmp_path / "logs").glob(f"trades_*_{summary['date']}.csv")
+            for r in pd.read_csv(p).to_dict("records")
+        ]
+        assert round(summary["realized_pnl"] * 100) == round(sum(r["pnl"] for r in day_rows) * 100)
+    with sqlite3.connect(log_path) as conn:
+        (net,) = conn.execute("SELECT round(sum(net_pnl) * 100) FROM daily_pnl").fetchone()
+    assert net == state.realized_cents
+    with EventLog.open(log_path) as log:
+        assert log.verify().ok
+
+
+def test_an_exit_the_broker_ends_part_filled_books_the_part_and_a_restart_sells_the_rest_once(
+    live_run,
+) -> None:  # type: ignore[no-untyped-def]
+    # The first exit sells half, then the venue expires it. The session books the half and, in the same
+    # cycle, logs and sends a new exit for the rest; it stops there, and the restarted session finds
+    # the rest's order at the broker (filled) instead of placing it again.
+    market, start, tmp_path = live_run
+    emulator = market.emulator
+    emulator.expire_next_market_part(0.5)
+    stop_at = "2024-07-05 09:50"  # the cycle of the first exit signal (on the 09:45 bar)
+    start(stop_at)
+    log_path = tmp_path / "tape.db"
+    sells = [o for o in _events(log_path, "order_submitted") if o.side == "sell" and o.order_type == "market"]
+    first, rest = sells[0], sells[1]
+    assert emulator.order(first.client_order_id)["status"] == "expired"
+    (part,) = [f for f in _events(log_path, "fill") if f.client_order_id == first.client_order_id]
+    assert 0 < part.qty < first.qty
+    assert (rest.symbol, rest.reason, rest.qty, rest.ts) == (
+        first.symbol,
+        first.reason,
+        first.qty - part.qty,
+        part.ts,
+    )
+    session, _ = start("2024-07-08 15:55", begin=stop_at)
+    submitted = _events(log_path, "order_submitted")
+    ids = [o.client_order_id for o in submitted]
+    at_broker = [o["client_order_id"] for o in _top_level(emulator.orders)]
+    assert len(ids) == len(set(ids)) and sorted(ids) == sorted(at_broker)  # nothing placed twice or lost
+    closes = [c for c in _events(log_path, "position_closed") if c.symbol == first.symbol and c.ts >= part.ts]
+    assert [(c.qty, c.exit_reason) for c in closes[:2]] == [
+        (part.qty, first.reason),
+        (rest.qty, first.reason),
+    ]
+    assert closes[1].ts > _ns(stop_at)  # the rest's fill was collected by the restarted session
+    state = _folded(log_path)
+    live = session.session.state
+    assert {s: p.qty for s, p in state.positions.items()} == {
+        s: q for s, q in emulator.positions.items() if q
+    }
+    assert {s: p.qty for s, p in state.positions.items()} == {s: p.qty for s, p in live.positions.items()}
+    assert (state.cash_cents, state.realized_cents) == (live.cash_cents, live.realized_cents)
+    assert state.cash_cents == round(emulator.cash * 100)
+    assert _events(log_path, "reconciled")[-1].differences == []
+    rows = [
+        r
+        for path in sorted((tmp_path / "logs").glob("trades_*.csv"))
+        for r in pd.read_csv(path).to_dict("records")
+    ]
+    assert round(sum(r["pnl"] for r in rows) * 100) == state.realized_cents

@@ -471,6 +471,35 @@ def test_a_pair_exit_whose_stop_limit_filled_before_its_cancel_is_not_sent_and_t
     assert round(sum(t.pnl for t in report.trades) * 100) == _folded(tmp_path).realized_cents
 
 
+def test_a_pair_exit_whose_stop_limit_partly_filled_before_its_cancel_sells_the_rest_once(
+    crypto_run, alpaca_emulator, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = crypto_run()
+    # The take-profit's cancel finds half the stop-limit filled: the half is a stop-loss part, the held
+    # take-profit sell (for the whole position) is never sent, and a new one sells the rest.
+    market.faults[_at(5 * 15)] = lambda: alpaca_emulator.fill_before_next_cancel(0.5)
+    start(END)
+    (cancel,) = [c for c in _events(tmp_path, "order_cancelled") if c.reason == "take_profit"]
+    (unsent,) = [c for c in _events(tmp_path, "order_cancelled") if c.reason == NOT_SENT]
+    held, rest = _events(tmp_path, "order_submitted")[-2:]
+    assert (
+        unsent.client_order_id == held.client_order_id and (held.reason, rest.reason) == ("take_profit",) * 2
+    )
+    (part,) = [f for f in _events(tmp_path, "fill") if f.client_order_id == cancel.client_order_id]
+    assert part.reason == "stop_loss" and rest.qty == pytest.approx(held.qty - part.qty, abs=1e-12)
+    at_broker = [o["client_order_id"] for o in alpaca_emulator.orders]
+    assert held.client_order_id not in at_broker and at_broker.count(rest.client_order_id) == 1
+    closes = _events(tmp_path, "position_closed")
+    assert [c.exit_reason for c in closes] == ["stop_loss", "stop_loss", "take_profit"]
+    assert [c.qty for c in closes[1:]] == [part.qty, rest.qty]
+    assert alpaca_emulator.positions == {} and _folded(tmp_path).positions == {}  # flat at both ends
+    assert _folded(tmp_path).cash_cents == round(alpaca_emulator.cash * 100)
+    assert _events(tmp_path, "reconciled")[-1].differences == []
+    with EventLog.open(tmp_path / "tape.db") as log:  # what `tape replay` folds
+        report = replay_report(log, RUN)
+    assert round(sum(t.pnl for t in report.trades) * 100) == _folded(tmp_path).realized_cents
+
+
 def test_a_restart_sends_no_exit_when_the_stop_limit_filled_after_a_crash_logged_its_cancel(
     crypto_run, alpaca_emulator, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -486,6 +515,38 @@ def test_a_restart_sends_no_exit_when_the_stop_limit_filled_after_a_crash_logged
     unsent = [c for c in _events(tmp_path, "order_cancelled") if c.reason == NOT_SENT]
     assert [c.client_order_id for c in unsent] == [sell.client_order_id]
     assert [c.exit_reason for c in _events(tmp_path, "position_closed")] == ["stop_loss", "stop_loss"]
+    assert alpaca_emulator.positions == {} and _folded(tmp_path).positions == {}
+    assert _folded(tmp_path).cash_cents == round(alpaca_emulator.cash * 100)
+    assert _events(tmp_path, "reconciled")[-1].differences == []
+
+
+def test_a_restart_whose_cancel_finds_the_stop_limit_partly_filled_sells_the_rest_once(
+    crypto_run, alpaca_emulator, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # The session stops after logging the cancel and the sell; while it is down half the stop-limit
+    # fills, so the restart's cancel finds it partly filled: the restart books the half, never sends
+    # the logged sell (it is for the whole position) and logs, then sends, a sell of the rest.
+    start, cancel, sell = _crash_after_logging_a_take_profit(crypto_run, alpaca_emulator, tmp_path)
+    alpaca_emulator.fill_before_next_cancel(0.5)
+    begin = (cancel.ts - T0) // MINUTE + 5
+    start(END, begin=begin)
+    at_broker = [o["client_order_id"] for o in alpaca_emulator.orders]
+    assert sell.client_order_id not in at_broker  # never sent
+    rest = _events(tmp_path, "order_submitted")[-1]
+    assert rest.reason == "take_profit" and at_broker.count(rest.client_order_id) == 1
+    placed = pd.Timestamp(alpaca_emulator.order(rest.client_order_id)["created_at"]).value
+    assert placed == _at(begin)  # sent by the restart itself, not left for its first cycle
+    (part,) = [f for f in _events(tmp_path, "fill") if f.client_order_id == cancel.client_order_id]
+    assert part.reason == "stop_loss" and rest.qty == pytest.approx(sell.qty - part.qty, abs=1e-12)
+    assert [c.exit_reason for c in _events(tmp_path, "position_closed")] == [
+        "stop_loss",
+        "stop_loss",
+        "take_profit",
+    ]
+    logged = [o.client_order_id for o in _events(tmp_path, "order_submitted")]
+    assert len(logged) == len(set(logged)) and sorted(set(logged) - {sell.client_order_id}) == sorted(
+        at_broker
+    )
     assert alpaca_emulator.positions == {} and _folded(tmp_path).positions == {}
     assert _folded(tmp_path).cash_cents == round(alpaca_emulator.cash * 100)
     assert _events(tmp_path, "reconciled")[-1].differences == []

@@ -71,6 +71,10 @@ class Broker:
         #: Fractions for the next cancel requests: each finds its order filled (that fraction of it)
         #: at its stop price first (see Emulator.fill_before_next_cancel).
         self.fill_before_cancel: list[float] = []
+        #: (side, fraction) for the next simple market orders of that side: each executes that fraction
+        #: of its quantity on arrival and the venue expires the rest (see Emulator.expire_next_market_part).
+        self.expire_after_part: list[tuple[str, float]] = []
+        self._expiring: set[str] = set()  # ids of the orders that end so
         #: Seconds between an order's acceptance (the POST's answer) and its routing (and a market order's
         #: fill): a real venue takes a moment. 0 routes inside the POST.
         self.routing_delay = 0.0
@@ -156,6 +160,10 @@ class Broker:
             position_intent=spec.position_intent,
             partial_fraction=self.partial_by_client_id.get(spec.client_order_id or "", self.partial_fraction),
         )
+        ending = self.expire_after_part
+        if ending and spec.type == "market" and spec.order_class == "simple" and ending[0][0] == spec.side:
+            order.partial_fraction = ending.pop(0)[1]
+            self._expiring.add(order.id)
         exit_side = "sell" if spec.side == "buy" else "buy"
         if spec.order_class in ("bracket", "oto"):
             for leg in (spec.take_profit, spec.stop_loss):
@@ -315,6 +323,10 @@ class Broker:
             self._execute(order, qty, price, maker=order.type == "limit" and not arriving)
         if order.time_in_force == "ioc" and order.is_open:
             self._finish(order, "canceled", "canceled")
+        if order.id in self._expiring and order.filled_qty > 0:
+            self._expiring.discard(order.id)
+            if order.is_open:  # the venue ends the rest, as a day order ends at the close
+                self._finish(order, "expired", "expired")
 
     def _execute(self, order: Order, qty: Decimal, price: Decimal, *, maker: bool = False) -> None:
         now = self._now()
@@ -421,6 +433,8 @@ class Broker:
         order.status, order.updated_at = status, now
         if status == "canceled":
             order.canceled_at = now
+        elif status == "expired":
+            order.expired_at = now
         elif status == "rejected":
             order.failed_at = now
             for leg in order.legs:

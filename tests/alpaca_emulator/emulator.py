@@ -217,6 +217,13 @@ class AlpacaEmulator:
         with self.broker.lock:
             self.broker.fill_before_cancel.append(fraction)
 
+    def expire_next_market_part(self, fraction: float, side: str = "sell") -> None:
+        """The next simple market order on `side` executes only `fraction` of its quantity on arrival
+        (whole shares for stocks) and the venue then expires the rest: the order ends `expired`, part
+        filled, as a day order does at the close or one cut short by a halt."""
+        with self.broker.lock:
+            self.broker.expire_after_part.append((side, fraction))
+
     @property
     def allow_shorting(self) -> bool:
         return self.broker.allow_shorting
