@@ -727,8 +727,9 @@ class LiveSession:
         - filled in part: its Fill and the part it closed, the exit cancelled unsent (its quantity is
           more than is left), and a new exit for the rest with the same reason, which the caller sends
           after logging it -> ``(False, events)``;
-        - no answer, or still working: the exit stays working unsent, the ``broker`` alert goes out,
-          and the next cycle asks again -> ``(False, alerts)``.
+        - no answer (not asked again this cycle: the client has already retried), or still working
+          after the wait: the exit stays working unsent, the ``broker`` alert goes out, and the next
+          cycle asks again -> ``(False, alerts)``.
 
         Returns whether to send the exit, and the events to log (applied to the portfolio)."""
         symbol = exit_order.symbol
@@ -747,8 +748,10 @@ class LiveSession:
                 self._confirmed.add(protective_id)
                 return True, []
             except (BrokerRejected, BrokerUnreachable) as exc:
+                # The read already retried with backoff inside the client: asking again now would only
+                # stall the cycle (every other symbol waits) while the broker is down.
                 seen, failure = None, str(exc)
-                continue
+                break
             self._broker_answered = True
             if seen.done:
                 break

@@ -24,7 +24,7 @@ import pytest
 from actors.alpaca_broker import AlpacaBroker
 from actors.alpaca_feed import AlpacaBarFeed
 from actors.clock import SimulatedClock
-from actors.live_session import CANCEL_CHECKS, NOT_SENT, LiveSession, run_schedule
+from actors.live_session import NOT_SENT, LiveSession, run_schedule
 from events.backtest import BacktestConfig
 from events.costs import CostModel
 from events.errors import ConfigError
@@ -556,11 +556,12 @@ def test_an_exit_whose_stop_limit_cannot_be_read_back_after_its_cancel_waits_for
     crypto_run, alpaca_emulator, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     market, start = crypto_run()
-    # The take-profit's cancel reaches the broker, but every read of the stop-limit after it fails: the
-    # session cannot know whether the stop-limit filled first, so it does not sell in that cycle.
-    # alpaca-py tries each read 4 times (3 retries of a 5xx, store/alpaca_http.py).
+    # The take-profit's cancel reaches the broker, but the read of the stop-limit after it fails: the
+    # session cannot know whether the stop-limit filled first, so it does not sell in that cycle. The
+    # read fails 4 times (alpaca-py's 3 retries of a 5xx, store/alpaca_http.py), and the session does
+    # not ask again in that cycle: a broker that is down must not stall it.
     market.faults[_at(5 * 15)] = lambda: alpaca_emulator.fail_after_next(
-        "DELETE", "/v2/orders/", CANCEL_CHECKS * 4, 503, "/v2/orders:by_client_order_id", "GET"
+        "DELETE", "/v2/orders/", 4, 503, "/v2/orders:by_client_order_id", "GET"
     )
     start(END)
     (cancel,) = _events(tmp_path, "order_cancelled")
