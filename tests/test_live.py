@@ -432,20 +432,8 @@ def test_an_exit_whose_oco_partly_filled_before_its_cancel_books_the_part_and_se
     ]
     assert [c.qty for c in closes[:2]] == [part_fill.qty, rest.qty]  # sold in two parts, then flat
     assert (closes[0].exit_reason, closes[1].exit_reason) == ("stop_loss", held.reason)
-    state = _folded(log_path)  # the log replays to the session's state and to the broker's book
-    live = session.session.state
-    assert {s: p.qty for s, p in state.positions.items()} == {
-        s: q for s, q in emulator.positions.items() if q
-    }
-    assert {s: p.qty for s, p in state.positions.items()} == {s: p.qty for s, p in live.positions.items()}
-    assert (state.cash_cents, state.realized_cents) == (live.cash_cents, live.realized_cents)
-    assert state.cash_cents == round(emulator.cash * 100)
-    assert _events(log_path, "reconciled")[-1].differences == []
-    rows = [
-        r
-        for path in sorted((tmp_path / "logs").glob("trades_*.csv"))
-        for r in pd.read_csv(path).to_dict("records")
-    ]
+    state = _replays_to_the_session_and_the_broker(log_path, session, emulator)
+    rows = _trade_csv_rows(tmp_path)
     assert len(rows) == len(_events(log_path, "position_closed"))  # one row per closing part
     assert round(sum(r["pnl"] for r in rows) * 100) == state.realized_cents
     for summary in (json.loads(p.read_text()) for p in (tmp_path / "logs").glob("daily_summary_*.json")):
@@ -460,6 +448,30 @@ def test_an_exit_whose_oco_partly_filled_before_its_cancel_books_the_part_and_se
     assert net == state.realized_cents
     with EventLog.open(log_path) as log:
         assert log.verify().ok
+
+
+def _replays_to_the_session_and_the_broker(log_path: Path, session, emulator):  # type: ignore[no-untyped-def]
+    """The log folds to the live session's positions, cash and realised P&L, and to the broker's
+    positions and cash, and the last reconciliation found no difference. Returns the folded state."""
+    state = _folded(log_path)
+    live = session.session.state
+    assert {s: p.qty for s, p in state.positions.items()} == {
+        s: q for s, q in emulator.positions.items() if q
+    }
+    assert {s: p.qty for s, p in state.positions.items()} == {s: p.qty for s, p in live.positions.items()}
+    assert (state.cash_cents, state.realized_cents) == (live.cash_cents, live.realized_cents)
+    assert state.cash_cents == round(emulator.cash * 100)
+    assert _events(log_path, "reconciled")[-1].differences == []
+    return state
+
+
+def _trade_csv_rows(workdir: Path) -> list[dict]:  # type: ignore[type-arg]
+    """Every row of the session's trade CSVs (logs/trades_<symbol>_<day>.csv)."""
+    return [
+        r
+        for path in sorted((workdir / "logs").glob("trades_*.csv"))
+        for r in pd.read_csv(path).to_dict("records")
+    ]
 
 
 def test_an_exit_the_broker_ends_part_filled_books_the_part_and_a_restart_sells_the_rest_once(
@@ -496,18 +508,6 @@ def test_an_exit_the_broker_ends_part_filled_books_the_part_and_a_restart_sells_
         (rest.qty, first.reason),
     ]
     assert closes[1].ts > _ns(stop_at)  # the rest's fill was collected by the restarted session
-    state = _folded(log_path)
-    live = session.session.state
-    assert {s: p.qty for s, p in state.positions.items()} == {
-        s: q for s, q in emulator.positions.items() if q
-    }
-    assert {s: p.qty for s, p in state.positions.items()} == {s: p.qty for s, p in live.positions.items()}
-    assert (state.cash_cents, state.realized_cents) == (live.cash_cents, live.realized_cents)
-    assert state.cash_cents == round(emulator.cash * 100)
-    assert _events(log_path, "reconciled")[-1].differences == []
-    rows = [
-        r
-        for path in sorted((tmp_path / "logs").glob("trades_*.csv"))
-        for r in pd.read_csv(path).to_dict("records")
-    ]
+    state = _replays_to_the_session_and_the_broker(log_path, session, emulator)
+    rows = _trade_csv_rows(tmp_path)
     assert round(sum(r["pnl"] for r in rows) * 100) == state.realized_cents
