@@ -20,6 +20,7 @@ from store.log import EventLog, NewEvent
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner, assert_clean_failure
 from tests.engine_driver import CYCLE_TIMEOUT_S, EngineDriver
+from tests.test_live import _ns
 from tests.test_live_alerts import Channels
 from tests.test_live_alerts import channels as channels  # the SMTP server and webhook receiver fixture
 from tests.test_monitor import _Http
@@ -170,3 +171,29 @@ def test_tape_up_with_an_incomplete_channel_stops_before_any_process_starts(engi
     engine.env["TAPE_SMTP_HOST"] = "127.0.0.1"  # email on, but no sender or recipients
     assert_clean_failure(engine.run("up", check=False), "TAPE_SMTP_FROM")
     assert not engine_host.state_path(engine.log_path).exists()
+
+
+def test_an_engine_session_drawdown_alert_reaches_email_and_webhook_once(
+    engine: EngineDriver, channels: Channels
+) -> None:
+    """The threshold `tape spawn --alert-drawdown` took is the one the session's monitor applies: on
+    these bars AAPL's equity falls 0.0355 % below its peak at 10:40, past 0.03 %."""
+    engine.env.update(channels.env)
+    engine.up()
+    run = engine.spawn("AAPL", "--alert-drawdown", "0.03")
+    while engine.now < _ns("2024-07-03 11:00"):
+        engine.step()
+
+    (alert,) = [r for r in engine.events(f"run/{run}", "alert") if r.event.rule == "drawdown"]
+    assert alert.event.threshold == 0.03 and alert.event.value >= 0.03
+    assert alert.event.ts == _ns("2024-07-03 10:40")
+    sent = _wait_for_notifications(engine, run, 2)
+    assert sorted((e.channel, e.alert_id, e.rule) for e in sent) == [
+        ("email", alert.event_id, "drawdown"),
+        ("webhook", alert.event_id, "drawdown"),
+    ]
+    engine.down()
+    subjects = [message_from_bytes(m)["Subject"] for m in channels.inbox.messages]
+    assert len(subjects) == 1 and f"] drawdown (run {run})" in subjects[0], subjects
+    hooks = [json.loads(body) for path, _, body in channels.http.requests if path == "/hooks/alerts"]
+    assert [(h["rule"], h["run_id"]) for h in hooks] == [("drawdown", run)]
