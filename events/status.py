@@ -47,7 +47,7 @@ def _decision(event: Event) -> dict[str, Any] | None:
     if isinstance(event, OrderRejected):
         return {"ts": e.ts, "kind": "rejected", "symbol": e.symbol, "text": e.reason}
     if isinstance(event, PositionClosed):
-        text = f"closed ({e.exit_reason}) net {e.net_pnl:+.2f}"
+        text = f"closed {e.qty:g} ({e.exit_reason}) net {e.net_pnl:+.2f}"  # a part close shows its part
         return {"ts": e.ts, "kind": "close", "symbol": e.symbol, "text": text}
     return None
 
