@@ -849,7 +849,7 @@ class LiveSession:
     # ------------------------------------------------------------------ projections
 
     def write_trade_logs(self, root: Path) -> list[Path]:
-        """Rewrite logs/trades_<symbol>_<day>.csv and the daily summaries from the log."""
+        """Write the run's part of logs/trades_<symbol>_<day>.csv and the daily summaries, from the log."""
         from store.backtests import replay_report
         from store.trade_logs import write_trade_logs
 

@@ -6,6 +6,7 @@ The engine trades against the local Alpaca emulator on the emulator's clock (tes
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def test_spawn_status_stop_and_down_from_another_shell_drive_the_running_engine(
         assert decisions and s["last_decision"]["ts"] == decisions[-1].ts
         orders += s["orders_sent"]
     assert orders > 0  # the sessions traded: the status is about real positions and P&L
+    _assert_trade_logs_hold_every_session(engine)
     human = engine.run("status").stdout
     assert (
         "AAPL sma_cross running" in human and "MSFT sma_cross running" in human and "last decision" in human
@@ -131,6 +133,18 @@ def test_spawn_status_stop_and_down_from_another_shell_drive_the_running_engine(
     assert resumed.actor == "portfolio" and resumed.events_folded > 0 and "resumed" in resumed.detail
     engine.down()
     assert engine.run("verify", check=False).returncode == 0
+
+
+def _assert_trade_logs_hold_every_session(engine: EngineDriver) -> None:
+    """The sessions share logs/ under the directory of `tape up`: each one's closes are its rows of the
+    trade CSVs (one session's writes never drop another's)."""
+    logs = engine.tmp_path / "logs"
+    rows = [r for path in sorted(logs.glob("trades_*.csv")) for r in csv.DictReader(path.open())]
+    for run_id in engine.runs.values():
+        closed = [r.event for r in engine.events(f"run/{run_id}", "position_closed")]
+        mine = [r for r in rows if r["run_id"] == run_id]
+        assert [float(r["pnl"]) for r in mine] == [round(c.net_pnl, 2) for c in closed]
+    assert rows  # a session closed trades by then
 
 
 def engine_ns(text: str) -> int:

@@ -32,3 +32,42 @@ def test_report_rebuild_writes_daily_logs_that_reconcile(tape: TapeRunner, tmp_p
         path.unlink()
     assert tape("report", run["run_id"], "--rebuild").returncode == 0
     assert _files(tmp_path) == first
+
+
+def test_runs_sharing_a_directory_keep_each_others_rows_and_the_day_totals_add_them_up(
+    tape: TapeRunner, tmp_path: Path
+) -> None:
+    """Two strategies on AAPL (as two engine sessions would) write the same per-day files: each run
+    replaces only its own rows and its own entry of the day's summary."""
+    period = ["--start", "2005-01-01", "--end", "2006-12-31"]
+    sma = json.loads(tape("backtest", "AAPL", *period, "--json").stdout)
+    rsi = json.loads(tape("backtest", "AAPL", "--strategy", "rsi", *period, "--json").stdout)
+    for run in (sma, rsi, sma):  # the second write of a run replaces its part, duplicating nothing
+        assert tape("report", run["run_id"], "--rebuild").returncode == 0
+    files = _files(tmp_path)
+    rows = [
+        row
+        for name in files
+        if name.startswith("trades_AAPL_")
+        for row in csv.DictReader((tmp_path / "logs" / name).open())
+    ]
+    for run in (sma, rsi):
+        mine = [r for r in rows if r["run_id"] == run["run_id"]]
+        assert len(mine) == run["total_trades"] > 0
+        assert {r["strategy"] for r in mine} == {run["strategy"]}
+        assert round(sum(float(r["pnl"]) for r in mine), 2) == run["total_pnl"]
+    days = [json.loads(files[name]) for name in files if name.startswith("daily_summary_")]
+    assert all(set(d["runs"]) == {sma["run_id"], rsi["run_id"]} for d in days)
+    for d in days:
+        assert round(d["realized_pnl"] * 100) == sum(
+            round(r["realized_pnl"] * 100) for r in d["runs"].values()
+        )
+        assert d["trades_closed"] == sum(r["trades_closed"] for r in d["runs"].values())
+    assert round(sum(d["realized_pnl"] for d in days), 2) == round(sma["total_pnl"] + rsi["total_pnl"], 2)
+    assert days[-1]["equity"] == round(sma["final_equity"] + rsi["final_equity"], 2)
+    # Deleted, and rebuilt run by run: the same bytes come back.
+    for path in (tmp_path / "logs").iterdir():
+        path.unlink()
+    for run in (rsi, sma):
+        assert tape("report", run["run_id"], "--rebuild").returncode == 0
+    assert _files(tmp_path) == files
