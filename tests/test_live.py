@@ -450,6 +450,36 @@ def test_an_exit_whose_oco_partly_filled_before_its_cancel_books_the_part_and_se
         assert log.verify().ok
 
 
+def test_a_protective_the_venue_ends_part_filled_books_the_part_and_sells_the_rest_once(
+    live_run,
+) -> None:  # type: ignore[no-untyped-def]
+    # While the session is down, the venue executes half of a position's OCO at its stop and cancels the
+    # rest. The restarted session books the half as a stop-loss part and sells the rest at market, once.
+    market, start, tmp_path = live_run
+    emulator = market.emulator
+    stop_at = "2024-07-05 09:40"
+    start(stop_at)
+    log_path = tmp_path / "tape.db"
+    guard = min(_folded(log_path).protective.values(), key=lambda o: o.symbol)  # one of the open OCOs
+    emulator.venue_ends(guard.client_order_id, 0.5)
+    session, _ = start("2024-07-08 15:55", begin=stop_at)
+    (part,) = [f for f in _events(log_path, "fill") if f.client_order_id == guard.client_order_id]
+    assert 0 < part.qty < guard.qty and part.reason == "stop_loss"
+    (rest,) = [
+        o
+        for o in _events(log_path, "order_submitted")
+        if o.symbol == guard.symbol and o.side == "sell" and o.ts == part.ts and o.order_type == "market"
+    ]
+    assert (rest.qty, rest.reason) == (guard.qty - part.qty, "stop_loss")
+    closes = [c for c in _events(log_path, "position_closed") if c.symbol == guard.symbol and c.ts >= part.ts]
+    assert [(c.qty, c.exit_reason) for c in closes[:2]] == [(part.qty, "stop_loss"), (rest.qty, "stop_loss")]
+    ids = [o.client_order_id for o in _events(log_path, "order_submitted")]
+    at_broker = [o["client_order_id"] for o in _top_level(emulator.orders)]
+    assert len(ids) == len(set(ids)) and sorted(ids) == sorted(at_broker)  # nothing placed twice or lost
+    state = _replays_to_the_session_and_the_broker(log_path, session, emulator)
+    assert round(sum(r["pnl"] for r in _trade_csv_rows(tmp_path)) * 100) == state.realized_cents
+
+
 def _replays_to_the_session_and_the_broker(log_path: Path, session, emulator):  # type: ignore[no-untyped-def]
     """The log folds to the live session's positions, cash and realised P&L, and to the broker's
     positions and cash, and the last reconciliation found no difference. Returns the folded state."""

@@ -420,6 +420,17 @@ class Broker:
         if qty > 0:
             self._execute(target, qty, price)
 
+    def venue_ends(self, client_order_id: str, fraction: float) -> None:
+        """The venue executes ``fraction`` of what is left of the order (an OCO: its stop leg) at its
+        stop price, then ends the rest itself (canceled, as Alpaca cancels open orders on a corporate
+        action or a halt)."""
+        with self.lock:
+            (order,) = [o for o in self._open_roots() if o.client_order_id == client_order_id]
+            self._fill_first(order, fraction)
+            for member in [order, *order.legs]:
+                if member.is_open:
+                    self._finish(member, "canceled", "canceled")
+
     def cancel_all(self) -> list[dict[str, Any]]:
         with self.lock:
             results = []

@@ -224,6 +224,11 @@ class AlpacaEmulator:
         with self.broker.lock:
             self.broker.expire_after_part.append((side, fraction))
 
+    def venue_ends(self, client_order_id: str, fraction: float = 0.5) -> None:
+        """The open order `client_order_id` executes `fraction` of what is left at its stop price (an
+        OCO: its stop leg) and the venue, not the client, then cancels the rest."""
+        self.broker.venue_ends(client_order_id, fraction)
+
     @property
     def allow_shorting(self) -> bool:
         return self.broker.allow_shorting
