@@ -52,6 +52,7 @@ from events.schema import (
     Alert,
     BarReceived,
     CycleCompleted,
+    EquityMarked,
     Event,
     Fill,
     OrderCancelled,
@@ -270,6 +271,8 @@ class LiveSession:
         self._act(out, now_ns)  # a new exit for what a protective's part fill left (see _clear_protective)
         self.reconcile(now_ns)
         self._check_trade_updates(now_ns)
+        if self._trade_logs is not None and folded:
+            self.write_trade_logs(self._trade_logs)  # whole: a crash may have cut off the last write
         return folded
 
     def _fold_log(self) -> tuple[int, list[LiveBar]]:
@@ -464,10 +467,9 @@ class LiveSession:
                 )
             ]
         )
-        if self._trade_logs is not None and any(
-            isinstance(e, PositionClosed | PositionOpened) for e in events
-        ):
-            self.write_trade_logs(self._trade_logs)
+        changed = [e.ts for e in events if isinstance(e, PositionClosed | PositionOpened | EquityMarked)]
+        if self._trade_logs is not None and changed:
+            self.write_trade_logs(self._trade_logs, since=min(changed))  # the days this cycle changed
         # A session runs for days: its cycles become queryable in the SQL views as they end, not at close.
         self._log.sync_views(wait=False)
         orders = sum(1 for e in events if isinstance(e, OrderSubmitted))
@@ -848,12 +850,13 @@ class LiveSession:
 
     # ------------------------------------------------------------------ projections
 
-    def write_trade_logs(self, root: Path) -> list[Path]:
-        """Write the run's part of logs/trades_<symbol>_<day>.csv and the daily summaries, from the log."""
+    def write_trade_logs(self, root: Path, since: int | None = None) -> list[Path]:
+        """Write the run's part of logs/trades_<symbol>_<day>.csv and the daily summaries, from the log
+        (``since``: only the days from that timestamp's on)."""
         from store.backtests import replay_report
         from store.trade_logs import write_trade_logs
 
-        return write_trade_logs(replay_report(self._log, self.run_id), root)
+        return write_trade_logs(replay_report(self._log, self.run_id), root, since=since)
 
     def status(self) -> dict[str, Any]:
         """Positions, cash, P&L and the cycle count, for `tape status`."""

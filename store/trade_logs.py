@@ -52,9 +52,11 @@ def _locked(logs: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def write_trade_logs(report: RunReport, root: Path) -> list[Path]:
+def write_trade_logs(report: RunReport, root: Path, *, since: int | None = None) -> list[Path]:
     """Write ``report``'s part of the per-day trade CSVs and daily summaries under ``root/logs``,
-    keeping what other runs wrote there. Returns the files written."""
+    keeping what other runs wrote there; with ``since`` (a timestamp), only the files of its exchange
+    day and later (a live cycle: earlier days are already written). Returns the files written."""
+    first_day = _day(since) if since is not None else ""
     logs = root / "logs"
     rows_by_file: dict[str, list[dict[str, Any]]] = defaultdict(list)
     pnl_by_day: dict[str, int] = defaultdict(int)
@@ -69,9 +71,13 @@ def write_trade_logs(report: RunReport, root: Path) -> list[Path]:
     written: list[Path] = []
     with _locked(logs):
         for name, rows in sorted(rows_by_file.items()):
-            written.append(_merge_trades(logs / name, report.run_id, rows))
+            if name.rsplit("_", 1)[1].removesuffix(".csv") >= first_day:
+                written.append(_merge_trades(logs / name, report.run_id, rows))
         for day, summary in summaries.items():
-            written.append(_merge_summary(logs / f"daily_summary_{day}.json", day, report.run_id, summary))
+            if day >= first_day:
+                written.append(
+                    _merge_summary(logs / f"daily_summary_{day}.json", day, report.run_id, summary)
+                )
     return written
 
 

@@ -205,6 +205,32 @@ def test_orders_fills_positions_and_trade_logs_agree_with_the_broker(live_run) -
         (c.symbol, c.qty, round(c.entry_price, 4), round(c.exit_price, 4), round(c.net_pnl, 2))
         for c in closed
     )
+    # Each session day's close marks the equity and writes its summary, traded on or not.
+    marks = _events(log_path, "equity_marked")
+    summaries = {p.name: json.loads(p.read_text()) for p in (tmp_path / "logs").glob("daily_summary_*.json")}
+    assert sorted(summaries) == sorted(f"daily_summary_{_day_of(m.ts)}.json" for m in marks)
+    assert [summaries[f"daily_summary_{_day_of(m.ts)}.json"]["equity"] for m in marks] == [
+        round(m.equity, 2) for m in marks
+    ]
+
+
+def test_a_restarted_session_writes_back_trade_logs_a_crash_left_behind(live_run) -> None:  # type: ignore[no-untyped-def]
+    # A cycle writes only the days it changed, so a resumed run first writes its trade logs whole:
+    # whatever a crash cut off between the log and the files comes back before trading goes on.
+    _, start, tmp_path = live_run
+    stop_at = "2024-07-05 12:00"
+    start(stop_at)
+    logs = tmp_path / "logs"
+    before = {p.name: p.read_bytes() for p in logs.glob("*_*")}
+    assert any(name.startswith("trades_") for name in before)
+    for path in logs.iterdir():
+        path.unlink()
+    start(stop_at, begin=stop_at)  # resumes and stops: no cycle runs
+    assert {p.name: p.read_bytes() for p in logs.glob("*_*")} == before
+
+
+def _day_of(ts: int) -> str:
+    return pd.Timestamp(ts, tz="UTC").tz_convert(NY).date().isoformat()
 
 
 def test_the_sql_views_follow_a_running_session_cycle_by_cycle(live_run) -> None:  # type: ignore[no-untyped-def]

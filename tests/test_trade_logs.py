@@ -71,3 +71,25 @@ def test_runs_sharing_a_directory_keep_each_others_rows_and_the_day_totals_add_t
     for run in (rsi, sma):
         assert tape("report", run["run_id"], "--rebuild").returncode == 0
     assert _files(tmp_path) == files
+
+
+def test_a_write_since_a_day_leaves_the_earlier_days_files_alone(tape: TapeRunner, tmp_path: Path) -> None:
+    """A live cycle writes only the days it changed: its day and later."""
+    from store.backtests import replay_report
+    from store.log import EventLog
+    from store.trade_logs import write_trade_logs
+
+    run = json.loads(
+        tape("backtest", "AAPL", "--start", "2005-01-01", "--end", "2005-12-31", "--json").stdout
+    )
+    with EventLog.open(tmp_path / "tape.db", readonly=True) as log:
+        report = replay_report(log, run["run_id"])
+    write_trade_logs(report, tmp_path)
+    first_day = sorted((tmp_path / "logs").glob("daily_summary_*.json"))[0]
+    first_day.write_text("{}\n")  # a whole write would put the day's figures back
+
+    written = write_trade_logs(report, tmp_path, since=report.marks[1].ts)
+    assert first_day.read_text() == "{}\n"
+    assert len([p for p in written if p.name.startswith("daily_summary_")]) == len(report.marks) - 1
+    write_trade_logs(report, tmp_path)
+    assert json.loads(first_day.read_text())["equity"] == round(report.marks[0].equity, 2)
