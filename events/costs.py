@@ -38,7 +38,7 @@ def qty_tolerance(symbol: str) -> float:
 
 def sells_part(symbol: str, sold: float, held: float) -> bool:
     """Whether selling ``sold`` of the ``held`` quantity of ``symbol`` leaves some of it (beyond the
-    tolerance): the one test every fold of closes (portfolio, P&L) makes the same way."""
+    tolerance)."""
     return sold < held - qty_tolerance(symbol)
 
 

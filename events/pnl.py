@@ -12,30 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from events.costs import cents, notional_cents, part_cents, sells_part
+from events.costs import cents
+from events.portfolio import Position, take_closing_part
 from events.schema import BarReceived, Event, Fill, PositionClosed, PositionOpened, Signal
 
 
-class _Open:
-    """What is still held of an open position: its quantity, and the entry cost and entry commission
-    (cents) not yet booked by a closing part."""
-
-    __slots__ = ("commission", "cost", "entry_price", "qty")
-
-    def __init__(self, opened: PositionOpened) -> None:
-        self.qty, self.entry_price = opened.qty, opened.entry_price
-        self.cost = notional_cents(opened.qty, opened.entry_price)
-        self.commission = cents(opened.entry_commission)
-
-    def left_after(self, closed: PositionClosed) -> _Open | None:
-        """What ``closed`` leaves open: the rest with its share of the entry cost and commission (as the
-        portfolio allocates them), or None when it closed the whole position."""
-        if not sells_part(closed.symbol, closed.qty, self.qty):
-            return None
-        self.cost -= part_cents(self.cost, closed.qty, self.qty)
-        self.commission -= part_cents(self.commission, closed.qty, self.qty)
-        self.qty -= closed.qty
-        return self
+def _held(opened: PositionOpened) -> Position:
+    """The position an open starts, with the entry cost and commission (cents) a close books against."""
+    position = Position(opened.symbol, opened.strategy, opened.qty, opened.ts, opened.entry_price)
+    position.entry_commission_cents = cents(opened.entry_commission)
+    return position
 
 
 class _Line:
@@ -46,7 +32,7 @@ class _Line:
     def __init__(self) -> None:
         self.gross = self.commission = self.net = 0
         self.trades = self.wins = 0
-        self.open: _Open | None = None
+        self.open: Position | None = None  # what is still held, reduced by closing parts
 
 
 def _fold(events: Iterable[Event]) -> tuple[dict[str, _Line], dict[str, float], dict[str, str]]:
@@ -62,12 +48,13 @@ def _fold(events: Iterable[Event]) -> tuple[dict[str, _Line], dict[str, float], 
             last[e.symbol] = e.price
             strategy_of.setdefault(e.symbol, e.strategy)
         elif cls is PositionOpened:
-            lines.setdefault(e.symbol, _Line()).open = _Open(e)
+            lines.setdefault(e.symbol, _Line()).open = _held(e)
             if e.strategy:
                 strategy_of[e.symbol] = e.strategy
         elif cls is PositionClosed:
             line = lines.setdefault(e.symbol, _Line())
-            line.open = line.open.left_after(e) if line.open is not None else None
+            if line.open is not None and not take_closing_part(line.open, e.qty):
+                line.open = None
             line.gross += cents(e.gross_pnl)
             line.commission += cents(e.commission)
             net = cents(e.net_pnl)
@@ -83,7 +70,7 @@ def _row(line: _Line, price: float | None) -> dict[str, Any]:
     position = line.open
     unrealized = 0
     if position is not None and price is not None:
-        unrealized = cents(position.qty * price) - position.cost - position.commission
+        unrealized = cents(position.qty * price) - position.entry_cost_cents - position.entry_commission_cents
     return {
         "qty": position.qty if position is not None else 0.0,
         "entry_price": position.entry_price if position is not None else None,

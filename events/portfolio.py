@@ -219,16 +219,8 @@ def _on_opened(state: PortfolioState, e: PositionOpened) -> None:
 
 
 def _on_closed(state: PortfolioState, e: PositionClosed) -> None:
-    position = state.positions[e.symbol]
-    part = closing_part(position, e.qty)
-    if part is None:
+    if not take_closing_part(state.positions[e.symbol], e.qty):
         del state.positions[e.symbol]
-    else:  # the same shares decide_fill booked, so what stays is exactly what the part did not take
-        cost, commission, slippage = part
-        position.qty -= e.qty
-        position.entry_cost_cents -= cost
-        position.entry_commission_cents -= commission
-        position.entry_slippage -= slippage
     state.realized_cents += cents(e.net_pnl)
 
 
@@ -587,6 +579,22 @@ def closing_part(position: Position, qty: float) -> tuple[int, int, float] | Non
         part_cents(position.entry_commission_cents, qty, position.qty),
         position.entry_slippage * qty / position.qty,
     )
+
+
+def take_closing_part(position: Position, qty: float) -> bool:
+    """Take a closing sell of ``qty`` off ``position``: the shares :func:`closing_part` gives it (the
+    ones its P&L was booked against), so what stays is exactly what the part did not take. False when
+    the sell closed the whole position (nothing stays). Every fold of closes (the portfolio's evolve,
+    the P&L fold of events/pnl.py) reduces a position with this."""
+    part = closing_part(position, qty)
+    if part is None:
+        return False
+    cost, commission, slippage = part
+    position.qty -= qty
+    position.entry_cost_cents -= cost
+    position.entry_commission_cents -= commission
+    position.entry_slippage -= slippage
+    return True
 
 
 # --------------------------------------------------------------------------- the simulated broker
