@@ -267,8 +267,7 @@ class LiveSession:
         out += alerts
         self._recancel()
         out += self._resend_working_orders(now_ns)
-        self._append(out)
-        self._act(out, now_ns)  # a new exit for what a protective's part fill left (see _clear_protective)
+        self._commit(out, now_ns)  # and send a new exit for what a protective's part fill left
         self.reconcile(now_ns)
         self._check_trade_updates(now_ns)
         if self._trade_logs is not None and folded:
@@ -553,12 +552,7 @@ class LiveSession:
         if not events:
             return []
         self._append(events)
-        return list(events) + self._act(events, ts)
-
-    def _act(self, events: list[Event], ts: int) -> list[Event]:
-        """Place the orders and send the cancels that logged ``events`` decided; returns what followed
-        (logged too). Every event in ``events`` must already be in the log."""
-        out: list[Event] = []
+        out = list(events)
         for event in events:
             if isinstance(event, OrderSubmitted):
                 if self._guarded.get(event.symbol) and event.reason != "protective":
@@ -665,18 +659,18 @@ class LiveSession:
             fill = self._fill_of(order, seen, now_ns)
             decided = self._applied(self._protect(decide_fill(state, self.session.desk, fill)))
             if fill.side == "sell":  # e.g. an exit the broker ended part filled: sell the rest
-                decided += self._sell_the_rest(fill)
+                decided += self._sell_the_rest(fill, fill.reason)
             out += self._commit(decided, now_ns)
         return out
 
-    def _sell_the_rest(self, fill: Fill) -> list[Event]:
+    def _sell_the_rest(self, fill: Fill, reason: str) -> list[Event]:
         """After ``fill`` (a sell, already applied) closed only part of its position, nothing sells the
-        rest: decide a market exit for it, for the same reason (applied; the caller logs it before it is
+        rest: decide a market exit for it, for ``reason`` (applied; the caller logs it before it is
         sent, like every order, so a restart re-sends it under its logged id and never twice)."""
         state = self.session.state
         if fill.symbol not in state.positions or fill.symbol in state.market_orders:
             return []  # the whole position closed, or an exit already works
-        decided = decide_exit(state, ts=fill.ts, symbol=fill.symbol, reason=fill.reason, price=fill.price)
+        decided = decide_exit(state, ts=fill.ts, symbol=fill.symbol, reason=reason, price=fill.price)
         return self._applied(decided)
 
     def _fill_of(self, order: Order, seen: BrokerOrder, ts: int) -> Fill:
@@ -775,10 +769,8 @@ class LiveSession:
             ts=ts, client_order_id=exit_order.client_order_id, symbol=symbol, reason=NOT_SENT
         )
         settled = self._applied([*decide_fill(state, self.session.desk, fill), not_sent])
-        if symbol in state.positions:  # filled in part: the rest is sold for the reason the exit had
-            rest = decide_exit(state, ts=ts, symbol=symbol, reason=exit_order.reason, price=fill.price)
-            settled += self._applied(rest)
-        return False, settled
+        # Filled in part: the rest is sold for the reason the exit had.
+        return False, settled + self._sell_the_rest(fill, exit_order.reason)
 
     def _protect(self, events: list[Event]) -> list[Event]:
         """A pair's protective order, as Alpaca can hold it: it takes no OCO for crypto, so the stop
