@@ -63,6 +63,8 @@ def write_trade_logs(report: RunReport, root: Path, *, since: int | None = None)
     trades_by_day: dict[str, int] = defaultdict(int)
     for trade, row in zip(report.trades, trade_rows(report), strict=True):
         day = _day(trade.exit_ts)
+        if day < first_day:
+            continue  # written already, and so is its day's summary
         name = f"trades_{trade.symbol.replace('/', '')}_{day}.csv"
         rows_by_file[name].append({**row, "strategy": report.strategy, "run_id": report.run_id})
         pnl_by_day[day] += cents(trade.pnl)
@@ -71,8 +73,7 @@ def write_trade_logs(report: RunReport, root: Path, *, since: int | None = None)
     written: list[Path] = []
     with _locked(logs):
         for name, rows in sorted(rows_by_file.items()):
-            if name.rsplit("_", 1)[1].removesuffix(".csv") >= first_day:
-                written.append(_merge_trades(logs / name, report.run_id, rows))
+            written.append(_merge_trades(logs / name, report.run_id, rows))
         for day, summary in summaries.items():
             if day >= first_day:
                 written.append(
