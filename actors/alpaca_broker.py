@@ -16,10 +16,10 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
-from events.errors import ConfigError, TapeError
-from events.schema import Fill, OrderSubmitted
-from store.alpaca_http import harden
-from store.credentials import AlpacaCredentials
+from tape.events.errors import ConfigError, TapeError
+from tape.events.schema import Fill, OrderSubmitted
+from tape.store.alpaca_http import harden
+from tape.store.credentials import AlpacaCredentials
 
 
 class BrokerRejected(TapeError):
@@ -99,7 +99,7 @@ class AlpacaBroker:
         self._attempts = max(1, attempts)
         self.updates: Any = None
         if trade_updates:
-            from actors.alpaca_trade_updates import TradeUpdates
+            from tape.actors.alpaca_trade_updates import TradeUpdates
 
             self.updates = TradeUpdates(credentials)
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, NamedTuple
 
-from events.timeframes import timeframe_ns
-from store.alpaca_data import _alpaca_timeframe, data_api_error
-from store.alpaca_http import harden
-from store.credentials import AlpacaCredentials
+from tape.events.timeframes import timeframe_ns
+from tape.store.alpaca_data import _alpaca_timeframe, data_api_error
+from tape.store.alpaca_http import harden
+from tape.store.credentials import AlpacaCredentials
 
 
 class LiveBar(NamedTuple):

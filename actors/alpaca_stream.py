@@ -28,9 +28,9 @@ import threading
 import time
 from typing import Any, NamedTuple
 
-from actors.alpaca_feed import AlpacaBarFeed, LiveBar
-from events.timeframes import timeframe_ns
-from store.credentials import AlpacaCredentials
+from tape.actors.alpaca_feed import AlpacaBarFeed, LiveBar
+from tape.events.timeframes import timeframe_ns
+from tape.store.credentials import AlpacaCredentials
 
 MINUTE_NS = 60_000_000_000
 HOUR_NS = 60 * MINUTE_NS

@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any
 
-from store.credentials import AlpacaCredentials
+from tape.store.credentials import AlpacaCredentials
 
 ENDED = ("filled", "canceled", "expired", "rejected", "done_for_day")
 START_WAIT_S = 5.0  # the constructor waits this long for the stream to listen (or fail)

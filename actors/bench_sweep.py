@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from actors.jobs import ensure_ray, run_sweep
-from events.backtest import BacktestConfig
-from events.bars import BarSeries
+from tape.actors.jobs import ensure_ray, run_sweep
+from tape.events.backtest import BacktestConfig
+from tape.events.bars import BarSeries
 
 DAY_NS = 86_400_000_000_000
 FIRST_NS = 1_104_555_600_000_000_000  # 2005-01-01 00:00 New York

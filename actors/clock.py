@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from events.errors import ConfigError
+from tape.events.errors import ConfigError
 
 
 class Clock(Protocol):

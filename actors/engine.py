@@ -15,15 +15,15 @@ from typing import Any
 
 import msgspec
 
-from actors.jobs import ensure_ray
-from actors.session_actors import LogWriter, PortfolioActor, StrategyActor
-from events.backtest import BacktestConfig, run_ended, run_started
-from events.bars import BarSeries
-from events.monitor import MonitorConfig, actor_dead_alert
-from events.schema import ActorStarted
-from events.session import feed_order
-from events.strategies import make_strategy
-from store.backtests import code_version
+from tape.actors.jobs import ensure_ray
+from tape.actors.session_actors import LogWriter, PortfolioActor, StrategyActor
+from tape.events.backtest import BacktestConfig, run_ended, run_started
+from tape.events.bars import BarSeries
+from tape.events.monitor import MonitorConfig, actor_dead_alert
+from tape.events.schema import ActorStarted
+from tape.events.session import feed_order
+from tape.events.strategies import make_strategy
+from tape.store.backtests import code_version
 
 Progress = Callable[[int, int], None]
 

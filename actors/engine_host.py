@@ -25,9 +25,9 @@ from typing import Any
 
 import msgspec
 
-from actors.engine_spec import EngineOptions
-from actors.live_engine import ENGINE_NAME, Engine
-from events.errors import TapeError
+from tape.actors.engine_spec import EngineOptions
+from tape.actors.live_engine import ENGINE_NAME, Engine
+from tape.events.errors import TapeError
 
 LOOPBACK = "127.0.0.1"
 _HEAD_START_S = 90.0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from events.backtest import BacktestConfig
-from events.monitor import MonitorConfig
+from tape.events.backtest import BacktestConfig
+from tape.events.monitor import MonitorConfig
 
 DEFAULT_FEED = "alpaca"  # what `tape up` runs with when neither given nor used before on the log
 DEFAULT_CLOCK = "wall"

@@ -15,11 +15,11 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from events.backtest import BacktestConfig, run_backtest
-from events.bars import BarSeries
-from events.montecarlo import MonteCarloResult, Paths, blocks, simulate_block, summarize
-from events.report import fold_run
-from events.schema import BacktestSummary
+from tape.events.backtest import BacktestConfig, run_backtest
+from tape.events.bars import BarSeries
+from tape.events.montecarlo import MonteCarloResult, Paths, blocks, simulate_block, summarize
+from tape.events.report import fold_run
+from tape.events.schema import BacktestSummary
 
 Progress = Callable[[int, int], None]
 

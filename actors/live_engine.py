@@ -27,14 +27,14 @@ from typing import Any
 
 import msgspec
 
-from actors.clock import BrokerClock, Clock, WallClock, parse_clock
-from actors.engine_spec import EngineOptions, SessionSpec
-from actors.live_session import live_run_id
-from actors.schedule import is_crypto, next_run, parse_interval
-from events.backtest import BacktestConfig
-from events.errors import ConfigError, TapeError
-from events.monitor import MonitorConfig
-from events.schema import (
+from tape.actors.clock import BrokerClock, Clock, WallClock, parse_clock
+from tape.actors.engine_spec import EngineOptions, SessionSpec
+from tape.actors.live_session import live_run_id
+from tape.actors.schedule import is_crypto, next_run, parse_interval
+from tape.events.backtest import BacktestConfig
+from tape.events.errors import ConfigError, TapeError
+from tape.events.monitor import MonitorConfig
+from tape.events.schema import (
     ActorStarted,
     ActorStopped,
     EngineConfigured,
@@ -42,9 +42,9 @@ from events.schema import (
     SessionSpawned,
     SessionStopped,
 )
-from events.strategies import make_strategy
-from store.credentials import load_alpaca_credentials
-from store.log import ConcurrencyConflict, EventLog
+from tape.events.strategies import make_strategy
+from tape.store.credentials import load_alpaca_credentials
+from tape.store.log import ConcurrencyConflict, EventLog
 
 ENGINE_STREAM = "engine"
 ENGINE_NAME = "tape-engine"
@@ -77,7 +77,7 @@ class SessionRunner:
         """Create the session's PortfolioActor and let it rebuild from the log; raises what went wrong."""
         import ray
 
-        from actors.live_portfolio import LivePortfolioActor
+        from tape.actors.live_portfolio import LivePortfolioActor
 
         name = f"portfolio:{self.run_id}"
         _retire(name)  # a predecessor still shutting down must not write the run beside the new one
@@ -236,7 +236,7 @@ class Engine:
     def __init__(self, options: EngineOptions) -> None:
         import ray
 
-        from actors.market_data import FEEDS
+        from tape.actors.market_data import FEEDS
 
         self.options = options
         if options.broker != "alpaca" or options.feed not in FEEDS:
@@ -394,7 +394,7 @@ class Engine:
         reads, so the subscription follows what the engine trades rather than all it ever traded."""
         from ray.exceptions import GetTimeoutError, RayActorError
 
-        from actors.market_data import CALL_TIMEOUT_S
+        from tape.actors.market_data import CALL_TIMEOUT_S
 
         if self._market_data is None:
             return
@@ -411,7 +411,7 @@ class Engine:
 
     def notification_health(self, run_id: str) -> dict[str, Any]:
         """Delivery health of a session's notifications, from its run's notify stream."""
-        from store.period_report import run_notification_health
+        from tape.store.period_report import run_notification_health
 
         with self._lock:
             return run_notification_health(self._log, run_id)
@@ -472,8 +472,8 @@ def last_configured(log: EventLog) -> EngineConfigured | None:
 def _channel_names(options: EngineOptions) -> list[str]:
     """The notification channels the environment or `.env` of `tape up` configures (`tape up` has
     checked them; each session's PortfolioActor runs its own notifier with them)."""
-    from actors.notifier import channels_from_env
-    from store.credentials import load_env
+    from tape.actors.notifier import channels_from_env
+    from tape.store.credentials import load_env
 
     try:
         channels, _ = channels_from_env(load_env(Path(options.dotenv) if options.dotenv else None))
@@ -486,7 +486,7 @@ def _make_clock(options: EngineOptions) -> Clock:
     kind, poll = parse_clock(options.clock)
     if kind == "wall":
         return WallClock()
-    from actors.alpaca_broker import AlpacaBroker
+    from tape.actors.alpaca_broker import AlpacaBroker
 
     credentials = load_alpaca_credentials(dotenv_path=Path(options.dotenv) if options.dotenv else None)
     return BrokerClock(AlpacaBroker(credentials).clock_ns, poll)
@@ -497,7 +497,7 @@ def _start_market_data(options: EngineOptions) -> Any:
     it when its process dies; it is the engine's own actor, so it goes when the engine does."""
     import ray
 
-    from actors.market_data import MARKET_DATA_NAME, STREAMING_FEED, MarketDataActor
+    from tape.actors.market_data import MARKET_DATA_NAME, STREAMING_FEED, MarketDataActor
 
     if options.feed != STREAMING_FEED:
         return None

@@ -17,13 +17,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from actors.alpaca_broker import AlpacaBroker
-from actors.engine_spec import EngineOptions, SessionSpec
-from actors.live_session import LiveSession
-from actors.market_data import session_feed
-from actors.notifier import Notifier, channels_from_env
-from actors.strategy_pool import RayStrategies
-from store.credentials import load_alpaca_credentials, load_env
+from tape.actors.alpaca_broker import AlpacaBroker
+from tape.actors.engine_spec import EngineOptions, SessionSpec
+from tape.actors.live_session import LiveSession
+from tape.actors.market_data import session_feed
+from tape.actors.notifier import Notifier, channels_from_env
+from tape.actors.strategy_pool import RayStrategies
+from tape.store.credentials import load_alpaca_credentials, load_env
 
 
 class LivePortfolioActor:

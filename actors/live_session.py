@@ -36,17 +36,17 @@ from typing import Any, NamedTuple, Protocol
 import msgspec
 import numpy as np
 
-from actors.alpaca_broker import BrokerOrder, BrokerOrderNotFound, BrokerRejected, BrokerUnreachable
-from actors.alpaca_feed import LiveBar
-from actors.clock import Clock
-from actors.schedule import is_crypto, is_session_end, next_run
-from events.backtest import BacktestConfig, run_started
-from events.bars import BarSeries, session_days
-from events.costs import credited_fee, qty_tolerance
-from events.errors import DataError
-from events.monitor import MonitorConfig, OutageRule, SessionMonitor, decide_outage, evolve_outages
-from events.portfolio import Order, decide_exit, decide_fill, evolve
-from events.schema import (
+from tape.actors.alpaca_broker import BrokerOrder, BrokerOrderNotFound, BrokerRejected, BrokerUnreachable
+from tape.actors.alpaca_feed import LiveBar
+from tape.actors.clock import Clock
+from tape.actors.schedule import is_crypto, is_session_end, next_run
+from tape.events.backtest import BacktestConfig, run_started
+from tape.events.bars import BarSeries, session_days
+from tape.events.costs import credited_fee, qty_tolerance
+from tape.events.errors import DataError
+from tape.events.monitor import MonitorConfig, OutageRule, SessionMonitor, decide_outage, evolve_outages
+from tape.events.portfolio import Order, decide_exit, decide_fill, evolve
+from tape.events.schema import (
     ActorStarted,
     ActorStopped,
     Alert,
@@ -65,11 +65,11 @@ from events.schema import (
     RunStarted,
     Signal,
 )
-from events.session import TradingSession
-from events.strategies import make_strategy
-from events.streams import bars_stream
-from store.log import EventLog
-from store.run_writer import run_items
+from tape.events.session import TradingSession
+from tape.events.strategies import make_strategy
+from tape.events.streams import bars_stream
+from tape.store.log import EventLog
+from tape.store.run_writer import run_items
 
 Decision = tuple[int, dict[str, float], str]  # (side, indicator values, reason)
 DAY_NS = 86_400_000_000_000
@@ -845,8 +845,8 @@ class LiveSession:
     def write_trade_logs(self, root: Path, since: int | None = None) -> list[Path]:
         """Write the run's part of logs/trades_<symbol>_<day>.csv and the daily summaries, from the log
         (``since``: only the days from that timestamp's on)."""
-        from store.backtests import replay_report
-        from store.trade_logs import write_trade_logs
+        from tape.store.backtests import replay_report
+        from tape.store.trade_logs import write_trade_logs
 
         return write_trade_logs(replay_report(self._log, self.run_id), root, since=since)
 
@@ -961,12 +961,12 @@ def _series(history: list[LiveBar], symbols: Sequence[str], timeframe: str) -> l
 
 
 def _bar_ns(timeframe: str) -> int:
-    from events.timeframes import timeframe_ns
+    from tape.events.timeframes import timeframe_ns
 
     return timeframe_ns(timeframe)
 
 
 def _code_version() -> str:
-    from store.backtests import code_version
+    from tape.store.backtests import code_version
 
     return code_version()

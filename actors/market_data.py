@@ -29,14 +29,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from actors.alpaca_feed import AlpacaBarFeed, LiveBar
-from actors.alpaca_stream import MinuteStream, StreamAnswer
-from actors.engine_spec import EngineOptions
-from actors.live_engine import ENGINE_STREAM, _make_clock
-from events.schema import ActorStarted, ActorStopped, Event
-from events.timeframes import timeframe_ns
-from store.credentials import AlpacaCredentials, load_alpaca_credentials
-from store.log import EventLog
+from tape.actors.alpaca_feed import AlpacaBarFeed, LiveBar
+from tape.actors.alpaca_stream import MinuteStream, StreamAnswer
+from tape.actors.engine_spec import EngineOptions
+from tape.actors.live_engine import ENGINE_STREAM, _make_clock
+from tape.events.schema import ActorStarted, ActorStopped, Event
+from tape.events.timeframes import timeframe_ns
+from tape.store.credentials import AlpacaCredentials, load_alpaca_credentials
+from tape.store.log import EventLog
 
 MARKET_DATA_NAME = "tape-market-data"
 MARKET_DATA_ACTOR = "market_data"  # ActorStarted.actor in the engine stream

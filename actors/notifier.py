@@ -28,10 +28,10 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from events.errors import ConfigError
-from events.notifications import SEVERITY_RANK, body_of, payload_of, subject_of
-from events.schema import Alert, Event, NotificationFailed, NotificationSent, NotifierStarted
-from store.log import EventLog, NewEvent
+from tape.events.errors import ConfigError
+from tape.events.notifications import SEVERITY_RANK, body_of, payload_of, subject_of
+from tape.events.schema import Alert, Event, NotificationFailed, NotificationSent, NotifierStarted
+from tape.store.log import EventLog, NewEvent
 
 POLL_SECONDS = 0.1
 

@@ -12,7 +12,7 @@ from functools import cache
 
 import pandas as pd
 
-from events.errors import ConfigError
+from tape.events.errors import ConfigError
 
 _INTERVAL = re.compile(r"^(\d+)\s*(s|m|h)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600}

@@ -11,14 +11,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from events.backtest import BacktestConfig
-from events.monitor import MonitorConfig, SessionMonitor
-from events.portfolio import evolve
-from events.schema import Event
-from events.session import TradingSession
-from events.strategies import make_strategy
-from store.log import EventLog
-from store.run_writer import run_items
+from tape.events.backtest import BacktestConfig
+from tape.events.monitor import MonitorConfig, SessionMonitor
+from tape.events.portfolio import evolve
+from tape.events.schema import Event
+from tape.events.session import TradingSession
+from tape.events.strategies import make_strategy
+from tape.store.log import EventLog
+from tape.store.run_writer import run_items
 
 
 class LogWriter:

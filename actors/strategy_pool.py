@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from actors.alpaca_feed import LiveBar
-from actors.live_session import Decision, Restarted
-from actors.session_actors import StrategyActor
+from tape.actors.alpaca_feed import LiveBar
+from tape.actors.live_session import Decision, Restarted
+from tape.actors.session_actors import StrategyActor
 
 History = Callable[[str], list[LiveBar]]
 

@@ -16,16 +16,16 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from actors.jobs import Progress, run_sweep
-from events.backtest import BacktestConfig, run_backtest
-from events.bars import BarSeries
-from events.errors import ConfigError
-from events.report import fold_run
-from events.schema import BacktestSummary
-from events.strategies import make_strategy
-from events.sweep import Fold, best_index, objective_key, objective_value, walk_forward_folds
-from store.backtests import code_version
-from store.log import EventLog, NewEvent
+from tape.actors.jobs import Progress, run_sweep
+from tape.events.backtest import BacktestConfig, run_backtest
+from tape.events.bars import BarSeries
+from tape.events.errors import ConfigError
+from tape.events.report import fold_run
+from tape.events.schema import BacktestSummary
+from tape.events.strategies import make_strategy
+from tape.events.sweep import Fold, best_index, objective_key, objective_value, walk_forward_folds
+from tape.store.backtests import code_version
+from tape.store.log import EventLog, NewEvent
 
 OVERFIT_EFFICIENCY = 0.5  # test return below half the train return (annualised) flags overfitting
 
@@ -294,7 +294,7 @@ def validate_symbols(
 ) -> ValidateResult:
     """Backtest the strategy on each symbol alone, over the whole range and over ``periods`` equal
     slices of it (Ray tasks), and say which symbols it works on consistently."""
-    from actors.jobs import run_windows
+    from tape.actors.jobs import run_windows
 
     if periods < 1:
         raise ConfigError(f"--periods must be at least 1, got {periods}")

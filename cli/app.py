@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from typer._click import exceptions as click_errors  # typer >= 0.20 vendors click
 
-from cli import (
+from tape.cli import (
     backtest_cmds,
     bench_cmds,
     data_cmds,
@@ -22,8 +22,8 @@ from cli import (
     validate_cmds,
     watch_cmds,
 )
-from cli.common import Settings, err_console
-from events.errors import TapeError
+from tape.cli.common import Settings, err_console
+from tape.events.errors import TapeError
 
 app = typer.Typer(
     name="tape",

@@ -11,17 +11,17 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from cli import options as opt
-from cli.common import console, err_console, print_json, settings
-from cli.report_view import render_report
-from events.errors import ConfigError
-from events.render import as_dict, summarize
-from events.report import market_time, report_json
-from store.backtest_files import write_backtest_files
-from store.backtests import backtest, replay_report, rerun
-from store.explain import explain_trade
-from store.log import EventLog
-from store.runs import find_run
+from tape.cli import options as opt
+from tape.cli.common import console, err_console, print_json, settings
+from tape.cli.report_view import render_report
+from tape.events.errors import ConfigError
+from tape.events.render import as_dict, summarize
+from tape.events.report import market_time, report_json
+from tape.store.backtest_files import write_backtest_files
+from tape.store.backtests import backtest, replay_report, rerun
+from tape.store.explain import explain_trade
+from tape.store.log import EventLog
+from tape.store.runs import find_run
 
 PROGRESS_MIN_BARS = 300_000  # shorter runs finish before a bar would be worth drawing
 
@@ -211,7 +211,7 @@ def replay_cmd(
 
 
 def _rerun_summary(log_path: Path, data_path: Path, summary_id: str, json: bool) -> None:
-    from store.backtests import rerun_summary
+    from tape.store.backtests import rerun_summary
 
     result = rerun_summary(log_path, summary_id, data_path=data_path)
     if json:
@@ -293,9 +293,9 @@ def report_cmd(
 
     --period places each period beside a backtest of the same strategy; --rebuild writes the per-day
     trade CSVs and daily summaries from the log alone."""
-    from cli.monitor_cmds import render_period_report
-    from store.period_report import newest_run, period_report, run_notification_health
-    from store.trade_logs import write_trade_logs
+    from tape.cli.monitor_cmds import render_period_report
+    from tape.store.period_report import newest_run, period_report, run_notification_health
+    from tape.store.trade_logs import write_trade_logs
 
     if run_id and run and run_id != run:
         raise ConfigError(f"two different runs given: {run_id} and --run {run}")
@@ -317,7 +317,7 @@ def report_cmd(
     else:
         render_report(report)
         if health["channels"]:
-            from cli.monitor_cmds import render_health
+            from tape.cli.monitor_cmds import render_health
 
             render_health(health)
     if rebuild:

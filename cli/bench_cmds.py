@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import console, print_json
+from tape.cli.common import console, print_json
 
 bench_app = typer.Typer(
     help="Measure tape's speed on this machine (figures for README).", no_args_is_help=True
@@ -22,7 +22,7 @@ def bench_log_cmd(
     json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
 ) -> None:
     """Batched appends/s, durable (synchronous=FULL, one commit each) appends/s and replay events/s."""
-    from store.bench import bench_log
+    from tape.store.bench import bench_log
 
     with (
         console.status("appending and replaying synthetic events...", spinner="dots") if not json else _null()
@@ -52,7 +52,7 @@ def bench_backtest_cmd(
     json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
 ) -> None:
     """Bars/s of a full backtest (signals, risk, costs, stops) with every decision appended to the log."""
-    from store.bench_backtest import bench_backtest
+    from tape.store.bench_backtest import bench_backtest
 
     with console.status("backtesting synthetic minute bars...", spinner="dots") if not json else _null():
         figures = bench_backtest(bars=bars, strategy=strategy)
@@ -79,7 +79,7 @@ def bench_sweep_cmd(
     json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
 ) -> None:
     """Backtests/s of a parameter sweep on Ray, and the speed-up from one worker to all."""
-    from actors.bench_sweep import bench_sweep
+    from tape.actors.bench_sweep import bench_sweep
 
     with (
         console.status("sweeping SMA pairs on Ray (one worker, then all)...", spinner="dots")

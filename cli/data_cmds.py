@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli import options as opt
-from cli.common import console, fmt_ts, now_ns, print_json, settings
-from events.render import as_dict
+from tape.cli import options as opt
+from tape.cli.common import console, fmt_ts, now_ns, print_json, settings
+from tape.events.render import as_dict
 
 data_app = typer.Typer(
     help="Import, fetch and inspect market data (bundled sample included).", no_args_is_help=True
@@ -27,7 +27,7 @@ def import_cmd(
     timeframe: Annotated[str, typer.Option("--timeframe", help="Bar size of the file.")] = "1Day",
 ) -> None:
     """Validate a file of bars and store it (replacing that symbol's bars); a bad row is named by line."""
-    from store.market import import_bars_file
+    from tape.store.market import import_bars_file
 
     info = import_bars_file(file, symbol, data_path=settings(ctx).data_path, timeframe=timeframe)
     adj = ", with adjusted close" if info.has_adj_close else ""
@@ -43,7 +43,7 @@ def list_cmd(
     json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per series.")] = False,
 ) -> None:
     """Every series a backtest can read: imported, fetched and the bundled datasets."""
-    from store.market import bundled_datasets, list_datasets
+    from tape.store.market import bundled_datasets, list_datasets
 
     found = list_datasets(settings(ctx).data_path)
     if json:
@@ -83,7 +83,7 @@ def show_cmd(
     json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per bar.")] = False,
 ) -> None:
     """The first and last bars of a series, as backtests read them."""
-    from store.market import load_bars
+    from tape.store.market import load_bars
 
     bars = load_bars(
         symbol,
@@ -133,8 +133,8 @@ def fetch_cmd(
     timeframe: Annotated[str, typer.Option("--timeframe", help="1Day, 1Hour, 5Min or 1Min.")] = "1Day",
 ) -> None:
     """Download bars from Alpaca's historical data API (credentials from the environment or .env)."""
-    from store.alpaca_data import fetch_bars
-    from store.credentials import load_alpaca_credentials
+    from tape.store.alpaca_data import fetch_bars
+    from tape.store.credentials import load_alpaca_credentials
 
     info = fetch_bars(
         symbol,

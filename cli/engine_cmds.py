@@ -13,9 +13,9 @@ from typing import Annotated, Any, NamedTuple
 
 import typer
 
-from cli import options as opt
-from cli.common import console, err_console, fmt_ts, print_json, settings
-from cli.monitor_cmds import (
+from tape.cli import options as opt
+from tape.cli.common import console, err_console, fmt_ts, print_json, settings
+from tape.cli.monitor_cmds import (
     AlertDailyLoss,
     AlertDrawdown,
     DegradationQuantile,
@@ -24,7 +24,7 @@ from cli.monitor_cmds import (
     monitor_config,
     with_degradation_floor,
 )
-from events.errors import ConfigError, TapeError
+from tape.events.errors import ConfigError, TapeError
 
 
 def up_cmd(
@@ -54,13 +54,13 @@ def up_cmd(
     """Start the live engine (its own local Ray, or join --address) and resume the log's sessions.
 
     --feed and --clock not given are the ones the log's engine last ran with (the log records them)."""
-    from actors import engine_host as host
-    from actors.clock import parse_clock
-    from actors.engine_spec import EngineOptions
-    from actors.market_data import FEEDS
-    from actors.notifier import channels_from_env
-    from store.credentials import load_alpaca_credentials, load_env
-    from store.log import EventLog
+    from tape.actors import engine_host as host
+    from tape.actors.clock import parse_clock
+    from tape.actors.engine_spec import EngineOptions
+    from tape.actors.market_data import FEEDS
+    from tape.actors.notifier import channels_from_env
+    from tape.store.credentials import load_alpaca_credentials, load_env
+    from tape.store.log import EventLog
 
     if broker != "alpaca" or (feed is not None and feed not in FEEDS):
         raise ConfigError(
@@ -126,9 +126,9 @@ class EngineChoice(NamedTuple):
 def engine_choices(log_path: Path, *, feed: str | None, clock: str | None) -> dict[str, EngineChoice]:
     """--feed and --clock as given, else as the log's engine last ran with (its ``engine_configured``
     event), else the defaults: a plain `tape up` after `tape down` runs the engine as it was."""
-    from actors.engine_spec import DEFAULT_CLOCK, DEFAULT_FEED
-    from actors.live_engine import last_configured
-    from store.log import EventLog
+    from tape.actors.engine_spec import DEFAULT_CLOCK, DEFAULT_FEED
+    from tape.actors.live_engine import last_configured
+    from tape.store.log import EventLog
 
     with EventLog.open(log_path, readonly=True) as log:
         last = last_configured(log)
@@ -152,7 +152,7 @@ def _fields(state: Any) -> dict[str, Any]:
 
 def _clean_up_stale(state: Any) -> None:
     """Forget an engine that is gone; stop a head we started for it."""
-    from actors import engine_host as host
+    from tape.actors import engine_host as host
 
     host.disconnect()
     if state.head_pid:
@@ -215,11 +215,11 @@ def spawn_cmd(
     json: opt.Json = False,
 ) -> None:
     """Start trading SYMBOL with STRATEGY in the running engine (resumes the run if it traded before)."""
-    from actors import engine_host as host
-    from actors.engine_spec import SessionSpec
-    from actors.schedule import parse_interval
-    from cli.live_trade import live_timeframe
-    from events.strategies import make_strategy
+    from tape.actors import engine_host as host
+    from tape.actors.engine_spec import SessionSpec
+    from tape.actors.schedule import parse_interval
+    from tape.cli.live_trade import live_timeframe
+    from tape.events.strategies import make_strategy
 
     parse_interval(interval)
     thresholds = monitor_config(
@@ -291,7 +291,7 @@ def stop_cmd(
     json: opt.Json = False,
 ) -> None:
     """Stop one session after its cycle in flight; its run stays in the log (`tape spawn` resumes it)."""
-    from actors import engine_host as host
+    from tape.actors import engine_host as host
 
     handle = host.engine_handle(host.read_state(settings(ctx).log_path))
     result = host.call(handle, "stop", symbol.strip().upper(), strategy)
@@ -312,8 +312,8 @@ def status_cmd(
     """Engine sessions: actors and their health, positions, P&L, last decision, next run.
 
     Without a running engine: the newest trading session folded from the log (as `tape watch` shows it)."""
-    from actors import engine_host as host
-    from cli.status_cmds import print_run_status
+    from tape.actors import engine_host as host
+    from tape.cli.status_cmds import print_run_status
 
     log_path = settings(ctx).log_path
     if run is not None:
@@ -419,7 +419,7 @@ def down_cmd(ctx: typer.Context, json: opt.Json = False) -> None:
     """Stop the engine gracefully: no new orders, every session logs its stop, then the Ray head goes.
 
     Only a Ray head `tape up` started is stopped. Spawned sessions resume with the next `tape up`."""
-    from actors import engine_host as host
+    from tape.actors import engine_host as host
 
     log_path = settings(ctx).log_path
     state = host.read_state(log_path)

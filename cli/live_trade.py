@@ -13,9 +13,9 @@ from typing import Any
 
 import typer
 
-from actors.schedule import parse_interval
-from cli.common import console, err_console, fmt_ts, print_json, settings
-from events.backtest import BacktestConfig
+from tape.actors.schedule import parse_interval
+from tape.cli.common import console, err_console, fmt_ts, print_json, settings
+from tape.events.backtest import BacktestConfig
 
 _BAR_FOR_INTERVAL = {60: "1Min", 300: "5Min", 3600: "1Hour"}
 
@@ -27,8 +27,8 @@ def live_timeframe(interval: str) -> str:
 
 def ray_strategies(symbols: list[str], strategy: str, params: dict[str, Any], address: str | None) -> Any:
     """One StrategyActor per symbol on Ray (local, or the cluster at ``address``)."""
-    from actors.jobs import ensure_ray
-    from actors.strategy_pool import RayStrategies
+    from tape.actors.jobs import ensure_ray
+    from tape.actors.strategy_pool import RayStrategies
 
     ensure_ray(address)
     return RayStrategies(symbols, strategy, params)
@@ -53,12 +53,12 @@ def trade_live(
     ``trade_updates``: listen to Alpaca's trade-update stream. It is not part of the run id: it changes
     when fills are collected, not what is decided, so the same run resumes with it on or off.
     ``monitor`` (MonitorConfig) turns the alert rules on; ``on_run(run_id)`` hears the run's id."""
-    from actors.alpaca_broker import AlpacaBroker
-    from actors.alpaca_stream import live_feed
-    from actors.clock import WallClock
-    from actors.live_session import LiveSession, live_run_id, run_schedule
-    from events.strategies import make_strategy
-    from store.credentials import load_alpaca_credentials
+    from tape.actors.alpaca_broker import AlpacaBroker
+    from tape.actors.alpaca_stream import live_feed
+    from tape.actors.clock import WallClock
+    from tape.actors.live_session import LiveSession, live_run_id, run_schedule
+    from tape.events.strategies import make_strategy
+    from tape.store.credentials import load_alpaca_credentials
 
     interval_s = parse_interval(interval)
     make_strategy(config.strategy, config.params)  # a bad name or parameter fails before any connection

@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import console, err_console, fmt_ts, now_ns, print_json, settings
-from events.errors import ConfigError
-from events.render import as_dict, summarize
-from events.schema import EVENT_TYPES, OperatorNote
-from store.log import EventLog
-from store.runs import list_runs
+from tape.cli.common import console, err_console, fmt_ts, now_ns, print_json, settings
+from tape.events.errors import ConfigError
+from tape.events.render import as_dict, summarize
+from tape.events.schema import EVENT_TYPES, OperatorNote
+from tape.store.log import EventLog
+from tape.store.runs import list_runs
 
 log_app = typer.Typer(help="Read the event log or add an operator note to it.", no_args_is_help=True)
 
@@ -161,7 +161,7 @@ def views_cmd(
     ] = False,
 ) -> None:
     """Catch up (or rebuild) the SQL views: runs, trades, orders, fills, daily_pnl, alerts, notifications."""
-    from store.views import VIEW_NAMES
+    from tape.store.views import VIEW_NAMES
 
     with EventLog.open(settings(ctx).log_path) as log:
         rows = log.rebuild_views() if rebuild else log.sync_views()

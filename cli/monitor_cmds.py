@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.common import console, fmt_ts, print_json, settings
-from events.monitor import MonitorConfig
+from tape.cli.common import console, fmt_ts, print_json, settings
+from tape.events.monitor import MonitorConfig
 
 # --------------------------------------------------------------------------- `tape trade` options
 
@@ -63,7 +63,7 @@ def prepare_monitoring(log_path: Any, config: Any, thresholds: MonitorConfig) ->
     """The thresholds with the degradation floor of a backtest of the same strategy in the log (when
     there is one), and the notifier the environment configures (None without channels). A bad
     notification setting fails here, before any trading."""
-    from actors.notifier import start_notifier
+    from tape.actors.notifier import start_notifier
 
     notifier = start_notifier(log_path)
     return with_degradation_floor(log_path, config, thresholds), notifier
@@ -75,8 +75,8 @@ def with_degradation_floor(log_path: Any, config: Any, thresholds: MonitorConfig
     import msgspec
 
     if thresholds.degradation_window > 0 and log_path.exists() and log_path.stat().st_size > 0:
-        from store.log import EventLog
-        from store.period_report import degradation_floor, reference_backtest
+        from tape.store.log import EventLog
+        from tape.store.period_report import degradation_floor, reference_backtest
 
         strategy = make_strategy_name(config)
         with EventLog.open(log_path, readonly=True) as log:
@@ -93,7 +93,7 @@ def with_degradation_floor(log_path: Any, config: Any, thresholds: MonitorConfig
 
 def make_strategy_name(config: Any) -> tuple[str, dict[str, Any]]:
     """The strategy's registered name and full parameters (defaults filled in), as RunStarted logs them."""
-    from events.strategies import make_strategy
+    from tape.events.strategies import make_strategy
 
     strategy = make_strategy(config.strategy, config.params)
     return strategy.name, strategy.param_dict()
@@ -103,7 +103,7 @@ def report_notifications(notifier: Any) -> None:
     """After a session: wait for pending notifications and say how delivery went (stderr)."""
     if notifier is None:
         return
-    from cli.common import err_console
+    from tape.cli.common import err_console
 
     counts = notifier.close()
     if counts["sent"] or counts["failed"]:
@@ -207,9 +207,9 @@ def alerts_cmd(
     json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per alert.")] = False,
 ) -> None:
     """Alerts raised by runs (drawdown, daily loss, degradation, stalled feed, dead actor, ...)."""
-    from events.render import as_dict
-    from store.log import EventLog
-    from store.runs import find_run
+    from tape.events.render import as_dict
+    from tape.store.log import EventLog
+    from tape.store.runs import find_run
 
     with EventLog.open(settings(ctx).log_path, readonly=True) as log:
         prefix = f"run/{find_run(log, run).run_id}" if run else "run/"

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from events.backtest import BacktestConfig
-from events.costs import CostModel
-from events.errors import ConfigError
-from events.risk import RiskConfig
-from events.strategies import parse_param_args
+from tape.events.backtest import BacktestConfig
+from tape.events.costs import CostModel
+from tape.events.errors import ConfigError
+from tape.events.risk import RiskConfig
+from tape.events.strategies import parse_param_args
 
 Symbols = Annotated[list[str], typer.Argument(help="One or more symbols; several share cash and limits.")]
 Strategy = Annotated[str, typer.Option("--strategy", "-s", help="Strategy name (see `tape strategies`).")]

@@ -6,8 +6,8 @@ from typing import Any
 
 from rich.table import Table
 
-from cli.common import console
-from events.report import RunReport, market_time, trade_rows
+from tape.cli.common import console
+from tape.events.report import RunReport, market_time, trade_rows
 
 _ROWS: list[tuple[str, str, str]] = [
     ("total_trades", "Trades", "{:,}"),

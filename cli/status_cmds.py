@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli.common import console, err_console, print_json
-from cli.status_view import status_screen
-from events.status import run_status
-from store.run_follow import RunFollower
+from tape.cli.common import console, err_console, print_json
+from tape.cli.status_view import status_screen
+from tape.events.status import run_status
+from tape.store.run_follow import RunFollower
 
 
 def print_run_status(log_path: Path, run: str | None, *, json: bool, note: str = "") -> None:

@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from cli.common import fmt_ts
+from tape.cli.common import fmt_ts
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import console, print_json
-from events.strategies import REGISTRY, param_specs
+from tape.cli.common import console, print_json
+from tape.events.strategies import REGISTRY, param_specs
 
 
 def strategies_cmd(

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cli import options as opt
-from cli.common import console, err_console, fmt_ts, print_json, settings
-from cli.live_trade import live_timeframe
-from cli.monitor_cmds import (
+from tape.cli import options as opt
+from tape.cli.common import console, err_console, fmt_ts, print_json, settings
+from tape.cli.live_trade import live_timeframe
+from tape.cli.monitor_cmds import (
     AlertDailyLoss,
     AlertDrawdown,
     DegradationQuantile,
@@ -20,8 +20,8 @@ from cli.monitor_cmds import (
     prepare_monitoring,
     report_notifications,
 )
-from cli.report_view import render_report
-from events.errors import ConfigError
+from tape.cli.report_view import render_report
+from tape.events.errors import ConfigError
 
 
 def trade_cmd(
@@ -145,7 +145,7 @@ def trade_cmd(
     )
     monitor, notifier = prepare_monitoring(settings(ctx).log_path, config, thresholds)
     if live:
-        from cli.live_trade import trade_live
+        from tape.cli.live_trade import trade_live
 
         try:
             trade_live(
@@ -164,10 +164,10 @@ def trade_cmd(
         finally:
             report_notifications(notifier)
         return
-    from actors.engine import run_replay_session
-    from events.strategies import make_strategy
-    from store.backtests import load_config_bars, replay_report
-    from store.log import EventLog
+    from tape.actors.engine import run_replay_session
+    from tape.events.strategies import make_strategy
+    from tape.store.backtests import load_config_bars, replay_report
+    from tape.store.log import EventLog
 
     make_strategy(config.strategy, config.params)
     where = settings(ctx)
@@ -187,7 +187,7 @@ def trade_cmd(
     with EventLog.open(where.log_path, readonly=True) as log:
         report = replay_report(log, run_id)
     if json:
-        from events.report import report_json
+        from tape.events.report import report_json
 
         print_json(report_json(report))
         return
@@ -203,8 +203,8 @@ def compare_cmd(
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Decisions, fills and P&L of two runs side by side, with each difference explained."""
-    from store.compare import compare_runs
-    from store.log import EventLog
+    from tape.store.compare import compare_runs
+    from tape.store.log import EventLog
 
     with EventLog.open(settings(ctx).log_path, readonly=True) as log:
         result = compare_runs(log, run_a, run_b)

@@ -11,11 +11,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli import options as opt
-from cli.common import console, err_console, fmt_ts, print_json, settings
-from events.backtest import BacktestConfig
-from events.errors import ConfigError
-from events.sweep import expand_grid, objective_key, parse_grid_args, sample_grid
+from tape.cli import options as opt
+from tape.cli.common import console, err_console, fmt_ts, print_json, settings
+from tape.events.backtest import BacktestConfig
+from tape.events.errors import ConfigError
+from tape.events.sweep import expand_grid, objective_key, parse_grid_args, sample_grid
 
 Workers = Annotated[int | None, typer.Option("--workers", min=1, help="CPUs for a local Ray (default: all).")]
 
@@ -53,7 +53,7 @@ def _candidates(grid: list[str], random_n: int | None, seed: int) -> list[dict[s
 
 
 def _load(base: BacktestConfig, data_path: Path) -> list[Any]:
-    from store.backtests import load_config_bars
+    from tape.store.backtests import load_config_bars
 
     return load_config_bars(base, data_path)
 
@@ -87,8 +87,8 @@ def optimize_cmd(
     json: opt.Json = False,
 ) -> None:
     """Search strategy parameters on the given (training) period; ranked table and a heatmap PNG."""
-    from actors.validation import optimize
-    from store.charts import plot_heatmap
+    from tape.actors.validation import optimize
+    from tape.store.charts import plot_heatmap
 
     objective_key(objective)
     base = opt.build_config(symbols, strategy, param, start, end, cash, dataset=dataset)
@@ -181,8 +181,8 @@ def walkforward_cmd(
     json: opt.Json = False,
 ) -> None:
     """Optimise on each train window, test the winner out of sample; flag overfitting; stitched OOS curve."""
-    from actors.validation import walk_forward
-    from store.charts import plot_equity_line
+    from tape.actors.validation import walk_forward
+    from tape.store.charts import plot_equity_line
 
     objective_key(objective)
     if not (0.0 < train < 1.0):
@@ -282,11 +282,11 @@ def montecarlo_cmd(
     """Shuffle or resample a run's trades: return and drawdown distributions, ruin odds, a fan chart."""
     import numpy as np
 
-    from actors.jobs import run_montecarlo
-    from events.montecarlo import verdict
-    from store.backtests import replay_report
-    from store.charts import plot_fan
-    from store.log import EventLog
+    from tape.actors.jobs import run_montecarlo
+    from tape.events.montecarlo import verdict
+    from tape.store.backtests import replay_report
+    from tape.store.charts import plot_fan
+    from tape.store.log import EventLog
 
     if method not in ("shuffle", "bootstrap"):
         raise ConfigError(f"unknown method {method!r}; choose shuffle or bootstrap")
@@ -359,8 +359,8 @@ def validate_cmd(
     json: opt.Json = False,
 ) -> None:
     """Which symbols a strategy works on: each symbol alone over the whole range and several periods."""
-    from actors.validation import validate_symbols
-    from store.market import BUNDLED_NAMES, bundled_symbols, list_datasets
+    from tape.actors.validation import validate_symbols
+    from tape.store.market import BUNDLED_NAMES, bundled_symbols, list_datasets
 
     chosen = list(symbols or [])
     if universe == "stored":

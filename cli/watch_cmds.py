@@ -12,10 +12,10 @@ from typing import Annotated
 import typer
 from rich.live import Live
 
-from cli.common import console, settings
-from cli.status_view import status_screen
-from events.status import run_status
-from store.run_follow import RunFollower
+from tape.cli.common import console, settings
+from tape.cli.status_view import status_screen
+from tape.events.status import run_status
+from tape.store.run_follow import RunFollower
 
 
 def watch_cmd(

@@ -22,12 +22,12 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from events.bars import BarSeries
-from events.correlation import ReturnWindows
-from events.costs import CostModel
-from events.errors import ConfigError, DataError
-from events.indicators import atr, sma
-from events.portfolio import (
+from tape.events.bars import BarSeries
+from tape.events.correlation import ReturnWindows
+from tape.events.costs import CostModel
+from tape.events.errors import ConfigError, DataError
+from tape.events.indicators import atr, sma
+from tape.events.portfolio import (
     NO_CONTEXT,
     Desk,
     PortfolioState,
@@ -38,9 +38,9 @@ from events.portfolio import (
     simulate_open_fill,
     simulate_protective_fill,
 )
-from events.regime import regimes
-from events.risk import MarketContext, RiskConfig, needs_context
-from events.schema import (
+from tape.events.regime import regimes
+from tape.events.risk import MarketContext, RiskConfig, needs_context
+from tape.events.schema import (
     BenchmarkLeg,
     DataFingerprint,
     EquityMarked,
@@ -51,7 +51,7 @@ from events.schema import (
     RunStarted,
     Signal,
 )
-from events.strategies import BUY, Strategy, make_strategy
+from tape.events.strategies import BUY, Strategy, make_strategy
 
 PROGRESS_EVERY = 1 << 16  # bars between progress callbacks
 

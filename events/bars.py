@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from events.errors import DataError
-from events.schema import DataFingerprint
+from tape.events.errors import DataError
+from tape.events.schema import DataFingerprint
 
 NY_TZ = "America/New_York"
 

@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from events.errors import ConfigError
+from tape.events.errors import ConfigError
 
 # Alpaca's crypto fees at its first volume tier, in basis points of the notional.
 CRYPTO_TAKER_BPS = 25.0

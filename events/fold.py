@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from events.schema import Event, Fill
+from tape.events.schema import Event, Fill
 
 
 def fold_positions(events: Iterable[Event]) -> dict[str, float]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from events.costs import cents
+from tape.events.costs import cents
 
 
 class Trade(msgspec.Struct, frozen=True, kw_only=True, gc=False):

@@ -33,8 +33,8 @@ from typing import Literal, NamedTuple
 
 import msgspec
 
-from events.errors import ConfigError
-from events.schema import Alert, EquityMarked, Event
+from tape.events.errors import ConfigError
+from tape.events.schema import Alert, EquityMarked, Event
 
 CLEARED = "_cleared"
 TOLERANCE_PCT = 1e-9  # float noise: a live window equal to the backtest's bound is inside the range

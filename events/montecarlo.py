@@ -11,7 +11,7 @@ from typing import Literal
 import msgspec
 import numpy as np
 
-from events.errors import ConfigError
+from tape.events.errors import ConfigError
 
 BLOCK = 1000
 PERCENTILES = (5, 25, 50, 75, 95)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from events.schema import Alert, Event, NotificationFailed, NotificationSent
+from tape.events.schema import Alert, Event, NotificationFailed, NotificationSent
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 

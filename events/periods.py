@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from events.costs import cents
-from events.errors import ConfigError
-from events.report import RunReport
+from tape.events.costs import cents
+from tape.events.errors import ConfigError
+from tape.events.report import RunReport
 
 Period = Literal["daily", "weekly", "monthly"]
 PERIODS: tuple[str, ...] = ("daily", "weekly", "monthly")

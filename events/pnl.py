@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from events.costs import cents
-from events.portfolio import Position, take_closing_part
-from events.schema import BarReceived, Event, Fill, PositionClosed, PositionOpened, Signal
+from tape.events.costs import cents
+from tape.events.portfolio import Position, take_closing_part
+from tape.events.schema import BarReceived, Event, Fill, PositionClosed, PositionOpened, Signal
 
 
 def _held(opened: PositionOpened) -> Position:

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from events.correlation import ReturnWindows
-from events.costs import CostModel, cents, notional_cents, part_cents, sells_part
-from events.risk import (
+from tape.events.correlation import ReturnWindows
+from tape.events.costs import CostModel, cents, notional_cents, part_cents, sells_part
+from tape.events.risk import (
     MarketContext,
     RiskConfig,
     entry_block,
@@ -26,7 +26,7 @@ from events.risk import (
     protective_prices,
     size_position,
 )
-from events.schema import (
+from tape.events.schema import (
     Alert,
     EquityMarked,
     Event,

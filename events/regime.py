@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from events.indicators import ADX, ATR
+from tape.events.indicators import ADX, ATR
 
 TRENDING, RANGING, VOLATILE = "trending", "ranging", "volatile"
 REGIMES = (TRENDING, RANGING, VOLATILE)

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from events.schema import Event, kind_of
+from tape.events.schema import Event, kind_of
 
 
 def as_dict(value: Any) -> Any:

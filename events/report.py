@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from events.metrics import Mark, Trade, compute_metrics
-from events.schema import (
+from tape.events.metrics import Mark, Trade, compute_metrics
+from tape.events.schema import (
     KIND_OF,
     Alert,
     EquityMarked,
@@ -26,7 +26,7 @@ from events.schema import (
     RunEnded,
     RunStarted,
 )
-from events.timeframes import is_intraday, marks_per_year
+from tape.events.timeframes import is_intraday, marks_per_year
 
 _NY = ZoneInfo("America/New_York")
 

@@ -13,8 +13,8 @@ from typing import NamedTuple
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from events.costs import is_pair
-from events.errors import ConfigError
+from tape.events.costs import is_pair
+from tape.events.errors import ConfigError
 
 # Crypto pairs are sized in steps of this many coins unless ``qty_increment`` says otherwise (Alpaca's
 # BTC/USD min_trade_increment); stocks are always sized in whole shares.

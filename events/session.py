@@ -13,10 +13,10 @@ from typing import Any
 
 import msgspec
 
-from events.backtest import BacktestConfig
-from events.correlation import ReturnWindows
-from events.indicators import ATR, SMA
-from events.portfolio import (
+from tape.events.backtest import BacktestConfig
+from tape.events.correlation import ReturnWindows
+from tape.events.indicators import ATR, SMA
+from tape.events.portfolio import (
     NO_CONTEXT,
     Desk,
     PortfolioState,
@@ -27,10 +27,10 @@ from events.portfolio import (
     simulate_open_fill,
     simulate_protective_fill,
 )
-from events.regime import RegimeTracker
-from events.risk import MarketContext, needs_context
-from events.schema import EquityMarked, Event, OrderCancelled, RegimeChanged, Signal
-from events.strategies import BUY
+from tape.events.regime import RegimeTracker
+from tape.events.risk import MarketContext, needs_context
+from tape.events.schema import EquityMarked, Event, OrderCancelled, RegimeChanged, Signal
+from tape.events.strategies import BUY
 
 
 class TradingSession:

@@ -10,10 +10,10 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from events.costs import cents
-from events.notifications import notification_health
-from events.pnl import pnl_by_symbol
-from events.schema import (
+from tape.events.costs import cents
+from tape.events.notifications import notification_health
+from tape.events.pnl import pnl_by_symbol
+from tape.events.schema import (
     ActorStarted,
     ActorStopped,
     Alert,

@@ -9,7 +9,7 @@ ops/notes                         operator notes
 
 from __future__ import annotations
 
-from events.schema import BarReceived, Event, Signal, kind_of
+from tape.events.schema import BarReceived, Event, Signal, kind_of
 
 RUN_LEVEL_KINDS = frozenset(
     {

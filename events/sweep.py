@@ -12,7 +12,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from events.errors import ConfigError
+from tape.events.errors import ConfigError
 
 # objective name -> (metric key, higher is better)
 OBJECTIVES: dict[str, tuple[str, bool]] = {

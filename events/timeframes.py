@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from events.errors import ConfigError
+from tape.events.errors import ConfigError
 
 NS_PER_MINUTE = 60_000_000_000
 NS_PER_DAY = 86_400_000_000_000

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from events.bars import find_bad_bar
-from events.errors import ConfigError, DataError, TapeError
-from store.alpaca_http import with_timeouts
-from store.credentials import AlpacaCredentials
-from store.market import DatasetInfo, _Frame, store_bars
+from tape.events.bars import find_bad_bar
+from tape.events.errors import ConfigError, DataError, TapeError
+from tape.store.alpaca_http import with_timeouts
+from tape.store.credentials import AlpacaCredentials
+from tape.store.market import DatasetInfo, _Frame, store_bars
 
 TIMEFRAMES = ("1Day", "1Hour", "5Min", "1Min")
 

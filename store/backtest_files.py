@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from events.bars import BarSeries
-from events.report import RunReport, report_json, trade_rows
+from tape.events.bars import BarSeries
+from tape.events.report import RunReport, report_json, trade_rows
 
 TRADE_COLUMNS = [
     "n",

@@ -14,15 +14,15 @@ from typing import NamedTuple
 
 import msgspec
 
-from events.backtest import BacktestConfig, run_backtest, run_id_for
-from events.bars import BarSeries
-from events.errors import DataError
-from events.report import RunReport, fold_run
-from events.schema import BacktestSummary, Event
-from events.strategies import make_strategy
-from store.log import AppendResult, EventLog
-from store.run_writer import PipedRunSink, open_sink
-from store.runs import find_run, run_events
+from tape.events.backtest import BacktestConfig, run_backtest, run_id_for
+from tape.events.bars import BarSeries
+from tape.events.errors import DataError
+from tape.events.report import RunReport, fold_run
+from tape.events.schema import BacktestSummary, Event
+from tape.events.strategies import make_strategy
+from tape.store.log import AppendResult, EventLog
+from tape.store.run_writer import PipedRunSink, open_sink
+from tape.store.runs import find_run, run_events
 
 Loader = Callable[[BacktestConfig], list[BarSeries]]
 Progress = Callable[[int, int], None]
@@ -48,7 +48,7 @@ def code_version() -> str:
 
 def load_config_bars(config: BacktestConfig, data_path: Path | None) -> list[BarSeries]:
     """The bars a config asks for, from the market-data store (or the bundled sample)."""
-    from store.market import load_many  # imported here: pandas-heavy, only needed when data is read
+    from tape.store.market import load_many  # imported here: pandas-heavy, only needed when data is read
 
     return load_many(
         config.symbols,

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import apsw
 
-from events.fold import fold_positions
-from events.schema import (
+from tape.events.fold import fold_positions
+from tape.events.schema import (
     Event,
     Fill,
     OrderIntent,
@@ -25,8 +25,8 @@ from events.schema import (
     RiskAccepted,
     Signal,
 )
-from events.streams import portfolio_stream, strategy_stream
-from store.log import EventLog, NewEvent
+from tape.events.streams import portfolio_stream, strategy_stream
+from tape.store.log import EventLog, NewEvent
 
 MINUTE = 60_000_000_000
 

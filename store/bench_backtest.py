@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from events.backtest import BacktestConfig
-from events.bars import BarSeries
-from store.backtests import backtest
-from store.log import EventLog
+from tape.events.backtest import BacktestConfig
+from tape.events.bars import BarSeries
+from tape.store.backtests import backtest
+from tape.store.log import EventLog
 
 MINUTE_NS = 60_000_000_000
 DAY_NS = 86_400_000_000_000

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, NamedTuple
 
-from events.schema import (
+from tape.events.schema import (
     Event,
     Fill,
     OrderCancelled,
@@ -23,8 +23,8 @@ from events.schema import (
     RiskRejected,
     Signal,
 )
-from store.log import EventLog
-from store.runs import find_run, run_events
+from tape.store.log import EventLog
+from tape.store.runs import find_run, run_events
 
 
 class Decision(NamedTuple):

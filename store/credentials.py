@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 from dotenv import dotenv_values
 
-from events.errors import ConfigError
+from tape.events.errors import ConfigError
 
 PAPER_URL = "https://paper-api.alpaca.markets"
 

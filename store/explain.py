@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from events.errors import ConfigError
-from events.schema import Fill, OrderIntent, PositionClosed, Signal
-from store.log import EventLog, Recorded
-from store.runs import run_events
+from tape.events.errors import ConfigError
+from tape.events.schema import Fill, OrderIntent, PositionClosed, Signal
+from tape.store.log import EventLog, Recorded
+from tape.store.runs import run_events
 
 
 def explain_trade(log: EventLog, run_id: str, number: int) -> list[Recorded]:

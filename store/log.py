@@ -19,10 +19,10 @@ from typing import Any, Literal, NamedTuple
 import apsw
 import msgspec
 
-from events.errors import TapeError
-from events.schema import KIND_OF, Event, decode, encode
-from store import views
-from store.checkpointer import WalCheckpointer
+from tape.events.errors import TapeError
+from tape.events.schema import KIND_OF, Event, decode, encode
+from tape.store import views
+from tape.store.checkpointer import WalCheckpointer
 
 APPLICATION_ID = 0x74617065  # "tape": marks the file as ours, so a foreign SQLite file is refused
 SCHEMA_VERSION = 1

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from events.bars import NY_TZ, BarSeries, find_bad_bar
-from events.errors import ConfigError, DataError
-from events.timeframes import NS_PER_DAY, parse_timeframe
+from tape.events.bars import NY_TZ, BarSeries, find_bad_bar
+from tape.events.errors import ConfigError, DataError
+from tape.events.timeframes import NS_PER_DAY, parse_timeframe
 
 SAMPLE_FILE = Path(__file__).resolve().parent / "sample" / "stocks_daily.csv.gz"
 SP500_20_FILE = Path(__file__).resolve().parent / "sample" / "sp500_20_daily.csv.gz"

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.monitor import expected_low, window_returns
-from events.notifications import notification_health
-from events.periods import beside_backtest, expectation, period_rows, period_totals
-from events.report import RunReport
-from events.schema import RunStarted
-from store.backtests import replay_report
-from store.log import EventLog, LogError
-from store.runs import find_run, list_runs
+from tape.events.monitor import expected_low, window_returns
+from tape.events.notifications import notification_health
+from tape.events.periods import beside_backtest, expectation, period_rows, period_totals
+from tape.events.report import RunReport
+from tape.events.schema import RunStarted
+from tape.store.backtests import replay_report
+from tape.store.log import EventLog, LogError
+from tape.store.runs import find_run, list_runs
 
 
 def newest_run(log: EventLog) -> str:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from events.schema import Event
-from events.streams import run_stream
-from store.log import EventLog, LogError
-from store.runs import find_run
+from tape.events.schema import Event
+from tape.events.streams import run_stream
+from tape.store.log import EventLog, LogError
+from tape.store.runs import find_run
 
 TRADING_MODES = ("live", "paper", "sim", "replay")
 

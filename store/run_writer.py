@@ -20,10 +20,10 @@ from typing import Any, BinaryIO, Protocol
 
 import msgspec
 
-from events.errors import TapeError
-from events.schema import Event
-from events.streams import RUN_LEVEL_KINDS, route_of
-from store.log import AppendResult, EventLog, LogError, NewEvent
+from tape.events.errors import TapeError
+from tape.events.schema import Event
+from tape.events.streams import RUN_LEVEL_KINDS, route_of
+from tape.store.log import AppendResult, EventLog, LogError, NewEvent
 
 PIPELINE_MIN_BARS = 200_000  # below this the writer process's start-up costs more than it saves
 _FRAME = struct.Struct(">I")
@@ -69,7 +69,7 @@ class PipedRunSink:
 
     def __init__(self, log_path: str, run_id: str) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "store.run_writer", log_path, run_id],
+            [sys.executable, "-m", "tape.store.run_writer", log_path, run_id],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import msgspec
 
-from events.schema import PositionClosed, RunEnded, RunStarted
-from events.streams import portfolio_stream, run_stream
-from store.log import EventLog, LogError, Recorded
+from tape.events.schema import PositionClosed, RunEnded, RunStarted
+from tape.events.streams import portfolio_stream, run_stream
+from tape.store.log import EventLog, LogError, Recorded
 
 
 class RunInfo(msgspec.Struct, frozen=True):

@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from events.costs import cents
-from events.report import RunReport, market_time, trade_rows
-from store.backtest_files import TRADE_COLUMNS
+from tape.events.costs import cents
+from tape.events.report import RunReport, market_time, trade_rows
+from tape.store.backtest_files import TRADE_COLUMNS
 
 # A backtest's trade CSV columns, then whose trade it is (files here are shared by runs).
 LOG_COLUMNS = [*TRADE_COLUMNS, "strategy", "run_id"]

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import apsw
 import msgspec
 
-from events.schema import decode
+from tape.events.schema import decode
 
 VIEWS_VERSION = 1
 _NY = ZoneInfo("America/New_York")

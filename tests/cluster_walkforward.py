@@ -16,9 +16,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import ray
 from ray.cluster_utils import Cluster
 
-from actors.validation import walk_forward
-from events.backtest import BacktestConfig
-from store.market import load_many
+from tape.actors.validation import walk_forward
+from tape.events.backtest import BacktestConfig
+from tape.store.market import load_many
 
 GRID = [{"short": s, "long": lg} for s in (5, 10) for lg in (20, 40)]
 

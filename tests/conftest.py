@@ -39,7 +39,7 @@ def tape(tmp_path: Path) -> TapeRunner:
         full_env.pop("TAPE_DEBUG", None)
         full_env.update(env or {})
         return subprocess.run(
-            [sys.executable, "-m", "cli.app", *args],
+            [sys.executable, "-m", "tape.cli.app", *args],
             cwd=tmp_path,
             env=full_env,
             capture_output=True,
@@ -79,7 +79,7 @@ def trading_emulator(alpaca_emulator: AlpacaEmulator) -> AlpacaEmulator:
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     """One small local Ray instance shared by every Ray test of the session (2 cores here)."""
-    from actors.jobs import ensure_ray
+    from tape.actors.jobs import ensure_ray
 
     ray = ensure_ray(num_cpus=2)
     yield

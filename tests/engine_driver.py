@@ -15,14 +15,14 @@ from typing import Any
 
 import msgspec
 
-from actors.alpaca_broker import AlpacaBroker
-from actors.alpaca_feed import AlpacaBarFeed
-from actors.clock import SimulatedClock
-from actors.live_session import LiveSession, run_schedule
-from actors.schedule import next_run, parse_interval
-from events.backtest import BacktestConfig
-from store.credentials import AlpacaCredentials
-from store.log import EventLog
+from tape.actors.alpaca_broker import AlpacaBroker
+from tape.actors.alpaca_feed import AlpacaBarFeed
+from tape.actors.clock import SimulatedClock
+from tape.actors.live_session import LiveSession, run_schedule
+from tape.actors.schedule import next_run, parse_interval
+from tape.events.backtest import BacktestConfig
+from tape.store.credentials import AlpacaCredentials
+from tape.store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner
 from tests.test_live import Market, _emulator_env, _ns
@@ -78,7 +78,7 @@ class EngineDriver:
 
     def kill_everything(self) -> None:
         """Teardown after a failed test: stop the engine's head (only ours) if it is still up."""
-        from actors import engine_host
+        from tape.actors import engine_host
 
         state_file = engine_host.state_path(self.log_path)
         if state_file.is_file():

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from events.bars import BarSeries
+from tape.events.bars import BarSeries
 
 DAY_NS = 86_400_000_000_000
 # 2024-01-02 00:00 America/New_York (05:00 UTC): daily bars start at New York midnight.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from actors.alpaca_broker import AlpacaBroker, BrokerRejected
-from events.errors import ConfigError
-from events.schema import OrderSubmitted
-from store.credentials import AlpacaCredentials
+from tape.actors.alpaca_broker import AlpacaBroker, BrokerRejected
+from tape.events.errors import ConfigError
+from tape.events.schema import OrderSubmitted
+from tape.store.credentials import AlpacaCredentials
 from tests.alpaca_emulator import AlpacaEmulator
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from events import backtest
-from events.backtest import BacktestConfig, run_backtest
-from events.bars import BarSeries
-from events.costs import CostModel, cents
-from events.portfolio import Desk, PortfolioState, decide_entry, evolve
-from events.report import fold_run
-from events.risk import RiskConfig
-from events.schema import (
+from tape.events import backtest
+from tape.events.backtest import BacktestConfig, run_backtest
+from tape.events.bars import BarSeries
+from tape.events.costs import CostModel, cents
+from tape.events.portfolio import Desk, PortfolioState, decide_entry, evolve
+from tape.events.report import fold_run
+from tape.events.risk import RiskConfig
+from tape.events.schema import (
     Alert,
     EquityMarked,
     Event,
@@ -24,7 +24,7 @@ from events.schema import (
     RiskRejected,
     Signal,
 )
-from events.strategies import REGISTRY
+from tape.events.strategies import REGISTRY
 from tests.factories import daily_bars, random_walk_bars
 
 # SMA(2)/SMA(3) on these closes crosses up at bar 3 (close 11) and down at bar 7 (close 11).

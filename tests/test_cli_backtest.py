@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from store.log import EventLog
-from store.market import import_bars_file
+from tape.store.log import EventLog
+from tape.store.market import import_bars_file
 from tests.conftest import TapeRunner, assert_clean_failure
 
 WINDOW = ["--start", "2004-01-01", "--end", "2006-12-31"]
@@ -165,10 +165,10 @@ def test_explain_of_a_trade_that_does_not_exist(tape: TapeRunner) -> None:
 
 
 def test_long_runs_stream_to_the_writer_process(tmp_path: Path) -> None:
-    from events.backtest import BacktestConfig
-    from store.backtests import backtest
-    from store.bench_backtest import synthetic_minute_bars
-    from store.run_writer import PIPELINE_MIN_BARS
+    from tape.events.backtest import BacktestConfig
+    from tape.store.backtests import backtest
+    from tape.store.bench_backtest import synthetic_minute_bars
+    from tape.store.run_writer import PIPELINE_MIN_BARS
 
     series = synthetic_minute_bars(PIPELINE_MIN_BARS + 10)
     config = BacktestConfig(symbols=["SYN"], timeframe="1Min", cash=1e7)

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from events.errors import DataError
-from store.market import bundled_symbols, load_bars, sample_symbols
+from tape.events.errors import DataError
+from tape.store.market import bundled_symbols, load_bars, sample_symbols
 from tests.conftest import TapeRunner, assert_clean_failure
 
 CSV = """Date,Open,High,Low,Close,Volume

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from events.backtest import BacktestConfig, run_backtest
-from events.correlation import ReturnWindows
-from events.risk import RiskConfig
-from events.schema import RiskAccepted, RiskRejected
+from tape.events.backtest import BacktestConfig, run_backtest
+from tape.events.correlation import ReturnWindows
+from tape.events.risk import RiskConfig
+from tape.events.schema import RiskAccepted, RiskRejected
 from tests.factories import daily_bars, random_walk_bars
 
 

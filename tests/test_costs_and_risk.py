@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from events.costs import CostModel, cents, notional_cents
-from events.errors import ConfigError
-from events.risk import RiskConfig, entry_block, protective_exit, protective_prices, size_position
+from tape.events.costs import CostModel, cents, notional_cents
+from tape.events.errors import ConfigError
+from tape.events.risk import RiskConfig, entry_block, protective_exit, protective_prices, size_position
 
 
 def test_cents_round_half_away_from_zero() -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from events.backtest import BacktestConfig, run_backtest, run_id_for
-from events.costs import CostModel, cents, credited_fee, notional_cents
-from events.errors import ConfigError
-from events.risk import RiskConfig
-from events.schema import Fill, PositionClosed, RiskAccepted, RunStarted
-from store.log import EventLog
+from tape.events.backtest import BacktestConfig, run_backtest, run_id_for
+from tape.events.costs import CostModel, cents, credited_fee, notional_cents
+from tape.events.errors import ConfigError
+from tape.events.risk import RiskConfig
+from tape.events.schema import Fill, PositionClosed, RiskAccepted, RunStarted
+from tape.store.log import EventLog
 from tests.conftest import TapeRunner, assert_clean_failure
 from tests.factories import daily_bars
 

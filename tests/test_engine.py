@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from actors import engine_host
-from events.portfolio import PortfolioState, evolve
-from events.schema import OrderSubmitted, RiskRejected, Signal
-from store.log import EventLog
+from tape.actors import engine_host
+from tape.events.portfolio import PortfolioState, evolve
+from tape.events.schema import OrderSubmitted, RiskRejected, Signal
+from tape.store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner, assert_clean_failure
 from tests.engine_driver import EngineDriver, pid_alive, wait_gone

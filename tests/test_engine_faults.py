@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from actors.alpaca_feed import AlpacaBarFeed
-from events.portfolio import PortfolioState, evolve
-from events.strategies import make_strategy
-from store.credentials import AlpacaCredentials
-from store.log import EventLog
+from tape.actors.alpaca_feed import AlpacaBarFeed
+from tape.events.portfolio import PortfolioState, evolve
+from tape.events.strategies import make_strategy
+from tape.store.credentials import AlpacaCredentials
+from tape.store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner
 from tests.engine_driver import EngineDriver

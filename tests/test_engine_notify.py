@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from actors import engine_host
-from actors.notifier import Notifier, NotifySettings, WebhookChannel
-from events.schema import Alert, NotificationFailed, NotificationSent, NotifierStarted
-from store.log import EventLog, NewEvent
+from tape.actors import engine_host
+from tape.actors.notifier import Notifier, NotifySettings, WebhookChannel
+from tape.events.schema import Alert, NotificationFailed, NotificationSent, NotifierStarted
+from tape.store.log import EventLog, NewEvent
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner, assert_clean_failure
 from tests.engine_driver import CYCLE_TIMEOUT_S, EngineDriver

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from actors import engine_host
+from tape.actors import engine_host
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner, assert_clean_failure
 from tests.engine_driver import EngineDriver, decisions, pid_alive, rest_reference, wait_gone

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from events.backtest import BacktestConfig, run_backtest
-from events.risk import RiskConfig
-from events.schema import RiskAccepted, Signal
-from events.strategies import BUY, SELL, make_strategy
+from tape.events.backtest import BacktestConfig, run_backtest
+from tape.events.risk import RiskConfig
+from tape.events.schema import RiskAccepted, Signal
+from tape.events.strategies import BUY, SELL, make_strategy
 from tests.factories import random_walk_bars
 
 BARS = random_walk_bars("AAA", 3_000, seed=17)

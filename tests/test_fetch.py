@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from store.credentials import AlpacaCredentials, load_alpaca_credentials
+from tape.store.credentials import AlpacaCredentials, load_alpaca_credentials
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner, assert_clean_failure
 

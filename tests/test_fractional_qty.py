@@ -12,14 +12,14 @@ import msgspec
 import numpy as np
 import pytest
 
-from events.backtest import BacktestConfig, run_backtest
-from events.costs import CostModel, cents, notional_cents
-from events.errors import ConfigError
-from events.portfolio import Desk, PortfolioState, decide_entry
-from events.report import fold_run
-from events.risk import MarketContext, RiskConfig, floor_to, size_position
-from events.schema import Fill, PositionClosed, RiskAccepted, RiskRejected, RunStarted
-from store.log import EventLog
+from tape.events.backtest import BacktestConfig, run_backtest
+from tape.events.costs import CostModel, cents, notional_cents
+from tape.events.errors import ConfigError
+from tape.events.portfolio import Desk, PortfolioState, decide_entry
+from tape.events.report import fold_run
+from tape.events.risk import MarketContext, RiskConfig, floor_to, size_position
+from tape.events.schema import Fill, PositionClosed, RiskAccepted, RiskRejected, RunStarted
+from tape.store.log import EventLog
 from tests.conftest import TapeRunner, assert_clean_failure
 from tests.factories import daily_bars
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from events import schema as s
-from store.log import EventLog
-from store.runs import run_events
+from tape.events import schema as s
+from tape.store.log import EventLog
+from tape.store.runs import run_events
 from tests.conftest import TapeRunner
 
 DATA = Path(__file__).parent / "data"

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from events.indicators import (
+from tape.events.indicators import (
     ADX,
     ATR,
     EMA,

@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from actors.alpaca_broker import AlpacaBroker
-from actors.alpaca_feed import AlpacaBarFeed
-from actors.clock import SimulatedClock
-from actors.live_session import NOT_SENT, LiveSession, run_schedule
-from events.backtest import BacktestConfig
-from events.portfolio import PortfolioState, evolve
-from store.credentials import AlpacaCredentials
-from store.log import EventLog
+from tape.actors.alpaca_broker import AlpacaBroker
+from tape.actors.alpaca_feed import AlpacaBarFeed
+from tape.actors.clock import SimulatedClock
+from tape.actors.live_session import NOT_SENT, LiveSession, run_schedule
+from tape.events.backtest import BacktestConfig
+from tape.events.portfolio import PortfolioState, evolve
+from tape.store.credentials import AlpacaCredentials
+from tape.store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner, assert_clean_failure
 

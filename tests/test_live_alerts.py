@@ -15,8 +15,8 @@ from typing import NamedTuple
 import pytest
 from aiosmtpd.controller import Controller
 
-from events.schema import Alert, CycleCompleted, NotificationFailed, NotificationSent
-from store.log import EventLog
+from tape.events.schema import Alert, CycleCompleted, NotificationFailed, NotificationSent
+from tape.store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner
 from tests.test_live import _emulator_env, seed_crypto_minutes

@@ -21,18 +21,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from actors.alpaca_broker import AlpacaBroker
-from actors.alpaca_feed import AlpacaBarFeed
-from actors.clock import SimulatedClock
-from actors.live_session import NOT_SENT, LiveSession, run_schedule
-from events.backtest import BacktestConfig
-from events.costs import CostModel
-from events.errors import ConfigError
-from events.portfolio import PortfolioState, evolve
-from events.risk import RiskConfig
-from store.backtests import replay_report
-from store.credentials import AlpacaCredentials
-from store.log import EventLog
+from tape.actors.alpaca_broker import AlpacaBroker
+from tape.actors.alpaca_feed import AlpacaBarFeed
+from tape.actors.clock import SimulatedClock
+from tape.actors.live_session import NOT_SENT, LiveSession, run_schedule
+from tape.events.backtest import BacktestConfig
+from tape.events.costs import CostModel
+from tape.events.errors import ConfigError
+from tape.events.portfolio import PortfolioState, evolve
+from tape.events.risk import RiskConfig
+from tape.store.backtests import replay_report
+from tape.store.credentials import AlpacaCredentials
+from tape.store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner, assert_clean_failure
 from tests.test_live import _emulator_env

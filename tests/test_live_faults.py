@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from actors.alpaca_broker import AlpacaBroker
-from actors.alpaca_feed import AlpacaBarFeed, LiveBar
-from actors.alpaca_stream import MinuteStream, StreamingBarFeed
-from actors.clock import SimulatedClock
-from actors.live_session import LiveSession, run_schedule
-from events.backtest import BacktestConfig
-from events.schema import Alert, CycleCompleted, Fill, OrderSubmitted
-from store.credentials import AlpacaCredentials
-from store.log import EventLog
+from tape.actors.alpaca_broker import AlpacaBroker
+from tape.actors.alpaca_feed import AlpacaBarFeed, LiveBar
+from tape.actors.alpaca_stream import MinuteStream, StreamingBarFeed
+from tape.actors.clock import SimulatedClock
+from tape.actors.live_session import LiveSession, run_schedule
+from tape.events.backtest import BacktestConfig
+from tape.events.schema import Alert, CycleCompleted, Fill, OrderSubmitted
+from tape.store.credentials import AlpacaCredentials
+from tape.store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
 from tests.conftest import TapeRunner, assert_clean_failure
 from tests.test_live import (

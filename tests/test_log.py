@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from events.schema import OperatorNote, Signal
-from store.log import ConcurrencyConflict, EventLog, IdempotencyError, NewEvent, chain_hash
+from tape.events.schema import OperatorNote, Signal
+from tape.store.log import ConcurrencyConflict, EventLog, IdempotencyError, NewEvent, chain_hash
 from tests.conftest import TapeRunner
 
 
@@ -186,8 +186,8 @@ def test_four_processes_appending_to_one_stream_lose_nothing_and_stay_gapless(lo
 
 CRASH_WRITER = """
 import sys
-from events.schema import OperatorNote
-from store.log import EventLog, NewEvent
+from tape.events.schema import OperatorNote
+from tape.store.log import EventLog, NewEvent
 log = EventLog.open(sys.argv[1])
 size = int(sys.argv[2])
 batch = 0

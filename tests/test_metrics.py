@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from events.metrics import Mark, Trade, compute_metrics, sharpe_ratio, sortino_ratio, streaks
+from tape.events.metrics import Mark, Trade, compute_metrics, sharpe_ratio, sortino_ratio, streaks
 
 NETS = [100.0, -50.0, 200.0, -25.0, -25.0]
 EQUITY = [100_100.0, 100_050.0, 100_250.0, 100_225.0, 100_200.0]

@@ -25,8 +25,8 @@ from urllib.parse import parse_qs
 import pytest
 from aiosmtpd.controller import Controller
 
-from events.costs import cents
-from events.monitor import (
+from tape.events.costs import cents
+from tape.events.monitor import (
     MonitorConfig,
     OutageRule,
     SessionMonitor,
@@ -34,9 +34,9 @@ from events.monitor import (
     evolve_outages,
     expected_low,
 )
-from events.pnl import pnl_by_strategy, pnl_by_symbol
-from events.schema import Alert, EquityMarked
-from store.log import EventLog
+from tape.events.pnl import pnl_by_strategy, pnl_by_symbol
+from tape.events.schema import Alert, EquityMarked
+from tape.store.log import EventLog
 from tests.conftest import TapeRunner, assert_clean_failure
 from tests.monitor_data import write_alert_data
 
@@ -162,7 +162,7 @@ def test_each_threshold_crossed_once_gives_one_alert_and_one_notification_per_ch
         # ~100 sessions over ~140 calendar days at 2e6 x real time: about 6 s, time to kill an actor.
         args = ["trade", "AAA", "BBB", *STRATEGY, *PROTECT, *THRESHOLDS, "--speed", "2000000", "--json"]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.app", *args],
+            [sys.executable, "-m", "tape.cli.app", *args],
             cwd=tmp_path,
             env=_env(tmp_path, _channels_env(port, http)),
             stdout=subprocess.PIPE,
@@ -281,7 +281,7 @@ def busy_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     args = ["backtest", "--dataset", "sp500_20", "-p", "short=2", "-p", "long=5", "--no-files"]
     symbols = ["AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO"]
     ran = subprocess.run(
-        [sys.executable, "-m", "cli.app", *args[:1], *symbols, *args[1:]],
+        [sys.executable, "-m", "tape.cli.app", *args[:1], *symbols, *args[1:]],
         cwd=root,
         env=env,
         capture_output=True,
@@ -293,7 +293,7 @@ def busy_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("period", ["daily", "weekly", "monthly"])
 def test_period_summaries_add_up_to_the_run_total_to_the_cent(busy_log: Path, period: str) -> None:
-    from store.period_report import newest_run, period_report
+    from tape.store.period_report import newest_run, period_report
 
     with EventLog.open(busy_log, readonly=True) as log:
         summary = period_report(log, newest_run(log), period)
@@ -306,7 +306,7 @@ def test_period_summaries_add_up_to_the_run_total_to_the_cent(busy_log: Path, pe
 
 
 def test_sql_views_answer_any_sqlite_client_and_match_the_report(busy_log: Path, tape: TapeRunner) -> None:
-    from store.period_report import newest_run, period_report
+    from tape.store.period_report import newest_run, period_report
 
     with EventLog.open(busy_log, readonly=True) as log:
         run_id = newest_run(log)
@@ -356,8 +356,8 @@ def test_an_old_log_gets_the_views_when_a_writer_opens_it(busy_log: Path, tmp_pa
 
 
 def test_pnl_per_symbol_and_strategy_adds_up_and_marks_open_positions(busy_log: Path) -> None:
-    from store.period_report import newest_run
-    from store.runs import run_events
+    from tape.store.period_report import newest_run
+    from tape.store.runs import run_events
 
     with EventLog.open(busy_log, readonly=True) as log:
         events = [r.event for r in run_events(log, newest_run(log))]

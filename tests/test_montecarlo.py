@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from events.errors import ConfigError
-from events.montecarlo import BLOCK, simulate_trades
+from tape.events.errors import ConfigError
+from tape.events.montecarlo import BLOCK, simulate_trades
 
 PNLS = np.array([120.0, -80.0, 45.0, -30.0, 200.0])
 
@@ -51,7 +51,7 @@ def test_statistics_match_a_direct_numpy_computation_on_a_small_case() -> None:
 
 
 def test_ray_workers_give_the_same_numbers_as_one_process(ray_session: None) -> None:
-    from actors.jobs import run_montecarlo
+    from tape.actors.jobs import run_montecarlo
 
     n = 2 * BLOCK + 7  # three blocks, spread over the workers
     local = simulate_trades(PNLS, start_equity=1000, n=n, seed=2, method="bootstrap")

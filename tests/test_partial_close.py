@@ -3,11 +3,11 @@ against its share of the entry cost, and the parts sum to one whole close to the
 
 from __future__ import annotations
 
-from events.costs import CostModel, cents
-from events.pnl import pnl_by_symbol
-from events.portfolio import Desk, PortfolioState, decide_fill, evolve
-from events.risk import RiskConfig
-from events.schema import Event, Fill, PositionClosed
+from tape.events.costs import CostModel, cents
+from tape.events.pnl import pnl_by_symbol
+from tape.events.portfolio import Desk, PortfolioState, decide_fill, evolve
+from tape.events.risk import RiskConfig
+from tape.events.schema import Event, Fill, PositionClosed
 
 DESK = Desk(RiskConfig(), CostModel())
 QTY = 7.0

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 
-from events.backtest import BacktestConfig, run_backtest
-from events.regime import RANGING, TRENDING, VOLATILE, classify, regimes
-from events.risk import RiskConfig
-from events.schema import PositionOpened, RegimeChanged, RiskRejected
+from tape.events.backtest import BacktestConfig, run_backtest
+from tape.events.regime import RANGING, TRENDING, VOLATILE, classify, regimes
+from tape.events.risk import RiskConfig
+from tape.events.schema import PositionOpened, RegimeChanged, RiskRejected
 from tests.factories import daily_bars, random_walk_bars
 
 

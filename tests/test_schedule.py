@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from actors.schedule import next_run, parse_interval
-from events.errors import ConfigError
+from tape.actors.schedule import next_run, parse_interval
+from tape.events.errors import ConfigError
 
 
 def _ns(text: str) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from events import schema as s
+from tape.events import schema as s
 
 GOLDEN = Path(__file__).parent / "data" / "golden_events.json"
 # Bytes written by the first release of the schema, kept forever: every later version must read them.

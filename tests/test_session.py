@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from events.backtest import BacktestConfig, run_backtest
-from events.risk import RiskConfig
-from events.schema import Event
-from events.session import TradingSession, feed_order
-from events.strategies import REGISTRY, make_strategy
+from tape.events.backtest import BacktestConfig, run_backtest
+from tape.events.risk import RiskConfig
+from tape.events.schema import Event
+from tape.events.session import TradingSession, feed_order
+from tape.events.strategies import REGISTRY, make_strategy
 from tests.factories import random_walk_bars
 
 

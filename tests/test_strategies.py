@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from events.errors import ConfigError
-from events.strategies import BUY, REGISTRY, SELL, make_strategy, param_specs
+from tape.events.errors import ConfigError
+from tape.events.strategies import BUY, REGISTRY, SELL, make_strategy, param_specs
 from tests.conftest import TapeRunner
 from tests.factories import daily_bars, random_walk_bars
 

@@ -75,9 +75,9 @@ def test_runs_sharing_a_directory_keep_each_others_rows_and_the_day_totals_add_t
 
 def test_a_write_since_a_day_leaves_the_earlier_days_files_alone(tape: TapeRunner, tmp_path: Path) -> None:
     """A live cycle writes only the days it changed: its day and later."""
-    from store.backtests import replay_report
-    from store.log import EventLog
-    from store.trade_logs import write_trade_logs
+    from tape.store.backtests import replay_report
+    from tape.store.log import EventLog
+    from tape.store.trade_logs import write_trade_logs
 
     run = json.loads(
         tape("backtest", "AAPL", "--start", "2005-01-01", "--end", "2005-12-31", "--json").stdout

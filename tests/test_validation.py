@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actors.validation import optimize, walk_forward
-from events.backtest import BacktestConfig
-from events.bars import BarSeries
-from events.errors import ConfigError
-from events.sweep import expand_grid, parse_grid_args, sample_grid, walk_forward_folds
-from store.log import EventLog
-from store.market import load_many
+from tape.actors.validation import optimize, walk_forward
+from tape.events.backtest import BacktestConfig
+from tape.events.bars import BarSeries
+from tape.events.errors import ConfigError
+from tape.events.sweep import expand_grid, parse_grid_args, sample_grid, walk_forward_folds
+from tape.store.log import EventLog
+from tape.store.market import load_many
 from tests.conftest import REPO, TapeRunner, assert_clean_failure
 
 GRID = [{"short": s, "long": lg} for s in (5, 10) for lg in (20, 40)]
@@ -164,7 +164,7 @@ def test_bench_sweep_reports_throughput_and_scaling(tape: TapeRunner) -> None:
 
 
 def test_validate_says_which_symbols_to_trade(ray_session: None, tmp_path: Path) -> None:
-    from actors.validation import MIN_CONSISTENCY, validate_symbols
+    from tape.actors.validation import MIN_CONSISTENCY, validate_symbols
 
     base = BacktestConfig(symbols=["AAPL", "IBM", "MSFT"], strategy="macd")  # all from 2000
     series = load_many(base.symbols)
@@ -193,7 +193,7 @@ def test_validate_needs_symbols_or_a_known_universe(tape: TapeRunner) -> None:
 
 
 def test_any_job_result_reruns_in_full_to_the_same_metrics(ray_session: None, tmp_path: Path) -> None:
-    from store.backtests import rerun_summary
+    from tape.store.backtests import rerun_summary
 
     log = tmp_path / "t.db"
     series = _series()

@@ -29,7 +29,7 @@ class Terminal:
         self._stream = pyte.ByteStream(self.screen)
         self.child = pexpect.spawn(
             sys.executable,
-            ["-m", "cli.app", "watch", "--interval", "0.3"],
+            ["-m", "tape.cli.app", "watch", "--interval", "0.3"],
             cwd=str(cwd),
             env=env,
             dimensions=(ROWS, COLS),
@@ -81,7 +81,7 @@ def test_watch_shows_the_positions_and_pnl_that_status_reports_beside_a_running_
 ) -> None:
     trade = subprocess.Popen(
         [
-            *(sys.executable, "-m", "cli.app", "trade", "AAPL", "MSFT"),
+            *(sys.executable, "-m", "tape.cli.app", "trade", "AAPL", "MSFT"),
             *("--broker", "sim", "--feed", "replay", "--speed", SPEED),
             *("--start", "2010-01-01", "--end", "2010-12-31"),
         ],

@@ -7,8 +7,8 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from events.errors import ConfigError
-from events.strategies.base import BUY, HOLD, SELL, LiveSignals, SignalSeries, Strategy
+from tape.events.errors import ConfigError
+from tape.events.strategies.base import BUY, HOLD, SELL, LiveSignals, SignalSeries, Strategy
 
 REGISTRY: dict[str, type[Strategy]] = {}
 
@@ -96,12 +96,12 @@ def _plain(message: str) -> str:
 
 
 # Registration after the registry exists.
-from events.strategies.atr_breakout import AtrBreakout  # noqa: E402
-from events.strategies.ensemble import Ensemble  # noqa: E402
-from events.strategies.macd import MacdStrategy  # noqa: E402
-from events.strategies.mean_reversion import MeanReversion  # noqa: E402
-from events.strategies.rsi import RsiStrategy  # noqa: E402
-from events.strategies.sma_cross import SmaCross  # noqa: E402
+from tape.events.strategies.atr_breakout import AtrBreakout  # noqa: E402
+from tape.events.strategies.ensemble import Ensemble  # noqa: E402
+from tape.events.strategies.macd import MacdStrategy  # noqa: E402
+from tape.events.strategies.mean_reversion import MeanReversion  # noqa: E402
+from tape.events.strategies.rsi import RsiStrategy  # noqa: E402
+from tape.events.strategies.sma_cross import SmaCross  # noqa: E402
 
 for _cls in (SmaCross, RsiStrategy, MacdStrategy, MeanReversion, AtrBreakout, Ensemble):
     register(_cls)

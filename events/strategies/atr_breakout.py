@@ -8,9 +8,9 @@ from typing import Annotated
 import msgspec
 import numpy as np
 
-from events.bars import BarSeries
-from events.indicators import ATR, atr
-from events.strategies.base import BUY, LiveSignals, SignalSeries, Strategy, side_of, sides_from
+from tape.events.bars import BarSeries
+from tape.events.indicators import ATR, atr
+from tape.events.strategies.base import BUY, LiveSignals, SignalSeries, Strategy, side_of, sides_from
 
 
 class AtrBreakoutParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 import msgspec
 import numpy as np
 
-from events.bars import BarSeries
+from tape.events.bars import BarSeries
 
 BUY, SELL, HOLD = 1, -1, 0
 

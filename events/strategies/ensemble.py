@@ -22,9 +22,9 @@ from typing import Annotated, Any
 import msgspec
 import numpy as np
 
-from events.bars import BarSeries
-from events.regime import RANGING, TRENDING, RegimeTracker, regimes
-from events.strategies.base import BUY, HOLD, SELL, LiveSignals, SignalSeries, Strategy
+from tape.events.bars import BarSeries
+from tape.events.regime import RANGING, TRENDING, RegimeTracker, regimes
+from tape.events.strategies.base import BUY, HOLD, SELL, LiveSignals, SignalSeries, Strategy
 
 TREND_FOLLOWERS = frozenset({"sma_cross", "macd", "atr_breakout"})
 MEAN_REVERTERS = frozenset({"rsi", "mean_reversion"})
@@ -137,7 +137,7 @@ class Ensemble(Strategy):
 
     def __init__(self, params: Any) -> None:
         super().__init__(params)
-        from events.strategies import make_strategy  # the registry imports this module
+        from tape.events.strategies import make_strategy  # the registry imports this module
 
         self.members = [make_strategy(n) for n in params.member_names]
 

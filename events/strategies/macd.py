@@ -8,9 +8,9 @@ from typing import Annotated
 import msgspec
 import numpy as np
 
-from events.bars import BarSeries
-from events.indicators import MACD, macd
-from events.strategies.base import BUY, Crossing, LiveSignals, SignalSeries, Strategy, crossings
+from tape.events.bars import BarSeries
+from tape.events.indicators import MACD, macd
+from tape.events.strategies.base import BUY, Crossing, LiveSignals, SignalSeries, Strategy, crossings
 
 TIE = 1e-12  # relative dead band, as in sma_cross: float noise is not a cross
 

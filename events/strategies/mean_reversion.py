@@ -8,9 +8,9 @@ from typing import Annotated
 import msgspec
 import numpy as np
 
-from events.bars import BarSeries
-from events.indicators import SMA, RollingStd, rolling_std, sma
-from events.strategies.base import (
+from tape.events.bars import BarSeries
+from tape.events.indicators import SMA, RollingStd, rolling_std, sma
+from tape.events.strategies.base import (
     BUY,
     LiveSignals,
     RisingEdge,

@@ -8,9 +8,9 @@ from typing import Annotated
 import msgspec
 import numpy as np
 
-from events.bars import BarSeries
-from events.indicators import RSI, rsi
-from events.strategies.base import (
+from tape.events.bars import BarSeries
+from tape.events.indicators import RSI, rsi
+from tape.events.strategies.base import (
     BUY,
     LiveSignals,
     RisingEdge,

@@ -8,9 +8,9 @@ from typing import Annotated
 import msgspec
 import numpy as np
 
-from events.bars import BarSeries
-from events.indicators import SMA, sma
-from events.strategies.base import BUY, Crossing, LiveSignals, SignalSeries, Strategy, crossings
+from tape.events.bars import BarSeries
+from tape.events.indicators import SMA, sma
+from tape.events.strategies.base import BUY, Crossing, LiveSignals, SignalSeries, Strategy, crossings
 
 # A relative dead band: float noise on flat prices (the averages equal to the last bit or not) must not
 # read as a cross. 1e-12 of the price is far below any real move.

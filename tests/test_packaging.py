@@ -1,0 +1,54 @@
+"""The distribution claims one top-level name, `tape`, and works from its wheel alone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", out, REPO],
+        check=True,
+        capture_output=True,
+        cwd=out,
+    )
+    (found,) = out.glob("tape-*.whl")
+    return found
+
+
+def test_wheel_has_tape_as_its_only_top_level_package(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert top == {"tape"}
+    expected = {"tape/events/schema.py", "tape/store/log.py", "tape/actors/jobs.py", "tape/cli/app.py"}
+    assert expected <= set(names)
+    assert any(name.startswith("tape/store/sample/") and name.endswith(".csv.gz") for name in names)
+
+
+def test_installed_wheel_imports_and_runs_without_the_checkout(wheel: Path, tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", target, wheel],
+        check=True,
+        capture_output=True,
+    )
+    assert {p.name for p in target.iterdir() if not p.name.endswith(".dist-info")} - {"bin"} == {"tape"}
+    code = (
+        "import tape, tape.events.schema, tape.cli.app;"
+        "print(tape.__file__); print(tape.events.schema.__file__)"
+    )
+    # cwd outside the repository and the wheel's directory first on the path: nothing comes from the checkout.
+    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    assert all(line.startswith(str(target)) for line in out.stdout.splitlines()), out.stdout
