@@ -17,14 +17,12 @@ from typing import Any
 
 from tape.events.correlation import ReturnWindows
 from tape.events.costs import CostModel, cents, notional_cents, part_cents, sells_part
+from tape.events.entry_rules import EntryCase, first_block, size_entry
 from tape.events.risk import (
     MarketContext,
     RiskConfig,
-    entry_block,
-    floor_to,
     protective_exit,
     protective_prices,
-    size_position,
 )
 from tape.events.schema import (
     Alert,
@@ -306,132 +304,85 @@ def decide_entry(
 
     Nothing happens while the symbol has a position or a working order. ``day`` is the session
     (days since the epoch) the daily-loss limit is counted in; ``context`` carries ATR and average
-    volume for ATR sizing and the liquidity rules.
+    volume for ATR sizing and the liquidity rules. Sizing and the rules are in events/entry_rules.py.
     """
     if symbol in state.positions or symbol in state.market_orders:
         return []
-    risk, cost = desk.risk, desk.cost
-    stop_distance = context.atr * risk.atr_stop_multiple if risk.sizing == "atr" else None
-    usable_stop = stop_distance if stop_distance is not None and stop_distance > 0 else None
-    cost_per_share = cost.market_price("buy", price)
-    fee_bps = cost.taker_bps(symbol)
-    if fee_bps:  # a percentage fee makes every unit dearer
-        cost_per_share *= 1.0 + fee_bps * 1e-4
-    step = risk.increment(symbol)  # 1 share, or a pair's coin step
-    sizing = size_position(
-        equity, state.cash, price, risk, cost_per_share, cost.commission, usable_stop, step
+    risk = desk.risk
+    sized = size_entry(
+        risk,
+        desk.cost,
+        symbol=symbol,
+        price=price,
+        equity=equity,
+        cash=state.cash,
+        context=context,
+        size_factor=size_factor,
     )
-    checks = dict(sizing.checks)
-    if step != 1.0:
-        checks["qty_increment"] = step
-    qty = sizing.qty
-    if size_factor < 1.0:  # e.g. an ensemble whose members only partly agree: a smaller bet
-        qty = floor_to(qty * max(size_factor, 0.0), step)
-        checks["size_factor"] = size_factor
-    if stop_distance is not None:
-        checks.update(atr=context.atr, stop_distance=stop_distance)
-    if risk.max_volume_pct > 0 and context.avg_volume == context.avg_volume:
-        cap = floor_to(context.avg_volume * risk.max_volume_pct / 100.0, step)
-        checks.update(avg_volume=context.avg_volume, liquidity_cap_qty=float(cap))
-        qty = float(min(qty, cap))
-    if risk.min_avg_volume > 0:
-        checks.update(avg_volume=context.avg_volume, min_avg_volume=risk.min_avg_volume)
-    too_correlated = [(s, c) for s, c in context.correlations if c == c and c > risk.max_correlation]
-    if risk.max_correlation > 0:
-        checks.update({f"corr_{s}": c for s, c in context.correlations if c == c})
-        if too_correlated and risk.correlation_action == "shrink":
-            qty = floor_to(qty / 2, step)
-            checks["correlation_shrunk_qty"] = qty
     intent_id = state.next_intent_id()
-    out: list[Event] = [
-        OrderIntent(
-            ts=ts,
-            intent_id=intent_id,
-            symbol=symbol,
-            strategy=strategy,
-            side="buy",
-            qty=qty,
-            reason="entry",
-            ref_price=price,
-        )
-    ]
+    intent = OrderIntent(
+        ts=ts,
+        intent_id=intent_id,
+        symbol=symbol,
+        strategy=strategy,
+        side="buy",
+        qty=sized.qty,
+        reason="entry",
+        ref_price=price,
+    )
     daily_pnl_pct = (equity / state.day_start_equity - 1.0) * 100.0 if state.day_start_equity > 0 else 0.0
     day_key = str(day)
-    checks.update(daily_pnl_pct=daily_pnl_pct, day=float(day))
+    checks = {**sized.checks, "daily_pnl_pct": daily_pnl_pct, "day": float(day)}
     pending_entries = (
         sum(1 for o in state.market_orders.values() if o.side == "buy") if state.market_orders else 0
     )
-    if state.halted_day == day_key:
-        block: tuple[str, str] | None = ("daily_loss", "new entries locked for the rest of the session")
-    else:
-        block = entry_block(len(state.positions), pending_entries, daily_pnl_pct, risk)
-    if block is None and risk.min_avg_volume > 0 and not context.avg_volume >= risk.min_avg_volume:
-        block = (
-            "liquidity",
-            f"average volume {context.avg_volume:,.0f} over {risk.volume_window} bars is below "
-            f"{risk.min_avg_volume:,.0f}",
-        )
-    if block is None and too_correlated and risk.correlation_action == "reject":
-        worst = max(too_correlated, key=lambda sc: sc[1])
-        block = (
-            "correlation",
-            f"{symbol} returns correlate {worst[1]:.2f} with open {worst[0]} "
-            f"(limit {risk.max_correlation:g} over {risk.correlation_window} bars)",
-        )
-    allowed = desk.allowed_regimes
-    if block is None and allowed and context.regime not in allowed:
-        now = context.regime or "not known yet (warm-up)"
-        block = ("regime", f"{symbol} is {now}; entries are allowed when {' or '.join(allowed)}")
-    if block is None and stop_distance is not None and usable_stop is None:
-        block = ("atr_warmup", f"ATR({risk.atr_period}) is not defined yet: no stop distance to size by")
-    if block is None and qty <= 0:
-        # Stocks keep their messages word for word (a re-run of an old log compares them).
-        one, none = ("one share", "no share")
-        if step != 1.0:
-            one = f"{step:g} {symbol.split('/')[0]}"
-            none = f"less than {one}"
-        if sizing.checks["affordable_qty"] < step:
-            block = ("cash", f"not enough cash for {one}")
-        elif "correlation_shrunk_qty" in checks:
-            block = ("correlation", f"halving the position for correlation leaves {none}")
-        elif qty < sizing.qty:
-            block = ("liquidity", f"{risk.max_volume_pct:g} % of the average volume is less than {one}")
-        else:
-            block = ("zero_size", f"risk budget buys {none}")
+    case = EntryCase(
+        risk=risk,
+        symbol=symbol,
+        sized=sized,
+        context=context,
+        allowed_regimes=desk.allowed_regimes,
+        open_positions=len(state.positions),
+        pending_entries=pending_entries,
+        daily_pnl_pct=daily_pnl_pct,
+        halted_today=state.halted_day == day_key,
+    )
+    block = first_block(case)
     if block is not None:
         rule, message = block
-        out.append(
-            RiskRejected(ts=ts, intent_id=intent_id, symbol=symbol, rule=rule, message=message, checks=checks)
+        rejected = RiskRejected(
+            ts=ts, intent_id=intent_id, symbol=symbol, rule=rule, message=message, checks=checks
         )
         if rule == "daily_loss" and ("daily_loss", day_key) not in state.alerted:
-            out.append(
-                Alert(
-                    ts=ts,
-                    rule="daily_loss",
-                    severity="critical",
-                    message=f"daily loss {daily_pnl_pct:.2f} % hit the {risk.max_daily_loss_pct:g} % limit; "
-                    "no new entries until the next session",
-                    value=daily_pnl_pct,
-                    threshold=-risk.max_daily_loss_pct,
-                    symbol=symbol,
-                    day=day_key,
-                )
-            )
-        return out
-    out.append(RiskAccepted(ts=ts, intent_id=intent_id, symbol=symbol, qty=qty, checks=checks))
-    out.append(
-        OrderSubmitted(
-            ts=ts,
-            client_order_id=state.next_order_id(),
-            intent_id=intent_id,
-            symbol=symbol,
-            side="buy",
-            qty=qty,
-            reason="entry",
-            strategy=strategy,
-        )
+            return [intent, rejected, _daily_loss_alert(ts, symbol, day_key, daily_pnl_pct, risk)]
+        return [intent, rejected]
+    accepted = RiskAccepted(ts=ts, intent_id=intent_id, symbol=symbol, qty=sized.qty, checks=checks)
+    submitted = OrderSubmitted(
+        ts=ts,
+        client_order_id=state.next_order_id(),
+        intent_id=intent_id,
+        symbol=symbol,
+        side="buy",
+        qty=sized.qty,
+        reason="entry",
+        strategy=strategy,
     )
-    return out
+    return [intent, accepted, submitted]
+
+
+def _daily_loss_alert(ts: int, symbol: str, day_key: str, daily_pnl_pct: float, risk: RiskConfig) -> Alert:
+    """The once-a-session alert that the daily-loss limit has locked new entries."""
+    return Alert(
+        ts=ts,
+        rule="daily_loss",
+        severity="critical",
+        message=f"daily loss {daily_pnl_pct:.2f} % hit the {risk.max_daily_loss_pct:g} % limit; "
+        "no new entries until the next session",
+        value=daily_pnl_pct,
+        threshold=-risk.max_daily_loss_pct,
+        symbol=symbol,
+        day=day_key,
+    )
 
 
 def correlation_context(

@@ -210,18 +210,6 @@ def size_position(
     )
 
 
-def entry_block(
-    open_positions: int, pending_entries: int, daily_pnl_pct: float, risk: RiskConfig
-) -> tuple[str, str] | None:
-    """The rule that forbids a new position now, as (rule, message), or None when one may open."""
-    taken = open_positions + pending_entries
-    if taken >= risk.max_positions:
-        return "max_positions", f"{taken} of {risk.max_positions} position slots in use"
-    if risk.max_daily_loss_pct > 0 and daily_pnl_pct <= -risk.max_daily_loss_pct:
-        return "daily_loss", f"down {-daily_pnl_pct:.2f} % today, limit {risk.max_daily_loss_pct:g} %"
-    return None
-
-
 def protective_prices(entry_price: float, risk: RiskConfig) -> tuple[float, float]:
     """(stop, target) for a long entered at ``entry_price``; 0.0 where disabled."""
     stop = entry_price * (1.0 - risk.stop_loss_pct / 100.0) if risk.stop_loss_pct > 0 else 0.0

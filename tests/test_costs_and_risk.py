@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from tape.events.costs import CostModel, cents, notional_cents
+from tape.events.entry_rules import (
+    ENTRY_RULES,
+    EntryCase,
+    daily_loss,
+    first_block,
+    position_slots,
+    size_entry,
+)
 from tape.events.errors import ConfigError
-from tape.events.risk import RiskConfig, entry_block, protective_exit, protective_prices, size_position
+from tape.events.risk import MarketContext, RiskConfig, protective_exit, protective_prices, size_position
 
 
 def test_cents_round_half_away_from_zero() -> None:
@@ -77,19 +85,39 @@ def test_fixed_quantity_replaces_risk_sizing() -> None:
     assert size_position(100_000, 100_000, 50.0, RiskConfig(fixed_qty=7), 50.0, 0.0).qty == 7
 
 
-def test_no_new_position_when_every_slot_is_taken() -> None:
-    assert entry_block(2, 1, 0.0, RiskConfig(max_positions=3)) == (
-        "max_positions",
-        "3 of 3 position slots in use",
+def _entry(
+    risk: RiskConfig, *, open_positions: int = 0, pending: int = 0, daily_pnl_pct: float = 0.0
+) -> EntryCase:
+    sized = size_entry(
+        risk,
+        CostModel(),
+        symbol="AAA",
+        price=10.0,
+        equity=100_000.0,
+        cash=100_000.0,
+        context=MarketContext(),
+        size_factor=1.0,
     )
-    assert entry_block(2, 0, 0.0, RiskConfig(max_positions=3)) is None
+    return EntryCase(risk, "AAA", sized, MarketContext(), (), open_positions, pending, daily_pnl_pct, False)
+
+
+def test_no_new_position_when_every_slot_is_taken() -> None:
+    full = _entry(RiskConfig(max_positions=3), open_positions=2, pending=1)
+    assert first_block(full) == ("max_positions", "3 of 3 position slots in use")
+    assert first_block(_entry(RiskConfig(max_positions=3), open_positions=2)) is None
 
 
 def test_no_new_position_after_the_daily_loss_limit() -> None:
-    rule, _ = entry_block(0, 0, -5.0, RiskConfig(max_daily_loss_pct=5)) or ("", "")
+    rule, _ = first_block(_entry(RiskConfig(max_daily_loss_pct=5), daily_pnl_pct=-5.0)) or ("", "")
     assert rule == "daily_loss"
-    assert entry_block(0, 0, -4.99, RiskConfig(max_daily_loss_pct=5)) is None
-    assert entry_block(0, 0, -50.0, RiskConfig(max_daily_loss_pct=0)) is None
+    assert first_block(_entry(RiskConfig(max_daily_loss_pct=5), daily_pnl_pct=-4.99)) is None
+    assert first_block(_entry(RiskConfig(max_daily_loss_pct=0), daily_pnl_pct=-50.0)) is None
+
+
+def test_entry_rules_are_asked_in_order_and_the_first_block_is_recorded() -> None:
+    both = _entry(RiskConfig(max_positions=1, max_daily_loss_pct=5), open_positions=1, daily_pnl_pct=-9.0)
+    assert first_block(both)[0] == "max_positions"  # type: ignore[index]
+    assert ENTRY_RULES.index(position_slots) < ENTRY_RULES.index(daily_loss)
 
 
 def test_stop_and_target_prices_from_the_entry() -> None:
