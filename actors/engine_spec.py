@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 
+from tape.actors.clock import BrokerClock, Clock, WallClock, parse_clock
 from tape.events.backtest import BacktestConfig
 from tape.events.monitor import MonitorConfig
+from tape.store.credentials import load_alpaca_credentials
 
+ENGINE_STREAM = "engine"  # the engine's own stream: its options, its actors' starts, sessions spawned
 DEFAULT_FEED = "alpaca"  # what `tape up` runs with when neither given nor used before on the log
 DEFAULT_CLOCK = "wall"
 
@@ -37,3 +42,14 @@ class SessionSpec(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def key(self) -> tuple[str, str]:
         return (self.symbol, self.strategy)
+
+
+def engine_clock(options: EngineOptions) -> Clock:
+    """The clock an engine and its actors run on: the wall clock, or the broker's (``--clock broker``)."""
+    kind, poll = parse_clock(options.clock)
+    if kind == "wall":
+        return WallClock()
+    from tape.actors.alpaca_broker import AlpacaBroker  # alpaca-py loads only for a broker clock
+
+    credentials = load_alpaca_credentials(dotenv_path=Path(options.dotenv) if options.dotenv else None)
+    return BrokerClock(AlpacaBroker(credentials).clock_ns, poll)

@@ -27,9 +27,9 @@ from typing import Any
 
 import msgspec
 
-from tape.actors.clock import BrokerClock, Clock, WallClock, parse_clock
-from tape.actors.engine_spec import EngineOptions, SessionSpec
+from tape.actors.engine_spec import ENGINE_STREAM, EngineOptions, SessionSpec, engine_clock
 from tape.actors.live_session import live_run_id
+from tape.actors.market_data import CALL_TIMEOUT_S, FEEDS, MARKET_DATA_NAME, STREAMING_FEED, MarketDataActor
 from tape.actors.schedule import is_crypto, next_run, parse_interval
 from tape.events.backtest import BacktestConfig
 from tape.events.errors import ConfigError, TapeError
@@ -46,7 +46,6 @@ from tape.events.strategies import make_strategy
 from tape.store.credentials import load_alpaca_credentials
 from tape.store.log import ConcurrencyConflict, EventLog
 
-ENGINE_STREAM = "engine"
 ENGINE_NAME = "tape-engine"
 _MAX_BACKOFF_S = 30.0
 
@@ -236,12 +235,10 @@ class Engine:
     def __init__(self, options: EngineOptions) -> None:
         import ray
 
-        from tape.actors.market_data import FEEDS
-
         self.options = options
         if options.broker != "alpaca" or options.feed not in FEEDS:
             raise ConfigError(f"the engine trades with --broker alpaca --feed {'|'.join(FEEDS)}")
-        self.clock = _make_clock(options)
+        self.clock = engine_clock(options)
         self._lock = threading.RLock()
         self._log = EventLog.create(options.log_path, durable=True)
         self._runners: dict[tuple[str, str], SessionRunner] = {}
@@ -394,8 +391,6 @@ class Engine:
         reads, so the subscription follows what the engine trades rather than all it ever traded."""
         from ray.exceptions import GetTimeoutError, RayActorError
 
-        from tape.actors.market_data import CALL_TIMEOUT_S
-
         if self._market_data is None:
             return
         # Under the lock: a spawn registers its runner under it before its warm-up subscribes, so a
@@ -482,22 +477,10 @@ def _channel_names(options: EngineOptions) -> list[str]:
     return [c.name for c in channels]
 
 
-def _make_clock(options: EngineOptions) -> Clock:
-    kind, poll = parse_clock(options.clock)
-    if kind == "wall":
-        return WallClock()
-    from tape.actors.alpaca_broker import AlpacaBroker
-
-    credentials = load_alpaca_credentials(dotenv_path=Path(options.dotenv) if options.dotenv else None)
-    return BrokerClock(AlpacaBroker(credentials).clock_ns, poll)
-
-
 def _start_market_data(options: EngineOptions) -> Any:
     """The MarketDataActor of a streaming engine (None for the REST feed). Like the engine, Ray restarts
     it when its process dies; it is the engine's own actor, so it goes when the engine does."""
     import ray
-
-    from tape.actors.market_data import MARKET_DATA_NAME, STREAMING_FEED, MarketDataActor
 
     if options.feed != STREAMING_FEED:
         return None

@@ -31,8 +31,7 @@ from typing import Any
 
 from tape.actors.alpaca_feed import AlpacaBarFeed, LiveBar
 from tape.actors.alpaca_stream import MinuteStream, StreamAnswer
-from tape.actors.engine_spec import EngineOptions
-from tape.actors.live_engine import ENGINE_STREAM, _make_clock
+from tape.actors.engine_spec import ENGINE_STREAM, EngineOptions, engine_clock
 from tape.events.schema import ActorStarted, ActorStopped, Event
 from tape.events.timeframes import timeframe_ns
 from tape.store.credentials import AlpacaCredentials, load_alpaca_credentials
@@ -54,7 +53,7 @@ class MarketDataActor:
     def __init__(self, options: EngineOptions, settle_seconds: float = SETTLE_SECONDS) -> None:
         import ray
 
-        self._clock = _make_clock(options)  # the engine's clock: its events are stamped in its time
+        self._clock = engine_clock(options)  # the engine's clock: its events are stamped in its time
         credentials = load_alpaca_credentials(dotenv_path=Path(options.dotenv) if options.dotenv else None)
         self._stream = MinuteStream(credentials, settle_seconds=settle_seconds)
         self._log = EventLog.create(options.log_path, durable=True)
