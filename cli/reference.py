@@ -14,7 +14,7 @@ import typer
 
 HEADER = """# tape command-line reference
 
-Generated from the `tape` app by `python -m tape.cli.reference > docs/cli.md`; `make test` fails when
+Generated from the `tape` app by `make docs` (`python -m tape.cli.reference`); `make test` fails when
 this page and the commands disagree. `tape COMMAND --help` prints the same in the terminal.
 """
 
