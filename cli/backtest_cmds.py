@@ -18,7 +18,7 @@ from tape.events.errors import ConfigError
 from tape.events.render import as_dict, summarize
 from tape.events.report import market_time, report_json
 from tape.store.backtest_files import write_backtest_files
-from tape.store.backtests import backtest, replay_report, rerun
+from tape.store.backtests import replay_report, rerun
 from tape.store.explain import explain_trade
 from tape.store.log import EventLog
 from tape.store.runs import find_run
@@ -97,21 +97,25 @@ def backtest_cmd(
     ] = False,
 ) -> None:
     """Backtest a strategy on stored bars; append every decision to the log and print the summary."""
-    config = opt.build_config(
-        symbols,
-        strategy,
-        param,
-        start,
-        end,
-        cash,
-        timeframe=timeframe,
-        adjust=not no_adjust,
-        dataset=dataset,
-        cost=opt.cost_model(slippage_bps, commission, fee_bps),
-        risk=opt.risk_config(
-            risk_per_trade=risk_per_trade,
+    from tape.api import backtest
+
+    where = settings(ctx)
+    show_progress = not json and err_console.is_terminal
+    with _progress_bar(show_progress) as update:
+        # The API's own function (unwrapped: messages keep the options' --names).
+        result = backtest.__wrapped__(
+            symbols,
+            strategy,
+            params=param,
+            start=start,
+            end=end,
+            cash=cash,
+            slippage_bps=slippage_bps,
+            commission=commission,
+            fee_bps=fee_bps,
             stop_loss=stop_loss,
             take_profit=take_profit,
+            risk_per_trade=risk_per_trade,
             max_position_size=max_position_size,
             max_positions=max_positions,
             max_daily_loss=max_daily_loss,
@@ -128,18 +132,20 @@ def backtest_cmd(
             max_correlation=max_correlation,
             correlation_window=correlation_window,
             correlation_action=correlation_action,
-        ),
-    )
-    where = settings(ctx)
-    show_progress = not json and err_console.is_terminal
-    with _progress_bar(show_progress) as update:
-        outcome = backtest(config, log_path=where.log_path, data_path=where.data_path, progress=update)
+            timeframe=timeframe,
+            dataset=dataset,
+            adjust=not no_adjust,
+            log=where.log_path,
+            data_path=where.data_path,
+            progress=update,
+        )
+    outcome = result.outcome
     report = outcome.report
     files = None
     if not no_files:
         files = write_backtest_files(report, outcome.series, root=Path.cwd(), day=dt.date.today().isoformat())
     if json:
-        print_json(report_json(report))
+        print_json(result.summary)
         return
     render_report(report)
     if outcome.duplicate:

@@ -45,7 +45,24 @@ _WHERE = {
     "SignalSeries": "tape.events.strategies.base",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "BUY",
+    "HOLD",
+    "SELL",
+    "ConfigError",
+    "JobResult",
+    "Result",
+    "SignalSeries",
+    "Strategy",
+    "backtest",
+    "montecarlo",
+    "optimize",
+    "replay",
+    "runs",
+    "validate",
+    "walkforward",
+]
+assert sorted(__all__) == sorted(_WHERE)
 
 if TYPE_CHECKING:
     from tape.api import backtest, replay, runs

@@ -29,7 +29,7 @@ def _day(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts / 1e9, tz=dt.UTC).strftime("%Y-%m-%d")
 
 
-def _prepare(
+def _base_config(
     data: Any,
     strategy: Any,
     params: Any,
@@ -38,18 +38,21 @@ def _prepare(
     cash: float,
     dataset: str,
     tz: str | None,
-    data_path: PathLike | None,
-) -> tuple[Any, list[Any]]:
-    """The base config and the bars of a job, as the commands build and load them."""
+) -> tuple[Any, Any]:
+    """A job's base config as the commands build it, and the loader of DataFrame data (or None)."""
     _named(strategy)
     name, given = strategy_arg(strategy, param_args(params))
     source = resolve_data(data, dataset=dataset, tz=tz)
-    base = build_config(source.symbols, name, given, start, end, cash, dataset=source.dataset)
-    if source.loader is not None:
-        return base, source.loader(base)
+    return build_config(source.symbols, name, given, start, end, cash, dataset=source.dataset), source.loader
+
+
+def _load(base: Any, loader: Any, data_path: PathLike | None) -> list[Any]:
+    """The job's bars: the DataFrames', or the store's (then the bundled sample's)."""
+    if loader is not None:
+        return loader(base)  # type: ignore[no-any-return]
     from tape.store.backtests import load_config_bars
 
-    return base, load_config_bars(base, data_store(data_path))
+    return load_config_bars(base, data_store(data_path))
 
 
 def _named(strategy: Any) -> None:
@@ -106,8 +109,9 @@ def optimize(
     from tape.events.sweep import objective_key
 
     objective_key(objective)
-    base, series = _prepare(data, strategy, params, start, end, cash, dataset, tz, data_path)
+    base, loader = _base_config(data, strategy, params, start, end, cash, dataset, tz)
     candidates = _candidates(grid, random, seed)
+    series = _load(base, loader, data_path)
     result = run_sweep(
         base,
         series,
@@ -184,8 +188,9 @@ def walkforward(
     objective_key(objective)
     if not (0.0 < train < 1.0):
         raise ConfigError(f"--train must be a fraction strictly between 0 and 1, got {train:g}")
-    base, series = _prepare(data, strategy, params, start, end, cash, dataset, tz, data_path)
+    base, loader = _base_config(data, strategy, params, start, end, cash, dataset, tz)
     candidates = _candidates(grid, None, 0)
+    series = _load(base, loader, data_path)
     result = walk_forward(
         base,
         series,
@@ -303,12 +308,7 @@ def validate(
         raise ConfigError("name the symbols to validate, or pass --universe sample|sp500_20|stored")
     name, given = strategy_arg(strategy, param_args(params))
     base = build_config(chosen, name, given, start, end, cash, dataset=dataset)
-    if loader is not None:
-        series = loader(base)
-    else:
-        from tape.store.backtests import load_config_bars
-
-        series = load_config_bars(base, data_store(data_path))
+    series = _load(base, loader, data_path)
     result = validate_symbols(
         base,
         series,
