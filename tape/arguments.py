@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +24,7 @@ def cost_model(
     """The CostModel of the cost options. An option not given stays unset (the symbol's default),
     which keeps the config, and so the run id, of a run that does not use it what it was before."""
     given = {
-        name: value
+        name: _float(name, value)
         for name, value in (
             ("fee_bps", fee_bps),
             ("maker_fee_bps", maker_fee_bps),
@@ -31,7 +32,11 @@ def cost_model(
         )
         if value is not None
     }
-    return CostModel(slippage_bps=slippage_bps, commission=commission, **given)
+    return CostModel(
+        slippage_bps=_float("slippage_bps", slippage_bps),
+        commission=_float("commission", commission),
+        **given,
+    )
 
 
 def risk_config(
@@ -60,32 +65,51 @@ def risk_config(
     given stays unset, so the config, and so the run id, of a run that does not use it stays what it
     was before the option existed."""
     return RiskConfig(
-        risk_per_trade_pct=risk_per_trade,
-        stop_loss_pct=stop_loss,
-        take_profit_pct=take_profit,
-        max_position_size=max_position_size,
-        max_positions=max_positions,
-        max_daily_loss_pct=max_daily_loss,
-        fixed_qty=qty,
+        risk_per_trade_pct=_float("risk_per_trade", risk_per_trade),
+        stop_loss_pct=_float("stop_loss", stop_loss),
+        take_profit_pct=_float("take_profit", take_profit),
+        max_position_size=_float("max_position_size", max_position_size),
+        max_positions=_int("max_positions", max_positions),
+        max_daily_loss_pct=_float("max_daily_loss", max_daily_loss),
+        fixed_qty=_float("qty", qty),
         sizing=sizing,
-        atr_period=atr_period,
-        atr_stop_multiple=atr_stop,
-        min_avg_volume=min_avg_volume,
-        max_volume_pct=max_volume_pct,
+        atr_period=_int("atr_period", atr_period),
+        atr_stop_multiple=_float("atr_stop", atr_stop),
+        min_avg_volume=_float("min_avg_volume", min_avg_volume),
+        max_volume_pct=_float("max_volume_pct", max_volume_pct),
         regimes=regimes,
-        trend_adx=trend_adx,
-        volatile_atr_pct=volatile_atr,
-        max_correlation=max_correlation,
-        correlation_window=correlation_window,
+        trend_adx=_float("trend_adx", trend_adx),
+        volatile_atr_pct=_float("volatile_atr", volatile_atr),
+        max_correlation=_float("max_correlation", max_correlation),
+        correlation_window=_int("correlation_window", correlation_window),
         correlation_action=correlation_action,
-        **({} if qty_increment is None else {"qty_increment": qty_increment}),
+        **({} if qty_increment is None else {"qty_increment": _float("qty_increment", qty_increment)}),
     )
+
+
+def _float(name: str, value: Any) -> float:
+    # The config is hashed into the run id: 2 and 2.0 must record alike, as the command line's float.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"--{name.replace('_', '-')} must be a number, got {value!r}")
+    return float(value)
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"--{name.replace('_', '-')} must be a whole number, got {value!r}")
+    return int(value)
 
 
 def parse_day(text: str | None, option: str) -> str:
     """A YYYY-MM-DD option, normalised; "" when not given."""
     if not text:
         return ""
+    if isinstance(text, dt.date):  # datetime.date, datetime and pandas.Timestamp: their calendar day
+        return text.isoformat()[:10]
+    if not isinstance(text, str):
+        raise ConfigError(f"{option} expects a date like 2010-01-31, got {text!r}")
     try:
         return dt.date.fromisoformat(text).isoformat()
     except ValueError:
@@ -116,7 +140,7 @@ def build_config(
         timeframe=timeframe,
         adjust=adjust,
         dataset=dataset,
-        cash=cash,
+        cash=_float("cash", cash),
         cost=cost or CostModel(),
         risk=risk or RiskConfig(),
     )
