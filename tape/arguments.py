@@ -102,7 +102,7 @@ def _int(name: str, value: Any) -> int:
     return int(value)
 
 
-def parse_day(text: str | None, option: str) -> str:
+def parse_day(text: str | dt.date | None, option: str) -> str:
     """A YYYY-MM-DD option, normalised; "" when not given."""
     if not text:
         return ""
