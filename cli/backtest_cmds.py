@@ -190,16 +190,9 @@ def replay_cmd(
         result = rerun(log, run_id, data_path=where.data_path)
     same = result.first_difference is None
     if json:
-        out: dict[str, Any] = {
-            "run_id": result.run_id,
-            "identical": same,
-            "compared": result.compared,
-            "data_changed": result.data_changed,
-        }
-        if not same:
-            seq, old, new = result.first_difference  # type: ignore[misc]
-            out["first_difference"] = {"seq": seq, "recorded": as_dict(old), "rerun": as_dict(new)}
-        print_json(out)
+        from tape.api import rerun_json
+
+        print_json(rerun_json(result))
     else:
         for symbol in result.data_changed:
             err_console.print(f"[yellow]warning:[/yellow] {symbol}: the data differs from what the run read")
@@ -221,15 +214,9 @@ def _rerun_summary(log_path: Path, data_path: Path, summary_id: str, json: bool)
 
     result = rerun_summary(log_path, summary_id, data_path=data_path)
     if json:
-        print_json(
-            {
-                "summary": result.summary_id,
-                "run_id": result.run_id,
-                "identical": not result.mismatched,
-                "data_changed": result.data_changed,
-                "mismatched": {k: list(v) for k, v in result.mismatched.items()},
-            }
-        )
+        from tape.api import summary_rerun_json
+
+        print_json(summary_rerun_json(result))
     else:
         for symbol in result.data_changed:
             err_console.print(f"[yellow]warning:[/yellow] {symbol}: the data differs from what the job read")

@@ -18,13 +18,7 @@ design card's folders install inside this package as ``tape.events``, ``tape.sto
 from __future__ import annotations
 
 import importlib
-from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = _metadata.version("tape")
-except _metadata.PackageNotFoundError:  # running from a checkout that was never installed
-    __version__ = "0+unknown"
 
 # Public name -> the module that defines it (imported when the name is first used).
 _WHERE = {
@@ -72,7 +66,19 @@ if TYPE_CHECKING:
     from tape.result import JobResult, Result
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("tape")
+    except metadata.PackageNotFoundError:  # running from a checkout that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read from the installed metadata on demand: a slow import otherwise
+        globals()[name] = value = _version()
+        return value
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'tape' has no attribute {name!r}")
@@ -82,4 +88,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__all__, "__version__"})

@@ -231,8 +231,11 @@ def runs(*, log: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     from tape.store.log import EventLog
     from tape.store.runs import list_runs
 
-    with EventLog.open(log_file(log), readonly=True) as opened:
-        found = list_runs(opened)
+    path = log_file(log)
+    found = []
+    if log is not None or path.exists():  # this session's log exists once something was logged
+        with EventLog.open(path, readonly=True) as opened:
+            found = list_runs(opened)
     columns = ["mode", "strategy", "symbols", "start", "end", "status", "trades", "net_pnl", "first_seq"]
     frame = pd.DataFrame(
         [
