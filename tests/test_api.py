@@ -224,3 +224,28 @@ def test_readme_python_example_runs(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip(), "the example prints what it shows"
+
+
+def test_an_unknown_symbol_is_a_value_error_naming_it_and_logs_nothing(tmp_path: Path) -> None:
+    log = tmp_path / "t.db"
+    api.backtest("AAPL", log=log, **WINDOW)
+    before = _log_rows(log)
+    with pytest.raises(ValueError, match="unknown symbol 'NOPE'") as caught:
+        api.backtest("NOPE", log=log)
+    assert [Path(entry.path).name for entry in caught.traceback] == ["test_api.py", "boundary.py"]
+    assert _log_rows(log) == before
+
+
+def test_a_lone_dataframe_trades_under_its_symbol_attribute(tmp_path: Path) -> None:
+    bars = _aapl_bars()
+    bars.attrs["symbol"] = "xyz"
+    result = api.backtest(bars, tz="America/New_York", log=tmp_path / "t.db", **WINDOW)
+    assert result.summary["symbols"] == ["XYZ"]
+    assert set(result.trades["symbol"]) == {"XYZ"}
+
+
+def test_a_result_shows_its_headline_numbers_in_a_notebook(tmp_path: Path) -> None:
+    result = api.backtest("AAPL", log=tmp_path / "t.db", **WINDOW)
+    assert result.run_id in repr(result) and "total_trades=" in repr(result)
+    page = result._repr_html_()
+    assert result.run_id in page and "<table>" in page and "sharpe" in page
