@@ -249,3 +249,11 @@ def test_a_result_shows_its_headline_numbers_in_a_notebook(tmp_path: Path) -> No
     assert result.run_id in repr(result) and "total_trades=" in repr(result)
     page = result._repr_html_()
     assert result.run_id in page and "<table>" in page and "sharpe" in page
+
+
+def test_montecarlo_summary_equals_the_cli_json(ray_session: None, tape: TapeRunner, tmp_path: Path) -> None:
+    result = api.backtest("AAPL", log=tmp_path / "tape.db", **WINDOW)  # the log the command reads
+    cli = _cli_json(tape, "montecarlo", result.run_id, "--n", "500", "--seed", "3", "--workers", "1")
+    job = api.montecarlo(result, n=500, seed=3, charts=tmp_path / "charts")
+    assert job.summary == cli
+    assert list(job.table.index) == ["final_return_pct", "max_drawdown_pct"]
