@@ -189,7 +189,7 @@ def replay(
         )
     with EventLog.open(log_path, readonly=True) as opened:
         if not rerun:
-            return Result(replay_report(opened, run), log=log_path)
+            return Result(replay_report(opened, run), log=log_path, data_path=data_store(data_path))
         found = rerun_run(opened, run, data_path=data_store(data_path))
     return as_json_value(rerun_json(found))
 

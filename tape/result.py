@@ -51,9 +51,11 @@ class Result:
         log: Path,
         series: list[BarSeries] | None = None,
         outcome: Any = None,
+        data_path: Path | None = None,
     ) -> None:
         self._report = report
         self._series = series
+        self._data_path = data_path  # where a result read back from the log finds its bars to plot
         self._cache: dict[str, Any] = {}
         self.log = log
         self.outcome = outcome  # the store's BacktestOutcome (the CLI reads the append and the bars)
@@ -209,7 +211,7 @@ class Result:
 
             try:
                 config = _msgspec.convert(self._report.config, BacktestConfig)
-                self._series = load_config_bars(config, None)
+                self._series = load_config_bars(config, self._data_path)
             except (TapeError, _msgspec.ValidationError):
                 self._series = []
         return self._series
