@@ -18,7 +18,7 @@ from tape.events.errors import ConfigError
 from tape.events.render import as_dict, summarize
 from tape.events.report import market_time, report_json
 from tape.store.backtest_files import write_backtest_files
-from tape.store.backtests import backtest, replay_report, rerun
+from tape.store.backtests import replay_report, rerun
 from tape.store.explain import explain_trade
 from tape.store.log import EventLog
 from tape.store.runs import find_run
@@ -97,21 +97,25 @@ def backtest_cmd(
     ] = False,
 ) -> None:
     """Backtest a strategy on stored bars; append every decision to the log and print the summary."""
-    config = opt.build_config(
-        symbols,
-        strategy,
-        param,
-        start,
-        end,
-        cash,
-        timeframe=timeframe,
-        adjust=not no_adjust,
-        dataset=dataset,
-        cost=opt.cost_model(slippage_bps, commission, fee_bps),
-        risk=opt.risk_config(
-            risk_per_trade=risk_per_trade,
+    from tape.api import backtest
+
+    where = settings(ctx)
+    show_progress = not json and err_console.is_terminal
+    with _progress_bar(show_progress) as update:
+        # The API's own function (unwrapped: messages keep the options' --names).
+        result = backtest.__wrapped__(
+            symbols,
+            strategy,
+            params=param,
+            start=start,
+            end=end,
+            cash=cash,
+            slippage_bps=slippage_bps,
+            commission=commission,
+            fee_bps=fee_bps,
             stop_loss=stop_loss,
             take_profit=take_profit,
+            risk_per_trade=risk_per_trade,
             max_position_size=max_position_size,
             max_positions=max_positions,
             max_daily_loss=max_daily_loss,
@@ -128,18 +132,20 @@ def backtest_cmd(
             max_correlation=max_correlation,
             correlation_window=correlation_window,
             correlation_action=correlation_action,
-        ),
-    )
-    where = settings(ctx)
-    show_progress = not json and err_console.is_terminal
-    with _progress_bar(show_progress) as update:
-        outcome = backtest(config, log_path=where.log_path, data_path=where.data_path, progress=update)
+            timeframe=timeframe,
+            dataset=dataset,
+            adjust=not no_adjust,
+            log=where.log_path,
+            data_path=where.data_path,
+            progress=update,
+        )
+    outcome = result.outcome
     report = outcome.report
     files = None
     if not no_files:
         files = write_backtest_files(report, outcome.series, root=Path.cwd(), day=dt.date.today().isoformat())
     if json:
-        print_json(report_json(report))
+        print_json(result.summary)
         return
     render_report(report)
     if outcome.duplicate:
@@ -184,16 +190,9 @@ def replay_cmd(
         result = rerun(log, run_id, data_path=where.data_path)
     same = result.first_difference is None
     if json:
-        out: dict[str, Any] = {
-            "run_id": result.run_id,
-            "identical": same,
-            "compared": result.compared,
-            "data_changed": result.data_changed,
-        }
-        if not same:
-            seq, old, new = result.first_difference  # type: ignore[misc]
-            out["first_difference"] = {"seq": seq, "recorded": as_dict(old), "rerun": as_dict(new)}
-        print_json(out)
+        from tape.api import rerun_json
+
+        print_json(rerun_json(result))
     else:
         for symbol in result.data_changed:
             err_console.print(f"[yellow]warning:[/yellow] {symbol}: the data differs from what the run read")
@@ -215,15 +214,9 @@ def _rerun_summary(log_path: Path, data_path: Path, summary_id: str, json: bool)
 
     result = rerun_summary(log_path, summary_id, data_path=data_path)
     if json:
-        print_json(
-            {
-                "summary": result.summary_id,
-                "run_id": result.run_id,
-                "identical": not result.mismatched,
-                "data_changed": result.data_changed,
-                "mismatched": {k: list(v) for k, v in result.mismatched.items()},
-            }
-        )
+        from tape.api import summary_rerun_json
+
+        print_json(summary_rerun_json(result))
     else:
         for symbol in result.data_changed:
             err_console.print(f"[yellow]warning:[/yellow] {symbol}: the data differs from what the job read")

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 import typer
 
-from tape.events.backtest import BacktestConfig
-from tape.events.costs import CostModel
-from tape.events.errors import ConfigError
-from tape.events.risk import RiskConfig
-from tape.events.strategies import parse_param_args
+# The config builders are the Python API's: a command and its API call build the same config.
+from tape.arguments import build_config, cost_model, parse_day, risk_config
+
+__all__ = ["build_config", "cost_model", "parse_day", "risk_config"]
 
 Symbols = Annotated[list[str], typer.Argument(help="One or more symbols; several share cash and limits.")]
 Strategy = Annotated[str, typer.Option("--strategy", "-s", help="Strategy name (see `tape strategies`).")]
@@ -108,115 +106,3 @@ TradeUpdates = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-
-
-def cost_model(
-    slippage_bps: float,
-    commission: float,
-    fee_bps: float | None = None,
-    maker_fee_bps: float | None = None,
-    stop_band_bps: float | None = None,
-) -> CostModel:
-    """The CostModel of the cost options. An option not given stays unset (the symbol's default),
-    which keeps the config, and so the run id, of a run that does not use it what it was before."""
-    given = {
-        name: value
-        for name, value in (
-            ("fee_bps", fee_bps),
-            ("maker_fee_bps", maker_fee_bps),
-            ("stop_band_bps", stop_band_bps),
-        )
-        if value is not None
-    }
-    return CostModel(slippage_bps=slippage_bps, commission=commission, **given)
-
-
-def risk_config(
-    *,
-    risk_per_trade: float,
-    stop_loss: float,
-    take_profit: float,
-    max_position_size: float,
-    max_positions: int,
-    max_daily_loss: float,
-    qty: float,
-    qty_increment: float | None,
-    sizing: str,
-    atr_period: int,
-    atr_stop: float,
-    min_avg_volume: float,
-    max_volume_pct: float,
-    regimes: str,
-    trend_adx: float,
-    volatile_atr: float,
-    max_correlation: float,
-    correlation_window: int,
-    correlation_action: str,
-) -> RiskConfig:
-    """The RiskConfig of the risk options (named as on the command line). ``--qty-increment`` not
-    given stays unset, so the config, and so the run id, of a run that does not use it stays what it
-    was before the option existed."""
-    return RiskConfig(
-        risk_per_trade_pct=risk_per_trade,
-        stop_loss_pct=stop_loss,
-        take_profit_pct=take_profit,
-        max_position_size=max_position_size,
-        max_positions=max_positions,
-        max_daily_loss_pct=max_daily_loss,
-        fixed_qty=qty,
-        sizing=sizing,
-        atr_period=atr_period,
-        atr_stop_multiple=atr_stop,
-        min_avg_volume=min_avg_volume,
-        max_volume_pct=max_volume_pct,
-        regimes=regimes,
-        trend_adx=trend_adx,
-        volatile_atr_pct=volatile_atr,
-        max_correlation=max_correlation,
-        correlation_window=correlation_window,
-        correlation_action=correlation_action,
-        **({} if qty_increment is None else {"qty_increment": qty_increment}),
-    )
-
-
-def parse_day(text: str | None, option: str) -> str:
-    """A YYYY-MM-DD option, normalised; "" when not given."""
-    if not text:
-        return ""
-    try:
-        return dt.date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise ConfigError(f"{option} expects a date like 2010-01-31, got {text!r}") from None
-
-
-def build_config(
-    symbols: list[str],
-    strategy: str,
-    param: list[str] | None,
-    start: str | None,
-    end: str | None,
-    cash: float,
-    *,
-    timeframe: str = "1Day",
-    adjust: bool = True,
-    dataset: str = "",
-    cost: CostModel | None = None,
-    risk: RiskConfig | None = None,
-) -> BacktestConfig:
-    """The BacktestConfig of a command's options (validated: bad values raise ConfigError)."""
-    config = BacktestConfig(
-        symbols=list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip())),
-        strategy=strategy,
-        params=parse_param_args(param or []),
-        start=parse_day(start, "--start"),
-        end=parse_day(end, "--end"),
-        timeframe=timeframe,
-        adjust=adjust,
-        dataset=dataset,
-        cash=cash,
-        cost=cost or CostModel(),
-        risk=risk or RiskConfig(),
-    )
-    if config.start and config.end and config.start > config.end:
-        raise ConfigError(f"--start {config.start} is after --end {config.end}")
-    return config

@@ -13,9 +13,7 @@ from rich.table import Table
 
 from tape.cli import options as opt
 from tape.cli.common import console, err_console, fmt_ts, print_json, settings
-from tape.events.backtest import BacktestConfig
-from tape.events.errors import ConfigError
-from tape.events.sweep import expand_grid, objective_key, parse_grid_args, sample_grid
+from tape.events.sweep import objective_key
 
 Workers = Annotated[int | None, typer.Option("--workers", min=1, help="CPUs for a local Ray (default: all).")]
 
@@ -47,17 +45,6 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] 
         bar.stop()
 
 
-def _candidates(grid: list[str], random_n: int | None, seed: int) -> list[dict[str, Any]]:
-    parsed = parse_grid_args(grid)
-    return sample_grid(parsed, random_n, seed) if random_n else expand_grid(parsed)
-
-
-def _load(base: BacktestConfig, data_path: Path) -> list[Any]:
-    from tape.store.backtests import load_config_bars
-
-    return load_config_bars(base, data_path)
-
-
 def optimize_cmd(
     ctx: typer.Context,
     symbols: opt.Symbols,
@@ -87,50 +74,37 @@ def optimize_cmd(
     json: opt.Json = False,
 ) -> None:
     """Search strategy parameters on the given (training) period; ranked table and a heatmap PNG."""
-    from tape.actors.validation import optimize
-    from tape.store.charts import plot_heatmap
+    from tape.jobs import optimize
 
-    objective_key(objective)
-    base = opt.build_config(symbols, strategy, param, start, end, cash, dataset=dataset)
-    candidates = _candidates(grid or [], random_n, seed)
-    series = _load(base, settings(ctx).data_path)
+    where = settings(ctx)
     with _progress("optimize", not json and err_console.is_terminal) as update:
-        result = optimize(
-            base,
-            series,
-            candidates,
+        job = optimize.__wrapped__(
+            symbols,
+            strategy,
+            grid=grid or [],
+            random=random_n,
+            seed=seed,
             objective=objective,
-            log_path=settings(ctx).log_path,
+            params=param,
+            start=start,
+            end=end,
+            dataset=dataset,
+            cash=cash,
             address=address,
             workers=workers,
+            log=where.log_path,
+            data_path=where.data_path,
+            charts=Path.cwd() / "charts",
             progress=update,
         )
-    names = sorted(result.ranked[0].params) if result.ranked else []
-    varied = [n for n in names if len({str(r.params[n]) for r in result.ranked}) > 1]
-    heatmap = None
-    if len(varied) == 2:
-        heatmap = plot_heatmap(
-            [(r.params, r.score) for r in result.ranked],
-            varied[0],
-            varied[1],
-            objective,
-            Path.cwd() / "charts" / f"heatmap_{'-'.join(base.symbols)}_{strategy}.png",
-        )
     if json:
-        print_json(
-            {
-                "job_id": result.job_id,
-                "objective": objective,
-                "best": {"params": result.ranked[0].params, **result.ranked[0].metrics},
-                "results": [{"params": r.params, "score": r.score, **r.metrics} for r in result.ranked],
-                "skipped": result.skipped,
-                "heatmap": str(heatmap) if heatmap else None,
-            }
-        )
+        print_json(job.summary)
         return
+    result, heatmap = job.raw, job.summary["heatmap"]
+    base_symbols = [s.strip().upper() for s in dict.fromkeys(symbols) if s.strip()]
     key, _ = objective_key(objective)
     table = Table(
-        title=f"{strategy} on {' '.join(base.symbols)}: {len(result.ranked)} parameter sets by {objective}"
+        title=f"{strategy} on {' '.join(base_symbols)}: {len(result.ranked)} parameter sets by {objective}"
     )
     for column in ("#", "params", key, "return %", "trades", "max dd %", "win %"):
         table.add_column(column, justify="left" if column == "params" else "right")
@@ -181,67 +155,37 @@ def walkforward_cmd(
     json: opt.Json = False,
 ) -> None:
     """Optimise on each train window, test the winner out of sample; flag overfitting; stitched OOS curve."""
-    from tape.actors.validation import walk_forward
-    from tape.store.charts import plot_equity_line
+    from tape.jobs import walkforward
 
-    objective_key(objective)
-    if not (0.0 < train < 1.0):
-        raise ConfigError(f"--train must be a fraction strictly between 0 and 1, got {train:g}")
-    base = opt.build_config(symbols, strategy, param, start, end, cash, dataset=dataset)
-    candidates = _candidates(grid or [], None, 0)
-    series = _load(base, settings(ctx).data_path)
+    where = settings(ctx)
     with _progress("walk-forward", not json and err_console.is_terminal) as update:
-        result = walk_forward(
-            base,
-            series,
-            candidates,
-            objective=objective,
-            folds=folds,
+        job = walkforward.__wrapped__(
+            symbols,
+            strategy,
+            grid=grid or [],
             train=train,
+            folds=folds,
             anchored=anchored,
-            log_path=settings(ctx).log_path,
+            objective=objective,
+            params=param,
+            start=start,
+            end=end,
+            dataset=dataset,
+            cash=cash,
             address=address,
             workers=workers,
+            log=where.log_path,
+            data_path=where.data_path,
+            charts=Path.cwd() / "charts",
             progress=update,
         )
-    chart = (
-        plot_equity_line(
-            result.oos_ts,
-            result.oos_equity,
-            f"walk-forward out-of-sample equity: {strategy} on {' '.join(base.symbols)}",
-            Path.cwd() / "charts" / f"walkforward_{'-'.join(base.symbols)}_{strategy}.png",
-        )
-        if result.oos_ts
-        else None
-    )
     if json:
-        out = {
-            "job_id": result.job_id,
-            "objective": objective,
-            "oos_return_pct": round(result.oos_return_pct, 4),
-            "overfit_folds": result.overfit_folds,
-            "folds": [
-                {
-                    "fold": f.fold,
-                    "train": [
-                        fmt_ts(f.train_start_ts, date_only=True),
-                        fmt_ts(f.train_end_ts, date_only=True),
-                    ],
-                    "test": [fmt_ts(f.test_start_ts, date_only=True), fmt_ts(f.test_end_ts, date_only=True)],
-                    "params": f.params,
-                    "train_metrics": f.train,
-                    "test_metrics": f.test,
-                    "efficiency": f.efficiency,
-                    "overfit": f.overfit,
-                }
-                for f in result.folds
-            ],
-            "chart": str(chart) if chart else None,
-        }
-        print_json(out)
+        print_json(job.summary)
         return
+    result, chart = job.raw, job.summary["chart"]
+    base_symbols = [s.strip().upper() for s in dict.fromkeys(symbols) if s.strip()]
     table = Table(
-        title=f"walk-forward of {strategy} on {' '.join(base.symbols)} "
+        title=f"walk-forward of {strategy} on {' '.join(base_symbols)} "
         f"({'anchored' if anchored else 'rolling'}, {objective})"
     )
     for column in ("fold", "train", "test", "params", "train ret %", "test ret %", "efficiency", ""):
@@ -280,45 +224,26 @@ def montecarlo_cmd(
     json: opt.Json = False,
 ) -> None:
     """Shuffle or resample a run's trades: return and drawdown distributions, ruin odds, a fan chart."""
-    import numpy as np
+    from tape.jobs import montecarlo
 
-    from tape.actors.jobs import run_montecarlo
-    from tape.events.montecarlo import verdict
-    from tape.store.backtests import replay_report
-    from tape.store.charts import plot_fan
-    from tape.store.log import EventLog
-
-    if method not in ("shuffle", "bootstrap"):
-        raise ConfigError(f"unknown method {method!r}; choose shuffle or bootstrap")
-    if n < 1:
-        raise ConfigError(f"--n must be at least 1, got {n}")
-    with EventLog.open(settings(ctx).log_path, readonly=True) as log:
-        report = replay_report(log, run_id)
-    pnls = np.array([t.pnl for t in report.trades])
-    if pnls.size == 0:
-        raise ConfigError(f"run {report.run_id} has no closed trades to resample")
-    result = run_montecarlo(
-        pnls,
-        start_equity=float(report.config.get("cash", 100_000.0)),
+    job = montecarlo.__wrapped__(
+        run_id,
         n=n,
         seed=seed,
         method=method,
-        ruin_drawdown_pct=ruin,
+        ruin=ruin,
         address=address,
         workers=workers,
+        log=settings(ctx).log_path,
+        charts=Path.cwd() / "charts",
     )
-    chart = plot_fan(
-        result.bands,
-        f"Monte Carlo ({method}, n={n}, seed={seed}) of run {report.run_id}",
-        Path.cwd() / "charts" / f"montecarlo_{report.run_id}.png",
-    )
-    reading = verdict(result)
     if json:
-        out = {k: v for k, v in __import__("msgspec").to_builtins(result).items() if k != "bands"}
-        print_json({"run_id": report.run_id, **out, "verdict": reading, "chart": str(chart)})
+        print_json(job.summary)
         return
+    result, chart, reading = job.raw, job.summary["chart"], job.summary["verdict"]
+    report_run_id = job.summary["run_id"]
     table = Table(
-        title=f"Monte Carlo of {report.run_id}: {result.trades} trades, {n:,} {method} paths, seed {seed}"
+        title=f"Monte Carlo of {report_run_id}: {result.trades} trades, {n:,} {method} paths, seed {seed}"
     )
     table.add_column("")
     for q in ("p5", "p25", "p50", "p75", "p95", "mean"):
@@ -359,57 +284,30 @@ def validate_cmd(
     json: opt.Json = False,
 ) -> None:
     """Which symbols a strategy works on: each symbol alone over the whole range and several periods."""
-    from tape.actors.validation import validate_symbols
-    from tape.store.market import BUNDLED_NAMES, bundled_symbols, list_datasets
+    from tape.jobs import validate
 
-    chosen = list(symbols or [])
-    if universe == "stored":
-        chosen += sorted({d.symbol for d in list_datasets(settings(ctx).data_path) if d.timeframe == "1Day"})
-    elif universe is not None:
-        if dataset and dataset != universe:
-            raise ConfigError(f"--universe {universe} reads its own dataset; drop --dataset {dataset}")
-        if universe not in BUNDLED_NAMES:
-            raise ConfigError(f"unknown universe {universe!r}; use {', '.join(BUNDLED_NAMES)} or stored")
-        chosen += bundled_symbols(universe)
-        dataset = universe
-    if not chosen:
-        raise ConfigError("name the symbols to validate, or pass --universe sample|sp500_20|stored")
-    base = opt.build_config(chosen, strategy, param, start, end, cash, dataset=dataset)
-    series = _load(base, settings(ctx).data_path)
+    where = settings(ctx)
     with _progress("validate", not json and err_console.is_terminal) as update:
-        result = validate_symbols(
-            base,
-            series,
+        job = validate.__wrapped__(
+            list(symbols) if symbols else None,
+            strategy,
+            universe=universe,
+            params=param,
             periods=periods,
-            log_path=settings(ctx).log_path,
+            start=start,
+            end=end,
+            dataset=dataset,
+            cash=cash,
             address=address,
             workers=workers,
+            log=where.log_path,
+            data_path=where.data_path,
             progress=update,
         )
     if json:
-        print_json(
-            {
-                "job_id": result.job_id,
-                "strategy": result.strategy,
-                "params": result.params,
-                "periods": [
-                    [fmt_ts(lo, date_only=True), fmt_ts(hi, date_only=True)]
-                    for lo, hi in result.period_bounds
-                ],
-                "symbols": [
-                    {
-                        "symbol": v.symbol,
-                        "recommended": v.recommended,
-                        "consistency": v.consistency,
-                        "profitable_periods": v.profitable_periods,
-                        "full": v.full,
-                        "periods": v.periods,
-                    }
-                    for v in result.symbols
-                ],
-            }
-        )
+        print_json(job.summary)
         return
+    result = job.raw
     table = Table(title=f"{strategy} {result.params} on {len(result.symbols)} symbols, {periods} periods")
     for column in ("symbol", "return %", "sharpe", "trades", "max dd %", "profitable periods", "trade it?"):
         table.add_column(column, justify="left" if column in ("symbol", "trade it?") else "right")

@@ -7,9 +7,9 @@ class TapeError(Exception):
     exit_code = 2
 
 
-class ConfigError(TapeError):
-    """A parameter, option or configuration value is invalid."""
+class ConfigError(TapeError, ValueError):
+    """A parameter, option or configuration value is invalid (a ValueError, as Python code expects)."""
 
 
-class DataError(TapeError):
+class DataError(TapeError, ValueError):
     """Market data is missing, malformed or does not cover what was asked for."""

@@ -11,12 +11,15 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from tape.events.bars import BarSeries
 from tape.events.report import RunReport, report_json, trade_rows
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TRADE_COLUMNS = [
     "n",
@@ -84,20 +87,17 @@ def buy_and_hold_curve(report: RunReport, series: Sequence[BarSeries], ts: np.nd
     return value * cash / max(len(series), 1)
 
 
-def plot_equity(report: RunReport, series: Sequence[BarSeries], path: Path) -> None:
-    """Equity vs buy-and-hold on top, drawdown below."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def equity_figure(report: RunReport, series: Sequence[BarSeries]) -> Figure:
+    """Equity vs buy-and-hold on top, drawdown below: a matplotlib Figure built without pyplot, so
+    nothing touches a display or pyplot's global state (a notebook shows it, a file saves it)."""
+    from matplotlib.figure import Figure
 
     ts = np.array([m.ts for m in report.marks], dtype=np.int64)
     when = ts.astype("datetime64[ns]")
     equity = np.array([m.equity for m in report.marks])
     drawdown = -np.array([m.drawdown_pct for m in report.marks])
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}, constrained_layout=True
-    )
+    fig = Figure(figsize=(11, 6.5), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     top.plot(when, equity, color="#1f77b4", linewidth=1.3, label=f"{report.strategy} (net of costs)")
     if series:
         top.plot(
@@ -108,10 +108,15 @@ def plot_equity(report: RunReport, series: Sequence[BarSeries], path: Path) -> N
     top.set_ylabel("equity ($)")
     top.grid(alpha=0.3)
     top.legend(loc="upper left")
-    bottom.fill_between(when, drawdown, 0.0, color="#d62728", alpha=0.4, step="post")
+    bottom.fill_between(when, drawdown, 0.0, color="#d62728", alpha=0.4, step="post", label="drawdown")
     bottom.set_ylabel("drawdown (%)")
     bottom.grid(alpha=0.3)
+    return fig
+
+
+def plot_equity(report: RunReport, series: Sequence[BarSeries], path: Path) -> None:
+    """Equity vs buy-and-hold on top, drawdown below, saved as a PNG (whole or not at all)."""
+    fig = equity_figure(report, series)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
-    plt.close(fig)
     os.replace(tmp, path)

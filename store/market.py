@@ -292,6 +292,20 @@ def load_bars(
     parse_timeframe(timeframe)
     symbol = symbol.strip().upper()
     frame = _find_frame(symbol, timeframe, data_path, dataset)
+    return series_from_frame(symbol, timeframe, frame, start=start, end=end, adjust=adjust)
+
+
+def series_from_frame(
+    symbol: str,
+    timeframe: str,
+    frame: _Frame,
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    adjust: bool = True,
+) -> BarSeries:
+    """The bars of ``frame`` within [start, end] days, adjusted by its adjusted close when asked:
+    what :func:`load_bars` returns for a stored frame (and the Python API for a DataFrame)."""
     lo = day_start_ns(start, "--start") if start else None
     hi = day_start_ns(end, "--end") + NS_PER_DAY - 1 if end else None
     if lo is not None and hi is not None and lo > hi:
@@ -386,38 +400,50 @@ def read_bars_file(path: Path, timeframe: str = SAMPLE_TIMEFRAME) -> tuple[_Fram
         ) from None
     if frame.empty:
         raise DataError(f"{path.name}: no rows")
-    lower = {str(c).strip().lower(): c for c in frame.columns}
+    return frame_from_table(frame, path.name, first_line=first_line, source="import"), first_line
+
+
+def frame_from_table(table: pd.DataFrame, name: str, *, first_line: int, source: str) -> _Frame:
+    """The columns of a table of bars (a file's rows, or a DataFrame with its index as a column),
+    found by their usual names in any case; naive times are taken as exchange-local (New York).
+    ``name`` and ``first_line`` place errors: a missing timestamp is named by its line."""
+    lower = {str(c).strip().lower(): c for c in table.columns}
     found: dict[str, Any] = {}
-    for name, aliases in _ALIASES.items():
+    for column_name, aliases in _ALIASES.items():
         column = next((lower[a] for a in aliases if a in lower), None)
-        if column is None and name != "adj_close":
-            wanted = "date/timestamp" if name == "ts" else name
-            columns = ", ".join(map(str, frame.columns))
-            raise DataError(f"{path.name}: no {wanted} column (columns: {columns})")
-        found[name] = column
+        if column is None and column_name != "adj_close":
+            wanted = "date/timestamp" if column_name == "ts" else column_name
+            columns = ", ".join(map(str, table.columns))
+            raise DataError(f"{name}: no {wanted} column (columns: {columns})")
+        found[column_name] = column
     try:
-        stamps = pd.to_datetime(frame[found["ts"]])
+        stamps = pd.to_datetime(table[found["ts"]])
     except (ValueError, TypeError) as exc:
-        raise DataError(f"{path.name}: unreadable timestamp: {exc}") from None
+        raise DataError(f"{name}: unreadable timestamp: {exc}") from None
     bad_time = stamps.isna().to_numpy()
     if bad_time.any():
-        raise DataError(
-            f"{path.name}: line {int(np.flatnonzero(bad_time)[0]) + first_line}: missing timestamp"
-        )
+        raise DataError(f"{name}: line {int(np.flatnonzero(bad_time)[0]) + first_line}: missing timestamp")
     if stamps.dt.tz is None:
         # Naive times are exchange-local (daily rows are dates: midnight in New York).
         stamps = stamps.dt.tz_localize(NY_TZ, ambiguous="NaT", nonexistent="NaT")
     ts = stamps.dt.as_unit("ns").astype("int64").to_numpy()
     cols: dict[str, np.ndarray] = {}
-    for name in (*COLUMNS, "adj_close"):
-        if found.get(name) is None:
+    for column_name in (*COLUMNS, "adj_close"):
+        if found.get(column_name) is None:
             continue
-        values = pd.to_numeric(frame[found[name]], errors="coerce").to_numpy(np.float64)
-        cols[name] = values
-    return (
-        _Frame(ts=ts, **{c: cols[c] for c in COLUMNS}, adj_close=cols.get("adj_close"), source="import"),
-        first_line,
-    )
+        values = pd.to_numeric(table[found[column_name]], errors="coerce").to_numpy(np.float64)
+        cols[column_name] = values
+    return _Frame(ts=ts, **{c: cols[c] for c in COLUMNS}, adj_close=cols.get("adj_close"), source=source)
+
+
+def find_bad_row(frame: _Frame) -> tuple[int, str] | None:
+    """The first row of ``frame`` that breaks a bar rule (adjusted close included), with the rule."""
+    problem = find_bad_bar(frame.ts, frame.open, frame.high, frame.low, frame.close, frame.volume)
+    if problem is None and frame.adj_close is not None:
+        bad_adj = ~(np.isfinite(frame.adj_close) & (frame.adj_close > 0))
+        if bad_adj.any():
+            problem = (int(np.flatnonzero(bad_adj)[0]), "has a missing or non-positive adjusted close")
+    return problem
 
 
 def import_bars_file(
@@ -430,11 +456,7 @@ def import_bars_file(
     if not symbol:
         raise ConfigError("--symbol must not be empty")
     frame, first_line = read_bars_file(path, timeframe)
-    problem = find_bad_bar(frame.ts, frame.open, frame.high, frame.low, frame.close, frame.volume)
-    if problem is None and frame.adj_close is not None:
-        bad_adj = ~(np.isfinite(frame.adj_close) & (frame.adj_close > 0))
-        if bad_adj.any():
-            problem = (int(np.flatnonzero(bad_adj)[0]), "has a missing or non-positive adjusted close")
+    problem = find_bad_row(frame)
     if problem is not None:
         row, why = problem
         raise DataError(f"{path.name}: line {row + first_line} {why}; nothing imported")

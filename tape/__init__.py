@@ -1,15 +1,91 @@
-"""tape: an actor-based, event-sourced trading engine.
+"""tape: an actor-based, event-sourced trading engine, from Python or the ``tape`` command.
 
-The repository keeps the design card's folders at its root (``events/``, ``store/``, ``actors/``,
-``cli/``); they install inside this package as ``tape.events``, ``tape.store``, ``tape.actors`` and
-``tape.cli``, so ``tape`` is the only top-level name the distribution claims.
+    import tape
+    r = tape.backtest("AAPL", "sma_cross", params={"short": 10, "long": 50})
+    r.summary["return_pct"], r.trades, r.equity, r.plot()
+
+Every call is logged like its command (``log=`` a path, or this session's temporary log) and returns
+pandas objects: :func:`backtest`, :func:`optimize`, :func:`walkforward`, :func:`validate`,
+:func:`montecarlo`, :func:`replay`, :func:`runs`; bad arguments raise :class:`ConfigError` (a
+ValueError). Write strategies by subclassing :class:`Strategy` (sides :data:`BUY`, :data:`SELL`,
+:data:`HOLD` in a :class:`SignalSeries`). ``help(tape.backtest)`` says the rest.
+
+The public names load on first use, so ``import tape`` stays light (no Ray, no matplotlib). The
+design card's folders install inside this package as ``tape.events``, ``tape.store``,
+``tape.actors`` and ``tape.cli``: internals, not API.
 """
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
+import importlib
+from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = _metadata.version("tape")
-except _metadata.PackageNotFoundError:  # running from a checkout that was never installed
-    __version__ = "0+unknown"
+# Public name -> the module that defines it (imported when the name is first used).
+_WHERE = {
+    "backtest": "tape.api",
+    "replay": "tape.api",
+    "runs": "tape.api",
+    "optimize": "tape.jobs",
+    "walkforward": "tape.jobs",
+    "validate": "tape.jobs",
+    "montecarlo": "tape.jobs",
+    "Result": "tape.result",
+    "JobResult": "tape.result",
+    "ConfigError": "tape.events.errors",
+    "Strategy": "tape.events.strategies.base",
+    "BUY": "tape.events.strategies.base",
+    "SELL": "tape.events.strategies.base",
+    "HOLD": "tape.events.strategies.base",
+    "SignalSeries": "tape.events.strategies.base",
+}
+
+__all__ = [
+    "BUY",
+    "HOLD",
+    "SELL",
+    "ConfigError",
+    "JobResult",
+    "Result",
+    "SignalSeries",
+    "Strategy",
+    "backtest",
+    "montecarlo",
+    "optimize",
+    "replay",
+    "runs",
+    "validate",
+    "walkforward",
+]
+assert sorted(__all__) == sorted(_WHERE)
+
+if TYPE_CHECKING:
+    from tape.api import backtest, replay, runs
+    from tape.events.errors import ConfigError
+    from tape.events.strategies.base import BUY, HOLD, SELL, SignalSeries, Strategy
+    from tape.jobs import montecarlo, optimize, validate, walkforward
+    from tape.result import JobResult, Result
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("tape")
+    except metadata.PackageNotFoundError:  # running from a checkout that was never installed
+        return "0+unknown"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read from the installed metadata on demand: a slow import otherwise
+        globals()[name] = value = _version()
+        return value
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tape' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, "__version__"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -43,13 +44,17 @@ def test_wheel_has_tape_as_its_only_top_level_package(wheel: Path) -> None:
     assert any(name.startswith("tape/store/sample/") and name.endswith(".csv.gz") for name in names)
 
 
-def test_installed_wheel_imports_and_runs_without_the_checkout(wheel: Path, tmp_path: Path) -> None:
-    target = tmp_path / "site"
+def _install(wheel: Path, target: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", target, wheel],
         check=True,
         capture_output=True,
     )
+
+
+def test_installed_wheel_imports_and_runs_without_the_checkout(wheel: Path, tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    _install(wheel, target)
     assert {p.name for p in target.iterdir() if not p.name.endswith(".dist-info")} - {"bin"} == {"tape"}
     code = (
         "import tape, tape.events.schema, tape.cli.app;"
@@ -61,3 +66,28 @@ def test_installed_wheel_imports_and_runs_without_the_checkout(wheel: Path, tmp_
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
     )
     assert all(line.startswith(str(target)) for line in out.stdout.splitlines()), out.stdout
+
+
+def test_installed_wheel_backtests_from_python_as_its_command_does(wheel: Path, tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    _install(wheel, target)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "TAPE_LOG": str(work / "cli.db")}
+    code = (
+        "import tape; print(tape.__file__); print(tape.backtest('AAPL', 'sma_cross').summary['total_trades'])"
+    )
+    api = subprocess.run(
+        [sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, check=True
+    )
+    where, trades = api.stdout.split()
+    assert where.startswith(str(target))
+    cli = subprocess.run(
+        [sys.executable, "-m", "tape.cli.app", "backtest", "AAPL", "--json", "--no-files"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(trades) == json.loads(cli.stdout)["total_trades"] > 0

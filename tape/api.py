@@ -1,0 +1,268 @@
+"""``tape.backtest``, ``tape.replay``, ``tape.runs``: backtests from Python, logged like the CLI's.
+
+``tape backtest`` calls :func:`backtest` itself (through ``backtest.__wrapped__``, which keeps the CLI's
+``--option`` wording in messages), so the command and the function cannot disagree.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tape.arguments import build_config, cost_model, param_args, risk_config, strategy_arg
+from tape.boundary import public
+from tape.data_input import data_store, resolve_data
+from tape.result import Result, as_json_value
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Progress = Callable[[int, int], None]
+
+_session_dir: list[Path] = []
+
+
+def session_log() -> Path:
+    """This Python process's temporary log: where ``log=None`` writes, removed when Python exits."""
+    if not _session_dir:
+        folder = Path(tempfile.mkdtemp(prefix="tape-session-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _session_dir.append(folder)
+    return _session_dir[0] / "tape.db"
+
+
+def log_file(log: str | os.PathLike[str] | None) -> Path:
+    """The log a call reads or appends to: ``log`` as given (like ``--log``), else the session's."""
+    return session_log() if log is None else Path(log)
+
+
+@public
+def backtest(
+    data: Any,
+    strategy: Any = "sma_cross",
+    *,
+    params: dict[str, Any] | list[str] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    cash: float = 100_000.0,
+    slippage_bps: float = 5.0,
+    commission: float = 2.5,
+    fee_bps: float | None = None,
+    stop_loss: float = 5.0,
+    take_profit: float = 10.0,
+    risk_per_trade: float = 2.0,
+    max_position_size: float = 100.0,
+    max_positions: int = 3,
+    max_daily_loss: float = 5.0,
+    qty: float = 0.0,
+    qty_increment: float | None = None,
+    sizing: str = "percent",
+    atr_period: int = 14,
+    atr_stop: float = 2.0,
+    min_avg_volume: float = 0.0,
+    max_volume_pct: float = 0.0,
+    regimes: str = "",
+    trend_adx: float = 25.0,
+    volatile_atr: float = 4.0,
+    max_correlation: float = 0.0,
+    correlation_window: int = 60,
+    correlation_action: str = "reject",
+    timeframe: str = "1Day",
+    dataset: str = "",
+    adjust: bool = True,
+    tz: str | None = None,
+    log: str | os.PathLike[str] | None = None,
+    data_path: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+) -> Result:
+    """Backtest a strategy and log every decision; returns a :class:`tape.Result`.
+
+    ``data``: a symbol (``"AAPL"``) or a list of them (several share cash and limits), read from the
+    market-data store and then the bundled sample, as ``tape backtest`` reads them; a bundled dataset
+    name (``"sample"``, ``"sp500_20"``: all its symbols); a pandas DataFrame of OHLCV bars (columns
+    open, high, low, close, volume, optionally adj_close; a DatetimeIndex, tz-aware, or naive with
+    ``tz=``; it trades as ``df.attrs["symbol"]``, else ``"DATA"``); or a dict of DataFrames by symbol.
+
+    ``strategy``: a built-in name (see ``tape strategies``), or a ``tape.Strategy`` subclass or
+    instance. ``params``: ``{"short": 10, "long": 50}`` (or ``["short=10", "long=50"]``).
+
+    ``start``/``end``: ``"YYYY-MM-DD"`` days, both included. Every other keyword is the option of
+    ``tape backtest`` with the same name and default (``slippage_bps`` is ``--slippage-bps``, ...):
+    ``cash`` starting cash; costs ``slippage_bps``, ``commission`` (per order), ``fee_bps``; risk
+    ``stop_loss``/``take_profit``/``risk_per_trade``/``max_daily_loss`` (%), ``max_position_size``,
+    ``max_positions``, ``qty`` (fixed size), ``qty_increment``, ``sizing`` ("percent" or "atr"),
+    ``atr_period``, ``atr_stop``, ``min_avg_volume``, ``max_volume_pct``, ``regimes``, ``trend_adx``,
+    ``volatile_atr``, ``max_correlation``, ``correlation_window``, ``correlation_action``;
+    ``timeframe`` of the bars; ``dataset`` a bundled dataset to read the symbols from; ``adjust=False``
+    for raw prices (``--no-adjust``).
+
+    ``log``: the event log to append to, exactly like ``--log``; ``None`` appends to this session's
+    temporary log (gone when Python exits). ``data_path``: the market-data store (``--data``; default
+    $TAPE_DATA or ./tape-data.db). ``progress``: called with (bars done, bars total).
+
+    An identical run already in the log is not run again: its result is read back from the log.
+    Bad arguments raise ``tape.ConfigError`` (a ValueError) naming the argument, before the log is
+    touched.
+
+    >>> r = tape.backtest("AAPL", "sma_cross", params={"short": 10, "long": 50}, start="2010-01-01")
+    >>> r.summary["total_trades"], r.trades.head(), r.plot()
+    """
+    from tape.store.backtests import backtest as run_logged
+
+    name, params_given = strategy_arg(strategy, param_args(params))
+    source = resolve_data(data, dataset=dataset, tz=tz, timeframe=timeframe)
+    config = build_config(
+        source.symbols,
+        name,
+        params_given,
+        start,
+        end,
+        cash,
+        timeframe=timeframe,
+        adjust=adjust,
+        dataset=source.dataset,
+        cost=cost_model(slippage_bps, commission, fee_bps),
+        risk=risk_config(
+            risk_per_trade=risk_per_trade,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            max_position_size=max_position_size,
+            max_positions=max_positions,
+            max_daily_loss=max_daily_loss,
+            qty=qty,
+            qty_increment=qty_increment,
+            sizing=sizing,
+            atr_period=atr_period,
+            atr_stop=atr_stop,
+            min_avg_volume=min_avg_volume,
+            max_volume_pct=max_volume_pct,
+            regimes=regimes,
+            trend_adx=trend_adx,
+            volatile_atr=volatile_atr,
+            max_correlation=max_correlation,
+            correlation_window=correlation_window,
+            correlation_action=correlation_action,
+        ),
+    )
+    log_path = log_file(log)
+    outcome = run_logged(
+        config, log_path=log_path, data_path=data_store(data_path), progress=progress, loader=source.loader
+    )
+    return Result(outcome.report, log=log_path, series=outcome.series, outcome=outcome)
+
+
+@public
+def replay(
+    run: Any,
+    *,
+    rerun: bool = False,
+    log: str | os.PathLike[str] | None = None,
+    data_path: str | os.PathLike[str] | None = None,
+) -> Any:
+    """Rebuild a run from the log alone (``tape replay``), or re-run it (``tape replay --rerun``).
+
+    ``run``: a run id (or a unique prefix of 4+ characters), or a :class:`tape.Result`. Without
+    ``rerun`` returns a :class:`tape.Result` folded from the logged events only (no market data, no
+    strategy code). With ``rerun=True`` feeds the recorded inputs through the deciders again and returns
+    the dict ``tape replay --rerun --json`` prints (``identical``, ``compared``, ``data_changed``, and
+    ``first_difference`` when they differ); a job summary id (``<job_id>:<n>``) is re-run in full as a
+    logged backtest whose metrics must match. ``log``: as for :func:`tape.backtest`.
+    """
+    from tape.store.backtests import replay_report, rerun_summary
+    from tape.store.backtests import rerun as rerun_run
+    from tape.store.log import EventLog
+
+    if isinstance(run, Result):
+        log = run.log if log is None else log
+        run = run.run_id
+    if not isinstance(run, str) or not run:
+        raise _config_error(f"run must be a run id or a tape.Result, got {type(run).__name__}")
+    log_path = log_file(log)
+    if rerun and ":" in run:
+        return as_json_value(
+            summary_rerun_json(rerun_summary(log_path, run, data_path=data_store(data_path)))
+        )
+    with EventLog.open(log_path, readonly=True) as opened:
+        if not rerun:
+            return Result(replay_report(opened, run), log=log_path, data_path=data_store(data_path))
+        found = rerun_run(opened, run, data_path=data_store(data_path))
+    return as_json_value(rerun_json(found))
+
+
+def rerun_json(result: Any) -> dict[str, Any]:
+    """What ``tape replay RUN --rerun --json`` prints for a run's re-run."""
+    from tape.events.render import as_dict
+
+    out: dict[str, Any] = {
+        "run_id": result.run_id,
+        "identical": result.first_difference is None,
+        "compared": result.compared,
+        "data_changed": result.data_changed,
+    }
+    if result.first_difference is not None:
+        seq, old, new = result.first_difference
+        out["first_difference"] = {"seq": seq, "recorded": as_dict(old), "rerun": as_dict(new)}
+    return out
+
+
+def summary_rerun_json(result: Any) -> dict[str, Any]:
+    """What ``tape replay JOB:N --rerun --json`` prints for a job summary's full re-run."""
+    return {
+        "summary": result.summary_id,
+        "run_id": result.run_id,
+        "identical": not result.mismatched,
+        "data_changed": result.data_changed,
+        "mismatched": {k: list(v) for k, v in result.mismatched.items()},
+    }
+
+
+@public
+def runs(*, log: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Every run in the log, oldest first (``tape runs``): one row a run, indexed by run id, with its
+    mode, strategy, symbols, first and last bar time, status, closed trades and net P&L."""
+    import pandas as pd
+
+    from tape.result import MARKET_TZ
+    from tape.store.log import EventLog
+    from tape.store.runs import list_runs
+
+    path = log_file(log)
+    found = []
+    if log is not None or path.exists():  # this session's log exists once something was logged
+        with EventLog.open(path, readonly=True) as opened:
+            found = list_runs(opened)
+    columns = ["mode", "strategy", "symbols", "start", "end", "status", "trades", "net_pnl", "first_seq"]
+    frame = pd.DataFrame(
+        [
+            {
+                "run_id": r.run_id,
+                "mode": r.mode,
+                "strategy": r.strategy,
+                "symbols": " ".join(r.symbols),
+                "start": r.start_ts,
+                "end": r.end_ts,
+                "status": r.status,
+                "trades": r.trades,
+                "net_pnl": r.net_pnl,
+                "first_seq": r.first_seq,
+            }
+            for r in found
+        ],
+        columns=["run_id", *columns],
+    )
+    for column in ("start", "end"):
+        frame[column] = pd.to_datetime(frame[column].astype("int64"), unit="ns", utc=True).dt.tz_convert(
+            MARKET_TZ
+        )
+    return frame.set_index("run_id")
+
+
+def _config_error(message: str) -> Exception:
+    from tape.events.errors import ConfigError
+
+    return ConfigError(message)

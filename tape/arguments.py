@@ -1,0 +1,213 @@
+"""The configs of a backtest's arguments, built and validated once for the CLI and the Python API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+from tape.events.backtest import BacktestConfig
+from tape.events.costs import CostModel
+from tape.events.errors import ConfigError
+from tape.events.risk import RiskConfig
+from tape.events.strategies import parse_param_args
+
+
+def cost_model(
+    slippage_bps: float,
+    commission: float,
+    fee_bps: float | None = None,
+    maker_fee_bps: float | None = None,
+    stop_band_bps: float | None = None,
+) -> CostModel:
+    """The CostModel of the cost options. An option not given stays unset (the symbol's default),
+    which keeps the config, and so the run id, of a run that does not use it what it was before."""
+    given = {
+        name: _float(name, value)
+        for name, value in (
+            ("fee_bps", fee_bps),
+            ("maker_fee_bps", maker_fee_bps),
+            ("stop_band_bps", stop_band_bps),
+        )
+        if value is not None
+    }
+    return CostModel(
+        slippage_bps=_float("slippage_bps", slippage_bps),
+        commission=_float("commission", commission),
+        **given,
+    )
+
+
+def risk_config(
+    *,
+    risk_per_trade: float,
+    stop_loss: float,
+    take_profit: float,
+    max_position_size: float,
+    max_positions: int,
+    max_daily_loss: float,
+    qty: float,
+    qty_increment: float | None,
+    sizing: str,
+    atr_period: int,
+    atr_stop: float,
+    min_avg_volume: float,
+    max_volume_pct: float,
+    regimes: str,
+    trend_adx: float,
+    volatile_atr: float,
+    max_correlation: float,
+    correlation_window: int,
+    correlation_action: str,
+) -> RiskConfig:
+    """The RiskConfig of the risk options (named as on the command line). ``--qty-increment`` not
+    given stays unset, so the config, and so the run id, of a run that does not use it stays what it
+    was before the option existed."""
+    return RiskConfig(
+        risk_per_trade_pct=_float("risk_per_trade", risk_per_trade),
+        stop_loss_pct=_float("stop_loss", stop_loss),
+        take_profit_pct=_float("take_profit", take_profit),
+        max_position_size=_float("max_position_size", max_position_size),
+        max_positions=_int("max_positions", max_positions),
+        max_daily_loss_pct=_float("max_daily_loss", max_daily_loss),
+        fixed_qty=_float("qty", qty),
+        sizing=sizing,
+        atr_period=_int("atr_period", atr_period),
+        atr_stop_multiple=_float("atr_stop", atr_stop),
+        min_avg_volume=_float("min_avg_volume", min_avg_volume),
+        max_volume_pct=_float("max_volume_pct", max_volume_pct),
+        regimes=regimes,
+        trend_adx=_float("trend_adx", trend_adx),
+        volatile_atr_pct=_float("volatile_atr", volatile_atr),
+        max_correlation=_float("max_correlation", max_correlation),
+        correlation_window=_int("correlation_window", correlation_window),
+        correlation_action=correlation_action,
+        **({} if qty_increment is None else {"qty_increment": _float("qty_increment", qty_increment)}),
+    )
+
+
+def _float(name: str, value: Any) -> float:
+    # The config is hashed into the run id: 2 and 2.0 must record alike, as the command line's float.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"--{name.replace('_', '-')} must be a number, got {value!r}")
+    return float(value)
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"--{name.replace('_', '-')} must be a whole number, got {value!r}")
+    return int(value)
+
+
+def parse_day(text: str | dt.date | None, option: str) -> str:
+    """A YYYY-MM-DD option, normalised; "" when not given."""
+    if not text:
+        return ""
+    if isinstance(text, dt.date):  # datetime.date, datetime and pandas.Timestamp: their calendar day
+        return text.isoformat()[:10]
+    if not isinstance(text, str):
+        raise ConfigError(f"{option} expects a date like 2010-01-31, got {text!r}")
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise ConfigError(f"{option} expects a date like 2010-01-31, got {text!r}") from None
+
+
+def build_config(
+    symbols: list[str],
+    strategy: str,
+    param: list[str] | None,
+    start: str | None,
+    end: str | None,
+    cash: float,
+    *,
+    timeframe: str = "1Day",
+    adjust: bool = True,
+    dataset: str = "",
+    cost: CostModel | None = None,
+    risk: RiskConfig | None = None,
+) -> BacktestConfig:
+    """The BacktestConfig of a command's options (validated: bad values raise ConfigError)."""
+    config = BacktestConfig(
+        symbols=list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip())),
+        strategy=strategy,
+        params=parse_param_args(param or []),
+        start=parse_day(start, "--start"),
+        end=parse_day(end, "--end"),
+        timeframe=timeframe,
+        adjust=adjust,
+        dataset=dataset,
+        cash=_float("cash", cash),
+        cost=cost or CostModel(),
+        risk=risk or RiskConfig(),
+    )
+    if config.start and config.end and config.start > config.end:
+        raise ConfigError(f"--start {config.start} is after --end {config.end}")
+    return config
+
+
+def param_args(params: Any) -> list[str] | None:
+    """The ``params`` keyword as the CLI's ``--param NAME=VALUE`` list (a dict or that list already),
+    so a parameter given either way is recorded, and hashed into the run id, identically."""
+    if params is None:
+        return None
+    if isinstance(params, Mapping):
+        return [f"{name}={_text(value)}" for name, value in params.items()]
+    if isinstance(params, list | tuple) and all(isinstance(p, str) for p in params):
+        return list(params)
+    raise ConfigError(f"params must be a dict of NAME: VALUE, got {type(params).__name__}")
+
+
+def grid_args(grid: Any) -> list[str]:
+    """The ``grid`` keyword as the CLI's ``--grid NAME=V1,V2`` list (from a dict of lists, or that list)."""
+    if grid is None:
+        return []
+    if isinstance(grid, Mapping):
+        out = []
+        for name, values in grid.items():
+            items = values if isinstance(values, list | tuple | range) else [values]
+            out.append(f"{name}={','.join(_text(v) for v in items)}")
+        return out
+    if isinstance(grid, list | tuple) and all(isinstance(g, str) for g in grid):
+        return list(grid)
+    raise ConfigError(f"grid must be a dict of NAME: [V1, V2, ...], got {type(grid).__name__}")
+
+
+def _text(value: Any) -> str:
+    # As typed on a command line: msgspec reads "true"/"false", not Python's "True".
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def strategy_arg(strategy: Any, params: list[str] | None) -> tuple[str, list[str] | None]:
+    """A strategy name as the CLI takes it, and the parameters to run it with.
+
+    A string passes through unchanged (the CLI's ``--strategy``). A Strategy subclass or instance is
+    registered in this process under its ``name`` so the registry runs it like a built-in; an
+    instance brings its parameters, unless ``params`` gives them.
+    """
+    from tape.events.strategies import REGISTRY, Strategy
+
+    if isinstance(strategy, str):
+        return strategy, params
+    cls = strategy if isinstance(strategy, type) else type(strategy)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise ConfigError(
+            f"strategy must be a strategy name or a tape.Strategy subclass or instance, "
+            f"got {type(strategy).__name__}"
+        )
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"strategy: {cls.__name__} needs a class attribute name = '...'")
+    if REGISTRY.get(name, cls) is not cls:
+        raise ConfigError(f"strategy: {cls.__name__}.name {name!r} is already another strategy's name")
+    REGISTRY[name] = cls
+    if not isinstance(strategy, type):
+        if params is not None:
+            raise ConfigError("strategy: give parameters on the instance or as params=, not both")
+        import msgspec
+
+        params = param_args(msgspec.to_builtins(strategy.params))
+    return name, params
