@@ -11,6 +11,7 @@ from rich.table import Table
 from tape.cli import options as opt
 from tape.cli.common import console, fmt_ts, now_ns, print_json, settings
 from tape.events.render import as_dict
+from tape.events.timeframes import is_intraday
 
 data_app = typer.Typer(
     help="Import, fetch and inspect market data (bundled sample included).", no_args_is_help=True
@@ -23,17 +24,42 @@ def import_cmd(
     file: Annotated[
         Path, typer.Argument(help="CSV or Parquet with date/timestamp, open, high, low, close, volume.")
     ],
-    symbol: Annotated[str, typer.Option("--symbol", "-s", help="Symbol to store the bars under.")],
-    timeframe: Annotated[str, typer.Option("--timeframe", help="Bar size of the file.")] = "1Day",
+    symbol: Annotated[
+        str, typer.Option("--symbol", "-s", help="Symbol to store the bars under (AAPL, BRK.B, BTC/USD).")
+    ],
+    timeframe: Annotated[
+        str | None,
+        typer.Option("--timeframe", help="Bar size of the file (default: inferred from the spacing)."),
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            help="Zone of timestamps written without an offset (default: UTC for a crypto pair's "
+            "intraday rows, America/New_York otherwise).",
+        ),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace a stored series the file does not only extend.")
+    ] = False,
 ) -> None:
-    """Validate a file of bars and store it (replacing that symbol's bars); a bad row is named by line."""
-    from tape.store.market import import_bars_file
+    """Validate a file of bars and store it; a bad row is named by line, and nothing is written."""
+    from tape.store.bar_files import import_bars_file
 
-    info = import_bars_file(file, symbol, data_path=settings(ctx).data_path, timeframe=timeframe)
+    result = import_bars_file(
+        file, symbol, data_path=settings(ctx).data_path, timeframe=timeframe, tz=tz, replace=replace
+    )
+    info = result.info
     adj = ", with adjusted close" if info.has_adj_close else ""
+    daily = not is_intraday(info.timeframe)
+    for note in (result.zone_note, result.timeframe_note):
+        if note:
+            console.print(note)
+    if result.replaced:
+        console.print(f"replaced {result.replaced:,} stored bars")
     console.print(
         f"imported {info.rows:,} {info.timeframe} bars of {info.symbol}{adj}: "
-        f"{fmt_ts(info.first_ts, date_only=True)} to {fmt_ts(info.last_ts, date_only=True)}"
+        f"{fmt_ts(info.first_ts, date_only=daily)} to {fmt_ts(info.last_ts, date_only=daily)}"
     )
 
 
@@ -136,8 +162,10 @@ def fetch_cmd(
     from tape.store.alpaca_data import fetch_bars
     from tape.store.credentials import load_alpaca_credentials
 
+    from tape.events.symbols import normalise_symbol
+
     info = fetch_bars(
-        symbol,
+        normalise_symbol(symbol),
         days_back=days_back,
         timeframe=timeframe,
         data_path=settings(ctx).data_path,

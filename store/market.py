@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from tape.events.bars import NY_TZ, BarSeries, find_bad_bar
+from tape.events.bars import NY_TZ, BarSeries
 from tape.events.errors import ConfigError, DataError
 from tape.events.timeframes import NS_PER_DAY, parse_timeframe
 
@@ -356,86 +356,3 @@ def load_many(symbols: Iterable[str], **options: Any) -> list[BarSeries]:
 
 def _day(ts: int) -> str:
     return pd.Timestamp(int(ts), tz="UTC").tz_convert(NY_TZ).strftime("%Y-%m-%d")
-
-
-# --------------------------------------------------------------------------- importing files
-
-_ALIASES = {
-    "ts": ("timestamp", "datetime", "date", "time", "t"),
-    "open": ("open", "o"),
-    "high": ("high", "h"),
-    "low": ("low", "l"),
-    "close": ("close", "c"),
-    "volume": ("volume", "vol", "v"),
-    "adj_close": ("adj close", "adj_close", "adjclose", "adjusted_close", "adjusted close"),
-}
-
-
-def read_bars_file(path: Path, timeframe: str = SAMPLE_TIMEFRAME) -> tuple[_Frame, int]:
-    """Parse a CSV or Parquet file of bars; returns the columns and the file line of row 0 (CSV: 2)."""
-    if not path.exists():
-        raise DataError(f"no such file: {path}")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame, first_line = pd.read_parquet(path), 1
-        else:
-            frame, first_line = pd.read_csv(path), 2
-    except Exception as exc:  # pandas raises many types for unreadable input
-        raise DataError(
-            f"{path.name}: cannot read it as {'Parquet' if path.suffix == '.parquet' else 'CSV'}: {exc}"
-        ) from None
-    if frame.empty:
-        raise DataError(f"{path.name}: no rows")
-    lower = {str(c).strip().lower(): c for c in frame.columns}
-    found: dict[str, Any] = {}
-    for name, aliases in _ALIASES.items():
-        column = next((lower[a] for a in aliases if a in lower), None)
-        if column is None and name != "adj_close":
-            wanted = "date/timestamp" if name == "ts" else name
-            columns = ", ".join(map(str, frame.columns))
-            raise DataError(f"{path.name}: no {wanted} column (columns: {columns})")
-        found[name] = column
-    try:
-        stamps = pd.to_datetime(frame[found["ts"]])
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{path.name}: unreadable timestamp: {exc}") from None
-    bad_time = stamps.isna().to_numpy()
-    if bad_time.any():
-        raise DataError(
-            f"{path.name}: line {int(np.flatnonzero(bad_time)[0]) + first_line}: missing timestamp"
-        )
-    if stamps.dt.tz is None:
-        # Naive times are exchange-local (daily rows are dates: midnight in New York).
-        stamps = stamps.dt.tz_localize(NY_TZ, ambiguous="NaT", nonexistent="NaT")
-    ts = stamps.dt.as_unit("ns").astype("int64").to_numpy()
-    cols: dict[str, np.ndarray] = {}
-    for name in (*COLUMNS, "adj_close"):
-        if found.get(name) is None:
-            continue
-        values = pd.to_numeric(frame[found[name]], errors="coerce").to_numpy(np.float64)
-        cols[name] = values
-    return (
-        _Frame(ts=ts, **{c: cols[c] for c in COLUMNS}, adj_close=cols.get("adj_close"), source="import"),
-        first_line,
-    )
-
-
-def import_bars_file(
-    path: Path, symbol: str, *, data_path: Path, timeframe: str = SAMPLE_TIMEFRAME
-) -> DatasetInfo:
-    """Validate a file of bars and store it as ``symbol`` (replacing that symbol's bars at this
-    timeframe). A bad row is reported by its line in the file, and then nothing is written."""
-    parse_timeframe(timeframe)
-    symbol = symbol.strip().upper()
-    if not symbol:
-        raise ConfigError("--symbol must not be empty")
-    frame, first_line = read_bars_file(path, timeframe)
-    problem = find_bad_bar(frame.ts, frame.open, frame.high, frame.low, frame.close, frame.volume)
-    if problem is None and frame.adj_close is not None:
-        bad_adj = ~(np.isfinite(frame.adj_close) & (frame.adj_close > 0))
-        if bad_adj.any():
-            problem = (int(np.flatnonzero(bad_adj)[0]), "has a missing or non-positive adjusted close")
-    if problem is not None:
-        row, why = problem
-        raise DataError(f"{path.name}: line {row + first_line} {why}; nothing imported")
-    return store_bars(data_path, symbol, timeframe, frame)

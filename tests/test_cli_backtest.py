@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tape.store.log import EventLog
-from tape.store.market import import_bars_file
+from tape.store.bar_files import import_bars_file
 from tests.conftest import TapeRunner, assert_clean_failure
 
 WINDOW = ["--start", "2004-01-01", "--end", "2006-12-31"]
