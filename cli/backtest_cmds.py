@@ -21,6 +21,7 @@ from tape.store.backtest_files import write_backtest_files
 from tape.store.backtests import backtest, replay_report, rerun
 from tape.store.explain import explain_trade
 from tape.store.log import EventLog
+from tape.store.market import choose_timeframe
 from tape.store.runs import find_run
 
 PROGRESS_MIN_BARS = 300_000  # shorter runs finish before a bar would be worth drawing
@@ -63,7 +64,14 @@ def backtest_cmd(
     param: opt.Params = None,
     start: opt.Start = None,
     end: opt.End = None,
-    timeframe: Annotated[str, typer.Option("--timeframe", help="Bar size of the stored data.")] = "1Day",
+    timeframe: Annotated[
+        str | None,
+        typer.Option(
+            "--timeframe",
+            help="Bar size to test on: a stored one, or a coarser one built from it "
+            "(default: the only one stored).",
+        ),
+    ] = None,
     dataset: opt.Dataset = "",
     cash: opt.Cash = 100_000.0,
     slippage_bps: opt.SlippageBps = 5.0,
@@ -104,7 +112,7 @@ def backtest_cmd(
         start,
         end,
         cash,
-        timeframe=timeframe,
+        timeframe=timeframe or choose_timeframe(symbols, settings(ctx).data_path, dataset),
         adjust=not no_adjust,
         dataset=dataset,
         cost=opt.cost_model(slippage_bps, commission, fee_bps),

@@ -22,7 +22,7 @@ import sqlite_utils
 
 from tape.events.bars import NY_TZ, BarSeries
 from tape.events.errors import ConfigError, DataError
-from tape.events.timeframes import NS_PER_DAY, parse_timeframe
+from tape.events.timeframes import NS_PER_DAY, parse_timeframe, timeframe_ns
 
 SAMPLE_FILE = Path(__file__).resolve().parent / "sample" / "stocks_daily.csv.gz"
 SP500_20_FILE = Path(__file__).resolve().parent / "sample" / "sp500_20_daily.csv.gz"
@@ -338,6 +338,14 @@ def _find_frame(symbol: str, timeframe: str, data_path: Path | None, dataset: st
     if frame is None and timeframe == SAMPLE_TIMEFRAME:
         frame = _sample().get(symbol)
     if frame is None:
+        frame = _resampled(data_path, symbol, timeframe)
+    if frame is None and (stored := stored_timeframes(data_path, symbol)):
+        raise DataError(
+            f"{symbol} has no {timeframe} bars and none can be built from its stored "
+            f"{', '.join(stored)} bars (a coarser bar size must be a whole multiple of a stored one and "
+            f"divide a day); pass --timeframe {stored[0]} or a multiple of it"
+        )
+    if frame is None:
         known = sorted({d.symbol for d in list_datasets(data_path) if d.timeframe == timeframe})
         elsewhere = [n for n in BUNDLED_NAMES if timeframe == SAMPLE_TIMEFRAME and symbol in _bundled(n)]
         hint = f"; bundled dataset {elsewhere[0]} has it (pass --dataset {elsewhere[0]})" if elsewhere else ""
@@ -346,6 +354,53 @@ def _find_frame(symbol: str, timeframe: str, data_path: Path | None, dataset: st
             f"add it with `tape data import FILE --symbol S` or `tape data fetch S`{hint}"
         )
     return frame
+
+
+def stored_timeframes(data_path: Path | None, symbol: str) -> list[str]:
+    """The timeframes ``symbol`` is stored at (cache and bundled sample), finest first."""
+    found = {d.timeframe for d in list_datasets(data_path) if d.symbol == symbol}
+    return sorted(found, key=timeframe_ns)
+
+
+def choose_timeframe(symbols: Iterable[str], data_path: Path | None, dataset: str = "") -> str:
+    """The timeframe to read when none is given: the only one the symbols are all stored at.
+
+    A symbol stored nowhere reads as the sample's 1Day (its error then comes from loading); several
+    shared timeframes are a ConfigError that lists them.
+    """
+    if dataset:
+        return SAMPLE_TIMEFRAME
+    shared: set[str] | None = None
+    for symbol in dict.fromkeys(s.strip().upper() for s in symbols if s.strip()):
+        have = set(stored_timeframes(data_path, symbol))
+        if have:
+            shared = have if shared is None else shared & have
+    if not shared:
+        return SAMPLE_TIMEFRAME
+    if len(shared) == 1:
+        return next(iter(shared))
+    choices = ", ".join(sorted(shared, key=timeframe_ns))
+    raise ConfigError(f"stored at several bar sizes ({choices}); pick one with --timeframe")
+
+
+def _resampled(data_path: Path | None, symbol: str, timeframe: str) -> _Frame | None:
+    """``timeframe`` bars built from the coarsest finer stored series that divides it, if any."""
+    from tape.store.resample import can_resample, resample_columns
+
+    finer = [tf for tf in stored_timeframes(data_path, symbol) if can_resample(tf, timeframe)]
+    if not finer:
+        return None
+    stored = _cached(data_path, symbol, finer[-1])
+    if stored is None or not len(stored.ts):
+        return None
+    columns = {c: getattr(stored, c) for c in (*COLUMNS, "adj_close")}
+    ts, out = resample_columns(stored.ts, columns, symbol, timeframe)
+    return _Frame(
+        ts=ts,
+        **{c: out[c] for c in COLUMNS},
+        adj_close=out["adj_close"],
+        source=f"{stored.source}, resampled from {finer[-1]}",
+    )
 
 
 def load_many(symbols: Iterable[str], **options: Any) -> list[BarSeries]:
