@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tape.store.log import EventLog
 from tape.store.bar_files import import_bars_file
+from tape.store.log import EventLog
 from tests.conftest import TapeRunner, assert_clean_failure
 
 WINDOW = ["--start", "2004-01-01", "--end", "2006-12-31"]
