@@ -100,6 +100,13 @@ def backtest_cmd(
         bool, typer.Option("--no-adjust", help="Use raw prices (no split/dividend adjustment).")
     ] = False,
     json: opt.Json = False,
+    log_scale: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-scale/--linear",
+            help="Equity chart's money axis (default: log when the curves span more than 10x).",
+        ),
+    ] = None,
     no_files: Annotated[
         bool, typer.Option("--no-files", help="Skip the results JSON, trades CSV and chart.")
     ] = False,
@@ -145,7 +152,9 @@ def backtest_cmd(
     report = outcome.report
     files = None
     if not no_files:
-        files = write_backtest_files(report, outcome.series, root=Path.cwd(), day=dt.date.today().isoformat())
+        files = write_backtest_files(
+            report, outcome.series, root=Path.cwd(), day=dt.date.today().isoformat(), log_scale=log_scale
+        )
     if json:
         print_json(report_json(report))
         return

@@ -11,6 +11,7 @@ from rich.table import Table
 from tape.cli import options as opt
 from tape.cli.common import console, fmt_ts, now_ns, print_json, settings
 from tape.events.render import as_dict
+from tape.events.report import price_text
 from tape.events.timeframes import is_intraday
 
 data_app = typer.Typer(
@@ -145,7 +146,7 @@ def show_cmd(
     for i in rows:
         table.add_row(
             fmt_ts(int(bars.ts[i])),
-            *(f"{col[i]:.4f}" for col in (bars.open, bars.high, bars.low, bars.close)),
+            *(price_text(float(col[i])) for col in (bars.open, bars.high, bars.low, bars.close)),
             f"{bars.volume[i]:,.0f}",
         )
     console.print(table)
