@@ -11,14 +11,18 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from tape.events.bars import BarSeries
 from tape.events.report import RunReport, market_time, report_json, trade_rows
 from tape.events.timeframes import is_intraday
-from tape.store.charts import plot_equity_chart
+
+if TYPE_CHECKING:  # matplotlib loads only when a chart is drawn
+    from matplotlib.figure import Figure
+from tape.store.charts import equity_figure, save_figure
 
 TRADE_COLUMNS = [
     "n",
@@ -154,7 +158,14 @@ def chart_title(report: RunReport) -> tuple[str, str]:
 def plot_equity(
     report: RunReport, series: Sequence[BarSeries], path: Path, *, log_scale: bool | None = None
 ) -> Path:
+    """:func:`equity_chart` written to ``path``."""
+
+    return save_figure(equity_chart(report, series, log_scale=log_scale), path)
+
+
+def equity_chart(report: RunReport, series: Sequence[BarSeries], *, log_scale: bool | None = None) -> Figure:
     """Equity and buy & hold with entry/exit markers on top, both drawdowns below."""
+
     ts, equity = _curve(report, series)
     hold = buy_and_hold_curve(report, series, ts) if series else None
 
@@ -164,7 +175,7 @@ def plot_equity(
     entries = np.array([t.entry_ts for t in report.trades], dtype=np.int64)
     exits = np.array([t.exit_ts for t in report.trades], dtype=np.int64)
     title, subtitle = chart_title(report)
-    return plot_equity_chart(
+    return equity_figure(
         ts=ts,
         equity=equity,
         hold=hold,
@@ -173,6 +184,5 @@ def plot_equity(
         title=title,
         subtitle=subtitle,
         strategy_label=f"{report.strategy} (net of costs)",
-        path=path,
         log_scale=log_scale,
     )

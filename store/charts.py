@@ -133,7 +133,7 @@ def drawdown_pct(curve: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- equity
 
 
-def plot_equity_chart(
+def equity_figure(
     *,
     ts: np.ndarray,
     equity: np.ndarray,
@@ -143,9 +143,8 @@ def plot_equity_chart(
     title: str,
     subtitle: str,
     strategy_label: str,
-    path: Path,
     log_scale: bool | None = None,
-) -> Path:
+) -> Figure:
     """Strategy equity (and buy & hold) with trade markers on top, both drawdowns below."""
     fig = _figure(11, 6.8)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
@@ -189,7 +188,7 @@ def plot_equity_chart(
     bottom.grid(alpha=0.3)
     fig.suptitle(f"{title}\n{subtitle}", fontsize=11)
     fig.legend(*top.get_legend_handles_labels(), loc="outside lower center", ncols=4, frameon=False)
-    return save_figure(fig, path)
+    return fig
 
 
 # --------------------------------------------------------------------------- sweeps
@@ -210,6 +209,13 @@ def plot_heatmap(
     *,
     title: str = "",
 ) -> Path:
+    """:func:`heatmap_figure` written to ``path``."""
+    return save_figure(heatmap_figure(rows, x, y, objective, title=title), path)
+
+
+def heatmap_figure(
+    rows: Sequence[tuple[dict[str, Any], float]], x: str, y: str, objective: str, *, title: str = ""
+) -> Figure:
     """Objective over two parameters (the best value where other parameters vary), perceptual colours."""
     xs = sorted({r[0][x] for r in rows})
     ys = sorted({r[0][y] for r in rows})
@@ -232,19 +238,23 @@ def plot_heatmap(
                 ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", color=color, fontsize=8)
     fig.colorbar(image, ax=ax, label=objective)
     ax.set_title(f"{objective} by {x} and {y}" + (f"\n{title}" if title else ""), fontsize=10)
-    return save_figure(fig, path)
+    return fig
 
 
-def plot_walkforward(
+def plot_walkforward(path: Path, **chart: Any) -> Path:
+    """:func:`walkforward_figure` written to ``path``."""
+    return save_figure(walkforward_figure(**chart), path)
+
+
+def walkforward_figure(
     *,
     windows: Sequence[tuple[int, int]],
     ts: np.ndarray,
     equity: np.ndarray,
     hold: np.ndarray | None,
     title: str,
-    path: Path,
     log_scale: bool | None = None,
-) -> Path:
+) -> Figure:
     """The stitched out-of-sample equity, drawn per test window (no line across the gaps between
     them), with the windows shaded and numbered and buy & hold over the same windows."""
     fig = _figure(11, 5)
@@ -285,7 +295,7 @@ def plot_walkforward(
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=10)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False)
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_equity_line(ts: Sequence[int], equity: Sequence[float], title: str, path: Path) -> Path:
@@ -293,7 +303,7 @@ def plot_equity_line(ts: Sequence[int], equity: Sequence[float], title: str, pat
     values = np.asarray(equity, dtype=float)
     stamps = np.asarray(ts, dtype=np.int64)
     window = [(int(stamps[0]), int(stamps[-1]))] if len(stamps) else []
-    return plot_walkforward(windows=window, ts=stamps, equity=values, hold=None, title=title, path=path)
+    return plot_walkforward(path, windows=window, ts=stamps, equity=values, hold=None, title=title)
 
 
 # --------------------------------------------------------------------------- Monte Carlo
@@ -307,6 +317,13 @@ def plot_fan(
     actual: Sequence[float] | None = None,
     note: str = "",
 ) -> Path:
+    """:func:`fan_figure` written to ``path``."""
+    return save_figure(fan_figure(bands, title, actual=actual, note=note), path)
+
+
+def fan_figure(
+    bands: Sequence[Sequence[float]], title: str, *, actual: Sequence[float] | None = None, note: str = ""
+) -> Figure:
     """Monte Carlo equity percentiles (5-95, 25-75, median) over trade number, and the run's own path."""
     p5, p25, p50, p75, p95 = (np.asarray(b) for b in bands)
     x = np.arange(p50.shape[0])
@@ -328,4 +345,4 @@ def plot_fan(
     ax.grid(alpha=0.3)
     ax.set_title(title + (f"\n{note}" if note else ""), fontsize=10)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=4, frameon=False)
-    return save_figure(fig, path)
+    return fig
