@@ -114,7 +114,8 @@ def optimize_cmd(
             varied[0],
             varied[1],
             objective,
-            Path.cwd() / "charts" / f"heatmap_{'-'.join(base.symbols)}_{strategy}.png",
+            Path.cwd() / "charts" / f"heatmap_{'-'.join(base.symbols)}_{strategy}_{result.job_id}.png",
+            title=f"{strategy} on {', '.join(base.symbols)}, {_period(series)}",
         )
     if json:
         print_json(
@@ -154,6 +155,12 @@ def optimize_cmd(
     )
 
 
+def _period(series: Any) -> str:
+    """First to last day of the bars a command read."""
+    stamps = [int(t) for s in series if len(s) for t in (s.ts[0], s.ts[-1])]
+    return f"{fmt_ts(min(stamps), date_only=True)} to {fmt_ts(max(stamps), date_only=True)}" if stamps else ""
+
+
 def _num(value: Any, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
@@ -181,8 +188,11 @@ def walkforward_cmd(
     json: opt.Json = False,
 ) -> None:
     """Optimise on each train window, test the winner out of sample; flag overfitting; stitched OOS curve."""
+    import numpy as np
+
     from tape.actors.validation import walk_forward
-    from tape.store.charts import plot_equity_line
+    from tape.store.backtest_files import stitched_buy_and_hold
+    from tape.store.charts import plot_walkforward
 
     objective_key(objective)
     if not (0.0 < train < 1.0):
@@ -204,12 +214,17 @@ def walkforward_cmd(
             workers=workers,
             progress=update,
         )
+    windows = [(f.test_start_ts, f.test_end_ts) for f in result.folds]
+    oos_ts = np.asarray(result.oos_ts, dtype=np.int64)
     chart = (
-        plot_equity_line(
-            result.oos_ts,
-            result.oos_equity,
-            f"walk-forward out-of-sample equity: {strategy} on {' '.join(base.symbols)}",
-            Path.cwd() / "charts" / f"walkforward_{'-'.join(base.symbols)}_{strategy}.png",
+        plot_walkforward(
+            Path.cwd() / "charts" / f"walkforward_{'-'.join(base.symbols)}_{strategy}_{result.job_id}.png",
+            windows=windows,
+            ts=oos_ts,
+            equity=np.asarray(result.oos_equity),
+            hold=stitched_buy_and_hold(series, windows, oos_ts, base.cash),
+            title=f"walk-forward out of sample: {strategy} on {', '.join(base.symbols)}, {_period(series)}, "
+            f"{len(result.folds)} folds ({'anchored' if anchored else 'rolling'}, {objective})",
         )
         if result.oos_ts
         else None
@@ -244,8 +259,8 @@ def walkforward_cmd(
         title=f"walk-forward of {strategy} on {' '.join(base.symbols)} "
         f"({'anchored' if anchored else 'rolling'}, {objective})"
     )
-    for column in ("fold", "train", "test", "params", "train ret %", "test ret %", "efficiency", ""):
-        table.add_column(column, justify="left" if column in ("train", "test", "params", "") else "right")
+    for column in ("fold", "train", "test", "params", "train ret %", "test ret %", "efficiency", "flag"):
+        table.add_column(column, justify="left" if column in ("train", "test", "params", "flag") else "right")
     for f in result.folds:
         table.add_row(
             str(f.fold),
@@ -272,8 +287,13 @@ def montecarlo_cmd(
     n: Annotated[int, typer.Option("--n", help="Simulations.")] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same result).")] = 0,
     method: Annotated[
-        str, typer.Option("--method", help="shuffle (reorder trades) or bootstrap (resample).")
-    ] = "shuffle",
+        str,
+        typer.Option(
+            "--method",
+            help="bootstrap (resample trades: could the return be luck?) or shuffle (reorder them: "
+            "drawdown and streak risk; every path ends at the run's return).",
+        ),
+    ] = "bootstrap",
     ruin: Annotated[float, typer.Option("--ruin", help="Drawdown (%) that counts as ruin.")] = 50.0,
     address: opt.Address = None,
     workers: Workers = None,
@@ -283,7 +303,7 @@ def montecarlo_cmd(
     import numpy as np
 
     from tape.actors.jobs import run_montecarlo
-    from tape.events.montecarlo import verdict
+    from tape.events.montecarlo import WHAT_IT_SAYS, verdict
     from tape.store.backtests import replay_report
     from tape.store.charts import plot_fan
     from tape.store.log import EventLog
@@ -309,13 +329,24 @@ def montecarlo_cmd(
     )
     chart = plot_fan(
         result.bands,
-        f"Monte Carlo ({method}, n={n}, seed={seed}) of run {report.run_id}",
-        Path.cwd() / "charts" / f"montecarlo_{report.run_id}.png",
+        f"Monte Carlo ({method}, n={n:,}, seed={seed}) of run {report.run_id}: {report.strategy} "
+        f"on {', '.join(report.symbols)}",
+        Path.cwd() / "charts" / f"montecarlo_{report.run_id}_{method}.png",
+        actual=result.start_equity + np.r_[0.0, np.cumsum(pnls)],
+        note=WHAT_IT_SAYS[method],
     )
     reading = verdict(result)
     if json:
         out = {k: v for k, v in __import__("msgspec").to_builtins(result).items() if k != "bands"}
-        print_json({"run_id": report.run_id, **out, "verdict": reading, "chart": str(chart)})
+        print_json(
+            {
+                "run_id": report.run_id,
+                **out,
+                "verdict": reading,
+                "reads": WHAT_IT_SAYS[method],
+                "chart": str(chart),
+            }
+        )
         return
     table = Table(
         title=f"Monte Carlo of {report.run_id}: {result.trades} trades, {n:,} {method} paths, seed {seed}"
@@ -329,11 +360,10 @@ def montecarlo_cmd(
     ):
         table.add_row(label, *(f"{stats[q]:.2f}" for q in ("p5", "p25", "p50", "p75", "p95", "mean")))
     console.print(table)
-    console.print(
-        f"probability of ruin ({ruin:g} % drawdown): {result.prob_ruin:.2%}; "
-        f"of a loss: {result.prob_loss:.2%}"
-    )
+    loss = f"; of a loss: {result.prob_loss:.2%}" if method == "bootstrap" else ""
+    console.print(f"probability of ruin ({ruin:g} % drawdown): {result.prob_ruin:.2%}{loss}")
     console.print(f"verdict: {reading}")
+    console.print(f"what it says: {WHAT_IT_SAYS[method]}")
     console.print(f"fan chart: {chart}")
 
 
@@ -411,12 +441,23 @@ def validate_cmd(
         )
         return
     table = Table(title=f"{strategy} {result.params} on {len(result.symbols)} symbols, {periods} periods")
-    for column in ("symbol", "return %", "sharpe", "trades", "max dd %", "profitable periods", "trade it?"):
+    columns = (
+        "symbol",
+        "return %",
+        "buy & hold %",
+        "sharpe",
+        "trades",
+        "max dd %",
+        "profitable periods",
+        "trade it?",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column in ("symbol", "trade it?") else "right")
     for v in result.symbols:
         table.add_row(
             v.symbol,
             _num(v.full.get("return_pct")),
+            _num(v.full.get("buy_hold_return_pct")),
             _num(v.full.get("sharpe")),
             _num(v.full.get("total_trades"), 0),
             _num(v.full.get("max_drawdown_pct")),

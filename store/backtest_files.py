@@ -96,6 +96,29 @@ def buy_and_hold_curve(report: RunReport, series: Sequence[BarSeries], ts: np.nd
     return value * cash / max(len(series), 1)
 
 
+def stitched_buy_and_hold(
+    series: Sequence[BarSeries], windows: Sequence[tuple[int, int]], ts: np.ndarray, start: float
+) -> np.ndarray:
+    """Equal-weighted buy & hold held only inside ``windows`` (walk-forward test windows), each window
+    starting with what the previous one ended with, valued at ``ts`` (which lie inside the windows)."""
+    value = np.full(ts.shape[0], np.nan)
+    worth = start
+    for lo, hi in windows:
+        inside = (ts >= lo) & (ts <= hi)
+        if not inside.any():
+            continue
+        growth = np.zeros(int(inside.sum()))
+        for s in series:
+            if not len(s):
+                continue
+            first = min(int(np.searchsorted(s.ts, lo, side="left")), len(s) - 1)
+            at = np.clip(np.searchsorted(s.ts, ts[inside], side="right") - 1, first, len(s) - 1)
+            growth += s.close[at] / s.close[first]
+        value[inside] = worth * growth / max(len(series), 1)
+        worth = float(value[inside][-1])
+    return value
+
+
 def equity_by_bar(report: RunReport, series: Sequence[BarSeries], ts: np.ndarray) -> np.ndarray:
     """The run's equity at each of ``ts`` (bar times): starting cash, plus the P&L of trades closed by
     then, plus open trades marked at their symbol's last close (entry commission counted at the exit,

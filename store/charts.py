@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -343,6 +344,6 @@ def fan_figure(
     ax.set_xlabel("trade")
     ax.set_ylabel("equity")
     ax.grid(alpha=0.3)
-    ax.set_title(title + (f"\n{note}" if note else ""), fontsize=10)
+    ax.set_title(title + (f"\n{textwrap.fill(note, 120)}" if note else ""), fontsize=10)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=4, frameon=False)
     return fig
