@@ -101,7 +101,10 @@ def list_cmd(
 def show_cmd(
     ctx: typer.Context,
     symbol: Annotated[str, typer.Argument(help="Symbol to show.")],
-    timeframe: Annotated[str, typer.Option("--timeframe", help="Bar size.")] = "1Day",
+    timeframe: Annotated[
+        str | None,
+        typer.Option("--timeframe", help="Bar size (a stored one or a coarser one built from it)."),
+    ] = None,
     start: Annotated[str | None, typer.Option("--start", help="First day (YYYY-MM-DD).")] = None,
     end: Annotated[str | None, typer.Option("--end", help="Last day (YYYY-MM-DD).")] = None,
     no_adjust: Annotated[bool, typer.Option("--no-adjust", help="Raw prices.")] = False,
@@ -110,12 +113,13 @@ def show_cmd(
     json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per bar.")] = False,
 ) -> None:
     """The first and last bars of a series, as backtests read them."""
-    from tape.store.market import load_bars
+    from tape.store.market import choose_timeframe, load_bars
 
+    data_path = settings(ctx).data_path
     bars = load_bars(
         symbol,
-        data_path=settings(ctx).data_path,
-        timeframe=timeframe,
+        data_path=data_path,
+        timeframe=timeframe or choose_timeframe([symbol], data_path, dataset),
         start=start,
         end=end,
         adjust=not no_adjust,

@@ -202,7 +202,7 @@ def test_orders_fills_positions_and_trade_logs_agree_with_the_broker(live_run) -
     assert sorted(
         (r["symbol"], r["qty"], r["entry_price"], r["exit_price"], round(r["pnl"], 2)) for r in rows
     ) == sorted(
-        (c.symbol, c.qty, round(c.entry_price, 4), round(c.exit_price, 4), round(c.net_pnl, 2))
+        (c.symbol, c.qty, c.entry_price, c.exit_price, round(c.net_pnl, 2))
         for c in closed
     )
     # Each session day's close marks the equity and writes its summary, traded on or not.
