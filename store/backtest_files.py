@@ -171,9 +171,11 @@ def chart_title(report: RunReport) -> tuple[str, str]:
     if cost.get("fee_bps") is not None:
         costs.append(f"fee {cost['fee_bps']:g} bps")
     prices = "adjusted" if report.adjusted else "unadjusted"
-    period = (
-        f"{market_time(report.start_ts, report.timeframe)} to {market_time(report.end_ts, report.timeframe)}"
+    first, last = (
+        market_time(t, report.timeframe).replace("T", " ") for t in (report.start_ts, report.end_ts)
     )
+    zone = " New York time" if is_intraday(report.timeframe) else ""
+    period = f"{first} to {last}{zone}"
     title = f"{report.strategy} {params} on {', '.join(report.symbols)}".replace("  ", " ")
     return title, f"{period} · {report.timeframe} bars, {prices} prices · {', '.join(costs)}"
 
