@@ -63,7 +63,14 @@ def backtest_cmd(
     param: opt.Params = None,
     start: opt.Start = None,
     end: opt.End = None,
-    timeframe: Annotated[str, typer.Option("--timeframe", help="Bar size of the stored data.")] = "1Day",
+    timeframe: Annotated[
+        str | None,
+        typer.Option(
+            "--timeframe",
+            help="Bar size to test on: a stored one, or a coarser one built from it "
+            "(default: the only one stored).",
+        ),
+    ] = None,
     dataset: opt.Dataset = "",
     cash: opt.Cash = 100_000.0,
     slippage_bps: opt.SlippageBps = 5.0,
@@ -92,6 +99,13 @@ def backtest_cmd(
         bool, typer.Option("--no-adjust", help="Use raw prices (no split/dividend adjustment).")
     ] = False,
     json: opt.Json = False,
+    log_scale: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-scale/--linear",
+            help="Equity chart's money axis (default: log when the curves span more than 10x).",
+        ),
+    ] = None,
     no_files: Annotated[
         bool, typer.Option("--no-files", help="Skip the results JSON, trades CSV and chart.")
     ] = False,
@@ -143,7 +157,9 @@ def backtest_cmd(
     report = outcome.report
     files = None
     if not no_files:
-        files = write_backtest_files(report, outcome.series, root=Path.cwd(), day=dt.date.today().isoformat())
+        files = write_backtest_files(
+            report, outcome.series, root=Path.cwd(), day=dt.date.today().isoformat(), log_scale=log_scale
+        )
     if json:
         print_json(result.summary)
         return

@@ -11,6 +11,8 @@ from rich.table import Table
 from tape.cli import options as opt
 from tape.cli.common import console, fmt_ts, now_ns, print_json, settings
 from tape.events.render import as_dict
+from tape.events.report import price_text
+from tape.events.timeframes import is_intraday
 
 data_app = typer.Typer(
     help="Import, fetch and inspect market data (bundled sample included).", no_args_is_help=True
@@ -23,17 +25,42 @@ def import_cmd(
     file: Annotated[
         Path, typer.Argument(help="CSV or Parquet with date/timestamp, open, high, low, close, volume.")
     ],
-    symbol: Annotated[str, typer.Option("--symbol", "-s", help="Symbol to store the bars under.")],
-    timeframe: Annotated[str, typer.Option("--timeframe", help="Bar size of the file.")] = "1Day",
+    symbol: Annotated[
+        str, typer.Option("--symbol", "-s", help="Symbol to store the bars under (AAPL, BRK.B, BTC/USD).")
+    ],
+    timeframe: Annotated[
+        str | None,
+        typer.Option("--timeframe", help="Bar size of the file (default: inferred from the spacing)."),
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            help="Zone of timestamps written without an offset (default: UTC for a crypto pair's "
+            "intraday rows, America/New_York otherwise).",
+        ),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace a stored series the file does not only extend.")
+    ] = False,
 ) -> None:
-    """Validate a file of bars and store it (replacing that symbol's bars); a bad row is named by line."""
-    from tape.store.market import import_bars_file
+    """Validate a file of bars and store it; a bad row is named by line, and nothing is written."""
+    from tape.store.bar_files import import_bars_file
 
-    info = import_bars_file(file, symbol, data_path=settings(ctx).data_path, timeframe=timeframe)
+    result = import_bars_file(
+        file, symbol, data_path=settings(ctx).data_path, timeframe=timeframe, tz=tz, replace=replace
+    )
+    info = result.info
     adj = ", with adjusted close" if info.has_adj_close else ""
+    daily = not is_intraday(info.timeframe)
+    for note in (result.zone_note, result.timeframe_note):
+        if note:
+            console.print(note)
+    if result.replaced:
+        console.print(f"replaced {result.replaced:,} stored bars")
     console.print(
         f"imported {info.rows:,} {info.timeframe} bars of {info.symbol}{adj}: "
-        f"{fmt_ts(info.first_ts, date_only=True)} to {fmt_ts(info.last_ts, date_only=True)}"
+        f"{fmt_ts(info.first_ts, date_only=daily)} to {fmt_ts(info.last_ts, date_only=daily)}"
     )
 
 
@@ -74,7 +101,10 @@ def list_cmd(
 def show_cmd(
     ctx: typer.Context,
     symbol: Annotated[str, typer.Argument(help="Symbol to show.")],
-    timeframe: Annotated[str, typer.Option("--timeframe", help="Bar size.")] = "1Day",
+    timeframe: Annotated[
+        str | None,
+        typer.Option("--timeframe", help="Bar size (a stored one or a coarser one built from it)."),
+    ] = None,
     start: Annotated[str | None, typer.Option("--start", help="First day (YYYY-MM-DD).")] = None,
     end: Annotated[str | None, typer.Option("--end", help="Last day (YYYY-MM-DD).")] = None,
     no_adjust: Annotated[bool, typer.Option("--no-adjust", help="Raw prices.")] = False,
@@ -83,12 +113,13 @@ def show_cmd(
     json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per bar.")] = False,
 ) -> None:
     """The first and last bars of a series, as backtests read them."""
-    from tape.store.market import load_bars
+    from tape.store.market import choose_timeframe, load_bars
 
+    data_path = settings(ctx).data_path
     bars = load_bars(
         symbol,
-        data_path=settings(ctx).data_path,
-        timeframe=timeframe,
+        data_path=data_path,
+        timeframe=timeframe or choose_timeframe([symbol], data_path, dataset),
         start=start,
         end=end,
         adjust=not no_adjust,
@@ -119,7 +150,7 @@ def show_cmd(
     for i in rows:
         table.add_row(
             fmt_ts(int(bars.ts[i])),
-            *(f"{col[i]:.4f}" for col in (bars.open, bars.high, bars.low, bars.close)),
+            *(price_text(float(col[i])) for col in (bars.open, bars.high, bars.low, bars.close)),
             f"{bars.volume[i]:,.0f}",
         )
     console.print(table)
@@ -133,11 +164,12 @@ def fetch_cmd(
     timeframe: Annotated[str, typer.Option("--timeframe", help="1Day, 1Hour, 5Min or 1Min.")] = "1Day",
 ) -> None:
     """Download bars from Alpaca's historical data API (credentials from the environment or .env)."""
+    from tape.events.symbols import normalise_symbol
     from tape.store.alpaca_data import fetch_bars
     from tape.store.credentials import load_alpaca_credentials
 
     info = fetch_bars(
-        symbol,
+        normalise_symbol(symbol),
         days_back=days_back,
         timeframe=timeframe,
         data_path=settings(ctx).data_path,

@@ -180,6 +180,8 @@ def render_period_report(summary: dict[str, Any]) -> None:
             f"{_pct(expected['mean_return_pct'])}, expected range {_pct(expected['low_return_pct'])} to "
             f"{_pct(expected['high_return_pct'])} (5-95 %), win rate {_pct(expected['win_rate'])}"
         )
+    elif summary["mode"] == "backtest":
+        console.print("this run is a backtest: sessions of the same strategy and parameters compare with it")
     else:
         console.print("no backtest of this strategy and parameters in the log to compare with")
     if summary["notifications"]["channels"]:

@@ -7,7 +7,7 @@ from typing import Any
 from rich.table import Table
 
 from tape.cli.common import console
-from tape.events.report import RunReport, market_time, trade_rows
+from tape.events.report import RunReport, market_time, price_text, trade_rows
 
 _ROWS: list[tuple[str, str, str]] = [
     ("total_trades", "Trades", "{:,}"),
@@ -67,9 +67,9 @@ def render_report(report: RunReport, *, last_trades: int = 10) -> None:
             str(r["n"]),
             r["symbol"],
             r["entry_time"],
-            f"{r['entry_price']:.2f}",
+            price_text(r["entry_price"]),
             r["exit_time"],
-            f"{r['exit_price']:.2f}",
+            price_text(r["exit_price"]),
             f"{r['qty']:g}",
             f"{r['pnl']:,.2f}",
             r["exit_reason"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -168,6 +169,7 @@ def trade_cmd(
     from tape.events.strategies import make_strategy
     from tape.store.backtests import load_config_bars, replay_report
     from tape.store.log import EventLog
+    from tape.store.trade_logs import write_trade_logs
 
     make_strategy(config.strategy, config.params)
     where = settings(ctx)
@@ -186,6 +188,8 @@ def trade_cmd(
         report_notifications(notifier)
     with EventLog.open(where.log_path, readonly=True) as log:
         report = replay_report(log, run_id)
+    # The TradeLogger files, as a live session writes them: projections of the log (`report --rebuild`).
+    written = write_trade_logs(report, Path.cwd())
     if json:
         from tape.events.report import report_json
 
@@ -193,6 +197,8 @@ def trade_cmd(
         return
     render_report(report)
     console.print(f"session {run_id} on Ray actors (broker=sim, feed=replay) logged to {where.log_path}")
+    if written:
+        console.print(f"trade logs: {len(written)} files under {Path.cwd() / 'logs'}")
 
 
 def compare_cmd(

@@ -188,8 +188,8 @@ def walkforward_cmd(
         title=f"walk-forward of {strategy} on {' '.join(base_symbols)} "
         f"({'anchored' if anchored else 'rolling'}, {objective})"
     )
-    for column in ("fold", "train", "test", "params", "train ret %", "test ret %", "efficiency", ""):
-        table.add_column(column, justify="left" if column in ("train", "test", "params", "") else "right")
+    for column in ("fold", "train", "test", "params", "train ret %", "test ret %", "efficiency", "flag"):
+        table.add_column(column, justify="left" if column in ("train", "test", "params", "flag") else "right")
     for f in result.folds:
         table.add_row(
             str(f.fold),
@@ -216,8 +216,13 @@ def montecarlo_cmd(
     n: Annotated[int, typer.Option("--n", help="Simulations.")] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same result).")] = 0,
     method: Annotated[
-        str, typer.Option("--method", help="shuffle (reorder trades) or bootstrap (resample).")
-    ] = "shuffle",
+        str,
+        typer.Option(
+            "--method",
+            help="bootstrap (resample trades: could the return be luck?) or shuffle (reorder them: "
+            "drawdown and streak risk; every path ends at the run's return).",
+        ),
+    ] = "bootstrap",
     ruin: Annotated[float, typer.Option("--ruin", help="Drawdown (%) that counts as ruin.")] = 50.0,
     address: opt.Address = None,
     workers: Workers = None,
@@ -254,11 +259,10 @@ def montecarlo_cmd(
     ):
         table.add_row(label, *(f"{stats[q]:.2f}" for q in ("p5", "p25", "p50", "p75", "p95", "mean")))
     console.print(table)
-    console.print(
-        f"probability of ruin ({ruin:g} % drawdown): {result.prob_ruin:.2%}; "
-        f"of a loss: {result.prob_loss:.2%}"
-    )
+    loss = f"; of a loss: {result.prob_loss:.2%}" if method == "bootstrap" else ""
+    console.print(f"probability of ruin ({ruin:g} % drawdown): {result.prob_ruin:.2%}{loss}")
     console.print(f"verdict: {reading}")
+    console.print(f"what it says: {job.summary['reads']}")
     console.print(f"fan chart: {chart}")
 
 
@@ -309,12 +313,23 @@ def validate_cmd(
         return
     result = job.raw
     table = Table(title=f"{strategy} {result.params} on {len(result.symbols)} symbols, {periods} periods")
-    for column in ("symbol", "return %", "sharpe", "trades", "max dd %", "profitable periods", "trade it?"):
+    columns = (
+        "symbol",
+        "return %",
+        "buy & hold %",
+        "sharpe",
+        "trades",
+        "max dd %",
+        "profitable periods",
+        "trade it?",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column in ("symbol", "trade it?") else "right")
     for v in result.symbols:
         table.add_row(
             v.symbol,
             _num(v.full.get("return_pct")),
+            _num(v.full.get("buy_hold_return_pct")),
             _num(v.full.get("sharpe")),
             _num(v.full.get("total_trades"), 0),
             _num(v.full.get("max_drawdown_pct")),

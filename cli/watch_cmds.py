@@ -27,16 +27,38 @@ def watch_cmd(
     interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between refreshes.")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Print one screen and exit.")] = False,
 ) -> None:
-    """Positions, P&L per symbol, equity sparkline, recent decisions, alerts and actor health, live."""
+    """Positions, P&L per symbol, equity sparkline, recent decisions, alerts and actor health, live.
+
+    Stops by itself once the run has ended (a finished run shows its final screen and exits). When the
+    output is not a terminal (a pipe, a file), each change is printed as a new screen instead."""
     follower = RunFollower(settings(ctx).log_path, run)
     follower.poll()
-    if once:
-        console.print(status_screen(run_status(follower.events)))
+    status = run_status(follower.events)
+    if once or _ended(status):
+        console.print(status_screen(status))
+        if not once:
+            console.print(f"run {status.get('run_id', '')} has ended ({status['state']})")
         return
-    with Live(status_screen(run_status(follower.events)), console=console, auto_refresh=False) as live:
-        while True:
+    if not console.is_terminal:
+        console.print(status_screen(status))
+        while not _ended(status):
             time.sleep(interval)
             if follower.poll():
-                live.update(status_screen(run_status(follower.events)), refresh=True)
+                status = run_status(follower.events)
+                console.print(status_screen(status))
+        console.print(f"run {status.get('run_id', '')} has ended ({status['state']})")
+        return
+    with Live(status_screen(status), console=console, auto_refresh=False) as live:
+        while not _ended(status):
+            time.sleep(interval)
+            if follower.poll():
+                status = run_status(follower.events)
+                live.update(status_screen(status), refresh=True)
             else:
                 live.refresh()
+    console.print(f"run {status.get('run_id', '')} has ended ({status['state']})")
+
+
+def _ended(status: dict) -> bool:
+    """A run whose end is in the log: nothing more will come."""
+    return status["state"] not in ("running", "unknown")

@@ -7,6 +7,20 @@
 Where it is cheap the two are bit-identical (the same floating-point operations in the same order:
 ``np.add.accumulate`` is a sequential running sum), so a backtest and a live run can never disagree on
 a crossover; elsewhere they agree to 1e-9 (see tests/test_indicators.py).
+
+Seeding conventions, for comparing numbers with TA-Lib. SMA, EMA, RSI and ATR start as TA-Lib's do (an
+EMA or Wilder average seeded with the simple mean of its first window, first value at the same index).
+Two differ at the start of a series and converge as the seed's weight decays by (1 - 1/period) or
+(1 - alpha) per bar (for period 14 it is below 1e-6 after about 200 bars):
+
+- MACD: each EMA is seeded from its own first window, so the line starts at ``slow - 1`` with a fast
+  EMA that has run since ``fast - 1``. TA-Lib starts both EMAs at ``slow - 1``, seeding the fast one with
+  the mean of the ``fast`` closes ending there. The signal line is seeded the same way in both (the
+  mean of the first ``signal`` line values; first at ``slow + signal - 2``).
+- ADX: +DM, -DM and true range are summed over the first ``period`` changes and the first DI is that
+  sum's ratio (index ``period``). TA-Lib sums the first ``period - 1`` changes and applies one Wilder
+  step with the next, so its first smoothed sums weigh the opening bars by ``1 - 1/period`` less. Both
+  put the first ADX (the Wilder mean of ``period`` DX values) at index ``2 * period - 1``.
 """
 
 from __future__ import annotations

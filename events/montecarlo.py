@@ -1,4 +1,9 @@
-"""Monte Carlo on a run's trades: reorder (shuffle) or resample (bootstrap) them many times.
+"""Monte Carlo on a run's trades: resample (bootstrap, the default) or reorder (shuffle) them many times.
+
+The two answer different questions (:data:`WHAT_IT_SAYS`). Bootstrap draws each path's trades with
+replacement from the run's, so totals vary: it asks whether the result could have been luck. Shuffle
+keeps the same trades in another order, so every path ends where the run ended: it says nothing
+about the return, only how deep the drawdowns and how long the losing streaks could have been.
 
 Simulations are numbered 0..n-1 and drawn in fixed blocks of ``BLOCK`` simulations, block ``b`` from
 ``SeedSequence(seed).spawn(...)[b]``: any split of the blocks across workers gives the same numbers.
@@ -16,6 +21,18 @@ from tape.events.errors import ConfigError
 BLOCK = 1000
 PERCENTILES = (5, 25, 50, 75, 95)
 Method = Literal["shuffle", "bootstrap"]
+DEFAULT_METHOD: Method = "bootstrap"
+
+WHAT_IT_SAYS = {
+    "bootstrap": (
+        "bootstrap (trades resampled with replacement): how the return could vary from the same edge, "
+        "i.e. could this have been luck; it cannot see changing markets or trades that depend on each other"
+    ),
+    "shuffle": (
+        "shuffle (the same trades reordered): drawdown and losing-streak risk; every path ends at the "
+        "run's own return, so it says nothing about whether that return was luck"
+    ),
+}
 
 
 class Paths(msgspec.Struct, frozen=True):
@@ -112,7 +129,7 @@ def simulate_trades(
     start_equity: float,
     n: int = 10_000,
     seed: int = 0,
-    method: Method = "shuffle",
+    method: Method = DEFAULT_METHOD,
     ruin_drawdown_pct: float = 50.0,
 ) -> MonteCarloResult:
     """All blocks in this process (``actors/jobs.py`` spreads the same blocks over Ray workers)."""
@@ -131,13 +148,19 @@ def simulate_trades(
 
 
 def verdict(result: MonteCarloResult) -> str:
-    """A plain reading of the distribution, with the rule that decided it."""
+    """A plain reading of the distribution, with the rule that decided it; a shuffle, whose paths all
+    end at the run's own return, is read for its drawdowns only."""
     p5 = result.final_return_pct["p5"]
     dd95 = result.max_drawdown_pct["p95"]
     if result.prob_ruin > 0.05:
         return (
             f"unreliable: {result.prob_ruin:.1%} of paths hit a {result.ruin_drawdown_pct:g} % drawdown "
             "(rule: ruin > 5 %)"
+        )
+    if result.method == "shuffle":
+        return (
+            f"drawdown risk: in 95 % of orders the worst drawdown stays under {dd95:.2f} % "
+            f"(every order returns {result.final_return_pct['p50']:.2f} %; use bootstrap to judge the return)"
         )
     if p5 < 0 or result.prob_loss > 0.25:
         return (

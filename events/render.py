@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -25,6 +27,15 @@ def as_dict(value: Any) -> Any:
     return value
 
 
+_NY = ZoneInfo("America/New_York")
+
+
+def time_text(ts: int) -> str:
+    """A timestamp (ns UTC) as New York local time with its offset, to the minute."""
+    moment = dt.datetime.fromtimestamp(ts // 1_000_000_000, tz=dt.UTC).astimezone(_NY)
+    return moment.isoformat(timespec="minutes")
+
+
 def summarize(event: Event) -> str:
     """One short human line for an event (used by `tape log show` and `tape explain`)."""
     fields = as_dict(event)
@@ -34,7 +45,9 @@ def summarize(event: Event) -> str:
     for name, value in fields.items():
         if value in ("", [], {}, None):
             continue
-        if isinstance(value, float):
+        if name.endswith("_ts") and isinstance(value, int) and value > 0:
+            value = time_text(value)
+        elif isinstance(value, float):
             value = f"{value:.6g}"
         elif isinstance(value, dict | list):
             value = msgspec.json.encode(value).decode()

@@ -7,6 +7,7 @@ fold of the events it reads back from the log: one function, so the two agree to
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -159,16 +160,28 @@ def market_time(ts: int, timeframe: str) -> str:
     return moment.isoformat(timespec="minutes") if is_intraday(timeframe) else moment.strftime("%Y-%m-%d")
 
 
+def price_text(value: float) -> str:
+    """A price for people: six significant digits, at least two decimals, trailing zeros dropped
+    (``187.5`` -> ``187.50``, ``0.000012345678`` -> ``0.0000123457``). Machine output keeps it exact."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:.2f}"
+    decimals = max(2, 5 - math.floor(math.log10(abs(value))))
+    text = f"{value:,.{decimals}f}"
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction[:2]}{fraction[2:].rstrip('0')}"
+
+
 def trade_rows(report: RunReport) -> list[dict[str, Any]]:
-    """Trades as plain rows (JSON output, CSV projection), money rounded to the cent."""
+    """Trades as plain rows (JSON output, CSV projection): prices exact, as the log holds them;
+    money rounded to the cent."""
     return [
         {
             "n": n,
             "symbol": t.symbol,
             "entry_time": market_time(t.entry_ts, report.timeframe),
-            "entry_price": round(t.entry_price, 4),
+            "entry_price": t.entry_price,
             "exit_time": market_time(t.exit_ts, report.timeframe),
-            "exit_price": round(t.exit_price, 4),
+            "exit_price": t.exit_price,
             "qty": t.qty,
             "gross_pnl": round(t.gross_pnl, 2),
             "commission": round(t.commission, 2),

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from tape.events.bars import BarSeries
-from tape.events.report import RunReport, report_json, trade_rows
+from tape.events.report import RunReport, market_time, report_json, trade_rows
+from tape.events.timeframes import is_intraday
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # matplotlib loads only when a chart is drawn
     from matplotlib.figure import Figure
 
 TRADE_COLUMNS = [
@@ -49,29 +50,35 @@ def _label(report: RunReport) -> str:
 
 
 def write_backtest_files(
-    report: RunReport, series: Sequence[BarSeries], *, root: Path, day: str
+    report: RunReport,
+    series: Sequence[BarSeries],
+    *,
+    root: Path,
+    day: str,
+    log_scale: bool | None = None,
 ) -> BacktestFiles:
-    """Write ``results/backtest_{symbols}_{day}.json``, ``results/trades_{symbols}_{day}.csv`` and
-    ``charts/equity_curve_{symbols}.png`` under ``root``; each file appears whole or not at all."""
+    """Write ``results/backtest_{symbols}_{day}_{run}.json``, ``results/trades_{symbols}_{day}_{run}.csv``
+    and ``charts/equity_curve_{symbols}_{run}.png`` under ``root`` (``run`` is the run id, so two runs on
+    the same symbols and day keep their own files); each file appears whole or not at all."""
     label = _label(report)
-    results = root / "results" / f"backtest_{label}_{day}.json"
-    trades = root / "results" / f"trades_{label}_{day}.csv"
-    chart = root / "charts" / f"equity_curve_{label}.png"
+    results = root / "results" / f"backtest_{label}_{day}_{report.run_id}.json"
+    trades = root / "results" / f"trades_{label}_{day}_{report.run_id}.csv"
+    chart = root / "charts" / f"equity_curve_{label}_{report.run_id}.png"
     for path in (results, chart):
         path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_text(results, json.dumps(report_json(report), indent=2) + "\n")
-    tmp = trades.with_suffix(".csv.tmp")
+    tmp = trades.with_name(f".{trades.name}.{os.getpid()}.tmp")
     with tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=TRADE_COLUMNS)
         writer.writeheader()
         writer.writerows(trade_rows(report))
     os.replace(tmp, trades)
-    plot_equity(report, series, chart)
+    plot_equity(report, series, chart, log_scale=log_scale)
     return BacktestFiles(results, trades, chart)
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -87,36 +94,120 @@ def buy_and_hold_curve(report: RunReport, series: Sequence[BarSeries], ts: np.nd
     return value * cash / max(len(series), 1)
 
 
-def equity_figure(report: RunReport, series: Sequence[BarSeries]) -> Figure:
-    """Equity vs buy-and-hold on top, drawdown below: a matplotlib Figure built without pyplot, so
-    nothing touches a display or pyplot's global state (a notebook shows it, a file saves it)."""
-    from matplotlib.figure import Figure
+def stitched_buy_and_hold(
+    series: Sequence[BarSeries], windows: Sequence[tuple[int, int]], ts: np.ndarray, start: float
+) -> np.ndarray:
+    """Equal-weighted buy & hold held only inside ``windows`` (walk-forward test windows), each window
+    starting with what the previous one ended with, valued at ``ts`` (which lie inside the windows)."""
+    value = np.full(ts.shape[0], np.nan)
+    worth = start
+    for lo, hi in windows:
+        inside = (ts >= lo) & (ts <= hi)
+        if not inside.any():
+            continue
+        growth = np.zeros(int(inside.sum()))
+        for s in series:
+            if not len(s):
+                continue
+            first = min(int(np.searchsorted(s.ts, lo, side="left")), len(s) - 1)
+            at = np.clip(np.searchsorted(s.ts, ts[inside], side="right") - 1, first, len(s) - 1)
+            growth += s.close[at] / s.close[first]
+        value[inside] = worth * growth / max(len(series), 1)
+        worth = float(value[inside][-1])
+    return value
 
-    ts = np.array([m.ts for m in report.marks], dtype=np.int64)
-    when = ts.astype("datetime64[ns]")
-    equity = np.array([m.equity for m in report.marks])
-    drawdown = -np.array([m.drawdown_pct for m in report.marks])
-    fig = Figure(figsize=(11, 6.5), layout="constrained")
-    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    top.plot(when, equity, color="#1f77b4", linewidth=1.3, label=f"{report.strategy} (net of costs)")
-    if series:
-        top.plot(
-            when, buy_and_hold_curve(report, series, ts), color="#888888", linewidth=1.0, label="buy & hold"
+
+def equity_by_bar(report: RunReport, series: Sequence[BarSeries], ts: np.ndarray) -> np.ndarray:
+    """The run's equity at each of ``ts`` (bar times): starting cash, plus the P&L of trades closed by
+    then, plus open trades marked at their symbol's last close (entry commission counted at the exit,
+    as the trade's P&L books it)."""
+    cash = float(report.config.get("cash", 0.0))
+    closes = {s.symbol: s for s in series}
+    trades = sorted(report.trades, key=lambda t: t.exit_ts)
+    exit_ts = np.array([t.exit_ts for t in trades], dtype=np.int64)
+    realized = np.r_[0.0, np.cumsum([t.pnl for t in trades])]
+    equity = cash + realized[np.searchsorted(exit_ts, ts, side="right")]
+    for trade in trades:
+        bars = closes.get(trade.symbol)
+        if bars is None:
+            continue
+        lo, hi = (
+            np.searchsorted(ts, trade.entry_ts, side="left"),
+            np.searchsorted(ts, trade.exit_ts, side="left"),
         )
-    adjusted = "adjusted" if report.adjusted else "unadjusted"
-    top.set_title(f"{' '.join(report.symbols)} · {report.strategy} {report.params} · {adjusted} prices")
-    top.set_ylabel("equity ($)")
-    top.grid(alpha=0.3)
-    top.legend(loc="upper left")
-    bottom.fill_between(when, drawdown, 0.0, color="#d62728", alpha=0.4, step="post", label="drawdown")
-    bottom.set_ylabel("drawdown (%)")
-    bottom.grid(alpha=0.3)
-    return fig
+        if lo >= hi:
+            continue
+        at = np.clip(np.searchsorted(bars.ts, ts[lo:hi], side="right") - 1, 0, len(bars) - 1)
+        equity[lo:hi] += trade.qty * (bars.close[at] - trade.entry_price)
+    return equity
 
 
-def plot_equity(report: RunReport, series: Sequence[BarSeries], path: Path) -> None:
-    """Equity vs buy-and-hold on top, drawdown below, saved as a PNG (whole or not at all)."""
-    fig = equity_figure(report, series)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+def _curve(report: RunReport, series: Sequence[BarSeries]) -> tuple[np.ndarray, np.ndarray]:
+    """Times and equity to draw: every bar for an intraday run (its marks are daily), the marks of a
+    daily one; both start at the first bar with the starting cash."""
+    cash = float(report.config.get("cash", 0.0))
+    first = min((int(s.ts[0]) for s in series if len(s)), default=report.start_ts)
+    if is_intraday(report.timeframe) and series:
+        stamps = np.unique(np.concatenate([s.ts for s in series]))
+        stamps = stamps[(stamps >= first) & (stamps <= report.end_ts)]
+        return np.r_[first, stamps], np.r_[cash, equity_by_bar(report, series, stamps)]
+    ts = np.array([m.ts for m in report.marks], dtype=np.int64)
+    equity = np.array([m.equity for m in report.marks], dtype=np.float64)
+    if not len(ts) or ts[0] > first:
+        ts, equity = np.r_[first, ts], np.r_[cash, equity]
+    return ts, equity
+
+
+def chart_title(report: RunReport) -> tuple[str, str]:
+    """The chart's two title lines: what ran on what, then when and at what cost."""
+    params = " ".join(f"{k}={v}" for k, v in report.params.items())
+    cost = dict(report.config.get("cost", {}))
+    costs = [
+        f"slippage {cost.get('slippage_bps', 0):g} bps",
+        f"commission ${cost.get('commission', 0):,.2f}/order",
+    ]
+    if cost.get("fee_bps") is not None:
+        costs.append(f"fee {cost['fee_bps']:g} bps")
+    prices = "adjusted" if report.adjusted else "unadjusted"
+    first, last = (
+        market_time(t, report.timeframe).replace("T", " ") for t in (report.start_ts, report.end_ts)
+    )
+    zone = " New York time" if is_intraday(report.timeframe) else ""
+    period = f"{first} to {last}{zone}"
+    title = f"{report.strategy} {params} on {', '.join(report.symbols)}".replace("  ", " ")
+    return title, f"{period} · {report.timeframe} bars, {prices} prices · {', '.join(costs)}"
+
+
+def plot_equity(
+    report: RunReport, series: Sequence[BarSeries], path: Path, *, log_scale: bool | None = None
+) -> Path:
+    """:func:`equity_chart` written to ``path``."""
+    from tape.store.charts import save_figure  # matplotlib loads only when a chart is drawn
+
+    return save_figure(equity_chart(report, series, log_scale=log_scale), path)
+
+
+def equity_chart(report: RunReport, series: Sequence[BarSeries], *, log_scale: bool | None = None) -> Figure:
+    """Equity and buy & hold with entry/exit markers on top, both drawdowns below."""
+    from tape.store.charts import equity_figure
+
+    ts, equity = _curve(report, series)
+    hold = buy_and_hold_curve(report, series, ts) if series else None
+
+    def on_curve(at: np.ndarray) -> np.ndarray:
+        return equity[np.clip(np.searchsorted(ts, at, side="right") - 1, 0, len(ts) - 1)]
+
+    entries = np.array([t.entry_ts for t in report.trades], dtype=np.int64)
+    exits = np.array([t.exit_ts for t in report.trades], dtype=np.int64)
+    title, subtitle = chart_title(report)
+    return equity_figure(
+        ts=ts,
+        equity=equity,
+        hold=hold,
+        entries=(entries, on_curve(entries)),
+        exits=(exits, on_curve(exits)),
+        title=title,
+        subtitle=subtitle,
+        strategy_label=f"{report.strategy} (net of costs)",
+        log_scale=log_scale,
+    )

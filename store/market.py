@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import sqlite_utils
 
-from tape.events.bars import NY_TZ, BarSeries, find_bad_bar
+from tape.events.bars import NY_TZ, BarSeries
 from tape.events.errors import ConfigError, DataError
-from tape.events.timeframes import NS_PER_DAY, parse_timeframe
+from tape.events.timeframes import NS_PER_DAY, parse_timeframe, timeframe_ns
 
 SAMPLE_FILE = Path(__file__).resolve().parent / "sample" / "stocks_daily.csv.gz"
 SP500_20_FILE = Path(__file__).resolve().parent / "sample" / "sp500_20_daily.csv.gz"
@@ -352,6 +352,14 @@ def _find_frame(symbol: str, timeframe: str, data_path: Path | None, dataset: st
     if frame is None and timeframe == SAMPLE_TIMEFRAME:
         frame = _sample().get(symbol)
     if frame is None:
+        frame = _resampled(data_path, symbol, timeframe)
+    if frame is None and (stored := stored_timeframes(data_path, symbol)):
+        raise DataError(
+            f"{symbol} has no {timeframe} bars and none can be built from its stored "
+            f"{', '.join(stored)} bars (a coarser bar size must be a whole multiple of a stored one and "
+            f"divide a day); pass --timeframe {stored[0]} or a multiple of it"
+        )
+    if frame is None:
         known = sorted({d.symbol for d in list_datasets(data_path) if d.timeframe == timeframe})
         elsewhere = [n for n in BUNDLED_NAMES if timeframe == SAMPLE_TIMEFRAME and symbol in _bundled(n)]
         hint = f"; bundled dataset {elsewhere[0]} has it (pass --dataset {elsewhere[0]})" if elsewhere else ""
@@ -362,6 +370,53 @@ def _find_frame(symbol: str, timeframe: str, data_path: Path | None, dataset: st
     return frame
 
 
+def stored_timeframes(data_path: Path | None, symbol: str) -> list[str]:
+    """The timeframes ``symbol`` is stored at (cache and bundled sample), finest first."""
+    found = {d.timeframe for d in list_datasets(data_path) if d.symbol == symbol}
+    return sorted(found, key=timeframe_ns)
+
+
+def choose_timeframe(symbols: Iterable[str], data_path: Path | None, dataset: str = "") -> str:
+    """The timeframe to read when none is given: the only one the symbols are all stored at.
+
+    A symbol stored nowhere reads as the sample's 1Day (its error then comes from loading); several
+    shared timeframes are a ConfigError that lists them.
+    """
+    if dataset:
+        return SAMPLE_TIMEFRAME
+    shared: set[str] | None = None
+    for symbol in dict.fromkeys(s.strip().upper() for s in symbols if s.strip()):
+        have = set(stored_timeframes(data_path, symbol))
+        if have:
+            shared = have if shared is None else shared & have
+    if not shared:
+        return SAMPLE_TIMEFRAME
+    if len(shared) == 1:
+        return next(iter(shared))
+    choices = ", ".join(sorted(shared, key=timeframe_ns))
+    raise ConfigError(f"stored at several bar sizes ({choices}); pick one with --timeframe")
+
+
+def _resampled(data_path: Path | None, symbol: str, timeframe: str) -> _Frame | None:
+    """``timeframe`` bars built from the coarsest finer stored series that divides it, if any."""
+    from tape.store.resample import can_resample, resample_columns
+
+    finer = [tf for tf in stored_timeframes(data_path, symbol) if can_resample(tf, timeframe)]
+    if not finer:
+        return None
+    stored = _cached(data_path, symbol, finer[-1])
+    if stored is None or not len(stored.ts):
+        return None
+    columns = {c: getattr(stored, c) for c in (*COLUMNS, "adj_close")}
+    ts, out = resample_columns(stored.ts, columns, symbol, timeframe)
+    return _Frame(
+        ts=ts,
+        **{c: out[c] for c in COLUMNS},
+        adj_close=out["adj_close"],
+        source=f"{stored.source}, resampled from {finer[-1]}",
+    )
+
+
 def load_many(symbols: Iterable[str], **options: Any) -> list[BarSeries]:
     """:func:`load_bars` for several symbols (upper-cased, duplicates dropped, order kept)."""
     unique = list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip()))
@@ -370,94 +425,3 @@ def load_many(symbols: Iterable[str], **options: Any) -> list[BarSeries]:
 
 def _day(ts: int) -> str:
     return pd.Timestamp(int(ts), tz="UTC").tz_convert(NY_TZ).strftime("%Y-%m-%d")
-
-
-# --------------------------------------------------------------------------- importing files
-
-_ALIASES = {
-    "ts": ("timestamp", "datetime", "date", "time", "t"),
-    "open": ("open", "o"),
-    "high": ("high", "h"),
-    "low": ("low", "l"),
-    "close": ("close", "c"),
-    "volume": ("volume", "vol", "v"),
-    "adj_close": ("adj close", "adj_close", "adjclose", "adjusted_close", "adjusted close"),
-}
-
-
-def read_bars_file(path: Path, timeframe: str = SAMPLE_TIMEFRAME) -> tuple[_Frame, int]:
-    """Parse a CSV or Parquet file of bars; returns the columns and the file line of row 0 (CSV: 2)."""
-    if not path.exists():
-        raise DataError(f"no such file: {path}")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame, first_line = pd.read_parquet(path), 1
-        else:
-            frame, first_line = pd.read_csv(path), 2
-    except Exception as exc:  # pandas raises many types for unreadable input
-        raise DataError(
-            f"{path.name}: cannot read it as {'Parquet' if path.suffix == '.parquet' else 'CSV'}: {exc}"
-        ) from None
-    if frame.empty:
-        raise DataError(f"{path.name}: no rows")
-    return frame_from_table(frame, path.name, first_line=first_line, source="import"), first_line
-
-
-def frame_from_table(table: pd.DataFrame, name: str, *, first_line: int, source: str) -> _Frame:
-    """The columns of a table of bars (a file's rows, or a DataFrame with its index as a column),
-    found by their usual names in any case; naive times are taken as exchange-local (New York).
-    ``name`` and ``first_line`` place errors: a missing timestamp is named by its line."""
-    lower = {str(c).strip().lower(): c for c in table.columns}
-    found: dict[str, Any] = {}
-    for column_name, aliases in _ALIASES.items():
-        column = next((lower[a] for a in aliases if a in lower), None)
-        if column is None and column_name != "adj_close":
-            wanted = "date/timestamp" if column_name == "ts" else column_name
-            columns = ", ".join(map(str, table.columns))
-            raise DataError(f"{name}: no {wanted} column (columns: {columns})")
-        found[column_name] = column
-    try:
-        stamps = pd.to_datetime(table[found["ts"]])
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{name}: unreadable timestamp: {exc}") from None
-    bad_time = stamps.isna().to_numpy()
-    if bad_time.any():
-        raise DataError(f"{name}: line {int(np.flatnonzero(bad_time)[0]) + first_line}: missing timestamp")
-    if stamps.dt.tz is None:
-        # Naive times are exchange-local (daily rows are dates: midnight in New York).
-        stamps = stamps.dt.tz_localize(NY_TZ, ambiguous="NaT", nonexistent="NaT")
-    ts = stamps.dt.as_unit("ns").astype("int64").to_numpy()
-    cols: dict[str, np.ndarray] = {}
-    for column_name in (*COLUMNS, "adj_close"):
-        if found.get(column_name) is None:
-            continue
-        values = pd.to_numeric(table[found[column_name]], errors="coerce").to_numpy(np.float64)
-        cols[column_name] = values
-    return _Frame(ts=ts, **{c: cols[c] for c in COLUMNS}, adj_close=cols.get("adj_close"), source=source)
-
-
-def find_bad_row(frame: _Frame) -> tuple[int, str] | None:
-    """The first row of ``frame`` that breaks a bar rule (adjusted close included), with the rule."""
-    problem = find_bad_bar(frame.ts, frame.open, frame.high, frame.low, frame.close, frame.volume)
-    if problem is None and frame.adj_close is not None:
-        bad_adj = ~(np.isfinite(frame.adj_close) & (frame.adj_close > 0))
-        if bad_adj.any():
-            problem = (int(np.flatnonzero(bad_adj)[0]), "has a missing or non-positive adjusted close")
-    return problem
-
-
-def import_bars_file(
-    path: Path, symbol: str, *, data_path: Path, timeframe: str = SAMPLE_TIMEFRAME
-) -> DatasetInfo:
-    """Validate a file of bars and store it as ``symbol`` (replacing that symbol's bars at this
-    timeframe). A bad row is reported by its line in the file, and then nothing is written."""
-    parse_timeframe(timeframe)
-    symbol = symbol.strip().upper()
-    if not symbol:
-        raise ConfigError("--symbol must not be empty")
-    frame, first_line = read_bars_file(path, timeframe)
-    problem = find_bad_row(frame)
-    if problem is not None:
-        row, why = problem
-        raise DataError(f"{path.name}: line {row + first_line} {why}; nothing imported")
-    return store_bars(data_path, symbol, timeframe, frame)

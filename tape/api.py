@@ -72,7 +72,7 @@ def backtest(
     max_correlation: float = 0.0,
     correlation_window: int = 60,
     correlation_action: str = "reject",
-    timeframe: str = "1Day",
+    timeframe: str | None = None,
     dataset: str = "",
     adjust: bool = True,
     tz: str | None = None,
@@ -98,8 +98,9 @@ def backtest(
     ``max_positions``, ``qty`` (fixed size), ``qty_increment``, ``sizing`` ("percent" or "atr"),
     ``atr_period``, ``atr_stop``, ``min_avg_volume``, ``max_volume_pct``, ``regimes``, ``trend_adx``,
     ``volatile_atr``, ``max_correlation``, ``correlation_window``, ``correlation_action``;
-    ``timeframe`` of the bars; ``dataset`` a bundled dataset to read the symbols from; ``adjust=False``
-    for raw prices (``--no-adjust``).
+    ``timeframe`` of the bars (default: the only one stored, or a DataFrame's row spacing; a coarser one
+    than stored is built from the stored bars); ``dataset`` a bundled dataset to read the symbols from;
+    ``adjust=False`` for raw prices (``--no-adjust``).
 
     ``log``: the event log to append to, exactly like ``--log``; ``None`` appends to this session's
     temporary log (gone when Python exits). ``data_path``: the market-data store (``--data``; default
@@ -115,7 +116,7 @@ def backtest(
     from tape.store.backtests import backtest as run_logged
 
     name, params_given = strategy_arg(strategy, param_args(params))
-    source = resolve_data(data, dataset=dataset, tz=tz, timeframe=timeframe)
+    source = resolve_data(data, dataset=dataset, tz=tz, timeframe=timeframe, data_path=data_store(data_path))
     config = build_config(
         source.symbols,
         name,
@@ -123,7 +124,7 @@ def backtest(
         start,
         end,
         cash,
-        timeframe=timeframe,
+        timeframe=source.timeframe,
         adjust=adjust,
         dataset=source.dataset,
         cost=cost_model(slippage_bps, commission, fee_bps),

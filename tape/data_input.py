@@ -31,23 +31,32 @@ class DataInput(NamedTuple):
     symbols: list[str]
     dataset: str
     loader: Loader | None
+    timeframe: str  # the bar size asked for, or the one the data has when none was asked for
 
 
 def resolve_data(
-    data: Any, *, dataset: str = "", tz: str | None = None, timeframe: str = "1Day"
+    data: Any,
+    *,
+    dataset: str = "",
+    tz: str | None = None,
+    timeframe: str | None = None,
+    data_path: Path | None = None,
 ) -> DataInput:
     """Interpret ``data``: a symbol, a list of symbols, a bundled dataset name ("sample", "sp500_20"),
-    a DataFrame of OHLCV bars, or a dict of them keyed by symbol."""
-    if isinstance(data, str):
-        from tape.store.market import BUNDLED_NAMES, bundled_symbols
+    a DataFrame of OHLCV bars, or a dict of them keyed by symbol. Without ``timeframe``, stored symbols
+    use their only stored bar size (as ``tape backtest`` does) and DataFrames the spacing of their rows."""
+    if isinstance(data, str) or (
+        isinstance(data, Sequence) and data and all(isinstance(s, str) for s in data)
+    ):
+        from tape.store.market import BUNDLED_NAMES, bundled_symbols, choose_timeframe
 
-        if data in BUNDLED_NAMES:
+        if isinstance(data, str) and data in BUNDLED_NAMES:
             if dataset and dataset != data:
                 raise ConfigError(f"data {data!r} is a bundled dataset; drop dataset={dataset!r}")
-            return DataInput(bundled_symbols(data), data, None)
-        return DataInput([data], dataset, None)
-    if isinstance(data, Sequence) and data and all(isinstance(s, str) for s in data):
-        return DataInput(list(data), dataset, None)
+            symbols, dataset = bundled_symbols(data), data
+        else:
+            symbols = [data] if isinstance(data, str) else list(data)
+        return DataInput(symbols, dataset, None, timeframe or choose_timeframe(symbols, data_path, dataset))
     frames = _frames_of(data)
     if frames is None:
         raise ConfigError(
@@ -58,8 +67,14 @@ def resolve_data(
         raise ConfigError(f"dataset={dataset!r} reads a bundled dataset; DataFrame data needs none")
     from tape.events.timeframes import parse_timeframe
 
-    parse_timeframe(timeframe)
     parsed = {symbol: frame_to_bars(frame, symbol, tz=tz) for symbol, frame in frames.items()}
+    if timeframe is None:
+        from tape.store.bar_files import infer_spacing, timeframe_of_spacing
+
+        spacing = min((infer_spacing(bars.ts) for bars in parsed.values()), default=0)
+        timeframe = timeframe_of_spacing(spacing) if spacing else "1Day"
+    parse_timeframe(timeframe)
+    chosen = timeframe
 
     def load(config: BacktestConfig) -> list[BarSeries]:
         from tape.store.market import series_from_frame
@@ -67,7 +82,7 @@ def resolve_data(
         return [
             series_from_frame(
                 symbol,
-                timeframe,
+                chosen,
                 parsed[symbol],
                 start=config.start or None,
                 end=config.end or None,
@@ -76,7 +91,7 @@ def resolve_data(
             for symbol in config.symbols
         ]
 
-    return DataInput(list(parsed), "", load)
+    return DataInput(list(parsed), "", load, chosen)
 
 
 def _frames_of(data: Any) -> dict[str, pd.DataFrame] | None:
@@ -103,7 +118,7 @@ def frame_to_bars(frame: pd.DataFrame, symbol: str, *, tz: str | None) -> Any:
     """
     import pandas as pd
 
-    from tape.store.market import find_bad_row, frame_from_table
+    from tape.store.bar_files import find_bad_row, frame_from_table
 
     where = f"data[{symbol!r}]"
     index = frame.index
@@ -127,7 +142,7 @@ def frame_to_bars(frame: pd.DataFrame, symbol: str, *, tz: str | None) -> Any:
     clashing = [c for c in table.columns if str(c).strip().lower() in _TIME_NAMES]
     table = table.drop(columns=clashing)  # the index is the bar time: never a second time column
     table.insert(0, "timestamp", index)
-    bars = frame_from_table(table, where, first_line=0, source=DATAFRAME_SOURCE)
+    bars = frame_from_table(table, where, source=DATAFRAME_SOURCE)
     problem = find_bad_row(bars)
     if problem is not None:
         row, why = problem

@@ -29,6 +29,12 @@ def _day(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts / 1e9, tz=dt.UTC).strftime("%Y-%m-%d")
 
 
+def _period(series: Any) -> str:
+    """First to last day of the bars a job read."""
+    stamps = [int(t) for s in series if len(s) for t in (s.ts[0], s.ts[-1])]
+    return f"{_day(min(stamps))} to {_day(max(stamps))}" if stamps else ""
+
+
 def _base_config(
     data: Any,
     strategy: Any,
@@ -133,7 +139,8 @@ def optimize(
             varied[0],
             varied[1],
             objective,
-            Path(charts) / f"heatmap_{'-'.join(base.symbols)}_{base.strategy}.png",
+            Path(charts) / f"heatmap_{'-'.join(base.symbols)}_{base.strategy}_{result.job_id}.png",
+            title=f"{base.strategy} on {', '.join(base.symbols)}, {_period(series)}",
         )
     summary = {
         "job_id": result.job_id,
@@ -206,13 +213,22 @@ def walkforward(
     )
     chart = None
     if charts is not None and result.oos_ts:
-        from tape.store.charts import plot_equity_line
+        import numpy as np
 
-        chart = plot_equity_line(
-            result.oos_ts,
-            result.oos_equity,
-            f"walk-forward out-of-sample equity: {base.strategy} on {' '.join(base.symbols)}",
-            Path(charts) / f"walkforward_{'-'.join(base.symbols)}_{base.strategy}.png",
+        from tape.store.backtest_files import stitched_buy_and_hold
+        from tape.store.charts import plot_walkforward
+
+        windows = [(f.test_start_ts, f.test_end_ts) for f in result.folds]
+        oos_ts = np.asarray(result.oos_ts, dtype=np.int64)
+        chart = plot_walkforward(
+            Path(charts) / f"walkforward_{'-'.join(base.symbols)}_{base.strategy}_{result.job_id}.png",
+            windows=windows,
+            ts=oos_ts,
+            equity=np.asarray(result.oos_equity),
+            hold=stitched_buy_and_hold(series, windows, oos_ts, base.cash),
+            title=f"walk-forward out of sample: {base.strategy} on {', '.join(base.symbols)}, "
+            f"{_period(series)}, {len(result.folds)} folds ({'anchored' if anchored else 'rolling'}, "
+            f"{objective})",
         )
     fold_rows = [
         {
@@ -378,7 +394,7 @@ def montecarlo(
     import pandas as pd
 
     from tape.actors.jobs import run_montecarlo
-    from tape.events.montecarlo import verdict
+    from tape.events.montecarlo import WHAT_IT_SAYS, verdict
     from tape.store.backtests import replay_report
     from tape.store.log import EventLog
 
@@ -412,14 +428,18 @@ def montecarlo(
 
         chart = plot_fan(
             simulated.bands,
-            f"Monte Carlo ({method}, n={n}, seed={seed}) of run {report.run_id}",
-            Path(charts) / f"montecarlo_{report.run_id}.png",
+            f"Monte Carlo ({method}, n={n:,}, seed={seed}) of run {report.run_id}: {report.strategy} "
+            f"on {', '.join(report.symbols)}",
+            Path(charts) / f"montecarlo_{report.run_id}_{method}.png",
+            actual=simulated.start_equity + np.r_[0.0, np.cumsum(pnls)],
+            note=WHAT_IT_SAYS[method],
         )
     out = {k: v for k, v in msgspec.to_builtins(simulated).items() if k != "bands"}
     summary = {
         "run_id": report.run_id,
         **out,
         "verdict": verdict(simulated),
+        "reads": WHAT_IT_SAYS[method],
         "chart": str(chart) if chart else None,
     }
     table = pd.DataFrame(

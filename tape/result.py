@@ -196,9 +196,9 @@ class Result:
     def plot(self) -> Figure:
         """Equity against buy & hold of the same symbols, with a drawdown panel below (a matplotlib
         Figure built without pyplot: a notebook shows it, ``fig.savefig(path)`` writes it)."""
-        from tape.store.backtest_files import equity_figure
+        from tape.store.backtest_files import equity_chart
 
-        return equity_figure(self._report, self._bars())
+        return equity_chart(self._report, self._bars())
 
     def _bars(self) -> list[BarSeries]:
         if self._series is None:

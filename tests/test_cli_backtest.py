@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tape.store.bar_files import import_bars_file
 from tape.store.log import EventLog
-from tape.store.market import import_bars_file
 from tests.conftest import TapeRunner, assert_clean_failure
 
 WINDOW = ["--start", "2004-01-01", "--end", "2006-12-31"]
@@ -58,8 +58,21 @@ def test_backtest_writes_results_trades_and_chart(tape: TapeRunner, tmp_path: Pa
     assert len(results) == 1 and json.loads(results[0].read_text())["run_id"] == out["run_id"]
     trades = list((tmp_path / "results").glob("trades_AAPL_*.csv"))
     assert len(pd.read_csv(trades[0])) == out["total_trades"]
-    chart = tmp_path / "charts" / "equity_curve_AAPL.png"
+    chart = tmp_path / "charts" / f"equity_curve_AAPL_{out['run_id']}.png"
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_two_strategies_on_the_same_symbol_and_day_keep_their_own_files(
+    tape: TapeRunner, tmp_path: Path
+) -> None:
+    first = _backtest(tape)
+    second = _backtest(tape, "--strategy", "macd")
+    assert first["run_id"] != second["run_id"]
+    for run in (first, second):
+        assert (tmp_path / "charts" / f"equity_curve_AAPL_{run['run_id']}.png").exists()
+        (results,) = (tmp_path / "results").glob(f"backtest_AAPL_*_{run['run_id']}.json")
+        assert json.loads(results.read_text())["run_id"] == run["run_id"]
+        assert len(list((tmp_path / "results").glob(f"trades_AAPL_*_{run['run_id']}.csv"))) == 1
 
 
 def test_replay_prints_the_same_summary_to_the_last_digit(tape: TapeRunner) -> None:

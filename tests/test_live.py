@@ -201,10 +201,7 @@ def test_orders_fills_positions_and_trade_logs_agree_with_the_broker(live_run) -
     assert len(rows) == len(closed)
     assert sorted(
         (r["symbol"], r["qty"], r["entry_price"], r["exit_price"], round(r["pnl"], 2)) for r in rows
-    ) == sorted(
-        (c.symbol, c.qty, round(c.entry_price, 4), round(c.exit_price, 4), round(c.net_pnl, 2))
-        for c in closed
-    )
+    ) == sorted((c.symbol, c.qty, c.entry_price, c.exit_price, round(c.net_pnl, 2)) for c in closed)
     # Each session day's close marks the equity and writes its summary, traded on or not.
     marks = _events(log_path, "equity_marked")
     summaries = {p.name: json.loads(p.read_text()) for p in (tmp_path / "logs").glob("daily_summary_*.json")}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tape.events.errors import ConfigError
-from tape.events.montecarlo import BLOCK, simulate_trades
+from tape.events.montecarlo import BLOCK, simulate_trades, verdict
 
 PNLS = np.array([120.0, -80.0, 45.0, -30.0, 200.0])
 
@@ -24,8 +24,25 @@ def test_another_seed_gives_other_paths() -> None:
 
 
 def test_shuffling_keeps_the_final_return() -> None:
-    result = simulate_trades(PNLS, start_equity=1000, n=500, seed=1)
+    result = simulate_trades(PNLS, start_equity=1000, n=500, seed=1, method="shuffle")
     assert result.final_return_pct["p5"] == pytest.approx(25.5) == result.final_return_pct["p95"]
+
+
+def test_the_default_method_is_bootstrap_whose_returns_vary() -> None:
+    result = simulate_trades(PNLS, start_equity=1000, n=500, seed=1)
+    assert result.method == "bootstrap"
+    assert result.final_return_pct["p5"] < 25.5 < result.final_return_pct["p95"]
+
+
+def test_a_shuffle_is_read_for_its_drawdowns_not_its_return() -> None:
+    reading = verdict(simulate_trades(-PNLS, start_equity=1000, n=500, seed=1, method="shuffle"))
+    assert reading.startswith("drawdown risk:") and "use bootstrap to judge the return" in reading
+    assert "fragile" not in reading and "lose" not in reading
+
+
+def test_a_losing_bootstrap_is_called_fragile() -> None:
+    reading = verdict(simulate_trades(-PNLS, start_equity=100_000, n=500, seed=1))
+    assert reading.startswith("fragile:")
 
 
 def test_statistics_match_a_direct_numpy_computation_on_a_small_case() -> None:

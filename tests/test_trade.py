@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from pathlib import Path
 
 from tests.conftest import TapeRunner, assert_clean_failure
 
@@ -69,3 +72,22 @@ def test_an_unknown_broker_fails_cleanly(tape: TapeRunner) -> None:
 def test_compare_of_an_unknown_run_fails_cleanly(tape: TapeRunner) -> None:
     tape("log", "note", "a log must exist")
     assert_clean_failure(tape("compare", "aaaaaaaaaaaa", "bbbbbbbbbbbb"), "no run 'aaaaaaaaaaaa'")
+
+
+def test_a_sim_session_writes_trade_logs_that_rebuild_byte_for_byte(tape: TapeRunner, tmp_path: Path) -> None:
+    session = _json(
+        tape, "trade", "AAPL", "--broker", "sim", "--feed", "replay", "--speed", "0", *PERIOD, "--json"
+    )
+    logs = tmp_path / "logs"
+    written = {p.name: p.read_bytes() for p in sorted(logs.glob("*_20*"))}
+    trade_files = [n for n in written if n.startswith("trades_AAPL_")]
+    summaries = [n for n in written if n.startswith("daily_summary_")]
+    assert len(trade_files) > 5 and len(summaries) > 300  # one summary per session day
+    rows = [r for n in trade_files for r in csv.DictReader(io.StringIO(written[n].decode()))]
+    assert len(rows) == session["total_trades"]
+    assert {r["run_id"] for r in rows} == {session["run_id"]}
+    for path in logs.glob("*_20*"):
+        path.unlink()
+    rebuilt = tape("report", session["run_id"], "--rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert {p.name: p.read_bytes() for p in sorted(logs.glob("*_20*"))} == written

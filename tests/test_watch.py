@@ -131,3 +131,14 @@ def test_status_totals_are_the_sum_of_the_symbols_to_the_cent(tape: TapeRunner) 
 def test_status_without_a_trading_session_says_how_to_start_one(tape: TapeRunner) -> None:
     assert tape("log", "note", "nothing traded yet").returncode == 0
     assert_clean_failure(tape("status"), "no trading session", "tape trade")
+
+
+def test_plain_watch_of_a_finished_run_prints_its_screen_and_exits_when_piped(tape: TapeRunner) -> None:
+    done = tape(
+        "trade", "AAPL", "--broker", "sim", "--feed", "replay", "--speed", "0", "--start", "2012-01-01"
+    )
+    assert done.returncode == 0, done.stderr
+    watched = tape("watch", timeout=60)
+    assert watched.returncode == 0, watched.stderr
+    assert "Positions and P&L" in watched.stdout
+    assert watched.stdout.rstrip().endswith("has ended (completed)")
