@@ -14,7 +14,14 @@ from tape.events.risk import RiskConfig
 from tape.events.strategies import parse_param_args
 
 Symbols = Annotated[list[str], typer.Argument(help="One or more symbols; several share cash and limits.")]
-Strategy = Annotated[str, typer.Option("--strategy", "-s", help="Strategy name (see `tape strategies`).")]
+Strategy = Annotated[
+    str,
+    typer.Option(
+        "--strategy",
+        "-s",
+        help="A strategy: a name (see `tape strategies`), path/to/file.py[:Class] or package.module:Class.",
+    ),
+]
 Params = Annotated[
     list[str] | None, typer.Option("--param", "-p", help="Strategy parameter NAME=VALUE (repeatable).")
 ]
@@ -204,10 +211,11 @@ def build_config(
     risk: RiskConfig | None = None,
 ) -> BacktestConfig:
     """The BacktestConfig of a command's options (validated: bad values raise ConfigError)."""
+    strategy, params = resolve_strategy(strategy, parse_param_args(param or []))
     config = BacktestConfig(
         symbols=list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip())),
         strategy=strategy,
-        params=parse_param_args(param or []),
+        params=params,
         start=parse_day(start, "--start"),
         end=parse_day(end, "--end"),
         timeframe=timeframe,
@@ -220,3 +228,15 @@ def build_config(
     if config.start and config.end and config.start > config.end:
         raise ConfigError(f"--start {config.start} is after --end {config.end}")
     return config
+
+
+def resolve_strategy(strategy: str, params: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The canonical spec of ``--strategy`` (a name, file.py[:Class], module:Class or entry point),
+    loading it; an ensemble's members are resolved the same way."""
+    from tape.store.strategy_loader import resolve
+
+    spec = resolve(strategy)
+    if spec == "ensemble" and params.get("members"):
+        members = [m.strip() for m in params["members"].split(",") if m.strip()]
+        params = {**params, "members": ",".join(resolve(m) for m in members)}
+    return spec, params

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from tape.events.backtest import BacktestConfig, run_backtest, run_id_for
+from tape.events.backtest import BacktestConfig, config_of, run_backtest, run_id_for
 from tape.events.bars import BarSeries
 from tape.events.errors import DataError
 from tape.events.report import RunReport, fold_run
@@ -133,7 +133,7 @@ def rerun(log: EventLog, run_id: str, *, data_path: Path | None, loader: Loader 
     started = find_run(log, run_id)
     if started.mode != "backtest":
         raise DataError(f"run {started.run_id} is a {started.mode} run; --rerun replays backtests")
-    config = msgspec.convert(started.config, BacktestConfig)
+    config = config_of(started.config)
     series = (loader or (lambda c: load_config_bars(c, data_path)))(config)
     recorded_fp = {fp.symbol: fp.sha256 for fp in started.data}
     changed = [s.symbol for s in series if recorded_fp.get(s.symbol) != s.fingerprint().sha256]

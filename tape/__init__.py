@@ -13,3 +13,14 @@ try:
     __version__ = _metadata.version("tape")
 except _metadata.PackageNotFoundError:  # running from a checkout that was never installed
     __version__ = "0+unknown"
+
+_STRATEGY_NAMES = ("Strategy", "BUY", "SELL", "HOLD", "SignalSeries", "Bar")
+
+
+def __getattr__(name: str) -> object:
+    """The strategy API, imported on first use so ``import tape`` stays light."""
+    if name in _STRATEGY_NAMES:
+        from tape.events.strategies import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'tape' has no attribute {name!r}")
