@@ -13,6 +13,7 @@ from typer._click import exceptions as click_errors  # typer >= 0.20 vendors cli
 from tape.cli import (
     backtest_cmds,
     bench_cmds,
+    check_cmds,
     data_cmds,
     engine_cmds,
     log_cmds,
@@ -63,6 +64,7 @@ app.command("stop")(engine_cmds.stop_cmd)
 app.command("status")(engine_cmds.status_cmd)
 app.command("down")(engine_cmds.down_cmd)
 app.command("strategies")(strategies_cmds.strategies_cmd)
+app.command("check")(check_cmds.check_cmd)
 app.command("optimize")(validate_cmds.optimize_cmd)
 app.command("walkforward")(validate_cmds.walkforward_cmd)
 app.command("montecarlo")(validate_cmds.montecarlo_cmd)

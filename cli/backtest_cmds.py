@@ -60,6 +60,7 @@ def backtest_cmd(
     ctx: typer.Context,
     symbols: opt.Symbols,
     strategy: opt.Strategy = "sma_cross",
+    no_check: opt.NoCheck = False,
     param: opt.Params = None,
     start: opt.Start = None,
     end: opt.End = None,
@@ -129,6 +130,7 @@ def backtest_cmd(
             correlation_window=correlation_window,
             correlation_action=correlation_action,
         ),
+        no_check=no_check,
     )
     where = settings(ctx)
     show_progress = not json and err_console.is_terminal

@@ -14,6 +14,13 @@ from tape.events.risk import RiskConfig
 from tape.events.strategies import parse_param_args
 
 Symbols = Annotated[list[str], typer.Argument(help="One or more symbols; several share cash and limits.")]
+NoCheck = Annotated[
+    bool,
+    typer.Option(
+        "--no-check",
+        help="Skip the quick look-ahead and equality check of a non-built-in strategy (recorded on the run).",
+    ),
+]
 Strategy = Annotated[
     str,
     typer.Option(
@@ -209,6 +216,7 @@ def build_config(
     dataset: str = "",
     cost: CostModel | None = None,
     risk: RiskConfig | None = None,
+    no_check: bool | None = None,
 ) -> BacktestConfig:
     """The BacktestConfig of a command's options (validated: bad values raise ConfigError)."""
     strategy, params = resolve_strategy(strategy, parse_param_args(param or []))
@@ -227,6 +235,10 @@ def build_config(
     )
     if config.start and config.end and config.start > config.end:
         raise ConfigError(f"--start {config.start} is after --end {config.end}")
+    if no_check is not None:  # a command that runs the strategy: a user's is checked first
+        from tape.store.strategy_check import check_before_run
+
+        check_before_run(config.strategy, config.params, skip=no_check)
     return config
 
 

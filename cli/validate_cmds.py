@@ -62,6 +62,7 @@ def optimize_cmd(
     ctx: typer.Context,
     symbols: opt.Symbols,
     strategy: opt.Strategy = "sma_cross",
+    no_check: opt.NoCheck = False,
     grid: Annotated[
         list[str] | None, typer.Option("--grid", "-g", help="NAME=V1,V2,... (repeatable).")
     ] = None,
@@ -91,7 +92,7 @@ def optimize_cmd(
     from tape.store.charts import plot_heatmap
 
     objective_key(objective)
-    base = opt.build_config(symbols, strategy, param, start, end, cash, dataset=dataset)
+    base = opt.build_config(symbols, strategy, param, start, end, cash, dataset=dataset, no_check=no_check)
     candidates = _candidates(grid or [], random_n, seed)
     series = _load(base, settings(ctx).data_path)
     with _progress("optimize", not json and err_console.is_terminal) as update:
@@ -162,6 +163,7 @@ def walkforward_cmd(
     ctx: typer.Context,
     symbols: opt.Symbols,
     strategy: opt.Strategy = "sma_cross",
+    no_check: opt.NoCheck = False,
     grid: Annotated[
         list[str] | None, typer.Option("--grid", "-g", help="NAME=V1,V2,... (repeatable).")
     ] = None,
@@ -187,7 +189,7 @@ def walkforward_cmd(
     objective_key(objective)
     if not (0.0 < train < 1.0):
         raise ConfigError(f"--train must be a fraction strictly between 0 and 1, got {train:g}")
-    base = opt.build_config(symbols, strategy, param, start, end, cash, dataset=dataset)
+    base = opt.build_config(symbols, strategy, param, start, end, cash, dataset=dataset, no_check=no_check)
     candidates = _candidates(grid or [], None, 0)
     series = _load(base, settings(ctx).data_path)
     with _progress("walk-forward", not json and err_console.is_terminal) as update:
@@ -348,6 +350,7 @@ def validate_cmd(
         ),
     ] = None,
     strategy: opt.Strategy = "sma_cross",
+    no_check: opt.NoCheck = False,
     param: opt.Params = None,
     periods: Annotated[int, typer.Option("--periods", min=1, help="Equal slices of the range to test.")] = 4,
     start: opt.Start = None,
@@ -374,7 +377,7 @@ def validate_cmd(
         dataset = universe
     if not chosen:
         raise ConfigError("name the symbols to validate, or pass --universe sample|sp500_20|stored")
-    base = opt.build_config(chosen, strategy, param, start, end, cash, dataset=dataset)
+    base = opt.build_config(chosen, strategy, param, start, end, cash, dataset=dataset, no_check=no_check)
     series = _load(base, settings(ctx).data_path)
     with _progress("validate", not json and err_console.is_terminal) as update:
         result = validate_symbols(
