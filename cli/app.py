@@ -105,6 +105,12 @@ def main() -> None:
     except Exception as exc:  # a bug: say so plainly; the traceback is one variable away
         if os.environ.get("TAPE_DEBUG"):
             raise
+        from tape.store.strategy_loader import as_user_error
+
+        mine = as_user_error(exc)  # raised inside the user's strategy: their file and line, not ours
+        if mine is not None:
+            err_console.print(f"[red]error:[/red] {mine}", soft_wrap=True)
+            sys.exit(mine.exit_code)
         err_console.print(
             f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set TAPE_DEBUG=1 for the traceback)",
             soft_wrap=True,

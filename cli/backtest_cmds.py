@@ -191,12 +191,15 @@ def replay_cmd(
             "identical": same,
             "compared": result.compared,
             "data_changed": result.data_changed,
+            "code_changed": result.code_changed,
         }
         if not same:
             seq, old, new = result.first_difference  # type: ignore[misc]
             out["first_difference"] = {"seq": seq, "recorded": as_dict(old), "rerun": as_dict(new)}
         print_json(out)
     else:
+        if result.code_changed:
+            err_console.print(f"[yellow]note:[/yellow] {result.code_changed}", soft_wrap=True)
         for symbol in result.data_changed:
             err_console.print(f"[yellow]warning:[/yellow] {symbol}: the data differs from what the run read")
         if same:
@@ -227,6 +230,8 @@ def _rerun_summary(log_path: Path, data_path: Path, summary_id: str, json: bool)
             }
         )
     else:
+        if result.code_changed:
+            err_console.print(f"[yellow]note:[/yellow] {result.code_changed}", soft_wrap=True)
         for symbol in result.data_changed:
             err_console.print(f"[yellow]warning:[/yellow] {symbol}: the data differs from what the job read")
         if result.mismatched:

@@ -47,8 +47,15 @@ class StrategyCode(msgspec.Struct, frozen=True, kw_only=True):
     module: str = ""  # the module name the source runs as
 
     def origin(self) -> dict[str, str]:
-        """What RunStarted records about the strategy's provenance."""
-        return {"kind": self.kind, "location": self.location, "class": self.class_name, "sha256": self.sha256}
+        """What RunStarted records about the strategy's provenance, its source included (so a re-run
+        can run the code the run ran, whatever became of the file)."""
+        return {
+            "kind": self.kind,
+            "location": self.location,
+            "class": self.class_name,
+            "sha256": self.sha256,
+            "source": self.source,
+        }
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -125,6 +132,38 @@ def install_codes(codes: list[StrategyCode]) -> None:
         cls = _exec_source(code.source, code.location, code.module, code.class_name)
         install(code.spec, cls, code.origin())
         _CODES[code.spec] = code
+
+
+def code_changed(spec: str, origin: dict[str, str]) -> tuple[str, bool]:
+    """For a re-run of ``spec`` recorded with ``origin``: a note when the strategy's code is no longer
+    the code the run ran ("" when it is), and whether the stored code was installed to re-run with."""
+    target, recorded = split_spec(spec)
+    if not recorded:
+        return "", True
+    try:
+        now = load_strategy(target).sha256[:12]
+    except (ConfigError, StrategyError):
+        now = "(cannot be loaded)"
+    if now == recorded:
+        return "", True
+    note = f"strategy code changed since the run: hash {recorded} → {now}; "
+    source = origin.get("source", "")
+    if not source or hashlib.sha256(source.encode()).hexdigest()[:12] != recorded:
+        return note + "re-running the stored code is not possible (the run did not keep it)", False
+    install_codes(
+        [
+            StrategyCode(
+                spec=spec,
+                kind=origin.get("kind", "file"),
+                location=origin.get("location", target),
+                class_name=origin.get("class", ""),
+                sha256=origin.get("sha256", ""),
+                source=source,
+                module=f"tape_stored_{recorded}",
+            )
+        ]
+    )
+    return note + "re-running the code stored with the run", True
 
 
 def user_strategies() -> list[StrategyCode]:
