@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from tape.actors.jobs import ensure_ray
+from tape.actors.jobs import ensure_ray, shipped_code
 from tape.actors.session_actors import LogWriter, PortfolioActor, StrategyActor
 from tape.events.backtest import BacktestConfig, run_ended, run_started
 from tape.events.bars import BarSeries
@@ -54,6 +54,7 @@ def run_replay_session(
     """
     ray = ensure_ray(address)
     strategy = make_strategy(config.strategy, config.params)
+    code = shipped_code(config)
     run_id = session_run_id("sim", config, series)
     writer = ray.remote(LogWriter).remote(str(log_path), run_id, False)
     stored = ray.get(writer.append.remote([]))
@@ -67,7 +68,7 @@ def run_replay_session(
         on_run(run_id)
 
     def spawn(symbol: str) -> Any:
-        return ray.remote(StrategyActor).remote(symbol, strategy.name, strategy.param_dict())
+        return ray.remote(StrategyActor).remote(symbol, config.strategy, strategy.param_dict(), code)
 
     actors = {s.symbol: spawn(s.symbol) for s in series}
     portfolio = ray.remote(PortfolioActor).remote(config, run_id, strategy.name, writer, monitor)

@@ -333,6 +333,10 @@ class Engine:
 
     def spawn(self, spec: SessionSpec) -> dict[str, Any]:
         """Start a session (or resume its run when the same config traded before); errors raise."""
+        if spec.code:
+            from tape.store.strategy_loader import install_codes
+
+            install_codes(list(spec.code))
         make_strategy(spec.config.strategy, spec.config.params)
         parse_interval(spec.interval)
         credentials = load_alpaca_credentials(
