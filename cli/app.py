@@ -18,6 +18,7 @@ from tape.cli import (
     engine_cmds,
     log_cmds,
     monitor_cmds,
+    new_cmds,
     strategies_cmds,
     trade_cmds,
     validate_cmds,
@@ -75,6 +76,7 @@ app.command("alerts")(monitor_cmds.alerts_cmd)
 app.add_typer(log_cmds.log_app, name="log")
 app.add_typer(data_cmds.data_app, name="data")
 app.add_typer(bench_cmds.bench_app, name="bench")
+app.add_typer(new_cmds.new_app, name="new")
 
 
 def main() -> None:
