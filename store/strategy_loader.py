@@ -321,7 +321,8 @@ def _validated(cls: type[Strategy], where: str) -> type[Strategy]:
         msgspec.inspect.type_info(params)
         msgspec.json.schema(params)
     except Exception as exc:
-        raise ConfigError(f"{who}: bad Params ({exc})") from None
+        why = " ".join(str(exc).split())  # msgspec's message spans lines; one line for the user
+        raise ConfigError(f"{who}: bad Params ({why})") from None
     if getattr(cls.warmup, "__isabstractmethod__", False):
         raise ConfigError(f"{who} must define warmup() (bars needed before its first signal)")
     if cls.output not in OUTPUT_KINDS:
