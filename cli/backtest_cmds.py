@@ -21,7 +21,7 @@ from tape.store.backtest_files import write_backtest_files
 from tape.store.backtests import backtest, replay_report, rerun
 from tape.store.explain import explain_trade
 from tape.store.log import EventLog
-from tape.store.runs import find_run
+from tape.store.runs import find_run, strategy_origin
 
 PROGRESS_MIN_BARS = 300_000  # shorter runs finish before a bar would be worth drawing
 
@@ -273,6 +273,7 @@ def explain_cmd(
             print_json({"seq": rec.seq, "stream": rec.stream, **as_dict(rec.event)})
         return
     console.print(f"trade {trade} of run {started.run_id} ({started.strategy}, {' '.join(started.symbols)})")
+    console.print(f"strategy: {strategy_origin(started)}", soft_wrap=True, highlight=False)
     for rec in records:
         when = market_time(rec.ts, started.timeframe)
         console.print(

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -362,3 +363,60 @@ def test_a_cluster_sweep_runs_a_strategy_file_that_only_the_driver_had(outside: 
     clustered = json.loads(run.stdout.strip().splitlines()[-1])
     assert clustered["nodes"] == 2 and len(clustered["ranked"]) == 4
     assert {r["params"]["window"] for r in clustered["ranked"]} == {10, 20, 30, 40}
+
+
+# --------------------------------------------------------------------------- the live engine
+
+FRAGILE = '''
+import os
+
+from tape import HOLD, Strategy
+
+
+class Fragile(Strategy):
+    """Holds, until the test lays a trap for it."""
+
+    def warmup(self):
+        return 1
+
+    def on_bar(self, bar):
+        if os.path.exists({boom!r}):
+            raise RuntimeError("the user's bug")
+        return HOLD
+'''
+
+
+def test_a_strategy_raising_in_the_engine_stops_only_its_session_with_an_alert(
+    tape: TapeRunner, alpaca_emulator: object, tmp_path: Path, outside: Path
+) -> None:
+    from tests.engine_driver import EngineDriver
+
+    engine = EngineDriver(tape, alpaca_emulator, tmp_path, begin="2024-07-03 09:00")  # type: ignore[arg-type]
+    boom = outside / "boom"
+    path = _write(outside, "fragile.py", FRAGILE.format(boom=str(boom)))
+    try:
+        engine.up()
+        engine.spawn("AAPL")
+        spawned = engine.run("spawn", "MSFT", str(path), "--days-back", "3", "--json")
+        engine.runs["MSFT"] = fragile_run = json.loads(spawned.stdout)["run_id"]
+        engine.step()
+        boom.write_text("")
+        ts = engine.next_cycle()
+        engine.advance(ts)
+        engine.wait_for_cycle(ts, ["AAPL"])
+        deadline = time.monotonic() + 120
+        while not (stopped := [r.event for r in engine.events("engine", "session_stopped")]):
+            assert time.monotonic() < deadline, "the fragile session was not stopped"
+            time.sleep(0.1)  # polling the log: the engine is another process
+        assert [s.symbol for s in stopped] == ["MSFT"]
+        assert "RuntimeError: the user's bug" in stopped[0].reason and f"{path}:" in stopped[0].reason
+        alerts = [r.event for r in engine.events(f"run/{fragile_run}", "alert")]
+        assert [(a.rule, a.severity) for a in alerts] == [("strategy_error", "critical")]
+        del engine.runs["MSFT"]
+        engine.step()
+        engine.step()  # AAPL goes on trading
+        sessions = {s["symbol"]: s["state"] for s in engine.status()["sessions"]}
+        assert sessions == {"AAPL": "running"}
+        engine.down()
+    finally:
+        engine.kill_everything()
