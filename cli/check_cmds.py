@@ -21,8 +21,10 @@ def check_cmd(
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
-    """No look-ahead, vectorised == incremental, deterministic with a quiet warm-up, and the output
-    contract, on the bundled daily sample. Exit 1 if any check fails, naming its first bad bar."""
+    """Prove a strategy honest on the bundled data: no look-ahead, equal forms, determinism.
+
+    Also: no signal in the warm-up, and the output contract. Exit 1 if any check fails, naming its
+    first bad bar."""
     from tape.events.strategies import parse_param_args
     from tape.store.strategy_check import check_strategy
 

@@ -15,8 +15,9 @@ from tape.store.strategy_loader import user_strategies
 def strategies_cmd(
     json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
-    """Strategies by name (built-ins and installed packages' entry points) with where each comes from,
-    a one-line description and typed parameters. Any file.py[:Class] or module:Class works as well."""
+    """Strategies by name with their origin (built-in or an installed package), typed parameters.
+
+    Any path/to/file.py[:Class] or package.module:Class works as a strategy as well."""
     rows = []
     for code in user_strategies():
         cls = strategy_class(code.spec) if code.class_name else None
