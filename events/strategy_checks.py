@@ -82,6 +82,10 @@ def check_all(
     for name, step in steps:
         if name in only:
             results[name] = _first_over(series, step, name, on_error)
+    equal = results.get(CHECKS[1])
+    if equal is not None and equal.passed and equality_bars is not None:
+        symbols = ", ".join(b.symbol for b in series)
+        results[CHECKS[1]] = equal._replace(detail=f"the first {equality_bars} bars of {symbols}")
     return [results[name] for name in CHECKS if name in results]
 
 

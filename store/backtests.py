@@ -19,11 +19,11 @@ from tape.events.bars import BarSeries
 from tape.events.errors import DataError, StrategyError
 from tape.events.report import RunReport, fold_run
 from tape.events.schema import BacktestSummary, Event
-from tape.events.strategies import REGISTRY, make_strategy
+from tape.events.strategies import make_strategy
 from tape.store.log import AppendResult, EventLog
 from tape.store.run_writer import PipedRunSink, open_sink
 from tape.store.runs import find_run, run_events
-from tape.store.strategy_loader import as_user_error, code_changed
+from tape.store.strategy_loader import as_user_error, code_changed, strategies_of
 
 Loader = Callable[[BacktestConfig], list[BarSeries]]
 Progress = Callable[[int, int], None]
@@ -159,11 +159,15 @@ def rerun(log: EventLog, run_id: str, *, data_path: Path | None, loader: Loader 
     if started.mode != "backtest":
         raise DataError(f"run {started.run_id} is a {started.mode} run; --rerun replays backtests")
     config = config_of(started.config)
-    note = ""
-    if config.strategy not in REGISTRY:
-        note, runnable = code_changed(config.strategy, started.config.get(ORIGIN_KEY, {}))
+    notes = []
+    for name in strategies_of(config):  # a user's strategy (or ensemble member) must be its run's code
+        said, runnable = code_changed(
+            name, started.config.get(ORIGIN_KEY, {}) if name == config.strategy else {}
+        )
         if not runnable:
-            raise StrategyError(note)
+            raise StrategyError(said)
+        notes.append(said)
+    note = "; ".join(n for n in notes if n)
     series = (loader or (lambda c: load_config_bars(c, data_path)))(config)
     recorded_fp = {fp.symbol: fp.sha256 for fp in started.data}
     changed = [s.symbol for s in series if recorded_fp.get(s.symbol) != s.fingerprint().sha256]

@@ -115,13 +115,23 @@ def code_for(spec: str) -> StrategyCode:
     return code
 
 
-def codes_for(strategy: str, params: dict[str, Any]) -> list[StrategyCode]:
-    """Every user code a config needs (its strategy and, for an ensemble, the members): what a worker
-    must install before it can run the config."""
+def user_specs(strategy: str, params: dict[str, Any]) -> list[str]:
+    """The user strategies a config names: its strategy and, for an ensemble, its members."""
     names = [strategy]
     if strategy == "ensemble":
         names += [m.strip() for m in str(params.get("members", "")).split(",") if m.strip()]
-    return [code_for(n) for n in names if n not in REGISTRY]
+    return [n for n in names if n not in REGISTRY]
+
+
+def strategies_of(config: Any) -> list[str]:
+    """:func:`user_specs` of a BacktestConfig."""
+    return user_specs(config.strategy, config.params)
+
+
+def codes_for(strategy: str, params: dict[str, Any]) -> list[StrategyCode]:
+    """Every user code a config needs (its strategy and, for an ensemble, the members): what a worker
+    must install before it can run the config."""
+    return [code_for(n) for n in user_specs(strategy, params)]
 
 
 def install_codes(codes: list[StrategyCode]) -> None:

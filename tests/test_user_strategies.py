@@ -420,3 +420,42 @@ def test_a_strategy_raising_in_the_engine_stops_only_its_session_with_an_alert(
         engine.down()
     finally:
         engine.kill_everything()
+
+
+# --------------------------------------------------------------------------- modules and entry points
+
+
+def _installed_package(root: Path) -> dict[str, str]:
+    """A package `mystrats` with an installed distribution's metadata publishing `donchian` in the
+    tape.strategies entry-point group (what `pip install` of a strategy package leaves behind)."""
+    (root / "mystrats").mkdir()
+    (root / "mystrats" / "__init__.py").write_text("")
+    (root / "mystrats" / "breakout.py").write_text(textwrap.dedent(VECTORISED))
+    info = root / "mystrats-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mystrats\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[tape.strategies]\ndonchian = mystrats.breakout:Donchian\n")
+    return {"PYTHONPATH": os.pathsep.join([str(root), str(REPO)])}
+
+
+def test_strategies_lists_built_ins_and_entry_points_with_their_origin(
+    tape: TapeRunner, outside: Path
+) -> None:
+    env = _installed_package(outside)
+    listed = {row["name"]: row for row in json.loads(tape("strategies", "--json", env=env).stdout)}
+    assert {listed[name]["origin"] for name in REGISTRY} == {"built-in"}
+    assert listed["donchian"]["origin"] == "entry point"
+    assert listed["donchian"]["location"].startswith("mystrats: mystrats.breakout:Donchian")
+
+
+@pytest.mark.parametrize("strategy", ["donchian", "mystrats.breakout:Donchian"])
+def test_an_entry_point_or_a_module_backtests_by_name(
+    tape: TapeRunner, outside: Path, tmp_path: Path, strategy: str
+) -> None:
+    env = _installed_package(outside)
+    result = tape("backtest", "AAPL", "--strategy", strategy, *WINDOW, "--no-files", env=env)
+    assert result.returncode == 0, result.stderr
+    started = [e for e in _events(tmp_path / "tape.db") if type(e).__name__ == "RunStarted"]
+    origin = started[0].config["strategy_origin"]
+    assert origin["kind"] == ("entry point" if strategy == "donchian" else "module")
+    assert origin["class"] == "Donchian" and len(origin["sha256"]) == 64
