@@ -8,6 +8,7 @@ on how many workers ran them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -109,6 +110,19 @@ def _config_dict(config: BacktestConfig) -> dict[str, Any]:
     return msgspec.to_builtins(config)  # type: ignore[no-any-return]
 
 
+def _get_or_drain(ray: Any, ref: Any, pending: dict[Any, int]) -> Any:
+    """``ray.get(ref)``; when it failed, the other tasks' results are fetched and dropped first, so a
+    failing strategy is reported once, by the caller, not again by Ray for every unread error."""
+    try:
+        return ray.get(ref)
+    except Exception:
+        for other in list(pending):
+            with contextlib.suppress(Exception):
+                ray.get(other)
+        pending.clear()
+        raise
+
+
 def _chunks(n: int, workers: int) -> list[tuple[int, int]]:
     """Contiguous index ranges: about four batches a worker, so progress moves and load balances."""
     size = max(1, -(-n // (max(workers, 1) * 4)))
@@ -160,7 +174,7 @@ def run_sweep(
         ready, _ = ray.wait(list(pending), num_returns=1)
         for r in ready:
             lo = pending.pop(r)
-            done[lo] = ray.get(r)
+            done[lo] = _get_or_drain(ray, r, pending)
             finished += len(done[lo])
         if progress is not None:
             progress(finished, len(param_sets))
@@ -206,7 +220,7 @@ def run_windows(
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         for r in ready:
-            done[pending.pop(r)] = ray.get(r)
+            done[pending.pop(r)] = _get_or_drain(ray, r, pending)
         if progress is not None:
             progress(sum(len(v) for v in done.values()), len(windows))
     return [s for lo in sorted(done) for s in done[lo]]

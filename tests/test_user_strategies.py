@@ -459,3 +459,14 @@ def test_an_entry_point_or_a_module_backtests_by_name(
     origin = started[0].config["strategy_origin"]
     assert origin["kind"] == ("entry point" if strategy == "donchian" else "module")
     assert origin["class"] == "Donchian" and len(origin["sha256"]) == 64
+
+
+def test_an_exception_in_a_ray_sweep_is_shown_once_at_the_users_line_and_logs_nothing(
+    tape: TapeRunner, outside: Path, tmp_path: Path
+) -> None:
+    path = _write(outside, "raises.py", RAISES)
+    grid = ("--grid", "window=10,20,30,40")
+    result = tape("optimize", "AAPL", "--strategy", str(path), *grid, *WINDOW, "--no-check")
+    assert_clean_failure(result, "your strategy raised ZeroDivisionError", f"{path}:", "side[0] = 1 // 0")
+    assert result.returncode == 1
+    assert _events(tmp_path / "tape.db") == []
