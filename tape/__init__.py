@@ -14,7 +14,7 @@ try:
 except _metadata.PackageNotFoundError:  # running from a checkout that was never installed
     __version__ = "0+unknown"
 
-_STRATEGY_NAMES = ("Strategy", "BUY", "SELL", "HOLD", "SignalSeries", "Bar")
+_STRATEGY_NAMES = ("Strategy", "BUY", "SELL", "HOLD", "SignalSeries")
 
 
 def __getattr__(name: str) -> object:

@@ -470,3 +470,31 @@ def test_an_exception_in_a_ray_sweep_is_shown_once_at_the_users_line_and_logs_no
     assert_clean_failure(result, "your strategy raised ZeroDivisionError", f"{path}:", "side[0] = 1 // 0")
     assert result.returncode == 1
     assert _events(tmp_path / "tape.db") == []
+
+
+def test_check_passes_a_built_in_from_the_cli_with_one_line_per_check(tape: TapeRunner) -> None:
+    result = tape("check", "sma_cross", "--symbol", "AAPL", "--param", "short=10", "--param", "long=30")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
+        "pass  no look-ahead",
+        "pass  vectorised == incremental",
+        "pass  deterministic, no signal in warm-up",
+        "pass  output contract",
+    ]
+
+
+def test_new_strategy_writes_a_template_that_passes_check_and_refuses_to_overwrite(
+    tape: TapeRunner, tmp_path: Path
+) -> None:
+    made = tape("new", "strategy", "my_breakout")
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "my_breakout.py").is_file()
+    commands = [line.strip() for line in made.stdout.splitlines()[1:]]
+    assert [c.split()[:2] for c in commands] == [
+        ["tape", "check"],
+        ["tape", "backtest"],
+        ["tape", "optimize"],
+    ]
+    checked = tape("check", "my_breakout.py", "--symbol", "AAPL")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert_clean_failure(tape("new", "strategy", "my_breakout"), "my_breakout.py exists")
