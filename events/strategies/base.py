@@ -93,7 +93,7 @@ class Strategy(ABC):
 
     @abstractmethod
     def warmup(self) -> int:
-        """Bars needed before the first signal can appear (the first may come on bar ``warmup()``)."""
+        """Bars needed for the first signal: it may come on bar index ``warmup() - 1``."""
 
     @classmethod
     def forms(cls) -> tuple[bool, bool]:
