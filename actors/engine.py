@@ -15,12 +15,12 @@ from typing import Any
 
 import msgspec
 
-from tape.actors.jobs import ensure_ray
+from tape.actors.jobs import ensure_ray, shipped_code
 from tape.actors.session_actors import LogWriter, PortfolioActor, StrategyActor
 from tape.events.backtest import BacktestConfig, run_ended, run_started
 from tape.events.bars import BarSeries
 from tape.events.monitor import MonitorConfig, actor_dead_alert
-from tape.events.schema import ActorStarted
+from tape.events.schema import ActorStarted, RunEnded
 from tape.events.session import feed_order
 from tape.events.strategies import make_strategy
 from tape.store.backtests import code_version
@@ -54,6 +54,7 @@ def run_replay_session(
     """
     ray = ensure_ray(address)
     strategy = make_strategy(config.strategy, config.params)
+    code = shipped_code(config)
     run_id = session_run_id("sim", config, series)
     writer = ray.remote(LogWriter).remote(str(log_path), run_id, False)
     stored = ray.get(writer.append.remote([]))
@@ -66,77 +67,95 @@ def run_replay_session(
     if on_run is not None:
         on_run(run_id)
 
-    def spawn(symbol: str) -> Any:
-        return ray.remote(StrategyActor).remote(symbol, strategy.name, strategy.param_dict())
+    try:
 
-    actors = {s.symbol: spawn(s.symbol) for s in series}
-    portfolio = ray.remote(PortfolioActor).remote(config, run_id, strategy.name, writer, monitor)
-    pids = ray.get([a.pid.remote() for a in actors.values()])
-    ray.get(
-        writer.append.remote(
-            [
-                ActorStarted(
-                    ts=opening.ts,
-                    actor="strategy",
-                    symbol=symbol,
-                    strategy=strategy.name,
-                    detail=f"pid {pid}",
-                )
-                for symbol, pid in zip(actors, pids, strict=True)
-            ]
-        )
-    )
-    seen = dict.fromkeys(actors, 0)  # bars each strategy actor has been fed (what a replacement replays)
-    by_symbol = {s.symbol: s for s in series}
-    steps = feed_order(list(series))
-    group: list[Any] = []
-    started, first_ts = time.monotonic(), steps[0].ts if steps else 0
-    for n, step in enumerate(steps, start=1):
-        group.append(step)
-        if not step.group_end:
-            continue
-        if speed > 0:  # wait until this timestamp is due at `speed` times real time
-            due = (step.ts - first_ts) / 1e9 / speed
-            time.sleep(max(0.0, due - (time.monotonic() - started)))
-        bars = []
-        for item in group:
-            s, i = by_symbol[item.symbol], item.row
-            bars.append(
-                {
-                    "symbol": item.symbol,
-                    "ts": item.ts,
-                    "day": item.day,
-                    "open": float(s.open[i]),
-                    "high": float(s.high[i]),
-                    "low": float(s.low[i]),
-                    "close": float(s.close[i]),
-                    "volume": float(s.volume[i]),
-                    "last": item.last_of_symbol,
-                    "session_end": item.session_end,
-                }
-            )
-        decided = _decide(ray, actors, bars)
-        for k, bar in enumerate(bars):
-            if decided[k] is None:  # the actor died: alert, replace it, replay what it had seen, ask again
-                symbol = bar["symbol"]
-                ray.get(
-                    writer.append.remote([actor_dead_alert(bar["ts"], str(bar["day"]), "strategy", symbol)])
-                )
-                actors[symbol] = _replace(ray, spawn(symbol), by_symbol[symbol], seen[symbol], bar, writer)
-                decided[k] = ray.get(
-                    actors[symbol].on_bar.remote(
-                        bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"]
+        def spawn(symbol: str) -> Any:
+            return ray.remote(StrategyActor).remote(symbol, config.strategy, strategy.param_dict(), code)
+
+        actors = {s.symbol: spawn(s.symbol) for s in series}
+        portfolio = ray.remote(PortfolioActor).remote(config, run_id, strategy.name, writer, monitor)
+        pids = ray.get([a.pid.remote() for a in actors.values()])
+        ray.get(
+            writer.append.remote(
+                [
+                    ActorStarted(
+                        ts=opening.ts,
+                        actor="strategy",
+                        symbol=symbol,
+                        strategy=strategy.name,
+                        detail=f"pid {pid}",
                     )
+                    for symbol, pid in zip(actors, pids, strict=True)
+                ]
+            )
+        )
+        seen = dict.fromkeys(actors, 0)  # bars each strategy actor has been fed (what a replacement replays)
+        by_symbol = {s.symbol: s for s in series}
+        steps = feed_order(list(series))
+        group: list[Any] = []
+        started, first_ts = time.monotonic(), steps[0].ts if steps else 0
+        for n, step in enumerate(steps, start=1):
+            group.append(step)
+            if not step.group_end:
+                continue
+            if speed > 0:  # wait until this timestamp is due at `speed` times real time
+                due = (step.ts - first_ts) / 1e9 / speed
+                time.sleep(max(0.0, due - (time.monotonic() - started)))
+            bars = []
+            for item in group:
+                s, i = by_symbol[item.symbol], item.row
+                bars.append(
+                    {
+                        "symbol": item.symbol,
+                        "ts": item.ts,
+                        "day": item.day,
+                        "open": float(s.open[i]),
+                        "high": float(s.high[i]),
+                        "low": float(s.low[i]),
+                        "close": float(s.close[i]),
+                        "volume": float(s.volume[i]),
+                        "last": item.last_of_symbol,
+                        "session_end": item.session_end,
+                    }
                 )
-        for bar in bars:
-            seen[bar["symbol"]] += 1
-        for bar, (side, values, reason) in zip(bars, decided, strict=True):
-            bar.update(side=side, values=values, reason=reason)
-        ray.get(portfolio.process.remote(bars))
-        group = []
-        if progress is not None:
-            progress(n, len(steps))
-    ray.get(writer.append.remote([run_ended(series, run_id=run_id, ts=steps[-1].ts, bars=len(steps))]))
+            decided = _decide(ray, actors, bars)
+            for k, bar in enumerate(bars):
+                if (
+                    decided[k] is None
+                ):  # the actor died: alert, replace it, replay what it had seen, ask again
+                    symbol = bar["symbol"]
+                    ray.get(
+                        writer.append.remote(
+                            [actor_dead_alert(bar["ts"], str(bar["day"]), "strategy", symbol)]
+                        )
+                    )
+                    actors[symbol] = _replace(
+                        ray, spawn(symbol), by_symbol[symbol], seen[symbol], bar, writer
+                    )
+                    decided[k] = ray.get(
+                        actors[symbol].on_bar.remote(
+                            bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"]
+                        )
+                    )
+            for bar in bars:
+                seen[bar["symbol"]] += 1
+            for bar, (side, values, reason) in zip(bars, decided, strict=True):
+                bar.update(side=side, values=values, reason=reason)
+            ray.get(portfolio.process.remote(bars))
+            group = []
+            if progress is not None:
+                progress(n, len(steps))
+        ray.get(writer.append.remote([run_ended(series, run_id=run_id, ts=steps[-1].ts, bars=len(steps))]))
+    except Exception as exc:
+        from tape.store.strategy_loader import as_user_error
+
+        mine = as_user_error(exc)
+        if mine is None:
+            raise
+        # The user's code broke the session: the run ends failed, with their error, and nothing else.
+        failed = RunEnded(ts=opening.ts, run_id=run_id, status="failed", message=str(mine))
+        ray.get(writer.append.remote([failed]))
+        raise mine from None
     ray.get(writer.close.remote())
     for handle in (*actors.values(), portfolio, writer):
         ray.kill(handle)

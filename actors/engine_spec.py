@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -38,6 +39,7 @@ class SessionSpec(msgspec.Struct, frozen=True, kw_only=True):
     config: BacktestConfig
     trade_updates: bool = True  # listen to Alpaca's trade-update stream (how, not what: not in the run id)
     monitor: MonitorConfig | None = None  # the alert thresholds (None: no monitor; not in the run id)
+    code: list[Any] = []  # a user strategy's source (StrategyCode), installed where the session runs
 
     @property
     def key(self) -> tuple[str, str]:

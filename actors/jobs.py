@@ -8,6 +8,7 @@ on how many workers ran them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,6 +43,21 @@ def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and v is not None}
 
 
+def shipped_code(base: BacktestConfig) -> list[Any]:
+    """The user's strategy code a config needs, to travel inside each task (a worker may not have
+    the file: the source goes with the task, not a shared-filesystem assumption)."""
+    from tape.store.strategy_loader import codes_for
+
+    return codes_for(base.strategy, base.params)
+
+
+def _install(code: Sequence[Any]) -> None:
+    if code:
+        from tape.store.strategy_loader import install_codes
+
+        install_codes(list(code))
+
+
 def backtest_summaries(
     base: BacktestConfig,
     series: Sequence[BarSeries],
@@ -51,8 +67,11 @@ def backtest_summaries(
     phase: str,
     fold: int = -1,
     first_index: int = 0,
+    code: Sequence[Any] = (),
 ) -> list[BacktestSummary]:
-    """Run one backtest per parameter set on ``series`` and summarise each (pure; runs in a task)."""
+    """Run one backtest per parameter set on ``series`` and summarise each (pure; runs in a task).
+    ``code`` is the user's strategy source to install first (see :func:`shipped_code`)."""
+    _install(code)
     out = []
     data = [s.fingerprint() for s in series]
     start_ts = min(int(s.ts[0]) for s in series)
@@ -91,6 +110,19 @@ def _config_dict(config: BacktestConfig) -> dict[str, Any]:
     return msgspec.to_builtins(config)  # type: ignore[no-any-return]
 
 
+def _get_or_drain(ray: Any, ref: Any, pending: dict[Any, int]) -> Any:
+    """``ray.get(ref)``; when it failed, the other tasks' results are fetched and dropped first, so a
+    failing strategy is reported once, by the caller, not again by Ray for every unread error."""
+    try:
+        return ray.get(ref)
+    except Exception:
+        for other in list(pending):
+            with contextlib.suppress(Exception):
+                ray.get(other)
+        pending.clear()
+        raise
+
+
 def _chunks(n: int, workers: int) -> list[tuple[int, int]]:
     """Contiguous index ranges: about four batches a worker, so progress moves and load balances."""
     size = max(1, -(-n // (max(workers, 1) * 4)))
@@ -125,6 +157,7 @@ def run_sweep(
     ray = ensure_ray(address, workers)
     task = ray.remote(num_cpus=1)(backtest_summaries)
     ref = series_ref if series_ref is not None else ray.put(list(series))
+    code = shipped_code(base)
     parallel = int(ray.cluster_resources().get("CPU", 1))
     limit = max_in_flight or parallel * 4
     queue = _chunks(len(param_sets), parallel)
@@ -135,13 +168,13 @@ def run_sweep(
         while queue and len(pending) < limit:
             lo, hi = queue.pop(0)
             future = task.remote(
-                base, ref, param_sets[lo:hi], job_id=job_id, phase=phase, fold=fold, first_index=lo
+                base, ref, param_sets[lo:hi], job_id=job_id, phase=phase, fold=fold, first_index=lo, code=code
             )
             pending[future] = lo
         ready, _ = ray.wait(list(pending), num_returns=1)
         for r in ready:
             lo = pending.pop(r)
-            done[lo] = ray.get(r)
+            done[lo] = _get_or_drain(ray, r, pending)
             finished += len(done[lo])
         if progress is not None:
             progress(finished, len(param_sets))
@@ -149,8 +182,13 @@ def run_sweep(
 
 
 def _window_summaries(
-    base: BacktestConfig, windows: list[tuple[str, list[BarSeries]]], job_id: str, first: int
+    base: BacktestConfig,
+    windows: list[tuple[str, list[BarSeries]]],
+    job_id: str,
+    first: int,
+    code: Sequence[Any] = (),
 ) -> list[BacktestSummary]:
+    _install(code)
     out = []
     for k, (label, series) in enumerate(windows, start=first):
         (summary,) = backtest_summaries(
@@ -173,14 +211,16 @@ def run_windows(
     ray = ensure_ray(address, workers)
     task = ray.remote(num_cpus=1)(_window_summaries)
     parallel = int(ray.cluster_resources().get("CPU", 1))
+    code = shipped_code(base)
     pending = {
-        task.remote(base, list(windows[lo:hi]), job_id, lo): lo for lo, hi in _chunks(len(windows), parallel)
+        task.remote(base, list(windows[lo:hi]), job_id, lo, code): lo
+        for lo, hi in _chunks(len(windows), parallel)
     }
     done: dict[int, list[BacktestSummary]] = {}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         for r in ready:
-            done[pending.pop(r)] = ray.get(r)
+            done[pending.pop(r)] = _get_or_drain(ray, r, pending)
         if progress is not None:
             progress(sum(len(v) for v in done.values()), len(windows))
     return [s for lo in sorted(done) for s in done[lo]]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from tape.actors.engine_spec import ENGINE_STREAM, EngineOptions, SessionSpec, engine_clock
 from tape.actors.live_session import live_run_id
@@ -37,12 +38,14 @@ from tape.events.monitor import MonitorConfig
 from tape.events.schema import (
     ActorStarted,
     ActorStopped,
+    Alert,
     EngineConfigured,
     Event,
     SessionSpawned,
     SessionStopped,
 )
 from tape.events.strategies import make_strategy
+from tape.events.streams import route_of
 from tape.store.credentials import load_alpaca_credentials
 from tape.store.log import ConcurrencyConflict, EventLog
 
@@ -119,6 +122,8 @@ class SessionRunner:
                 try:
                     self.start_portfolio(self._detail)
                 except Exception as exc:
+                    if self._strategy_failed(exc):
+                        break
                     self.last_error = _describe(exc)
                     self.started.set()
                     self._stopping.wait(backoff)
@@ -135,6 +140,8 @@ class SessionRunner:
                 self._drop_portfolio("the portfolio actor died")
                 continue
             except Exception as exc:  # a cycle failed inside the actor: rebuild it from the log
+                if self._strategy_failed(exc):
+                    break
                 self.last_error = _describe(exc)
                 self._drop_portfolio(f"a failed cycle: {self.last_error}")
                 self._stopping.wait(backoff)
@@ -142,6 +149,25 @@ class SessionRunner:
                 continue
             self.status, self.last_cycle_ts = result["status"], due
             backoff = 0.5
+
+    def _strategy_failed(self, exc: BaseException) -> bool:
+        """When the user's strategy raised: this session alone stops (restarting would raise again),
+        with the reason logged and a critical alert; the engine's other sessions go on."""
+        from tape.store.strategy_loader import as_user_error
+
+        mine = as_user_error(exc)
+        if mine is None:
+            return False
+        self.last_error = str(mine)
+        self._stopping.set()
+        if self._portfolio is not None:
+            import ray
+
+            ray.kill(self._portfolio)
+            self._portfolio = None
+        self.started.set()
+        self._engine.strategy_failed(self, str(mine))
+        return True
 
     def _next_due(self) -> int:
         """The next aligned cycle in a session; a cycle missed while an actor or the engine was down
@@ -330,6 +356,10 @@ class Engine:
 
     def spawn(self, spec: SessionSpec) -> dict[str, Any]:
         """Start a session (or resume its run when the same config traded before); errors raise."""
+        from tape.store.strategy_loader import codes_for, install_codes
+
+        # Shipped with the spawn; a session resumed from the log reloads the file it names (same hash).
+        install_codes(list(spec.code) or codes_for(spec.config.strategy, spec.config.params))
         make_strategy(spec.config.strategy, spec.config.params)
         parse_interval(spec.interval)
         credentials = load_alpaca_credentials(
@@ -365,6 +395,29 @@ class Engine:
         )
         runner.launch()
         return {"run_id": run_id, "resumed": status["cycles"] > 0, "symbol": spec.symbol}
+
+    def strategy_failed(self, runner: SessionRunner, message: str) -> None:
+        """Log that ``runner``'s strategy raised: a critical alert on its run and the session's stop
+        (so `tape up` does not resume it until it is spawned again)."""
+        now = self.clock.now_ns()
+        with self._lock:
+            if self._runners.get(runner.spec.key) is runner:
+                del self._runners[runner.spec.key]
+        symbol, strategy = runner.spec.key
+        alert = Alert(
+            ts=now,
+            rule="strategy_error",
+            severity="critical",
+            message=f"{symbol} {strategy} stopped: {message}",
+            symbol=symbol,
+            day=str(np.datetime64(now, "ns"))[:10],
+        )
+        stream = route_of(runner.run_id, alert)
+        with self._lock:
+            self._log.append(stream, [alert], expected_version=self._log.stream_version(stream), durable=True)
+        self._record(
+            SessionStopped(ts=now, run_id=runner.run_id, symbol=symbol, strategy=strategy, reason=message)
+        )
 
     def stop(self, symbol: str, strategy: str) -> dict[str, Any]:
         """Stop one session: its cycle in flight finishes, it reconciles and logs the stop."""

@@ -43,8 +43,14 @@ class LogWriter:
 class StrategyActor:
     """One symbol's strategy, fed bar by bar (the incremental form of the strategy)."""
 
-    def __init__(self, symbol: str, strategy: str, params: dict[str, Any]) -> None:
+    def __init__(
+        self, symbol: str, strategy: str, params: dict[str, Any], code: list[Any] | None = None
+    ) -> None:
         self.symbol = symbol
+        if code:  # the user's strategy source, shipped with the actor (the file may not be here)
+            from tape.store.strategy_loader import install_codes
+
+            install_codes(code)
         self._strategy = make_strategy(strategy, params)
         self._live = self._strategy.live()
         self.bars = 0

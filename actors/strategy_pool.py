@@ -30,6 +30,9 @@ class RayStrategies:
 
         self._ray = ray
         self._strategy, self._params = strategy, params
+        from tape.store.strategy_loader import codes_for
+
+        self._code = codes_for(strategy, params)  # the user's source travels with each actor
         self._actors = {s: self._spawn(s) for s in symbols}
         self._pids: dict[str, int] = {}
         self._restarts = dict.fromkeys(symbols, 0)
@@ -39,7 +42,7 @@ class RayStrategies:
     def _spawn(self, symbol: str) -> Any:
         # num_cpus=0: a strategy waits on the portfolio far more than it computes.
         actor = self._ray.remote(StrategyActor).options(num_cpus=0, max_restarts=0)
-        return actor.remote(symbol, self._strategy, self._params)
+        return actor.remote(symbol, self._strategy, self._params, self._code)
 
     def warm(self, bars: list[LiveBar]) -> None:
         """Feed history to every symbol's actor (one call per actor)."""

@@ -13,10 +13,12 @@ from typer._click import exceptions as click_errors  # typer >= 0.20 vendors cli
 from tape.cli import (
     backtest_cmds,
     bench_cmds,
+    check_cmds,
     data_cmds,
     engine_cmds,
     log_cmds,
     monitor_cmds,
+    new_cmds,
     strategies_cmds,
     trade_cmds,
     validate_cmds,
@@ -63,6 +65,7 @@ app.command("stop")(engine_cmds.stop_cmd)
 app.command("status")(engine_cmds.status_cmd)
 app.command("down")(engine_cmds.down_cmd)
 app.command("strategies")(strategies_cmds.strategies_cmd)
+app.command("check")(check_cmds.check_cmd)
 app.command("optimize")(validate_cmds.optimize_cmd)
 app.command("walkforward")(validate_cmds.walkforward_cmd)
 app.command("montecarlo")(validate_cmds.montecarlo_cmd)
@@ -73,6 +76,7 @@ app.command("alerts")(monitor_cmds.alerts_cmd)
 app.add_typer(log_cmds.log_app, name="log")
 app.add_typer(data_cmds.data_app, name="data")
 app.add_typer(bench_cmds.bench_app, name="bench")
+app.add_typer(new_cmds.new_app, name="new")
 
 
 def main() -> None:
@@ -103,6 +107,12 @@ def main() -> None:
     except Exception as exc:  # a bug: say so plainly; the traceback is one variable away
         if os.environ.get("TAPE_DEBUG"):
             raise
+        from tape.store.strategy_loader import as_user_error
+
+        mine = as_user_error(exc)  # raised inside the user's strategy: their file and line, not ours
+        if mine is not None:
+            err_console.print(f"[red]error:[/red] {mine}", soft_wrap=True)
+            sys.exit(mine.exit_code)
         err_console.print(
             f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set TAPE_DEBUG=1 for the traceback)",
             soft_wrap=True,

@@ -21,7 +21,7 @@ from tape.store.backtest_files import write_backtest_files
 from tape.store.backtests import replay_report, rerun
 from tape.store.explain import explain_trade
 from tape.store.log import EventLog
-from tape.store.runs import find_run
+from tape.store.runs import find_run, strategy_origin
 
 PROGRESS_MIN_BARS = 300_000  # shorter runs finish before a bar would be worth drawing
 
@@ -60,6 +60,7 @@ def backtest_cmd(
     ctx: typer.Context,
     symbols: opt.Symbols,
     strategy: opt.Strategy = "sma_cross",
+    no_check: opt.NoCheck = False,
     param: opt.Params = None,
     start: opt.Start = None,
     end: opt.End = None,
@@ -149,6 +150,7 @@ def backtest_cmd(
             timeframe=timeframe,
             dataset=dataset,
             adjust=not no_adjust,
+            no_check=no_check,
             log=where.log_path,
             data_path=where.data_path,
             progress=update,
@@ -210,6 +212,8 @@ def replay_cmd(
 
         print_json(rerun_json(result))
     else:
+        if result.code_changed:
+            err_console.print(f"[yellow]note:[/yellow] {result.code_changed}", soft_wrap=True)
         for symbol in result.data_changed:
             err_console.print(f"[yellow]warning:[/yellow] {symbol}: the data differs from what the run read")
         if same:
@@ -234,6 +238,8 @@ def _rerun_summary(log_path: Path, data_path: Path, summary_id: str, json: bool)
 
         print_json(summary_rerun_json(result))
     else:
+        if result.code_changed:
+            err_console.print(f"[yellow]note:[/yellow] {result.code_changed}", soft_wrap=True)
         for symbol in result.data_changed:
             err_console.print(f"[yellow]warning:[/yellow] {symbol}: the data differs from what the job read")
         if result.mismatched:
@@ -275,6 +281,7 @@ def explain_cmd(
             print_json({"seq": rec.seq, "stream": rec.stream, **as_dict(rec.event)})
         return
     console.print(f"trade {trade} of run {started.run_id} ({started.strategy}, {' '.join(started.symbols)})")
+    console.print(f"strategy: {strategy_origin(started)}", soft_wrap=True, highlight=False)
     for rec in records:
         when = market_time(rec.ts, started.timeframe)
         console.print(

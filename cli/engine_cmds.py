@@ -217,6 +217,7 @@ def spawn_cmd(
     """Start trading SYMBOL with STRATEGY in the running engine (resumes the run if it traded before)."""
     from tape.actors import engine_host as host
     from tape.actors.engine_spec import SessionSpec
+    from tape.actors.jobs import shipped_code
     from tape.actors.schedule import parse_interval
     from tape.cli.live_trade import live_timeframe
     from tape.events.strategies import make_strategy
@@ -271,6 +272,7 @@ def spawn_cmd(
         config=config,
         trade_updates=trade_updates,  # remembered in the log: a resumed session listens (or not) alike
         monitor=with_degradation_floor(log_path, config, thresholds),  # remembered alike
+        code=shipped_code(config),  # a user's strategy source goes to the engine, not a file path
     )
     handle = host.engine_handle(host.read_state(log_path))
     result = host.call(handle, "spawn", spec)

@@ -144,6 +144,9 @@ def runs(
             f"{run.net_pnl:,.2f}",
         )
     console.print(table)
+    own = [run for run in found if run.origin != "built-in"]
+    for run in own:  # where a user's strategy came from (built-ins: the code version says it all)
+        console.print(f"{run.run_id}: {run.strategy} from {run.origin}", soft_wrap=True, highlight=False)
 
 
 def _login() -> str:

@@ -12,7 +12,21 @@ from tape.arguments import build_config, cost_model, parse_day, risk_config
 __all__ = ["build_config", "cost_model", "parse_day", "risk_config"]
 
 Symbols = Annotated[list[str], typer.Argument(help="One or more symbols; several share cash and limits.")]
-Strategy = Annotated[str, typer.Option("--strategy", "-s", help="Strategy name (see `tape strategies`).")]
+NoCheck = Annotated[
+    bool,
+    typer.Option(
+        "--no-check",
+        help="Skip the quick look-ahead and equality check of a non-built-in strategy (recorded on the run).",
+    ),
+]
+Strategy = Annotated[
+    str,
+    typer.Option(
+        "--strategy",
+        "-s",
+        help="A strategy: a name (see `tape strategies`), path/to/file.py[:Class] or package.module:Class.",
+    ),
+]
 Params = Annotated[
     list[str] | None, typer.Option("--param", "-p", help="Strategy parameter NAME=VALUE (repeatable).")
 ]

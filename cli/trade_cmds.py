@@ -29,6 +29,7 @@ def trade_cmd(
     ctx: typer.Context,
     symbols: opt.Symbols,
     strategy: opt.Strategy = "sma_cross",
+    no_check: opt.NoCheck = False,
     param: opt.Params = None,
     broker: Annotated[
         str, typer.Option("--broker", help="sim (the backtest's fill and cost model) or alpaca.")
@@ -143,6 +144,7 @@ def trade_cmd(
             correlation_window=correlation_window,
             correlation_action=correlation_action,
         ),
+        no_check=no_check,
     )
     monitor, notifier = prepare_monitoring(settings(ctx).log_path, config, thresholds)
     if live:

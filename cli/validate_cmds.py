@@ -49,6 +49,7 @@ def optimize_cmd(
     ctx: typer.Context,
     symbols: opt.Symbols,
     strategy: opt.Strategy = "sma_cross",
+    no_check: opt.NoCheck = False,
     grid: Annotated[
         list[str] | None, typer.Option("--grid", "-g", help="NAME=V1,V2,... (repeatable).")
     ] = None,
@@ -90,6 +91,7 @@ def optimize_cmd(
             end=end,
             dataset=dataset,
             cash=cash,
+            no_check=no_check,
             address=address,
             workers=workers,
             log=where.log_path,
@@ -136,6 +138,7 @@ def walkforward_cmd(
     ctx: typer.Context,
     symbols: opt.Symbols,
     strategy: opt.Strategy = "sma_cross",
+    no_check: opt.NoCheck = False,
     grid: Annotated[
         list[str] | None, typer.Option("--grid", "-g", help="NAME=V1,V2,... (repeatable).")
     ] = None,
@@ -172,6 +175,7 @@ def walkforward_cmd(
             end=end,
             dataset=dataset,
             cash=cash,
+            no_check=no_check,
             address=address,
             workers=workers,
             log=where.log_path,
@@ -277,6 +281,7 @@ def validate_cmd(
         ),
     ] = None,
     strategy: opt.Strategy = "sma_cross",
+    no_check: opt.NoCheck = False,
     param: opt.Params = None,
     periods: Annotated[int, typer.Option("--periods", min=1, help="Equal slices of the range to test.")] = 4,
     start: opt.Start = None,
@@ -302,6 +307,7 @@ def validate_cmd(
             end=end,
             dataset=dataset,
             cash=cash,
+            no_check=no_check,
             address=address,
             workers=workers,
             log=where.log_path,

@@ -51,7 +51,7 @@ from tape.events.schema import (
     RunStarted,
     Signal,
 )
-from tape.events.strategies import BUY, Strategy, make_strategy
+from tape.events.strategies import BUY, Strategy, make_strategy, origin_of
 
 PROGRESS_EVERY = 1 << 16  # bars between progress callbacks
 
@@ -104,11 +104,29 @@ def run_started(
         params=strategy.param_dict(),
         symbols=[s.symbol for s in series],
         timeframe=config.timeframe,
-        config=msgspec.to_builtins(config),
+        config=recorded_config(config),
         data=[s.fingerprint() for s in series],
         code_version=code_version,
         label=label,
     )
+
+
+ORIGIN_KEY = "strategy_origin"
+
+
+def recorded_config(config: BacktestConfig) -> dict[str, Any]:
+    """The config as RunStarted records it: a user strategy's origin (kind, location, class, sha256
+    of its source) rides along under ``strategy_origin``; a built-in's config is recorded unchanged."""
+    out: dict[str, Any] = msgspec.to_builtins(config)
+    origin = origin_of(config.strategy)
+    if origin:
+        out[ORIGIN_KEY] = origin
+    return out
+
+
+def config_of(recorded: dict[str, Any]) -> BacktestConfig:
+    """The BacktestConfig a RunStarted recorded (its strategy origin set aside)."""
+    return msgspec.convert({k: v for k, v in recorded.items() if k != ORIGIN_KEY}, BacktestConfig)
 
 
 def run_ended(series: Sequence[BarSeries], *, run_id: str, ts: int, bars: int) -> RunEnded:

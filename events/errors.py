@@ -13,3 +13,15 @@ class ConfigError(TapeError, ValueError):
 
 class DataError(TapeError, ValueError):
     """Market data is missing, malformed or does not cover what was asked for."""
+
+
+class StrategyContractError(TapeError):
+    """A strategy's output breaks the contract (a side per bar, int8, in BUY/SELL/HOLD)."""
+
+    exit_code = 1
+
+
+class StrategyError(TapeError):
+    """The user's strategy code failed: the message names their file and line."""
+
+    exit_code = 1

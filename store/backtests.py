@@ -14,15 +14,16 @@ from typing import NamedTuple
 
 import msgspec
 
-from tape.events.backtest import BacktestConfig, run_backtest, run_id_for
+from tape.events.backtest import ORIGIN_KEY, BacktestConfig, config_of, run_backtest, run_id_for, run_started
 from tape.events.bars import BarSeries
-from tape.events.errors import DataError
+from tape.events.errors import DataError, StrategyError
 from tape.events.report import RunReport, fold_run
 from tape.events.schema import BacktestSummary, Event
 from tape.events.strategies import make_strategy
 from tape.store.log import AppendResult, EventLog
 from tape.store.run_writer import PipedRunSink, open_sink
 from tape.store.runs import find_run, run_events
+from tape.store.strategy_loader import as_user_error, code_changed, strategies_of
 
 Loader = Callable[[BacktestConfig], list[BarSeries]]
 Progress = Callable[[int, int], None]
@@ -103,13 +104,36 @@ def backtest(
             )
             # Folded while the writer process is still appending: the two overlap on two cores.
             report = fold_run(events)
-        except BaseException:
+        except BaseException as exc:
             sink.abort()
-            raise
+            failure = as_user_error(exc) if isinstance(exc, Exception) else None
+            if failure is None:
+                raise
+            _log_failed_run(log, config, series, run_id, version, failure)
+            raise failure from None
         result = sink.commit()
         if isinstance(sink, PipedRunSink):
             log.defer_checkpoint()  # a long run's WAL is folded in by the next write, not on our exit
     return BacktestOutcome(report, result, series)
+
+
+def _log_failed_run(
+    log: EventLog,
+    config: BacktestConfig,
+    series: list[BarSeries],
+    run_id: str,
+    version: str,
+    error: Exception,
+) -> None:
+    """A run the user's code broke: its start and a failed end, nothing else, under its own id (the
+    same command re-run after a fix is a new attempt, not "already in the log")."""
+    from tape.events.schema import RunEnded
+    from tape.store.run_writer import run_items
+
+    failed_id = f"{run_id}-failed"
+    started = run_started(config, series, run_id=failed_id, mode="backtest", code_version=version)
+    ended = RunEnded(ts=started.ts, run_id=failed_id, status="failed", message=str(error))
+    log.append_batch(run_items(failed_id, [started, ended], 0))
 
 
 def replay_report(log: EventLog, run_id: str) -> RunReport:
@@ -125,6 +149,7 @@ class RerunResult(NamedTuple):
     compared: int
     data_changed: list[str]  # symbols whose data fingerprint differs from the recorded one
     first_difference: tuple[int, Event | None, Event | None] | None  # (seq, recorded, re-run)
+    code_changed: str = ""  # says so when the strategy's code is not the code the run ran
 
 
 def rerun(log: EventLog, run_id: str, *, data_path: Path | None, loader: Loader | None = None) -> RerunResult:
@@ -133,7 +158,16 @@ def rerun(log: EventLog, run_id: str, *, data_path: Path | None, loader: Loader 
     started = find_run(log, run_id)
     if started.mode != "backtest":
         raise DataError(f"run {started.run_id} is a {started.mode} run; --rerun replays backtests")
-    config = msgspec.convert(started.config, BacktestConfig)
+    config = config_of(started.config)
+    notes = []
+    for name in strategies_of(config):  # a user's strategy (or ensemble member) must be its run's code
+        said, runnable = code_changed(
+            name, started.config.get(ORIGIN_KEY, {}) if name == config.strategy else {}
+        )
+        if not runnable:
+            raise StrategyError(said)
+        notes.append(said)
+    note = "; ".join(n for n in notes if n)
     series = (loader or (lambda c: load_config_bars(c, data_path)))(config)
     recorded_fp = {fp.symbol: fp.sha256 for fp in started.data}
     changed = [s.symbol for s in series if recorded_fp.get(s.symbol) != s.fingerprint().sha256]
@@ -146,9 +180,9 @@ def rerun(log: EventLog, run_id: str, *, data_path: Path | None, loader: Loader 
         new = fresh[position] if position < len(fresh) else None
         seq = stored[position].seq if position < len(stored) else stored[-1].seq + position - len(stored) + 1
         if old != new:
-            return RerunResult(started.run_id, compared, changed, (seq, old, new))
+            return RerunResult(started.run_id, compared, changed, (seq, old, new), note)
         compared += 1
-    return RerunResult(started.run_id, compared, changed, None)
+    return RerunResult(started.run_id, compared, changed, None, note)
 
 
 class SummaryRerun(NamedTuple):

@@ -24,6 +24,7 @@ class RunInfo(msgspec.Struct, frozen=True):
     trades: int
     net_pnl: float
     first_seq: int
+    origin: str = "built-in"  # where the strategy came from (kind, location, source hash)
 
 
 def list_runs(log: EventLog) -> list[RunInfo]:
@@ -89,7 +90,18 @@ def run_info(log: EventLog, run_id: str) -> RunInfo:
         trades=trades,
         net_pnl=round(net, 2),
         first_seq=first_seq,
+        origin=strategy_origin(started),
     )
+
+
+def strategy_origin(started: RunStarted) -> str:
+    """Where a run's strategy came from, in one phrase: "built-in", or kind, location and source hash."""
+    origin = started.config.get("strategy_origin") or {}
+    if not origin:
+        return "built-in"
+    checked = f", {origin['check']}" if origin.get("check") else ""
+    sha = origin.get("sha256", "")[:12]
+    return f"{origin.get('kind', '?')} {origin.get('location', '?')} (sha256 {sha}{checked})"
 
 
 def run_events(log: EventLog, run_id: str) -> Iterator[Recorded]:

@@ -25,6 +25,7 @@ _WHERE = {
     "backtest": "tape.api",
     "replay": "tape.api",
     "runs": "tape.api",
+    "check": "tape.api",
     "optimize": "tape.jobs",
     "walkforward": "tape.jobs",
     "validate": "tape.jobs",
@@ -49,6 +50,7 @@ __all__ = [
     "SignalSeries",
     "Strategy",
     "backtest",
+    "check",
     "montecarlo",
     "optimize",
     "replay",
@@ -59,7 +61,7 @@ __all__ = [
 assert sorted(__all__) == sorted(_WHERE)
 
 if TYPE_CHECKING:
-    from tape.api import backtest, replay, runs
+    from tape.api import backtest, check, replay, runs
     from tape.events.errors import ConfigError
     from tape.events.strategies.base import BUY, HOLD, SELL, SignalSeries, Strategy
     from tape.jobs import montecarlo, optimize, validate, walkforward

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import numbers
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tape.events.backtest import BacktestConfig
@@ -129,12 +130,18 @@ def build_config(
     dataset: str = "",
     cost: CostModel | None = None,
     risk: RiskConfig | None = None,
+    no_check: bool | None = None,
 ) -> BacktestConfig:
-    """The BacktestConfig of a command's options (validated: bad values raise ConfigError)."""
+    """The BacktestConfig of a command's options (validated: bad values raise ConfigError).
+
+    ``no_check`` is given by the commands that run the strategy: a strategy that is not built in is
+    then checked first (look-ahead and equality of its forms), unless ``no_check`` is true.
+    """
+    strategy, params = resolve_strategy(strategy, parse_param_args(param or []))
     config = BacktestConfig(
         symbols=list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip())),
         strategy=strategy,
-        params=parse_param_args(param or []),
+        params=params,
         start=parse_day(start, "--start"),
         end=parse_day(end, "--end"),
         timeframe=timeframe,
@@ -146,7 +153,23 @@ def build_config(
     )
     if config.start and config.end and config.start > config.end:
         raise ConfigError(f"--start {config.start} is after --end {config.end}")
+    if no_check is not None:
+        from tape.store.strategy_check import check_before_run
+
+        check_before_run(config.strategy, config.params, skip=no_check)
     return config
+
+
+def resolve_strategy(strategy: str, params: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The canonical spec of a strategy (a name, file.py[:Class], module:Class or entry point),
+    loading it; an ensemble's members are resolved the same way."""
+    from tape.store.strategy_loader import resolve
+
+    spec = resolve(strategy)
+    if spec == "ensemble" and params.get("members"):
+        members = [m.strip() for m in params["members"].split(",") if m.strip()]
+        params = {**params, "members": ",".join(resolve(m) for m in members)}
+    return spec, params
 
 
 def param_args(params: Any) -> list[str] | None:
@@ -182,11 +205,13 @@ def _text(value: Any) -> str:
 
 
 def strategy_arg(strategy: Any, params: list[str] | None) -> tuple[str, list[str] | None]:
-    """A strategy name as the CLI takes it, and the parameters to run it with.
+    """A strategy spec as the CLI takes it, and the parameters to run it with.
 
-    A string passes through unchanged (the CLI's ``--strategy``). A Strategy subclass or instance is
-    registered in this process under its ``name`` so the registry runs it like a built-in; an
-    instance brings its parameters, unless ``params`` gives them.
+    A string passes through unchanged (the CLI's ``--strategy``). A Strategy subclass or instance
+    defined at the top level of a file runs as ``path/to/file.py:Class``: loaded, hashed and shipped to
+    Ray workers like any user's file. One defined elsewhere (a notebook cell, inside a function) is
+    registered in this process under its ``name``, so it runs here but not on Ray workers. An instance
+    brings its parameters, unless ``params`` gives them.
     """
     from tape.events.strategies import REGISTRY, Strategy
 
@@ -198,16 +223,36 @@ def strategy_arg(strategy: Any, params: list[str] | None) -> tuple[str, list[str
             f"strategy must be a strategy name or a tape.Strategy subclass or instance, "
             f"got {type(strategy).__name__}"
         )
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"strategy: {cls.__name__} needs a class attribute name = '...'")
-    if REGISTRY.get(name, cls) is not cls:
-        raise ConfigError(f"strategy: {cls.__name__}.name {name!r} is already another strategy's name")
-    REGISTRY[name] = cls
     if not isinstance(strategy, type):
         if params is not None:
             raise ConfigError("strategy: give parameters on the instance or as params=, not both")
         import msgspec
 
         params = param_args(msgspec.to_builtins(strategy.params))
+    source_file = _defining_file(cls)
+    if source_file is not None:
+        return f"{source_file}:{cls.__name__}", params
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"strategy: {cls.__name__} needs a class attribute name = '...'")
+    if REGISTRY.get(name, cls) is not cls:
+        raise ConfigError(f"strategy: {cls.__name__}.name {name!r} is already another strategy's name")
+    REGISTRY[name] = cls
     return name, params
+
+
+def _defining_file(cls: type) -> str | None:
+    """The .py file that defines ``cls`` at its top level, when there is one to load it from again."""
+    import inspect
+    import sys
+
+    module = sys.modules.get(cls.__module__)
+    if module is None or "<locals>" in cls.__qualname__ or getattr(module, cls.__qualname__, None) is not cls:
+        return None
+    try:
+        path = inspect.getsourcefile(cls)
+    except (TypeError, OSError):
+        return None
+    if path is None or not path.endswith(".py") or not Path(path).is_file():
+        return None
+    return str(Path(path).resolve())

@@ -44,12 +44,16 @@ def _base_config(
     cash: float,
     dataset: str,
     tz: str | None,
+    no_check: bool,
 ) -> tuple[Any, Any]:
     """A job's base config as the commands build it, and the loader of DataFrame data (or None)."""
     _named(strategy)
     name, given = strategy_arg(strategy, param_args(params))
-    source = resolve_data(data, dataset=dataset, tz=tz)
-    return build_config(source.symbols, name, given, start, end, cash, dataset=source.dataset), source.loader
+    source = resolve_data(data, dataset=dataset, tz=tz, timeframe="1Day")
+    config = build_config(
+        source.symbols, name, given, start, end, cash, dataset=source.dataset, no_check=no_check
+    )
+    return config, source.loader
 
 
 def _load(base: Any, loader: Any, data_path: PathLike | None) -> list[Any]:
@@ -62,9 +66,12 @@ def _load(base: Any, loader: Any, data_path: PathLike | None) -> list[Any]:
 
 
 def _named(strategy: Any) -> None:
-    # Ray workers look strategies up by name: a class registered in this process is unknown there.
-    if not isinstance(strategy, str):
-        raise ConfigError("strategy: validation jobs run strategies by name (e.g. 'sma_cross')")
+    # Ray workers load strategies by spec: a class that only this process knows cannot travel there.
+    if not isinstance(strategy, str) and strategy_arg(strategy, None)[0].rpartition(":")[0] == "":
+        raise ConfigError(
+            "strategy: validation jobs run on Ray workers, which cannot see a class defined in a notebook "
+            "or inside a function; define it at the top of a .py file, or pass 'file.py:Class'"
+        )
 
 
 def _candidates(grid: Any, random_n: int | None, seed: int) -> list[dict[str, Any]]:
@@ -89,6 +96,7 @@ def optimize(
     dataset: str = "",
     cash: float = 100_000.0,
     tz: str | None = None,
+    no_check: bool = False,
     address: str | None = None,
     workers: int | None = None,
     log: PathLike | None = None,
@@ -115,7 +123,7 @@ def optimize(
     from tape.events.sweep import objective_key
 
     objective_key(objective)
-    base, loader = _base_config(data, strategy, params, start, end, cash, dataset, tz)
+    base, loader = _base_config(data, strategy, params, start, end, cash, dataset, tz, no_check)
     candidates = _candidates(grid, random, seed)
     series = _load(base, loader, data_path)
     result = run_sweep(
@@ -171,6 +179,7 @@ def walkforward(
     dataset: str = "",
     cash: float = 100_000.0,
     tz: str | None = None,
+    no_check: bool = False,
     address: str | None = None,
     workers: int | None = None,
     log: PathLike | None = None,
@@ -195,7 +204,7 @@ def walkforward(
     objective_key(objective)
     if not (0.0 < train < 1.0):
         raise ConfigError(f"--train must be a fraction strictly between 0 and 1, got {train:g}")
-    base, loader = _base_config(data, strategy, params, start, end, cash, dataset, tz)
+    base, loader = _base_config(data, strategy, params, start, end, cash, dataset, tz, no_check)
     candidates = _candidates(grid, None, 0)
     series = _load(base, loader, data_path)
     result = walk_forward(
@@ -286,6 +295,7 @@ def validate(
     dataset: str = "",
     cash: float = 100_000.0,
     tz: str | None = None,
+    no_check: bool = False,
     address: str | None = None,
     workers: int | None = None,
     log: PathLike | None = None,
@@ -309,7 +319,7 @@ def validate(
     chosen: list[Any] = []
     loader = None
     if data is not None:
-        source = resolve_data(data, dataset=dataset, tz=tz)
+        source = resolve_data(data, dataset=dataset, tz=tz, timeframe="1Day")
         chosen, dataset, loader = list(source.symbols), source.dataset, source.loader
     if universe == "stored":
         chosen += sorted({d.symbol for d in list_datasets(data_store(data_path)) if d.timeframe == "1Day"})
@@ -323,7 +333,7 @@ def validate(
     if not chosen:
         raise ConfigError("name the symbols to validate, or pass --universe sample|sp500_20|stored")
     name, given = strategy_arg(strategy, param_args(params))
-    base = build_config(chosen, name, given, start, end, cash, dataset=dataset)
+    base = build_config(chosen, name, given, start, end, cash, dataset=dataset, no_check=no_check)
     series = _load(base, loader, data_path)
     result = validate_symbols(
         base,

@@ -160,8 +160,8 @@ def test_plot_is_a_figure_of_equity_buy_and_hold_and_drawdown(tmp_path: Path) ->
     assert set(curves) == {"sma_cross (net of costs)", "buy & hold"}
     assert list(curves["sma_cross (net of costs)"].get_ydata()) == list(result.equity)
     assert curves["buy & hold"].get_ydata()[0] == pytest.approx(100_000)
-    assert bottom.get_ylabel() == "drawdown (%)"
-    assert [c.get_label() for c in bottom.collections] == ["drawdown"]
+    assert bottom.get_ylabel() == "drawdown"
+    assert [line.get_label() for line in bottom.get_lines()] == ["strategy", "buy & hold"]
 
 
 def test_a_strategy_subclass_runs_by_its_own_name(tmp_path: Path) -> None:
@@ -257,3 +257,11 @@ def test_montecarlo_summary_equals_the_cli_json(ray_session: None, tape: TapeRun
     job = api.montecarlo(result, n=500, seed=3, charts=tmp_path / "charts")
     assert job.summary == cli
     assert list(job.table.index) == ["final_return_pct", "max_drawdown_pct"]
+
+
+def test_check_returns_one_row_a_check_and_passes_a_built_in() -> None:
+    from tape.events.strategy_checks import CHECKS
+
+    table = api.check("sma_cross", symbols=["AAPL"])
+    assert list(table.index) == list(CHECKS)
+    assert table["passed"].all()

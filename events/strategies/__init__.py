@@ -1,4 +1,9 @@
-"""The strategy registry: strategies plug in by name with typed, validated parameters."""
+"""The strategy registry: strategies plug in by name with typed, validated parameters.
+
+Built-ins are registered here by name. A user's strategy (a file, a module, an entry point) is loaded by
+``tape.store.strategy_loader`` (loading is I/O) and installed here under its canonical spec, which ends
+in ``@`` and a hash of its source, so a config naming it names that exact code.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from tape.events.errors import ConfigError
 from tape.events.strategies.base import BUY, HOLD, SELL, LiveSignals, SignalSeries, Strategy
 
 REGISTRY: dict[str, type[Strategy]] = {}
+LOADED: dict[str, tuple[type[Strategy], dict[str, str]]] = {}  # canonical spec -> (class, origin)
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
@@ -52,14 +58,30 @@ def param_specs(cls: type[Strategy]) -> list[ParamSpec]:
     return specs
 
 
+def install(spec: str, cls: type[Strategy], origin: dict[str, str]) -> None:
+    """Make a loaded strategy class known under its canonical spec (origin: kind, location, class,
+    sha256 of its source)."""
+    LOADED[spec] = (cls, origin)
+
+
+def origin_of(name: str) -> dict[str, str]:
+    """Where a strategy came from; empty for a built-in (its source is part of the code version)."""
+    loaded = LOADED.get(name)
+    return dict(loaded[1]) if loaded else {}
+
+
 def strategy_class(name: str) -> type[Strategy]:
-    """The registered class for ``name``; a clear error listing the known names otherwise."""
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown strategy {name!r}; known strategies: {', '.join(sorted(REGISTRY))}"
-        ) from None
+    """The registered or loaded class for ``name``; a clear error listing the known names otherwise."""
+    cls = REGISTRY.get(name)
+    if cls is not None:
+        return cls
+    loaded = LOADED.get(name)
+    if loaded is not None:
+        return loaded[0]
+    raise ConfigError(
+        f"unknown strategy {name!r}; known strategies: {', '.join(sorted(REGISTRY))} "
+        "(or a file: path/to/file.py[:Class], a module: package.module:Class)"
+    )
 
 
 def make_strategy(name: str, params: Mapping[str, Any] | None = None) -> Strategy:
@@ -70,12 +92,13 @@ def make_strategy(name: str, params: Mapping[str, Any] | None = None) -> Strateg
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
-            f"unknown parameter {unknown[0]!r} for strategy {name} (parameters: {', '.join(sorted(known))})"
+            f"unknown parameter {unknown[0]!r} for strategy {cls.name} "
+            f"(parameters: {', '.join(sorted(known)) or 'none'})"
         )
     try:
         parsed = msgspec.convert(raw, cls.Params, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"bad parameters for strategy {name}: {_plain(str(exc))}") from None
+        raise ConfigError(f"bad parameters for strategy {cls.name}: {_plain(str(exc))}") from None
     return cls(parsed)
 
 
@@ -109,13 +132,16 @@ for _cls in (SmaCross, RsiStrategy, MacdStrategy, MeanReversion, AtrBreakout, En
 __all__ = [
     "BUY",
     "HOLD",
+    "LOADED",
     "REGISTRY",
     "SELL",
     "LiveSignals",
     "ParamSpec",
     "SignalSeries",
     "Strategy",
+    "install",
     "make_strategy",
+    "origin_of",
     "param_specs",
     "parse_param_args",
     "register",
