@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 # The config builders are the Python API's: a command and its API call build the same config.
-from tape.arguments import build_config, cost_model, parse_day, risk_config
+from tape.arguments import build_config, cost_model, parse_day, resolve_strategy, risk_config
 
-__all__ = ["build_config", "cost_model", "parse_day", "risk_config"]
+__all__ = ["build_config", "cost_model", "parse_day", "resolve_strategy", "risk_config"]
 
 Symbols = Annotated[list[str], typer.Argument(help="One or more symbols; several share cash and limits.")]
 NoCheck = Annotated[

@@ -384,7 +384,7 @@ def montecarlo(
     *,
     n: int = 10_000,
     seed: int = 0,
-    method: str = "shuffle",
+    method: str = "bootstrap",
     ruin: float = 50.0,
     address: str | None = None,
     workers: int | None = None,
@@ -393,6 +393,8 @@ def montecarlo(
 ) -> JobResult:
     """Shuffle (reorder) or bootstrap (resample) a run's closed trades ``n`` times (``tape montecarlo``).
 
+    ``method``: "bootstrap" (resample trades with replacement: could the return have been luck?) or
+    "shuffle" (reorder them: drawdown and streak risk; every path ends at the run's own return).
     ``result``: a :class:`tape.Result`, or a run id in ``log``. ``seed`` makes it repeatable; ``ruin``
     is the drawdown (%) that counts as ruin. ``charts``: a folder for the fan chart PNG.
     Returns a :class:`tape.JobResult`: ``summary`` is the dict of ``tape montecarlo --json``
