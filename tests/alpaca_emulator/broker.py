@@ -89,7 +89,7 @@ class Broker:
         #: Seconds a cancel stays `pending_cancel` before it completes: 0 completes it inside the request,
         #: None holds it until `complete_pending_cancels()`.
         self.cancel_delay: float | None = 0.0
-        self._pending_cancels: list[str] = []  # ids of the orders whose cancel has not completed
+        self.pending_cancel_ids: list[str] = []  # ids of the orders whose cancel has not completed
         #: Crypto fees in basis points (Alpaca's tier 1): a limit order that rested pays the maker
         #: rate, every other execution the taker rate.
         self.crypto_maker_bps = Decimal(15)
@@ -435,7 +435,7 @@ class Broker:
             order.status_before_cancel, order.status = order.status, "pending_cancel"
             order.updated_at = self._now()
             self._publish("pending_cancel", order)
-            self._pending_cancels.append(order.id)
+            self.pending_cancel_ids.append(order.id)
             if self.cancel_delay is not None:
                 _later(self.cancel_delay, self.complete_cancel, order.id)
 
@@ -443,14 +443,14 @@ class Broker:
         """The venue confirms a pending cancel: what is still open of the order (and its legs) ends
         `canceled`; an order that filled meanwhile keeps its fill."""
         with self.lock:
-            if order_id in self._pending_cancels:
-                self._pending_cancels.remove(order_id)
+            if order_id in self.pending_cancel_ids:
+                self.pending_cancel_ids.remove(order_id)
                 self._complete_cancel(self.orders[order_id])
 
     def complete_pending_cancels(self) -> int:
         """Complete every pending cancel now; returns how many there were."""
         with self.lock:
-            pending = list(self._pending_cancels)
+            pending = list(self.pending_cancel_ids)
             for order_id in pending:
                 self.complete_cancel(order_id)
             return len(pending)

@@ -235,6 +235,12 @@ class AlpacaEmulator:
         """Complete every pending cancel now (see `set_cancel_delay`); returns how many there were."""
         return self.broker.complete_pending_cancels()
 
+    @property
+    def pending_cancels(self) -> list[str]:
+        """Client order ids of the orders whose cancel is pending (see `set_cancel_delay`)."""
+        with self.broker.lock:
+            return [self.broker.orders[i].client_order_id for i in self.broker.pending_cancel_ids]
+
     def mark_done_for_day(self, client_order_id: str) -> None:
         """The venue is done with the open order `client_order_id` for the day: it (and its open legs)
         turns `done_for_day` (trade event `done_for_day`), is still listed under `status=open`, as
