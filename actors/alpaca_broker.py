@@ -277,7 +277,8 @@ class AlpacaBroker:
         found = self._call("find an order", self._client.get_order_by_client_id, client_order_id)
         if _enum_text(getattr(found, "order_class", None)) in MULTI_LEG and not getattr(found, "legs", None):
             nested = GetOrderByIdRequest(nested=True)
-            found = self._call("find an order", self._client.get_order_by_id, str(found.id), nested)
+            # Not "find an order": the order exists, so a failure here is no sign it never arrived.
+            found = self._call("read an order's legs", self._client.get_order_by_id, str(found.id), nested)
         return _broker_order(found)
 
     def orders(self, status: str = "open") -> list[BrokerOrder]:

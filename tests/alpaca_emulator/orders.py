@@ -94,7 +94,9 @@ class Order:
         cancel is pending works as it did before the request, until the cancel completes."""
         if not self.is_open:
             return False
-        status = self.status_before_cancel or self.status if self.status == "pending_cancel" else self.status
+        status = self.status
+        if status == "pending_cancel" and self.status_before_cancel:
+            status = self.status_before_cancel
         return self.armed if status == "held" else status not in IDLE_STATUSES
 
     @property
