@@ -9,6 +9,31 @@ Every request has a connect and a read timeout (store/alpaca_http.py). A submiss
 or may not have reached Alpaca, so it is sent again under the same id (a 422 "already exists" then
 means it had, and the order is looked up); when no attempt gets an answer the outcome is unknown and
 :class:`BrokerUnreachable` says so, rather than calling the order rejected.
+
+Real-API assumptions (each with the document it comes from; the recorded facts are in the shared
+``alpaca/reference_payloads.json``, and the test emulator, tests/alpaca_emulator, is held to them):
+
+- Legs are answered only when asked for. ``get_order_by_client_id`` sends only ``client_order_id``
+  to ``GET /v2/orders:by_client_order_id`` (alpaca-py alpaca/trading/client.py; alpaca-docs
+  data/webapi/endpoints/orders.yaml: "query parameters: client_order_id only"), and ``legs`` is
+  "an array of Order entities ... when querying non-simple order_class orders in a nested style.
+  Otherwise, null" (alpaca-docs oas/trading/openapi.yaml, Order.legs). So a multi-leg order (OCO,
+  bracket, OTO) found by client id is read again by its id with ``nested=true`` (alpaca-py
+  requests.py ``GetOrderByIdRequest.nested``) before tape judges it: an OCO whose stop leg filled
+  reads as a canceled parent with nothing filled without its legs, and a second exit would follow.
+- An OCO is its take-profit (the parent, a limit order) and a stop-loss leg; the leg not working yet
+  is ``held`` (alpaca-py enums.py ``OrderStatus.HELD``, pull request #182; issue #198; alpaca-docs
+  content/trading/orders.md, "OCO Orders": the legs "work exactly the same way as the two legs of
+  the bracket orders"). When the stop triggers, the parent is canceled and the leg fills: the
+  order's execution is then the leg's.
+- An order goes ``accepted`` -> ``pending_new`` -> ``new``, and a cancel answered 204 completes later
+  through ``pending_cancel`` (alpaca-docs content/trading/orders.md, "Order Lifecycle";
+  data/webapi/endpoints/orders.yaml, DELETE /v2/orders/{order_id}: "Upon acceptance of the cancel
+  request, it returns status 204"). An order in those states may still fill: tape waits for it.
+- ``done_for_day`` "will not receive further updates until the next trading day" and
+  ``GET /v2/orders?status=open`` lists it (alpaca-docs content/trading/orders.md; alpaca-py
+  requests.py ``GetOrdersRequest.status``). Tape counts it as ended and cancels the rest
+  (actors/alpaca_order_status.py holds the one mapping of every status to working, filled or ended).
 """
 
 from __future__ import annotations
@@ -16,10 +41,13 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
+from tape.actors.alpaca_order_status import is_done, is_refused, lingers, phase
 from tape.events.errors import ConfigError, TapeError
 from tape.events.schema import Fill, OrderSubmitted
 from tape.store.alpaca_http import harden
 from tape.store.credentials import AlpacaCredentials
+
+MULTI_LEG = ("oco", "bracket", "oto")  # order classes whose legs Alpaca answers only nested
 
 
 class BrokerRejected(TapeError):
@@ -53,8 +81,18 @@ class BrokerOrder(NamedTuple):
 
     @property
     def done(self) -> bool:
-        """Nothing more will fill: filled, or ended by the broker (canceled, expired, rejected)."""
-        return self.status in ("filled", "canceled", "expired", "rejected", "done_for_day")
+        """Nothing more will fill: filled, or ended by the broker (actors/alpaca_order_status.py)."""
+        return is_done(self.status)
+
+    @property
+    def refused(self) -> bool:
+        """The broker rejected the order."""
+        return is_refused(self.status)
+
+    @property
+    def lingers(self) -> bool:
+        """Done for tape, but the broker may resume it (``done_for_day``): it is to be cancelled."""
+        return lingers(self.status)
 
 
 class AccountSummary(NamedTuple):
@@ -232,18 +270,30 @@ class AlpacaBroker:
             ) from None
 
     def order(self, client_order_id: str) -> BrokerOrder:
-        """The order placed under ``client_order_id``."""
-        return _broker_order(
-            self._call("find an order", self._client.get_order_by_client_id, client_order_id)
-        )
+        """The order placed under ``client_order_id``; a multi-leg order with its legs, which the
+        by-client-id lookup never carries (it is read again by id, nested)."""
+        from alpaca.trading.requests import GetOrderByIdRequest
+
+        found = self._call("find an order", self._client.get_order_by_client_id, client_order_id)
+        if _enum_text(getattr(found, "order_class", None)) in MULTI_LEG and not getattr(found, "legs", None):
+            nested = GetOrderByIdRequest(nested=True)
+            # Not "find an order": the order exists, so a failure here is no sign it never arrived.
+            found = self._call("read an order's legs", self._client.get_order_by_id, str(found.id), nested)
+        return _broker_order(found)
 
     def orders(self, status: str = "open") -> list[BrokerOrder]:
-        """Orders by status: open, closed or all."""
+        """The most recent orders (up to 500) by tape's reading of their status: ``open`` (working),
+        ``closed`` (filled or ended, ``done_for_day`` included) or ``all``."""
         from alpaca.trading.enums import QueryOrderStatus
         from alpaca.trading.requests import GetOrdersRequest
 
-        request = GetOrdersRequest(status=QueryOrderStatus(status))
-        return [_broker_order(o) for o in self._call("list orders", self._client.get_orders, request)]
+        if status not in ("open", "closed", "all"):
+            raise ValueError(f"orders: open, closed or all, not {status!r}")
+        request = GetOrdersRequest(status=QueryOrderStatus.ALL, limit=500)
+        listed = [_broker_order(o) for o in self._call("list orders", self._client.get_orders, request)]
+        if status == "all":
+            return listed
+        return [o for o in listed if (phase(o.status) == "working") == (status == "open")]
 
     def cancel(self, client_order_id: str) -> None:
         """Cancel the order placed under ``client_order_id``."""
@@ -314,7 +364,11 @@ def _broker_order(raw: Any) -> BrokerOrder:
 
 def _order_type(raw: Any) -> str:
     kind = getattr(raw, "order_type", None) or getattr(raw, "type", None) or "market"
-    return str(getattr(kind, "value", kind))
+    return _enum_text(kind)
+
+
+def _enum_text(value: Any) -> str:
+    return str(getattr(value, "value", value) or "")
 
 
 def _message(exc: Exception) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, NamedTuple
 
+from tape.events.errors import DataError
 from tape.events.timeframes import timeframe_ns
 from tape.store.alpaca_data import _alpaca_timeframe, data_api_error
 from tape.store.alpaca_http import harden
@@ -86,7 +87,8 @@ class AlpacaBarFeed:
         return out
 
     def get_latest_price(self, symbol: str) -> float:
-        """The price of ``symbol``'s latest trade (IEX for stocks), over REST."""
+        """The price of ``symbol``'s latest trade (IEX for stocks), over REST; a DataError naming the
+        symbol when Alpaca has none (an unknown symbol)."""
         from alpaca.common.exceptions import APIError
         from alpaca.data.enums import DataFeed
         from alpaca.data.requests import CryptoLatestTradeRequest, StockLatestTradeRequest
@@ -102,7 +104,14 @@ class AlpacaBarFeed:
                 )
         except (APIError, OSError) as exc:
             raise data_api_error(exc, f"Alpaca latest trade of {symbol}") from None
-        return float(trades[symbol].price)
+        # Alpaca answers a symbol it has no trade for with 200 {"trades": {}}, and alpaca-py then
+        # returns {} (alpaca-py tests/data/test_historical_stock_data.py::
+        # test_get_latest_trade_multi_not_found): say so for that symbol rather than fail on a lookup.
+        trade = trades.get(symbol) if isinstance(trades, dict) else None
+        if trade is None:
+            feed = "crypto" if "/" in symbol else "IEX"
+            raise DataError(f"Alpaca has no latest trade for {symbol} on the {feed} feed (unknown symbol?)")
+        return float(trade.price)
 
     def _request(self, kind: str, symbols: list[str], after_ns: int, now_ns: int) -> list[LiveBar]:
         from alpaca.common.exceptions import APIError

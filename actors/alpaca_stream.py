@@ -15,7 +15,15 @@ read over REST (:class:`~actors.alpaca_feed.AlpacaBarFeed`), which is always cor
 
 Bars are keyed by (symbol, minute), so a bar delivered twice counts once; a window only ever returns
 bars that started after ``after_ns`` and closed by ``now_ns``, so nothing is handed over twice and a
-bar still forming never is. `tape trade --feed alpaca-stream` owns a :class:`StreamingBarFeed`; the
+bar still forming never is.
+
+Corrected minutes: the streams also subscribe ``updatedBars`` (alpaca-py ``subscribe_updated_bars``,
+message ``T: "u"``), which Alpaca sends when late trades amend a minute bar already sent. A correction
+replaces that minute in the buffer. A window not read yet is aggregated with it (as Alpaca's REST bars
+then are); a window already read is never handed over again, so a decision stands as it was made on
+the bar the log recorded: tape neither decides twice on one bar nor rewrites what it decided.
+
+`tape trade --feed alpaca-stream` owns a :class:`StreamingBarFeed`; the
 engine shares one :class:`MinuteStream` between its sessions (actors/market_data.py), since Alpaca
 allows one market-data connection per account.
 """

@@ -22,9 +22,9 @@ import threading
 import time
 from typing import Any
 
+from tape.actors.alpaca_order_status import is_done
 from tape.store.credentials import AlpacaCredentials
 
-ENDED = ("filled", "canceled", "expired", "rejected", "done_for_day")
 START_WAIT_S = 5.0  # the constructor waits this long for the stream to listen (or fail)
 HANDSHAKE_S = 5.0  # connect, log in and ask to listen, or count the attempt as failed
 MAX_BACKOFF_S = 30.0
@@ -94,7 +94,7 @@ class TradeUpdates:
         False at once while the stream is down: there is nothing to wait for, polling decides."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not all(self.status.get(c) in ENDED for c in client_order_ids):
+            while not all(is_done(self.status.get(c, "")) for c in client_order_ids):
                 left = deadline - time.monotonic()
                 if left <= 0 or not self.listening:
                     return False

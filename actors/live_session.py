@@ -591,7 +591,7 @@ class LiveSession:
             )
         self._broker_answered = True
         self.orders_sent += 1
-        if placed.status == "rejected":
+        if placed.refused:
             return self._applied(
                 [
                     OrderRejected(
@@ -639,8 +639,10 @@ class LiveSession:
             except BrokerRejected:
                 continue  # unreachable for now: the next cycle asks again
             self._broker_answered = True
-            if not seen.done:
+            if not seen.done:  # working, pending_new and pending_cancel included: wait, never re-send
                 continue
+            if seen.lingers:  # done for the day: booked as ended here, so it must not resume tomorrow
+                self._cancel(order.client_order_id)
             if seen.filled_qty <= 0 or seen.filled_avg_price is None:
                 ended: Event = (
                     OrderRejected(
@@ -649,7 +651,7 @@ class LiveSession:
                         symbol=order.symbol,
                         reason="rejected by the broker",
                     )
-                    if seen.status == "rejected"
+                    if seen.refused
                     else OrderCancelled(
                         ts=now_ns, client_order_id=order.client_order_id, symbol=order.symbol, reason="broker"
                     )

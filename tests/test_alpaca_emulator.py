@@ -29,6 +29,7 @@ from alpaca.trading.enums import OrderClass, OrderSide, OrderStatus, QueryOrderS
 from alpaca.trading.requests import (
     ClosePositionRequest,
     GetCalendarRequest,
+    GetOrderByIdRequest,
     GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
@@ -41,6 +42,9 @@ from alpaca.trading.requests import (
 from alpaca.trading.stream import TradingStream
 
 T0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)  # 09:30 New York
+
+
+NESTED = GetOrderByIdRequest(nested=True)  # legs come only when asked for, as Alpaca answers
 
 
 def minute_rows(n: int, start: datetime = T0, base: float = 100.0) -> list[tuple]:
@@ -313,7 +317,7 @@ def test_oco_leg_triggers_when_price_crosses(alpaca_emulator, trading):
     assert trading.get_order_by_id(oco.id).status == OrderStatus.NEW
     emu.set_price("AAPL", 94.5)  # through the stop
 
-    after = trading.get_order_by_id(oco.id)
+    after = trading.get_order_by_id(oco.id, NESTED)
     (stop_leg,) = after.legs
     assert (after.status, stop_leg.type.value, stop_leg.status) == (
         OrderStatus.CANCELED,
@@ -337,10 +341,10 @@ def test_bracket_entry_then_take_profit(alpaca_emulator, trading):
             stop_loss=StopLossRequest(stop_price=390),
         )
     )
-    legs = trading.get_order_by_id(bracket.id).legs
-    assert sorted(leg.status.value for leg in legs) == ["new", "new"]  # active once the entry filled
+    legs = {leg.type.value: leg.status.value for leg in trading.get_order_by_id(bracket.id, NESTED).legs}
+    assert legs == {"limit": "new", "stop": "held"}  # the entry filled: the target works, the stop waits
     emu.set_price("MSFT", 421)
-    legs = {leg.type.value: leg for leg in trading.get_order_by_id(bracket.id).legs}
+    legs = {leg.type.value: leg for leg in trading.get_order_by_id(bracket.id, NESTED).legs}
     assert (legs["limit"].status, legs["stop"].status) == (OrderStatus.FILLED, OrderStatus.CANCELED)
     assert emu.positions == {}
 

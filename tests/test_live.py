@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from alpaca.trading.client import TradingClient
 
 from tape.actors.alpaca_broker import AlpacaBroker
 from tape.actors.alpaca_feed import AlpacaBarFeed
@@ -564,3 +565,113 @@ def test_an_exit_the_broker_ends_part_filled_books_the_part_and_a_restart_sells_
     state = _replays_to_the_session_and_the_broker(log_path, session, emulator)
     rows = _trade_csv_rows(tmp_path)
     assert round(sum(r["pnl"] for r in rows) * 100) == state.realized_cents
+
+
+# -- Alpaca's order states (legs only nested, pending_cancel, done_for_day) ----------------------------
+
+
+def test_an_oco_whose_stop_leg_filled_is_booked_once_though_its_client_id_lookup_has_no_legs(
+    live_run,
+) -> None:  # type: ignore[no-untyped-def]
+    # While the session is down, a position's OCO stops out: Alpaca cancels the parent (the take-profit)
+    # and fills the held stop leg. By client id Alpaca answers the parent alone, canceled with nothing
+    # filled; the stop is booked from the legs all the same, once, and no second exit is sent.
+    market, start, tmp_path = live_run
+    emulator = market.emulator
+    emulator.allow_shorting = True  # a second exit would go short rather than be refused
+    stop_at = "2024-07-05 09:40"
+    start(stop_at)
+    log_path = tmp_path / "tape.db"
+    guard = min(_folded(log_path).protective.values(), key=lambda o: o.symbol)
+    stopped_at = round(guard.stop - 0.5, 2)
+    emulator.set_price(guard.symbol, stopped_at)  # through the stop
+    trading = TradingClient(emulator.key_id, emulator.secret, url_override=emulator.trading_url)
+    parent = trading.get_order_by_client_id(guard.client_order_id)
+    assert (parent.status.value, parent.filled_qty, parent.legs) == ("canceled", "0", None)
+    session, _ = start("2024-07-05 10:30", begin=stop_at)
+    (fill,) = [f for f in _events(log_path, "fill") if f.client_order_id == guard.client_order_id]
+    assert (fill.qty, fill.price, fill.reason) == (guard.qty, stopped_at, "stop_loss")
+    assert guard.client_order_id not in {c.client_order_id for c in _events(log_path, "order_cancelled")}
+    (closed, *_) = [c for c in _events(log_path, "position_closed") if c.symbol == guard.symbol]
+    assert (closed.exit_reason, closed.qty, closed.ts) == ("stop_loss", guard.qty, fill.ts)
+    exits = [o for o in _events(log_path, "order_submitted") if o.symbol == guard.symbol and o.ts == fill.ts]
+    assert exits == []  # nothing else sold the position
+    assert all(q >= 0 for q in emulator.positions.values())
+    _replays_to_the_session_and_the_broker(log_path, session, emulator)
+
+
+def test_a_cancel_pending_for_several_cycles_holds_the_exit_and_it_is_sent_once_after(
+    live_run,
+) -> None:  # type: ignore[no-untyped-def]
+    # An exit signal cancels a position's OCO, and Alpaca keeps the cancel pending_cancel for three
+    # cycles. The exit waits (unsent: the OCO could still fill), is never placed a second time under
+    # another id, and is sent once the cancel completes.
+    market, start, tmp_path = live_run
+    emulator = market.emulator
+    emulator.allow_shorting = True
+    emulator.set_cancel_delay(None)  # cancels complete when this test says so
+    pending_since: dict[str, int] = {}
+    completed: dict[str, tuple[int, set[str]]] = {}  # client id -> (when, orders at the broker then)
+    advance = market.advance
+
+    def advance_then_complete_cancels(now_ns: int) -> None:
+        advance(now_ns)
+        for client_order_id in emulator.pending_cancels:
+            since = pending_since.setdefault(client_order_id, now_ns)
+            if now_ns - since >= 3 * 5 * MINUTE:  # seen pending at three cycles: the venue confirms
+                at_broker = {o["client_order_id"] for o in emulator.orders}
+                emulator.broker.complete_cancel(emulator.order(client_order_id)["id"])
+                completed[client_order_id] = (now_ns, at_broker)
+                emulator.set_cancel_delay(0)  # the later cancels complete at once
+
+    market.advance = advance_then_complete_cancels  # type: ignore[method-assign]
+    session, _ = start("2024-07-05 10:30")  # the first exit signal comes at 09:55 on the 5th
+    log_path = tmp_path / "tape.db"
+    assert completed, "no exit cancelled a protective order"
+    protective_id = min(completed, key=lambda c: completed[c][0])
+    completed_ns, at_broker_then = completed[protective_id]
+    (cancel,) = [c for c in _events(log_path, "order_cancelled") if c.client_order_id == protective_id]
+    waited = [c for c in _events(log_path, "cycle_completed") if cancel.ts <= c.ts < completed_ns]
+    assert len(waited) >= 3
+    assert any("pending_cancel" in a.message for a in _events(log_path, "alert"))
+    (exit_order,) = [
+        o for o in _events(log_path, "order_submitted") if o.ts == cancel.ts and o.symbol == cancel.symbol
+    ]
+    assert exit_order.side == "sell" and exit_order.client_order_id not in at_broker_then  # held back
+    sells = [
+        o
+        for o in _top_level(emulator.orders)
+        if o["symbol"] == cancel.symbol and o["side"] == "sell" and o["client_order_id"] != protective_id
+    ]
+    assert exit_order.client_order_id in [o["client_order_id"] for o in sells]
+    ids = [o.client_order_id for o in _events(log_path, "order_submitted")]
+    at_broker = [o["client_order_id"] for o in _top_level(emulator.orders)]
+    assert len(ids) == len(set(ids)) and sorted(ids) == sorted(at_broker)  # nothing placed twice or lost
+    (fill,) = [f for f in _events(log_path, "fill") if f.client_order_id == exit_order.client_order_id]
+    assert fill.qty == exit_order.qty and fill.ts >= completed_ns
+    assert all(q >= 0 for q in emulator.positions.values())
+    _replays_to_the_session_and_the_broker(log_path, session, emulator)
+
+
+def test_a_protective_done_for_day_is_booked_ended_and_cancelled_so_it_cannot_resume(
+    live_run,
+) -> None:  # type: ignore[no-untyped-def]
+    # Alpaca lists a done_for_day order as open, but it executes nothing until the next trading day.
+    # Tape counts it ended, as every other reader of a status does, and cancels it at the broker, so an
+    # order its books have closed cannot wake up tomorrow.
+    market, start, tmp_path = live_run
+    emulator = market.emulator
+    stop_at = "2024-07-05 09:40"
+    start(stop_at)
+    log_path = tmp_path / "tape.db"
+    guard = min(_folded(log_path).protective.values(), key=lambda o: o.symbol)
+    emulator.mark_done_for_day(guard.client_order_id)
+    session, _ = start("2024-07-05 10:00", begin=stop_at)
+    (ended,) = [c for c in _events(log_path, "order_cancelled") if c.client_order_id == guard.client_order_id]
+    assert ended.reason == "broker"
+    assert guard.client_order_id not in {f.client_order_id for f in _events(log_path, "fill")}
+    assert guard.symbol not in _folded(log_path).protective
+    assert emulator.order(guard.client_order_id)["status"] == "canceled"
+    ids = [o.client_order_id for o in _events(log_path, "order_submitted")]
+    assert sorted(ids) == sorted(o["client_order_id"] for o in _top_level(emulator.orders))
+    _replays_to_the_session_and_the_broker(log_path, session, emulator)

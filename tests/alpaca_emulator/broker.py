@@ -1,10 +1,16 @@
 """The emulated brokerage: order lifecycle, matching at the market price, cash and positions.
 
-Lifecycle, as Alpaca reports it: an accepted order (`accepted`, the POST response) is routed
-(`new`, trade event `new`), then fills at the symbol's current price in one or several executions
-(`partially_filled` / `filled`, events `partial_fill` / `fill`), or ends `canceled` / `rejected`.
+Lifecycle, as Alpaca reports it (alpaca-docs content/trading/orders.md, "Order Lifecycle"): an
+accepted order (`accepted`, the POST response) is routed (`pending_new` while the venue has not
+accepted it yet, when a delay is set; then `new`, trade events of the same names), then fills at the
+symbol's current price in one or several executions (`partially_filled` / `filled`, events
+`partial_fill` / `fill`), or ends `canceled` / `rejected`. A cancel is accepted at once (204) and, with
+a cancel delay, completes later through `pending_cancel` (the order can still fill meanwhile). An order
+the venue is done with for the day is `done_for_day`: still open for Alpaca, it executes nothing.
 Resting limit, stop, stop-limit and trailing-stop orders execute when a new price crosses them.
-Bracket legs are `held` until the entry fills; OCO siblings cancel each other on the first fill.
+Only one order of an OCO or bracket group works at a time: the stop-loss leg is `held` (armed: it is
+sent when its stop is hit) while the take-profit works, and bracket legs wait `held` until the entry
+fills; OCO siblings cancel each other on the first fill.
 
 Crypto pairs follow Alpaca's crypto rules: simple `market`, `limit` and `stop_limit` orders only,
 and a trading fee taken from the asset the trade credits (the coin on a buy, the dollars on a sell) at
@@ -78,6 +84,12 @@ class Broker:
         #: Seconds between an order's acceptance (the POST's answer) and its routing (and a market order's
         #: fill): a real venue takes a moment. 0 routes inside the POST.
         self.routing_delay = 0.0
+        #: Seconds a routed order stays `pending_new` before the venue accepts it (`new`); 0: none.
+        self.pending_new_delay = 0.0
+        #: Seconds a cancel stays `pending_cancel` before it completes: 0 completes it inside the request,
+        #: None holds it until `complete_pending_cancels()`.
+        self.cancel_delay: float | None = 0.0
+        self.pending_cancel_ids: list[str] = []  # ids of the orders whose cancel has not completed
         #: Crypto fees in basis points (Alpaca's tier 1): a limit order that rested pays the maker
         #: rate, every other execution the taker rate.
         self.crypto_maker_bps = Decimal(15)
@@ -97,17 +109,22 @@ class Broker:
             order = self._build(asset, spec)
             response = order.wire()
             if self.routing_delay > 0:
-                timer = threading.Timer(self.routing_delay, self._route_later, (order,))
-                timer.daemon = True
-                timer.start()
+                _later(self.routing_delay, self._route_later, order)
             else:
                 self._route(order)
+                if order.status == "pending_new":  # routed inside the POST, not accepted by the venue yet
+                    response = order.wire()
             return response
 
     def _route_later(self, order: Order) -> None:
         with self.lock:
             if order.status == "accepted":  # not canceled while it waited
                 self._route(order)
+
+    def _open_later(self, order: Order) -> None:
+        with self.lock:
+            if order.status == "pending_new":  # not canceled while it waited
+                self._open(order)
 
     @staticmethod
     def _check_crypto_order(asset: Asset, spec: OrderSpec) -> None:
@@ -174,8 +191,7 @@ class Broker:
             leg = self._leg(
                 order, "stop_loss", spec.side, spec.stop_loss.limit_price, spec.stop_loss.stop_price
             )
-            leg.status = "accepted"  # both sides of an OCO work from the start
-            order.legs.append(leg)
+            order.legs.append(leg)  # held: the take-profit (the parent) works, the stop waits its turn
         self.orders[order.id] = order
         for leg in order.legs:
             self.orders[leg.id] = leg
@@ -209,16 +225,23 @@ class Broker:
             self.reject_next -= 1
             self._finish(order, "rejected", "rejected")
             return
-        now = self._now()
-        order.status, order.updated_at = "new", now
+        if self.pending_new_delay > 0:
+            order.status, order.updated_at = "pending_new", self._now()
+            self._publish("pending_new", order)
+            _later(self.pending_new_delay, self._open_later, order)
+            return
+        self._open(order)
+
+    def _open(self, order: Order) -> None:
+        """The venue accepted the order: it works (an OCO's stop leg stays `held`, armed)."""
+        order.status, order.updated_at = "new", self._now()
         self._publish("new", order)
-        if order.order_class == "oco":  # both sides of an OCO rest from the start
+        if order.order_class == "oco":
             for leg in order.legs:
-                leg.status, leg.updated_at = "new", now
-                self._publish("new", leg)
+                leg.armed = True
         self._try_execute(order, arriving=True)
         for leg in order.legs:
-            if leg.status == "new":
+            if leg.working:
                 self._try_execute(leg, arriving=True)
 
     # -- funds checks -----------------------------------------------------------------------------
@@ -273,12 +296,10 @@ class Broker:
         held = Decimal(0)
         for order in self._open_roots():
             if order.symbol == symbol and order.side == "sell" and order.status != "held":
-                held += order.remaining()
+                held += order.remaining()  # a pending_new or done_for_day order still holds its shares
         # Active exit legs of filled brackets hold shares too (once per OCO pair).
         for parent in self.orders.values():
-            active = [
-                leg for leg in parent.legs if leg.is_open and leg.status != "held" and leg.side == "sell"
-            ]
+            active = [leg for leg in parent.legs if leg.working and leg.side == "sell"]
             if parent.symbol == symbol and active and parent.order_class != "oco":
                 held += max(leg.remaining() for leg in active)
         return held
@@ -291,7 +312,7 @@ class Broker:
         """A new price for `symbol`: give every working order on it a chance to execute."""
         with self.lock:
             for order in list(self.orders.values()):
-                if order.symbol == symbol and order.is_open and order.status != "held":
+                if order.symbol == symbol and order.working:
                     self._try_execute(order)
 
     def match_all(self) -> None:
@@ -306,7 +327,7 @@ class Broker:
     def _try_execute(self, order: Order, *, arriving: bool = False) -> None:
         """Execute what ``order`` can at the current price. ``arriving``: it was just routed, so an
         execution now takes liquidity (taker); a limit order filled on a later price made it (maker)."""
-        if not order.is_open or order.status in ("held", "accepted"):  # "accepted": not routed yet
+        if not order.working:  # not routed yet, a dormant leg, or done for the day
             return
         price = self.price(order.symbol)
         if price is None:
@@ -340,9 +361,10 @@ class Broker:
         order.filled_cost += qty * price
         order.updated_at = now
         done = order.remaining(price) <= 0
-        order.status = "filled" if done else "partially_filled"
         if done:
-            order.filled_at = now
+            order.status, order.filled_at, order.status_before_cancel = "filled", now, None
+        elif order.status != "pending_cancel":  # a part fill does not end a pending cancel
+            order.status = "partially_filled"
         fill = Fill(
             new_id(),
             order.id,
@@ -368,8 +390,10 @@ class Broker:
         self._cancel_siblings(order)
         if done and order.legs and order.order_class in ("bracket", "oto"):
             for leg in order.legs:
-                leg.qty, leg.status, leg.updated_at = order.filled_qty, "new", now
-                self._publish("new", leg)
+                leg.qty, leg.updated_at, leg.armed = order.filled_qty, now, True
+                if order.order_class == "oto" or leg.type == "limit":  # a bracket's stop-loss stays held
+                    leg.status = "new"
+                    self._publish("new", leg)
             for leg in order.legs:
                 self._try_execute(leg)
 
@@ -403,10 +427,48 @@ class Broker:
                     return
             if not order.is_open:
                 raise errors.ApiError(422, f'order is already in "{order.status}" state', 42210000)
-            self._finish(order, "canceled", "canceled")
-            for leg in order.legs:
-                if leg.is_open:
-                    self._finish(leg, "canceled", "canceled")
+            if order.status == "pending_cancel":
+                return  # asked before: that cancel completes in its own time
+            if self.cancel_delay == 0:
+                self._complete_cancel(order)
+                return
+            order.status_before_cancel, order.status = order.status, "pending_cancel"
+            order.updated_at = self._now()
+            self._publish("pending_cancel", order)
+            self.pending_cancel_ids.append(order.id)
+            if self.cancel_delay is not None:
+                _later(self.cancel_delay, self.complete_cancel, order.id)
+
+    def complete_cancel(self, order_id: str) -> None:
+        """The venue confirms a pending cancel: what is still open of the order (and its legs) ends
+        `canceled`; an order that filled meanwhile keeps its fill."""
+        with self.lock:
+            if order_id in self.pending_cancel_ids:
+                self.pending_cancel_ids.remove(order_id)
+                self._complete_cancel(self.orders[order_id])
+
+    def complete_pending_cancels(self) -> int:
+        """Complete every pending cancel now; returns how many there were."""
+        with self.lock:
+            pending = list(self.pending_cancel_ids)
+            for order_id in pending:
+                self.complete_cancel(order_id)
+            return len(pending)
+
+    def _complete_cancel(self, order: Order) -> None:
+        for member in [order, *order.legs]:
+            if member.is_open:
+                self._finish(member, "canceled", "canceled")
+
+    def done_for_day(self, client_order_id: str) -> None:
+        """The venue is done with the open order ``client_order_id`` (and its open legs) for the day:
+        `done_for_day`, still listed open, executing nothing."""
+        with self.lock:
+            (order,) = [o for o in self._open_roots() if o.client_order_id == client_order_id]
+            for member in [order, *order.legs]:
+                if member.is_open:
+                    member.status, member.updated_at = "done_for_day", self._now()
+                    self._publish("done_for_day", member)
 
     def _fill_first(self, order: Order, fraction: float) -> None:
         """The race a cancel can lose: ``order`` (an OCO: its stop leg) executes ``fraction`` of what is
@@ -441,7 +503,7 @@ class Broker:
 
     def _finish(self, order: Order, status: str, event: str) -> None:
         now = self._now()
-        order.status, order.updated_at = status, now
+        order.status, order.updated_at, order.status_before_cancel = status, now, None
         if status == "canceled":
             order.canceled_at = now
         elif status == "expired":
@@ -520,3 +582,10 @@ class Broker:
         }
         for listener in list(self.listeners):
             listener(payload)
+
+
+def _later(seconds: float, fn: Callable[..., None], *args: Any) -> None:
+    """Call ``fn(*args)`` on a daemon timer thread after ``seconds`` (the venue's own pace)."""
+    timer = threading.Timer(seconds, fn, args)
+    timer.daemon = True
+    timer.start()

@@ -164,6 +164,26 @@ class AlpacaEmulator:
         message = {"T": "b", "S": symbol, **_dated(bar.wire(), t)}
         self.streams.publish_market(message, is_crypto(symbol))
 
+    def push_updated_bar(
+        self,
+        symbol: str,
+        o: float,
+        h: float,
+        l: float,  # noqa: E741 (Alpaca's field name)
+        c: float,
+        v: float = 0,
+        ts: Any | None = None,
+        n: int = 1,
+        vw: float | None = None,
+    ) -> None:
+        """A correction of a minute bar already sent (late trades): it replaces the stored bar and goes
+        to `updatedBars` subscribers as a `T: "u"` message (alpaca-py dispatches it to the handlers of
+        `subscribe_updated_bars`). It does not move the current price."""
+        t = to_utc(ts) if ts is not None else self.now().replace(second=0, microsecond=0)
+        bar = Bar(t=t, o=o, h=h, l=l, c=c, v=v, n=n, vw=vw if vw is not None else round((h + l + c) / 3, 6))
+        self.market.add_bars(symbol, [bar])
+        self.streams.publish_market({"T": "u", "S": symbol, **_dated(bar.wire(), t)}, is_crypto(symbol))
+
     def set_page_size_cap(self, n: int) -> None:
         """Serve at most `n` bars per page whatever `limit` asks (Alpaca may return fewer than `limit`)."""
         self.data_api.page_size_cap = n
@@ -196,6 +216,36 @@ class AlpacaEmulator:
         right after the submission finds it unfilled). 0 restores routing inside the POST."""
         with self.broker.lock:
             self.broker.routing_delay = max(0.0, seconds)
+
+    def set_pending_new_delay(self, seconds: float) -> None:
+        """Each routed order stays `pending_new` (routed, not yet accepted by the venue; trade event
+        `pending_new`) for `seconds` before it is `new` and can fill. 0 (the default) skips the state."""
+        with self.broker.lock:
+            self.broker.pending_new_delay = max(0.0, seconds)
+
+    def set_cancel_delay(self, seconds: float | None) -> None:
+        """A cancel request is answered 204 at once but completes later, as Alpaca's do: the order is
+        `pending_cancel` (trade event `pending_cancel`; it can still fill) for `seconds`, then
+        `canceled`. None holds every cancel pending until `complete_pending_cancels()`, so a test
+        decides how many cycles it lasts. 0 (the default) completes cancels inside the request."""
+        with self.broker.lock:
+            self.broker.cancel_delay = None if seconds is None else max(0.0, seconds)
+
+    def complete_pending_cancels(self) -> int:
+        """Complete every pending cancel now (see `set_cancel_delay`); returns how many there were."""
+        return self.broker.complete_pending_cancels()
+
+    @property
+    def pending_cancels(self) -> list[str]:
+        """Client order ids of the orders whose cancel is pending (see `set_cancel_delay`)."""
+        with self.broker.lock:
+            return [self.broker.orders[i].client_order_id for i in self.broker.pending_cancel_ids]
+
+    def mark_done_for_day(self, client_order_id: str) -> None:
+        """The venue is done with the open order `client_order_id` for the day: it (and its open legs)
+        turns `done_for_day` (trade event `done_for_day`), is still listed under `status=open`, as
+        Alpaca lists it, executes nothing more, and can still be canceled."""
+        self.broker.done_for_day(client_order_id)
 
     def set_crypto_fees(self, maker_bps: float = 15, taker_bps: float = 25) -> None:
         """Crypto trading fees in basis points (default Alpaca's tier 1: 15 maker, 25 taker; 0 turns

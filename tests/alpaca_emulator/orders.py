@@ -26,6 +26,10 @@ OPEN_STATUSES = frozenset(
         "done_for_day",
     }
 )
+#: Open statuses of an order that does not execute: not routed yet (`accepted`, `pending_new`), a leg
+#: waiting for its group (`held`, unless armed), or done for the day (no executions until the next one).
+#: `pending_cancel` is not here: the venue may still fill an order until its cancel completes.
+IDLE_STATUSES = frozenset({"accepted", "pending_new", "held", "done_for_day"})
 
 
 def num(value: Decimal | None) -> str | None:
@@ -72,12 +76,28 @@ class Order:
     legs: list[Order] = field(default_factory=list)
     parent_id: str | None = None
     triggered: bool = False  # a stop / stop_limit / trailing_stop whose stop has been reached
+    #: A `held` leg Alpaca watches: the stop-loss of an OCO, or of a bracket whose entry filled. Alpaca
+    #: reports it `held` (one order of the group is open at a time) and sends it when its stop is hit.
+    armed: bool = False
+    #: The status a `pending_cancel` order had before the cancel request (its cancel has not completed).
+    status_before_cancel: str | None = None
     #: Largest share of the order quantity one execution may fill (None: fill all at once).
     partial_fraction: float | None = None
 
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def working(self) -> bool:
+        """Whether the order may execute on a price now: open, routed and not a dormant leg. An order whose
+        cancel is pending works as it did before the request, until the cancel completes."""
+        if not self.is_open:
+            return False
+        status = self.status
+        if status == "pending_cancel" and self.status_before_cancel:
+            status = self.status_before_cancel
+        return self.armed if status == "held" else status not in IDLE_STATUSES
 
     @property
     def filled_avg_price(self) -> Decimal | None:
@@ -93,6 +113,9 @@ class Order:
         return (left / price).quantize(Decimal("0.000000001")) if left > 0 else Decimal(0)
 
     def wire(self, with_legs: bool = True) -> dict[str, Any]:
+        """Alpaca's JSON of the order; ``with_legs`` rolls a multi-leg order's legs up under ``legs``
+        (Alpaca does so only when asked, ``nested=true``; otherwise ``legs`` is null)."""
+
         def ts(value: datetime | None) -> str | None:
             return format_ts(value) if value else None
 

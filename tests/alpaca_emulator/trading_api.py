@@ -144,7 +144,7 @@ class TradingApi:
         if not 1 <= limit <= 500:
             raise errors.unprocessable("invalid limit")
         after, until = _instant(request, "after"), _instant(request, "until")
-        nested = request.arg("nested", "false") == "true"
+        nested = _flag(request, "nested")
         symbols = set(filter(None, (request.arg("symbols") or "").split(",")))
         side = request.arg("side")
         with self._broker.lock:
@@ -173,17 +173,22 @@ class TradingApi:
         return order
 
     def _order(self, request: Request) -> tuple[int, Any]:
+        """An order by id; a multi-leg order's legs only with ``nested=true`` (alpaca-py
+        GetOrderByIdRequest.nested; alpaca-docs openapi.yaml Order.legs: "Otherwise, null")."""
+        nested = _flag(request, "nested")
         with self._broker.lock:
-            return 200, self._find(request.params["order_id"]).wire()
+            return 200, self._find(request.params["order_id"]).wire(with_legs=nested)
 
     def _order_by_client_id(self, request: Request) -> tuple[int, Any]:
+        """An order by client order id. The endpoint takes no other parameter (alpaca-docs
+        data/webapi/endpoints/orders.yaml), and alpaca-py sends no ``nested``: never any legs."""
         client_id = request.arg("client_order_id")
         if not client_id:
             raise errors.unprocessable("client_order_id is missing")
         with self._broker.lock:
             for order in self._broker.orders.values():
                 if order.client_order_id == client_id:
-                    return 200, order.wire()
+                    return 200, order.wire(with_legs=False)
         raise errors.not_found("order not found")
 
     def _cancel(self, request: Request) -> tuple[int, Any]:
@@ -208,7 +213,7 @@ class TradingApi:
         return 200, self._broker.close_position(request.params["symbol"], qty, percentage)
 
     def _close_all(self, request: Request) -> tuple[int, Any]:
-        return 207, self._broker.close_all(request.arg("cancel_orders", "false") == "true")
+        return 207, self._broker.close_all(_flag(request, "cancel_orders"))
 
 
 def _instant(request: Request, name: str) -> datetime | None:
@@ -219,3 +224,9 @@ def _instant(request: Request, name: str) -> datetime | None:
         return parse_rfc3339(raw)
     except ValueError:
         raise errors.unprocessable(f"invalid {name}") from None
+
+
+def _flag(request: Request, name: str) -> bool:
+    """A boolean query parameter as Alpaca's Go server parses it (strconv.ParseBool): alpaca-py sends
+    Python's ``True``/``False`` through requests, so ``nested=True`` is true too."""
+    return (request.arg(name) or "false") in ("1", "t", "T", "true", "TRUE", "True")
