@@ -1,0 +1,151 @@
+"""A killed or interrupted session resumes from its log and ends as an uninterrupted one would.
+
+The chaos tests kill the whole process group of a running `tape` (driver and the local Ray it
+started) with SIGKILL at seeded random points, restart the same command each time, and hold the
+result to an uninterrupted run's: trades, P&L, every decision event, a log that verifies, and no
+process of the killed attempts left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import apsw
+import pytest
+
+from tests.conftest import TapeRunner
+
+SESSION = [
+    "trade", "AAPL", "MSFT", "--strategy", "sma_cross", "--broker", "sim", "--feed", "replay",
+    "--start", "2011-06-01", "--end", "2013-03-01",
+]  # fmt: skip
+BACKTEST = ["backtest", "AAPL", "MSFT", "--strategy", "sma_cross", "--no-files"]
+NOT_DECISIONS = ("actor_started", "actor_stopped")
+
+
+def _env(log: Path, tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "TAPE_LOG": str(log), "TAPE_DATA": str(tmp_path / "tape-data.db")}
+    env.pop("TAPE_DEBUG", None)
+    return env
+
+
+def _start(args: list[str], log: Path, tmp_path: Path) -> subprocess.Popen[str]:
+    """`tape ARGS` in a session of its own, so the whole group (and the Ray it starts) can be killed."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tape.cli.app", *args],
+        cwd=tmp_path,
+        env=_env(log, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _count(log: Path, sql: str) -> int:
+    """A read-only look at the log while a writer works on it (0 before the file exists)."""
+    if not log.exists():
+        return 0
+    try:
+        conn = apsw.Connection(str(log), flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            conn.setbusytimeout(5000)
+            return conn.execute(sql).fetchone()[0]
+        finally:
+            conn.close()
+    except apsw.Error:
+        return 0  # the schema is not there yet
+
+
+def _session_processes(sid: int) -> list[str]:
+    """Processes still alive in the session (setsid) a killed attempt ran in."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            alive.append(f"{entry.name} {command}")
+    return alive
+
+
+def _kill_when(proc: subprocess.Popen[str], ready: Callable[[], bool], limit: float = 240) -> None:
+    """SIGKILL the process group once ``ready()`` holds, then wait until nothing of it runs."""
+    deadline = time.monotonic() + limit
+    while not ready():
+        assert proc.poll() is None, f"the run ended before the kill point: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "the kill point was never reached"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    deadline = time.monotonic() + 60
+    while left := _session_processes(proc.pid):
+        assert time.monotonic() < deadline, f"processes of a killed run still running: {left}"
+        time.sleep(0.5)
+
+
+def _finish(args: list[str], log: Path, tmp_path: Path) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "tape.cli.app", *args, "--json"],
+        cwd=tmp_path,
+        env=_env(log, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    report.pop("run_id")
+    return report
+
+
+def _decisions(log: Path, tmp_path: Path, tape: TapeRunner) -> list[tuple[str, str, int, bytes]]:
+    conn = apsw.Connection(str(log), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        marks = ",".join("?" * len(NOT_DECISIONS))
+        return list(
+            conn.execute(
+                f"SELECT stream, kind, ts, body FROM events WHERE kind NOT IN ({marks}) ORDER BY seq",
+                NOT_DECISIONS,
+            )
+        )
+    finally:
+        conn.close()
+
+
+def _verifies(tape: TapeRunner, log: Path) -> None:
+    result = tape("--log", str(log), "verify")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "chain intact" in result.stdout
+
+
+@pytest.mark.faults
+def test_a_session_killed_at_five_random_points_resumes_to_the_uninterrupted_result(
+    tape: TapeRunner, tmp_path: Path
+) -> None:
+    whole, broken = tmp_path / "whole.db", tmp_path / "broken.db"
+    uninterrupted = _finish(SESSION, whole, tmp_path)
+    decided = _count(whole, "SELECT count(*) FROM events WHERE kind NOT IN ('actor_started','actor_stopped')")
+    points = sorted(random.Random(22).sample(range(2, decided - 2), 5))
+    query = "SELECT count(*) FROM events WHERE kind NOT IN ('actor_started','actor_stopped')"
+    for point in points:
+        _kill_when(_start(SESSION, broken, tmp_path), lambda p=point: _count(broken, query) >= p)
+        assert "incomplete" in tape("--log", str(broken), "runs").stdout
+    resumed = _finish(SESSION, broken, tmp_path)
+    assert resumed == uninterrupted  # every trade, the P&L and the metrics
+    assert _decisions(broken, tmp_path, tape) == _decisions(whole, tmp_path, tape)
+    _verifies(tape, broken)
+    again = tape("--log", str(broken), *SESSION)
+    assert again.returncode == 0 and "already in the log, complete" in again.stderr
