@@ -357,7 +357,7 @@ class EventLog:
     def _refuse_damaged(self) -> None:
         """A writer appends nothing to a file whose pages fail SQLite's quick check."""
         try:
-            problems = [r[0] for r in self._conn.execute("PRAGMA quick_check(3)")]
+            problems = _problem_lines(r[0] for r in self._conn.execute("PRAGMA quick_check(3)"))
         except apsw.BusyError:
             self.close()
             raise LogBusy(_busy_message(self.path, "check")) from None
@@ -370,7 +370,7 @@ class EventLog:
     def integrity_problems(self, limit: int = 10) -> list[str]:
         """SQLite's full integrity check of the file's pages and indexes: [] when sound."""
         try:
-            found = [r[0] for r in self._conn.execute(f"PRAGMA integrity_check({int(limit)})")]
+            found = _problem_lines(r[0] for r in self._conn.execute(f"PRAGMA integrity_check({int(limit)})"))
         except (apsw.CorruptError, apsw.NotADBError) as exc:
             return [str(exc)]
         return [] if found == ["ok"] else found
@@ -660,14 +660,14 @@ class EventLog:
         first seq that does not hold."""
         problems = self.integrity_problems()
         if problems:
-            return VerifyReport(False, 0, 0, "", None, f"the file is damaged: {problems[0]}", damaged=True)
+            why = f"SQLite's integrity check fails: {problems[0]}"
+            return VerifyReport(False, 0, 0, "", None, why, damaged=True)
         v2 = self.chain_format() >= CHAIN_V2
         prev, expected_seq, count = GENESIS, 1, 0
         versions: dict[str, int] = {}
         framed: dict[str, bytes] = {}
         kinds: dict[str, bytes] = {}
-        run_counts: dict[str, int] = {}
-        ended: list[tuple[int, str, int]] = []  # (seq, run id, events its RunEnded's id numbers)
+        runs = _RunTally()
         sha, join, q, frame = _sha256, b"".join, _Q, _framed
         rows = self._conn.execute(
             "SELECT seq, stream, version, event_id, kind, ts, body, hash FROM events ORDER BY seq"
@@ -694,23 +694,55 @@ class EventLog:
                 return self._bad(count, seq, why if v2 else why.replace(" (or its event id)", ""))
             run, sep, number = event_id.partition(":")
             if sep and number.isdigit():  # a run's events are numbered <run_id>:<n>, 1..
-                run_counts[run] = run_counts.get(run, 0) + 1
-                if kind == "run_ended":
-                    ended.append((seq, run, int(number)))
+                runs.count(run, seq, kind, body, int(number))
             prev, expected_seq, count = h, expected_seq + 1, count + 1
-        for seq, run, numbered in ended:
-            if run_counts.get(run, 0) < numbered:
-                why = f"run {run} stops short: {run_counts.get(run, 0)} of its {numbered} events are stored"
-                return VerifyReport(False, count, count, prev.hex(), seq, why)
         head_hash = prev.hex()
         if expect_head is not None:
             mismatch = _head_mismatch(expect_head, count, head_hash)
             if mismatch:
                 return VerifyReport(False, count, count, head_hash, min(count + 1, mismatch[0]), mismatch[1])
+        short = runs.stopped_short()
+        if short:
+            return VerifyReport(False, count, count, head_hash, short[0], short[1])
         return VerifyReport(True, count, count, head_hash)
 
     def _bad(self, count: int, seq: int, reason: str) -> VerifyReport:
         return VerifyReport(False, count, seq - 1, "", seq, reason)
+
+
+class _RunTally:
+    """Each run's events as verify meets them, to find a run whose events stop short: a completed run
+    with fewer events than its RunEnded's number, or a backtest (written whole, in one transaction)
+    without its RunEnded."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, int] = {}
+        self.last_seq: dict[str, int] = {}
+        self.ended: dict[str, tuple[int, int]] = {}  # run -> (seq of RunEnded, its number)
+        self.backtests: list[str] = []
+
+    def count(self, run: str, seq: int, kind: str, body: bytes, number: int) -> None:
+        self.events[run] = self.events.get(run, 0) + 1
+        self.last_seq[run] = seq
+        if kind == "run_ended":
+            self.ended[run] = (seq, number)
+        elif kind == "run_started" and getattr(decode(body), "mode", "") == "backtest":
+            self.backtests.append(run)
+
+    def stopped_short(self) -> tuple[int, str] | None:
+        """(first seq concerned, why) for the first run that stops short, or None."""
+        for run, (seq, numbered) in self.ended.items():
+            if self.events[run] < numbered:
+                return seq, f"run {run} stops short: {self.events[run]} of its {numbered} events are stored"
+        for run in self.backtests:
+            if run not in self.ended:
+                last = self.last_seq[run]
+                why = (
+                    f"backtest {run} stops short at seq {last} without its RunEnded "
+                    "(a backtest is written whole: the events after it are missing)"
+                )
+                return last + 1, why
+        return None
 
 
 def _head_mismatch(expect_head: str, count: int, head_hash: str) -> tuple[int, str] | None:
@@ -760,6 +792,12 @@ def _check_is_tape_log(path: str) -> None:
         if not tables and app_id == 0:
             raise LogError(f"{path} is an empty SQLite file, not a tape log")
         raise LogError(f"{path} is a SQLite database of another application, not a tape log")
+
+
+def _problem_lines(rows: Iterable[str]) -> list[str]:
+    """SQLite's check report as one problem a line, without its "*** in database main ***" headings."""
+    lines = [line.strip() for row in rows for line in str(row).splitlines()]
+    return [line for line in lines if line and not line.startswith("***")]
 
 
 def _corrupt_message(path: str, detail: str) -> str:
