@@ -43,7 +43,13 @@ def trade_cmd(
         ),
     ] = "replay",
     speed: Annotated[
-        float, typer.Option("--speed", min=0.0, help="Replay speed vs real time; 0 = as fast as possible.")
+        float,
+        typer.Option(
+            "--speed",
+            min=0.0,
+            callback=opt.finite,
+            help="Replay speed vs real time; 0 = as fast as possible.",
+        ),
     ] = 0.0,
     interval: Annotated[
         str, typer.Option("--interval", help="Live: run a cycle every 30s, 5m, 1h ... inside sessions.")

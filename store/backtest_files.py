@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -17,6 +16,7 @@ import numpy as np
 
 from tape.events.bars import BarSeries
 from tape.events.report import RunReport, report_json, trade_rows
+from tape.store import atomic
 
 TRADE_COLUMNS = [
     "n",
@@ -57,20 +57,16 @@ def write_backtest_files(
     for path in (results, chart):
         path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_text(results, json.dumps(report_json(report), indent=2) + "\n")
-    tmp = trades.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as handle:
+    with atomic.replacing(trades) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=TRADE_COLUMNS)
         writer.writeheader()
         writer.writerows(trade_rows(report))
-    os.replace(tmp, trades)
     plot_equity(report, series, chart)
     return BacktestFiles(results, trades, chart)
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic.write_text(path, text)
 
 
 def buy_and_hold_curve(report: RunReport, series: Sequence[BarSeries], ts: np.ndarray) -> np.ndarray:
@@ -111,7 +107,8 @@ def plot_equity(report: RunReport, series: Sequence[BarSeries], path: Path) -> N
     bottom.fill_between(when, drawdown, 0.0, color="#d62728", alpha=0.4, step="post")
     bottom.set_ylabel("drawdown (%)")
     bottom.grid(alpha=0.3)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic.replacing(path) as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
