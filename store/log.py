@@ -30,7 +30,9 @@ APPLICATION_ID = 0x74617065  # "tape": marks the file as ours, so a foreign SQLi
 SCHEMA_VERSION = 2
 CHAIN_V1, CHAIN_V2 = 1, 2
 GENESIS = bytes(32)
-BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for another one (SQLite backs off between tries)
+# How long a writer waits for another one (SQLite's busy handler backs off between tries), then says
+# who holds the log. TAPE_BUSY_TIMEOUT (seconds) changes it.
+BUSY_TIMEOUT_MS = int(float(os.environ.get("TAPE_BUSY_TIMEOUT", "30")) * 1000)
 
 SCHEMA = """
 CREATE TABLE events(
@@ -827,7 +829,7 @@ def _holders(path: str) -> list[str]:
             fds = os.listdir(f"/proc/{pid}/fd")
             if any(os.readlink(f"/proc/{pid}/fd/{fd}") in targets for fd in fds):
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                    command = " ".join(f.read().replace(b"\0", b" ").decode(errors="replace").split())
                 found.append(f"pid {pid} ({command[:60]})")
         except OSError:
             continue

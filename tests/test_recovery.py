@@ -149,3 +149,32 @@ def test_a_session_killed_at_five_random_points_resumes_to_the_uninterrupted_res
     _verifies(tape, broken)
     again = tape("--log", str(broken), *SESSION)
     assert again.returncode == 0 and "already in the log, complete" in again.stderr
+
+
+def _run_rows(log: Path) -> int:
+    return _count(log, "SELECT count(*) FROM events WHERE stream >= 'run/' AND stream < 'run0'")
+
+
+@pytest.mark.faults
+def test_a_backtest_killed_at_five_random_points_leaves_nothing_partial_and_finishes_identically(
+    tape: TapeRunner, tmp_path: Path
+) -> None:
+    whole, broken = tmp_path / "whole.db", tmp_path / "broken.db"
+    started = time.monotonic()
+    uninterrupted = _finish(BACKTEST, whole, tmp_path)
+    took = time.monotonic() - started
+    complete = _run_rows(whole)
+    rng = random.Random(7)
+    for _ in range(5):
+        proc = _start(BACKTEST, broken, tmp_path)
+        time.sleep(rng.uniform(0.2, took))
+        if proc.poll() is None:
+            _kill_when(proc, lambda: True)
+        else:
+            proc.communicate()  # it finished before this kill point
+        assert _run_rows(broken) in (0, complete)  # the run is in the log whole or not at all
+        if broken.exists():
+            _verifies(tape, broken)
+    assert _finish(BACKTEST, broken, tmp_path) == uninterrupted
+    assert _run_rows(broken) == complete
+    _verifies(tape, broken)
