@@ -142,7 +142,8 @@ def _play(
         )
         ray.get(writer.append.remote([replace(e, ts=opening.ts) for e in started_events]))
         bars_done = sum(len(g) for g in groups[:done])
-        started, first_ts = time.monotonic(), steps[0].ts if steps else 0
+        # Paced from the first timestamp this process plays (a resumed run does not wait for the rest).
+        started, first_ts = time.monotonic(), groups[done][0]["ts"] if done < len(groups) else 0
         for k in range(done, len(groups)):
             if interrupt.requested:
                 last_ts = groups[k - 1][-1]["ts"] if k else 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -111,7 +112,8 @@ def _finish(args: list[str], log: Path, tmp_path: Path) -> dict:
     return report
 
 
-def _decisions(log: Path, tmp_path: Path, tape: TapeRunner) -> list[tuple[str, str, int, bytes]]:
+def _decisions(log: Path) -> list[tuple[str, str, int, bytes]]:
+    """Every event but the actors' start and stop notes, as stored (stream, kind, ts, body)."""
     conn = apsw.Connection(str(log), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         marks = ",".join("?" * len(NOT_DECISIONS))
@@ -131,24 +133,58 @@ def _verifies(tape: TapeRunner, log: Path) -> None:
     assert "chain intact" in result.stdout
 
 
+DECIDED = "SELECT count(*) FROM events WHERE kind NOT IN ('actor_started','actor_stopped')"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, list, int]:
+    """The session run once without interruption: (its report, its decision events, how many)."""
+    where = tmp_path_factory.mktemp("uninterrupted")
+    whole = where / "whole.db"
+    report = _finish(SESSION, whole, where)
+    return report, _decisions(whole), _count(whole, DECIDED)
+
+
 @pytest.mark.faults
 def test_a_session_killed_at_five_random_points_resumes_to_the_uninterrupted_result(
-    tape: TapeRunner, tmp_path: Path
+    tape: TapeRunner, tmp_path: Path, uninterrupted: tuple[dict, list, int]
 ) -> None:
-    whole, broken = tmp_path / "whole.db", tmp_path / "broken.db"
-    uninterrupted = _finish(SESSION, whole, tmp_path)
-    decided = _count(whole, "SELECT count(*) FROM events WHERE kind NOT IN ('actor_started','actor_stopped')")
-    points = sorted(random.Random(22).sample(range(2, decided - 2), 5))
-    query = "SELECT count(*) FROM events WHERE kind NOT IN ('actor_started','actor_stopped')"
-    for point in points:
-        _kill_when(_start(SESSION, broken, tmp_path), lambda p=point: _count(broken, query) >= p)
+    report, decisions, decided = uninterrupted
+    broken = tmp_path / "broken.db"
+    for point in sorted(random.Random(22).sample(range(2, decided - 2), 5)):
+        _kill_when(_start(SESSION, broken, tmp_path), lambda p=point: _count(broken, DECIDED) >= p)
         assert "incomplete" in tape("--log", str(broken), "runs").stdout
-    resumed = _finish(SESSION, broken, tmp_path)
-    assert resumed == uninterrupted  # every trade, the P&L and the metrics
-    assert _decisions(broken, tmp_path, tape) == _decisions(whole, tmp_path, tape)
+    assert _finish(SESSION, broken, tmp_path) == report  # every trade, the P&L and the metrics
+    assert _decisions(broken) == decisions
     _verifies(tape, broken)
     again = tape("--log", str(broken), *SESSION)
     assert again.returncode == 0 and "already in the log, complete" in again.stderr
+
+
+def test_ctrl_c_stops_a_session_with_a_stop_event_and_a_resume_line_and_the_resume_finishes_it(
+    tape: TapeRunner, tmp_path: Path, uninterrupted: tuple[dict, list, int]
+) -> None:
+    report, decisions, decided = uninterrupted
+    log = tmp_path / "stopped.db"
+    proc = _start(SESSION, log, tmp_path)
+    deadline = time.monotonic() + 240
+    while _count(log, DECIDED) < decided // 3:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert re.fullmatch(
+        r"stopped at bar \d+ of 880 \(\d{4}-\d\d-\d\d\) of session [0-9a-f]{16}; "
+        r"resume with: tape trade AAPL MSFT --strategy sma_cross --broker sim --feed replay "
+        r"--start 2011-06-01 --end 2013-03-01",
+        err.strip(),
+    ), err
+    assert _count(log, "SELECT count(*) FROM events WHERE kind = 'actor_stopped'") == 1
+    assert "stopped" in tape("--log", str(log), "runs").stdout
+    assert _finish(SESSION, log, tmp_path) == report
+    assert _decisions(log) == decisions
+    _verifies(tape, log)
 
 
 def _run_rows(log: Path) -> int:
