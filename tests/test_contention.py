@@ -130,3 +130,18 @@ def test_a_writer_kept_waiting_past_its_bound_names_who_holds_the_log(
     )
     assert waited < 100
     assert reader.returncode == 0, reader.stderr
+
+
+def test_four_backtests_of_one_symbol_at_once_all_succeed_and_write_their_files(
+    tape: TapeRunner, tmp_path: Path
+) -> None:
+    def backtest(short: int) -> subprocess.CompletedProcess[str]:
+        return tape("backtest", "AAPL", "--strategy", "sma_cross", "--param", f"short={short}", "--json")
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(backtest, (3, 4, 5, 6)))
+    assert [r.returncode for r in results] == [0, 0, 0, 0], [r.stderr for r in results]
+    assert (tmp_path / "charts" / "equity_curve_AAPL.png").stat().st_size > 0
+    assert not [p.name for p in tmp_path.rglob("*.tmp*")]  # no temporary file left behind
+    runs = tape("runs", "--json")
+    assert len(runs.stdout.strip().splitlines()) == 4
