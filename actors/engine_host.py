@@ -28,6 +28,7 @@ import msgspec
 from tape.actors.engine_spec import EngineOptions
 from tape.actors.live_engine import ENGINE_NAME, Engine
 from tape.events.errors import TapeError
+from tape.store import atomic
 
 LOOPBACK = "127.0.0.1"
 _HEAD_START_S = 90.0
@@ -77,9 +78,7 @@ def read_state(log_path: Path) -> EngineState:
 def write_state(log_path: Path, state: EngineState) -> None:
     path = state_path(log_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(msgspec.json.encode(state))
-    tmp.replace(path)  # atomic: a reader never sees half a file
+    atomic.write_bytes(path, msgspec.json.encode(state))  # a reader never sees half a file
 
 
 def forget_state(log_path: Path) -> None:

@@ -17,7 +17,7 @@ from tape.events.portfolio import evolve
 from tape.events.schema import Event
 from tape.events.session import TradingSession
 from tape.events.strategies import make_strategy
-from tape.store.log import EventLog
+from tape.store.log import EventLog, LogError
 from tape.store.run_writer import run_items
 
 
@@ -27,12 +27,27 @@ class LogWriter:
     def __init__(self, log_path: str, run_id: str, durable: bool) -> None:
         self._log = EventLog.create(Path(log_path), durable=durable)
         self._run_id = run_id
-        self._next = 1 + sum(1 for _ in self._log.read(stream_prefix=f"run/{run_id}"))
+        prefix = f"run/{run_id}"
+        self._versions: dict[str, int] = dict(
+            self._log.query(
+                "SELECT stream, max(version) FROM events WHERE stream >= ? AND stream < ? GROUP BY stream",
+                (prefix, prefix + "\U0010ffff"),
+            )
+        )
+        self._next = 1 + sum(self._versions.values())
 
     def append(self, events: list[Event]) -> int:
-        """Append ``events`` as one transaction; returns how many the run holds now."""
+        """Append ``events`` as one transaction; returns how many the run holds now.
+
+        Every stream is appended at the version this writer last saw: a process of an earlier attempt
+        still writing the same run fails the append (ConcurrencyConflict) instead of interleaving."""
         if events:
-            self._log.append_batch(run_items(self._run_id, events, self._next))
+            items = run_items(self._run_id, events, self._next)
+            expected = {item.stream: self._versions.get(item.stream, 0) for item in items}
+            result = self._log.append_batch(items, expected_versions=expected)
+            if result.duplicate:  # numbered like ours, written by someone else: never ours to skip
+                raise LogError(f"another process is writing run {self._run_id} to {self._log.path}")
+            self._versions.update(result.versions)
             self._next += len(events)
         return self._next - 1
 
@@ -131,6 +146,27 @@ class PortfolioActor:
 
             ray.get(self._writer.append.remote(out))  # durable before the next bar is looked at
         return len(out)
+
+    def pid(self) -> int:
+        """The worker process this actor lives in."""
+        return os.getpid()
+
+    def resume(self, groups: list[tuple[list[dict[str, Any]], list[Event]]]) -> int:
+        """Fold the timestamps a previous process decided: each (bars in feed order, the events the log
+        holds for them). Returns the events folded."""
+        session, folded = self._session, 0
+        for group, written in groups:
+            session.refold(
+                [(b["symbol"], b["ts"], b["high"], b["low"], b["close"], b["volume"]) for b in group], written
+            )
+            if self._monitor is not None:
+                self._monitor.refold(
+                    written,
+                    reported=[b["symbol"] for b in group],
+                    ended=[b["symbol"] for b in group if b["last"]],
+                )
+            folded += len(written)
+        return folded
 
     def status(self) -> dict[str, Any]:
         return self._session.snapshot()

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import apsw
 import typer
 from typer._click import exceptions as click_errors  # typer >= 0.20 vendors click
 
@@ -104,6 +105,13 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except (apsw.CorruptError, apsw.NotADBError) as exc:
+        # Found while reading, past the checks at open: a damaged page is one line too, never a bug.
+        err_console.print(
+            f"[red]error:[/red] a database file is damaged ({exc}); run `tape verify` for details",
+            soft_wrap=True,
+        )
+        sys.exit(1)
     except Exception as exc:  # a bug: say so plainly; the traceback is one variable away
         if os.environ.get("TAPE_DEBUG"):
             raise

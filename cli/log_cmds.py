@@ -24,19 +24,26 @@ NOTES_STREAM = "ops/notes"
 def verify(
     ctx: typer.Context,
     expect_head: Annotated[
-        str | None, typer.Option("--expect-head", help="Also require this head hash (kept outside the file).")
+        str | None,
+        typer.Option(
+            "--expect-head",
+            help="Also require this head, SEQ:HASH as printed (or the hash alone), kept outside the file.",
+        ),
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Recompute the hash chain; exit 1 naming the first bad seq if any row was edited, removed or moved."""
+    """Check the file's pages and recompute the hash chain; exit 1 naming the first bad seq if any row
+    was edited, removed or moved, or saying what is damaged."""
     path = settings(ctx).log_path
-    with EventLog.open(path) as log:
+    with EventLog.open(path, readonly=True) as log:
         report = log.verify(expect_head=expect_head)
     if json:
         print_json(as_dict(report))
     elif report.ok:
         console.print(f"[green]ok[/green] {path}: {report.count} events, chain intact")
-        console.print(f"head {report.head_hash}")
+        console.print(f"head {report.head_seq}:{report.head_hash}")
+    elif report.damaged:
+        err_console.print(f"[red]DAMAGED[/red] {path}: {report.reason}")
     else:
         err_console.print(f"[red]BROKEN[/red] {path}: first bad seq {report.first_bad_seq}: {report.reason}")
     if not report.ok:
@@ -66,7 +73,7 @@ def show(
         filters["stream_prefix"] = stream[:-1]
     elif stream is not None:
         filters["stream"] = stream
-    with EventLog.open(settings(ctx).log_path) as log:
+    with EventLog.open(settings(ctx).log_path, readonly=True) as log:
         rows = list(log.read(kinds=kind or None, limit=limit, descending=True, **filters))  # type: ignore[arg-type]
     rows.reverse()
     if json:
@@ -119,7 +126,7 @@ def runs(
     json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per run.")] = False,
 ) -> None:
     """One line a run: id, mode, strategy, symbols, period, status and net P&L."""
-    with EventLog.open(settings(ctx).log_path) as log:
+    with EventLog.open(settings(ctx).log_path, readonly=True) as log:
         found = list_runs(log)
     if json:
         for run in found:
@@ -147,6 +154,13 @@ def runs(
     own = [run for run in found if run.origin != "built-in"]
     for run in own:  # where a user's strategy came from (built-ins: the code version says it all)
         console.print(f"{run.run_id}: {run.strategy} from {run.origin}", soft_wrap=True, highlight=False)
+    unfinished = [r.run_id for r in found if r.status in ("incomplete", "stopped")]
+    if unfinished:
+        console.print(
+            f"{len(unfinished)} run(s) not finished (killed or stopped: {', '.join(unfinished)}); "
+            "repeat the command that started one (e.g. `tape trade ... --broker sim --feed replay`) "
+            "to resume it from its last committed event"
+        )
 
 
 def _login() -> str:

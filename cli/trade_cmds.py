@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,7 +45,13 @@ def trade_cmd(
         ),
     ] = "replay",
     speed: Annotated[
-        float, typer.Option("--speed", min=0.0, help="Replay speed vs real time; 0 = as fast as possible.")
+        float,
+        typer.Option(
+            "--speed",
+            min=0.0,
+            callback=opt.finite,
+            help="Replay speed vs real time; 0 = as fast as possible.",
+        ),
     ] = 0.0,
     interval: Annotated[
         str, typer.Option("--interval", help="Live: run a cycle every 30s, 5m, 1h ... inside sessions.")
@@ -167,7 +175,7 @@ def trade_cmd(
         finally:
             report_notifications(notifier)
         return
-    from tape.actors.engine import run_replay_session
+    from tape.actors.engine import SessionStopped, run_replay_session
     from tape.events.strategies import make_strategy
     from tape.store.backtests import load_config_bars, replay_report
     from tape.store.log import EventLog
@@ -177,7 +185,7 @@ def trade_cmd(
     where = settings(ctx)
     series = load_config_bars(config, where.data_path)
     try:
-        run_id = run_replay_session(
+        outcome = run_replay_session(
             config,
             series,
             log_path=where.log_path,
@@ -186,8 +194,18 @@ def trade_cmd(
             monitor=monitor,
             on_run=notifier.follow if notifier else None,
         )
+    except SessionStopped as stopped:
+        err_console.print(f"{stopped}; resume with: {resume_command()}")
+        raise typer.Exit(stopped.exit_code) from None
     finally:
         report_notifications(notifier)
+    run_id = outcome.run_id
+    if outcome.outcome == "already complete":
+        err_console.print(
+            f"an identical session is already in the log, complete (run {run_id}): not run again"
+        )
+    elif outcome.outcome == "resumed":
+        err_console.print(f"resumed session {run_id} after {outcome.resumed_at} bars already in the log")
     with EventLog.open(where.log_path, readonly=True) as log:
         report = replay_report(log, run_id)
     # The TradeLogger files, as a live session writes them: projections of the log (`report --rebuild`).
@@ -201,6 +219,11 @@ def trade_cmd(
     console.print(f"session {run_id} on Ray actors (broker=sim, feed=replay) logged to {where.log_path}")
     if written:
         console.print(f"trade logs: {len(written)} files under {Path.cwd() / 'logs'}")
+
+
+def resume_command() -> str:
+    """The command line that started this process: repeating it resumes an incomplete run."""
+    return shlex.join(["tape", *sys.argv[1:]])
 
 
 def compare_cmd(

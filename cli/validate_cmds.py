@@ -142,7 +142,9 @@ def walkforward_cmd(
     grid: Annotated[
         list[str] | None, typer.Option("--grid", "-g", help="NAME=V1,V2,... (repeatable).")
     ] = None,
-    train: Annotated[float, typer.Option("--train", help="Train share of each fold, in (0, 1).")] = 0.6,
+    train: Annotated[
+        float, typer.Option("--train", callback=opt.finite, help="Train share of each fold, in (0, 1).")
+    ] = 0.6,
     folds: Annotated[int, typer.Option("--folds", help="Number of folds.")] = 4,
     anchored: Annotated[
         bool, typer.Option("--anchored", help="Train from the start every fold (expanding window).")
@@ -227,7 +229,9 @@ def montecarlo_cmd(
             "drawdown and streak risk; every path ends at the run's return).",
         ),
     ] = "bootstrap",
-    ruin: Annotated[float, typer.Option("--ruin", help="Drawdown (%) that counts as ruin.")] = 50.0,
+    ruin: Annotated[
+        float, typer.Option("--ruin", callback=opt.finite, help="Drawdown (%) that counts as ruin.")
+    ] = 50.0,
     address: opt.Address = None,
     workers: Workers = None,
     json: opt.Json = False,

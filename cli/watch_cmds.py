@@ -13,6 +13,7 @@ import typer
 from rich.live import Live
 
 from tape.cli.common import console, settings
+from tape.cli.options import finite
 from tape.cli.status_view import status_screen
 from tape.events.status import run_status
 from tape.store.run_follow import RunFollower
@@ -24,7 +25,9 @@ def watch_cmd(
         str | None,
         typer.Option("--run", help="Run id (or a unique prefix); default: the newest trading session."),
     ] = None,
-    interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between refreshes.")] = 1.0,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, callback=finite, help="Seconds between refreshes.")
+    ] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Print one screen and exit.")] = False,
 ) -> None:
     """Positions, P&L per symbol, equity sparkline, recent decisions, alerts and actor health, live.

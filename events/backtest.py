@@ -56,6 +56,9 @@ from tape.events.strategies import BUY, Strategy, make_strategy, origin_of
 PROGRESS_EVERY = 1 << 16  # bars between progress callbacks
 
 
+MAX_CASH = 1e12  # cents of it still fit the 64-bit integers cash is kept in, with room for any P&L
+
+
 class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything that decides a backtest's outcome besides the bars themselves."""
 
@@ -74,8 +77,10 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     def __post_init__(self) -> None:
         if not self.symbols:
             raise ConfigError("a backtest needs at least one symbol")
-        if not (self.cash > 0):
-            raise ConfigError(f"starting cash must be positive, got {self.cash:g}")
+        if not (0 < self.cash <= MAX_CASH):
+            raise ConfigError(
+                f"starting cash must be positive and at most {MAX_CASH:,.0f}, got {self.cash:g}"
+            )
 
 
 def run_id_for(config: BacktestConfig, data: Sequence[DataFingerprint], code_version: str) -> str:

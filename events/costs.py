@@ -59,8 +59,10 @@ class CostModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     def __post_init__(self) -> None:
         if not (0.0 <= self.slippage_bps < 10_000.0):
             raise ConfigError(f"slippage must be between 0 and 10000 bps, got {self.slippage_bps}")
-        if self.commission < 0:
-            raise ConfigError(f"commission cannot be negative, got {self.commission}")
+        if not (0 <= self.commission <= 1e6):
+            raise ConfigError(
+                f"commission must be between 0 and 1000000 ($ per order), got {self.commission}"
+            )
         for name, option in (
             ("fee_bps", "--fee-bps"),
             ("maker_fee_bps", "--maker-fee-bps"),

@@ -361,6 +361,15 @@ class SessionMonitor:
         for event in events:
             evolve_monitor(state, event)
 
+    def refold(self, written: Sequence[Event], *, reported: Iterable[str], ended: Iterable[str]) -> None:
+        """Fold one timestamp a previous process already decided (its alerts are in ``written``): what
+        :meth:`after_timestamp` would leave behind, without deciding again (a resumed session)."""
+        self.fold(written)
+        seen = frozenset(reported)
+        self.started |= seen
+        self.ended |= set(ended)
+        observe_feed(self.state, Tick(0, "", 0.0, 0.0, 0.0, seen, frozenset(self.started - self.ended)))
+
     def after_timestamp(
         self,
         written: Sequence[Event],

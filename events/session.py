@@ -174,19 +174,7 @@ class TradingSession:
     def end_of_timestamp(self, ts: int, *, session_end: bool) -> list[Event]:
         """Every symbol has reported ``ts``: track equity; at a session's end, mark it."""
         state = self.state
-        self._bars += 1
-        if state.positions or state.cash_cents != self._seen_cash:
-            self._seen_cash = state.cash_cents
-            self.equity = state.equity(self.last_close)
-            if self.equity > self.peak:
-                self.peak = self.equity
-            drawdown = self.peak - self.equity
-            if drawdown > self._dd:
-                self._dd = drawdown
-            if drawdown / self.peak * 100.0 > self._dd_pct:
-                self._dd_pct = drawdown / self.peak * 100.0
-            if state.positions:
-                self._in_market += 1
+        self._track_equity()
         if not session_end:
             return []
         mark = EquityMarked(
@@ -200,9 +188,51 @@ class TradingSession:
             bars_in_market=self._in_market,
         )
         evolve(state, mark)
+        self._reset_session_counters()
+        return [mark]
+
+    def refold(self, bars: list[tuple[str, int, float, float, float, float]], written: list[Event]) -> None:
+        """Fold one timestamp a previous process already decided back in (a resumed session).
+
+        ``bars`` are the timestamp's (symbol, ts, high, low, close, volume) in feed order and ``written``
+        the events the log holds for it. The portfolio is rebuilt by :func:`evolve` on those events (the
+        fold every driver uses), the session's own trackers (indicators, last closes, equity, peak and
+        drawdown since the last mark) by seeing the bars again, so the next timestamp is decided exactly
+        as in an uninterrupted run.
+        """
+        for symbol, ts, high, low, close, volume in bars:
+            self.observe(ts, symbol, high, low, close, volume)  # its RegimeChanged is in ``written``
+            self.last_close[symbol] = close
+            if self._windows is not None:
+                self._windows.update(symbol, ts, close)
+        marked = False
+        for event in written:
+            evolve(self.state, event)
+            marked = marked or isinstance(event, EquityMarked)
+        # Evolving a mark or an alert moves neither cash nor positions: tracking after them is the same.
+        self._track_equity()
+        if marked:
+            self._reset_session_counters()
+
+    def _track_equity(self) -> None:
+        state = self.state
+        self._bars += 1
+        if state.positions or state.cash_cents != self._seen_cash:
+            self._seen_cash = state.cash_cents
+            self.equity = state.equity(self.last_close)
+            if self.equity > self.peak:
+                self.peak = self.equity
+            drawdown = self.peak - self.equity
+            if drawdown > self._dd:
+                self._dd = drawdown
+            if drawdown / self.peak * 100.0 > self._dd_pct:
+                self._dd_pct = drawdown / self.peak * 100.0
+            if state.positions:
+                self._in_market += 1
+
+    def _reset_session_counters(self) -> None:
         self._dd = self._dd_pct = 0.0
         self._bars = self._in_market = 0
-        return [mark]
 
     def snapshot(self) -> dict[str, Any]:
         """Positions, cash and equity for status displays."""

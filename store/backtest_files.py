@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -18,6 +17,7 @@ import numpy as np
 from tape.events.bars import BarSeries
 from tape.events.report import RunReport, market_time, report_json, trade_rows
 from tape.events.timeframes import is_intraday
+from tape.store import atomic
 
 if TYPE_CHECKING:  # matplotlib loads only when a chart is drawn
     from matplotlib.figure import Figure
@@ -67,20 +67,16 @@ def write_backtest_files(
     for path in (results, chart):
         path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_text(results, json.dumps(report_json(report), indent=2) + "\n")
-    tmp = trades.with_name(f".{trades.name}.{os.getpid()}.tmp")
-    with tmp.open("w", newline="") as handle:
+    with atomic.replacing(trades) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=TRADE_COLUMNS)
         writer.writeheader()
         writer.writerows(trade_rows(report))
-    os.replace(tmp, trades)
     plot_equity(report, series, chart, log_scale=log_scale)
     return BacktestFiles(results, trades, chart)
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic.write_text(path, text)
 
 
 def buy_and_hold_curve(report: RunReport, series: Sequence[BarSeries], ts: np.ndarray) -> np.ndarray:

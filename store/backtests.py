@@ -18,9 +18,9 @@ from tape.events.backtest import ORIGIN_KEY, BacktestConfig, config_of, run_back
 from tape.events.bars import BarSeries
 from tape.events.errors import DataError, StrategyError
 from tape.events.report import RunReport, fold_run
-from tape.events.schema import BacktestSummary, Event
+from tape.events.schema import BacktestSummary, Event, RunEnded
 from tape.events.strategies import make_strategy
-from tape.store.log import AppendResult, EventLog
+from tape.store.log import AppendResult, EventLog, LogError
 from tape.store.run_writer import PipedRunSink, open_sink
 from tape.store.runs import find_run, run_events
 from tape.store.strategy_loader import as_user_error, code_changed, strategies_of
@@ -95,6 +95,9 @@ def backtest(
     run_id = run_id_for(config, [s.fingerprint() for s in series], version)
     with EventLog.create(log_path) as log:
         stored = [r.event for r in run_events(log, run_id)]
+        if stored and not isinstance(stored[-1], RunEnded):
+            # A backtest is appended whole, in one transaction: a run without its end was cut off.
+            raise LogError(f"backtest {run_id} is in {log_path} without its RunEnded; run `tape verify`")
         if stored:
             return BacktestOutcome(fold_run(stored), AppendResult("duplicate", 0, 0, len(stored), {}), series)
         sink = open_sink(log, run_id, bars=sum(len(s) for s in series))

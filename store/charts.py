@@ -11,7 +11,6 @@ curve of a million bars draws the same shape as the full one.
 from __future__ import annotations
 
 import math
-import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, LogLocator, NullFormatter, PercentFormatter
+
+from tape.store import atomic
 
 LOG_SPAN = 10.0  # max/min of the plotted curves above which the money axis is logarithmic
 PIXEL_COLUMNS = 1200  # columns a curve is decimated to (the figures are ~1200 px wide)
@@ -103,12 +104,8 @@ def _figure(width: float, height: float) -> Figure:
 def save_figure(fig: Figure, path: Path) -> Path:
     """Write ``fig`` as a PNG at ``path``, whole or not at all (the temporary name is per process)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    try:
+    with atomic.replacing(path) as tmp:
         fig.savefig(tmp, dpi=DPI)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

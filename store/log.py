@@ -25,9 +25,14 @@ from tape.store import views
 from tape.store.checkpointer import WalCheckpointer
 
 APPLICATION_ID = 0x74617065  # "tape": marks the file as ours, so a foreign SQLite file is refused
-SCHEMA_VERSION = 1
+# user_version: 1 = chain v1 (the event id is not hashed), 2 = chain v2 (it is). A log keeps the chain
+# format it was created with, so a log written before v2 verifies with the head it always had.
+SCHEMA_VERSION = 2
+CHAIN_V1, CHAIN_V2 = 1, 2
 GENESIS = bytes(32)
-BUSY_TIMEOUT_MS = 30_000
+# How long a writer waits for another one (SQLite's busy handler backs off between tries), then says
+# who holds the log. TAPE_BUSY_TIMEOUT (seconds) changes it.
+BUSY_TIMEOUT_MS = int(float(os.environ.get("TAPE_BUSY_TIMEOUT", "30")) * 1000)
 
 SCHEMA = """
 CREATE TABLE events(
@@ -51,6 +56,18 @@ BEGIN SELECT RAISE(ABORT, 'tape log is append-only: DELETE rejected'); END;
 
 class LogError(TapeError):
     """The log file is missing, not a tape log, or damaged."""
+
+
+class LogBusy(LogError):
+    """Another process held the log's write lock for longer than a writer waits."""
+
+    exit_code = 1
+
+
+class LogCorrupt(LogError):
+    """The file's pages are damaged (SQLite's integrity check fails): nothing is appended to it."""
+
+    exit_code = 1
 
 
 class ConcurrencyConflict(TapeError):
@@ -110,6 +127,7 @@ class VerifyReport(msgspec.Struct, frozen=True):
     head_hash: str
     first_bad_seq: int | None = None
     reason: str = ""
+    damaged: bool = False  # the file's pages fail SQLite's integrity check (the chain was not read)
 
 
 _Q = struct.Struct(">q").pack
@@ -126,7 +144,9 @@ def _framed(text: str) -> bytes:
 class _Header(NamedTuple):
     """What the hash needs between prev and body, packed by one struct for a (stream, kind) pair."""
 
-    pack: Any
+    pack: Any  # chain v1: prev ‖ seq ‖ stream ‖ version ‖ kind ‖ ts in one pack call
+    pre: Any  # chain v2: prev ‖ seq ‖ stream ‖ version (the event id follows) ...
+    post: Any  # ... then kind ‖ ts
     stream_len: int
     stream: bytes
     kind_len: int
@@ -136,15 +156,27 @@ class _Header(NamedTuple):
     @classmethod
     def of(cls, stream: str, kind: str) -> _Header:
         fs, fk = stream.encode(), kind.encode()
-        # prev ‖ seq ‖ stream ‖ version ‖ kind ‖ ts in one pack call
         packer = struct.Struct(f">32sqI{len(fs)}sqI{len(fk)}sq").pack
-        return cls(packer, len(fs), fs, len(fk), fk, kind)
+        pre = struct.Struct(f">32sqI{len(fs)}sq").pack
+        post = struct.Struct(f">I{len(fk)}sq").pack
+        return cls(packer, pre, post, len(fs), fs, len(fk), fk, kind)
 
 
-def chain_hash(prev: bytes, seq: int, stream: str, version: int, kind: str, ts: int, body: bytes) -> bytes:
-    """sha256(prev ‖ seq ‖ stream ‖ version ‖ kind ‖ ts ‖ body); strings are length-prefixed."""
+def chain_hash(
+    prev: bytes,
+    seq: int,
+    stream: str,
+    version: int,
+    kind: str,
+    ts: int,
+    body: bytes,
+    event_id: str | None = None,
+) -> bytes:
+    """Chain v2: sha256(prev ‖ seq ‖ stream ‖ version ‖ event_id ‖ kind ‖ ts ‖ body); chain v1 (no
+    ``event_id``) leaves the event id out. Strings are length-prefixed."""
+    framed_id = _framed(event_id) if event_id is not None else b""
     return _sha256(
-        b"".join((prev, _Q(seq), _framed(stream), _Q(version), _framed(kind), _Q(ts), body))
+        b"".join((prev, _Q(seq), _framed(stream), _Q(version), framed_id, _framed(kind), _Q(ts), body))
     ).digest()
 
 
@@ -160,12 +192,18 @@ class _Chain:
     times in one transaction (a run streamed to the log in chunks).
     """
 
-    __slots__ = ("headers", "lookup", "prev", "seq", "versions")
+    __slots__ = ("headers", "lookup", "prev", "seq", "v2", "versions")
 
     def __init__(
-        self, head_seq: int, prev: bytes, versions: dict[str, int], lookup: Callable[[str], int] | None = None
+        self,
+        head_seq: int,
+        prev: bytes,
+        versions: dict[str, int],
+        lookup: Callable[[str], int] | None = None,
+        chain_format: int = CHAIN_V2,
     ) -> None:
         self.seq, self.prev = head_seq, prev
+        self.v2 = chain_format >= CHAIN_V2
         self.versions = dict(versions)
         self.lookup = lookup  # current version of a stream not seen yet in this transaction
         self.headers: dict[tuple[str, str], _Header] = {}
@@ -193,9 +231,9 @@ class _Chain:
         rows: list[tuple[Any, ...]] = []
         add = rows.append
         seq, prev, next_version, headers = self.seq, self.prev, self.versions, self.headers
-        sha = _sha256
+        sha, v2, framed = _sha256, self.v2, _framed
         last_stream, last_kind = "", ""
-        pack, stream_len, stream_bytes, kind_len, kind_bytes, kind_str = _Header.of("", "")
+        pack, pre, post, stream_len, stream_bytes, kind_len, kind_bytes, kind_str = _Header.of("", "")
         for stream, kind, ts, body, event_id in items:
             seq += 1
             version = next_version.get(stream)
@@ -210,14 +248,22 @@ class _Chain:
                 if header is None:
                     header = headers[(stream, kind)] = _Header.of(stream, kind)
                 # Held in locals: this loop runs once per event, attribute lookups add up.
-                pack, stream_len, stream_bytes, kind_len, kind_bytes, kind_str = header
+                pack, pre, post, stream_len, stream_bytes, kind_len, kind_bytes, kind_str = header
                 last_stream, last_kind = stream, kind
             if event_id is None:
                 shift = id_shift[stream] if id_shift else 0
                 event_id = default_event_id(stream, version + shift, kind, ts, body)
-            prev = sha(
-                pack(prev, seq, stream_len, stream_bytes, version, kind_len, kind_bytes, ts) + body
-            ).digest()
+            if v2:
+                prev = sha(
+                    pre(prev, seq, stream_len, stream_bytes, version)
+                    + framed(event_id)
+                    + post(kind_len, kind_bytes, ts)
+                    + body
+                ).digest()
+            else:
+                prev = sha(
+                    pack(prev, seq, stream_len, stream_bytes, version, kind_len, kind_bytes, ts) + body
+                ).digest()
             add((seq, stream, version, event_id, kind_str, ts, body, prev))
         self.seq, self.prev = seq, prev
         return rows
@@ -241,6 +287,7 @@ class EventLog:
         self._readonly = readonly
         self._deferred = False  # a long run's writer leaves follow-up work to the next writer
         self._checkpointer = checkpointer
+        self._closed = False
 
     # ------------------------------------------------------------------ opening
 
@@ -298,9 +345,44 @@ class EventLog:
                 conn.execute("PRAGMA journal_size_limit=67108864")
             conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             conn.execute("PRAGMA cache_size=-65536")
+        except apsw.BusyError:
+            raise LogBusy(_busy_message(path, "open")) from None
+        except (apsw.CorruptError, apsw.NotADBError) as exc:
+            raise LogCorrupt(_corrupt_message(path, str(exc))) from None
         except apsw.Error as exc:
             raise LogError(f"cannot open tape log {path}: {exc}") from None
-        return cls(path, conn, durable=durable, readonly=readonly, checkpointer=checkpointer)
+        log = cls(path, conn, durable=durable, readonly=readonly, checkpointer=checkpointer)
+        if not readonly and not new:
+            log._refuse_damaged()
+        return log
+
+    def _refuse_damaged(self) -> None:
+        """A writer appends nothing to a file whose pages fail SQLite's quick check."""
+        try:
+            problems = _problem_lines(r[0] for r in self._conn.execute("PRAGMA quick_check(3)"))
+        except apsw.BusyError:
+            self.close()
+            raise LogBusy(_busy_message(self.path, "check")) from None
+        except apsw.Error as exc:
+            problems = [str(exc)]
+        if problems != ["ok"]:
+            self.close()
+            raise LogCorrupt(_corrupt_message(self.path, problems[0]) + "; nothing was written")
+
+    def integrity_problems(self, limit: int = 10) -> list[str]:
+        """SQLite's full integrity check of the file's pages and indexes: [] when sound."""
+        try:
+            found = _problem_lines(r[0] for r in self._conn.execute(f"PRAGMA integrity_check({int(limit)})"))
+        except (apsw.CorruptError, apsw.NotADBError) as exc:
+            return [str(exc)]
+        return [] if found == ["ok"] else found
+
+    def chain_format(self) -> int:
+        """The hash chain format of this file (CHAIN_V1 for a log created before chain v2)."""
+        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise LogError(f"{self.path} was written by a newer tape (log format {version}); upgrade tape")
+        return CHAIN_V1 if version <= CHAIN_V1 else CHAIN_V2
 
     def _init_schema(self) -> None:
         with self._conn:
@@ -312,6 +394,9 @@ class EventLog:
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if not self._readonly and not self._deferred:
             self.sync_views(wait=False)  # what this writer appended becomes queryable in the views
         if self._checkpointer is not None:
@@ -391,7 +476,7 @@ class EventLog:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin_write()
             try:
                 result = self._append_locked(items, expected_versions)
             except BaseException:
@@ -405,6 +490,15 @@ class EventLog:
             if full != self._durable:
                 conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
 
+    def _begin_write(self) -> None:
+        """Take the write lock, waiting up to BUSY_TIMEOUT_MS while another writer holds it."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except apsw.BusyError:
+            raise LogBusy(_busy_message(self.path, "write")) from None
+        except apsw.ReadOnlyError:
+            raise LogError(f"cannot write to {self.path}: the file or its folder is read-only") from None
+
     def _append_locked(self, items: Sequence[NewEvent], expected: Mapping[str, int]) -> AppendResult:
         conn = self._conn
         row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -416,7 +510,7 @@ class EventLog:
         # did commit (and now looks stale) derives the same ids and is recognised as a duplicate.
         id_shift = {s: expected.get(s, v) - v for s, v in versions.items()}
 
-        chain = _Chain(head_seq, prev, versions)
+        chain = _Chain(head_seq, prev, versions, chain_format=self.chain_format())
         rows = chain.rows(items, id_shift)
         seq, next_version = chain.seq, chain.versions
         if stale:
@@ -450,10 +544,11 @@ class EventLog:
         """Start one write transaction that receives events in several chunks (a run written while
         it is computed). Nothing is visible to readers until :meth:`StreamingAppend.commit`."""
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin_write()
         row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         head_seq, prev = (row[0], row[1]) if row else (0, GENESIS)
-        return StreamingAppend(self, _Chain(head_seq, prev, {}, self._stream_version_locked))
+        chain = _Chain(head_seq, prev, {}, self._stream_version_locked, self.chain_format())
+        return StreamingAppend(self, chain)
 
     def _duplicate_result(self, ids: Sequence[str]) -> AppendResult | None:
         """All ids stored -> the duplicate result; none stored -> None; some -> IdempotencyError."""
@@ -561,41 +656,120 @@ class EventLog:
     # ------------------------------------------------------------------ integrity
 
     def verify(self, expect_head: str | None = None) -> VerifyReport:
-        """Recompute the hash chain from the first event; report the first seq that does not hold."""
+        """Check the file's pages (SQLite's integrity check), recompute the hash chain from the first
+        event, hold every completed run to the event count its RunEnded's id carries, and compare the
+        head with ``expect_head`` ("SEQ:HASH" as printed, or the hash alone). The report names the
+        first seq that does not hold."""
+        problems = self.integrity_problems()
+        if problems:
+            why = f"SQLite's integrity check fails: {problems[0]}"
+            return VerifyReport(False, 0, 0, "", None, why, damaged=True)
+        v2 = self.chain_format() >= CHAIN_V2
         prev, expected_seq, count = GENESIS, 1, 0
         versions: dict[str, int] = {}
         framed: dict[str, bytes] = {}
         kinds: dict[str, bytes] = {}
-        sha, join, q = _sha256, b"".join, _Q
+        runs = _RunTally()
+        sha, join, q, frame = _sha256, b"".join, _Q, _framed
         rows = self._conn.execute(
-            "SELECT seq, stream, version, kind, ts, body, hash FROM events ORDER BY seq"
+            "SELECT seq, stream, version, event_id, kind, ts, body, hash FROM events ORDER BY seq"
         )
-        for seq, stream, version, kind, ts, body, stored in rows:
+        for seq, stream, version, event_id, kind, ts, body, stored in rows:
             if seq != expected_seq:
                 why = f"seq {expected_seq} is missing (next stored seq is {seq})"
                 return self._bad(count, expected_seq, why)
             fs = framed.get(stream)
             if fs is None:
-                fs = framed[stream] = _framed(stream)
+                fs = framed[stream] = frame(stream)
             if version != versions.get(stream, 0) + 1:
                 return self._bad(count, seq, f"stream {stream!r} jumps to version {version}")
             versions[stream] = version
             fk = kinds.get(kind)
             if fk is None:
-                fk = kinds[kind] = _framed(kind)
-            h = sha(join((prev, q(seq), fs, q(version), fk, q(ts), body))).digest()
+                fk = kinds[kind] = frame(kind)
+            if v2:
+                h = sha(join((prev, q(seq), fs, q(version), frame(event_id), fk, q(ts), body))).digest()
+            else:
+                h = sha(join((prev, q(seq), fs, q(version), fk, q(ts), body))).digest()
             if h != stored:
-                return self._bad(count, seq, "hash mismatch: the row was altered, removed or reordered")
+                why = "hash mismatch: the row (or its event id) was altered, removed or reordered"
+                return self._bad(count, seq, why if v2 else why.replace(" (or its event id)", ""))
+            run, sep, number = event_id.partition(":")
+            if sep and number.isdigit():  # a run's events are numbered <run_id>:<n>, 1..
+                runs.count(run, seq, kind, body, int(number))
             prev, expected_seq, count = h, expected_seq + 1, count + 1
         head_hash = prev.hex()
-        if expect_head is not None and expect_head.lower() != head_hash:
-            return VerifyReport(
-                False, count, count, head_hash, count, f"head hash {head_hash} differs from the one expected"
-            )
+        if expect_head is not None:
+            mismatch = _head_mismatch(expect_head, count, head_hash)
+            if mismatch:
+                return VerifyReport(False, count, count, head_hash, min(count + 1, mismatch[0]), mismatch[1])
+        short = runs.stopped_short()
+        if short:
+            return VerifyReport(False, count, count, head_hash, short[0], short[1])
         return VerifyReport(True, count, count, head_hash)
 
     def _bad(self, count: int, seq: int, reason: str) -> VerifyReport:
         return VerifyReport(False, count, seq - 1, "", seq, reason)
+
+
+class _RunTally:
+    """Each run's events as verify meets them, to find a run whose events stop short: a completed run
+    with fewer events than its RunEnded's number, or a backtest (written whole, in one transaction)
+    without its RunEnded."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, int] = {}
+        self.last_seq: dict[str, int] = {}
+        self.ended: dict[str, tuple[int, int]] = {}  # run -> (seq of RunEnded, its number)
+        self.backtests: list[str] = []
+
+    def count(self, run: str, seq: int, kind: str, body: bytes, number: int) -> None:
+        self.events[run] = self.events.get(run, 0) + 1
+        self.last_seq[run] = seq
+        if kind == "run_ended":
+            self.ended[run] = (seq, number)
+        elif kind == "run_started" and getattr(decode(body), "mode", "") == "backtest":
+            self.backtests.append(run)
+
+    def stopped_short(self) -> tuple[int, str] | None:
+        """(first seq concerned, why) for the first run that stops short, or None."""
+        for run, (seq, numbered) in self.ended.items():
+            if self.events[run] < numbered:
+                return seq, f"run {run} stops short: {self.events[run]} of its {numbered} events are stored"
+        for run in self.backtests:
+            if run not in self.ended:
+                last = self.last_seq[run]
+                why = (
+                    f"backtest {run} stops short at seq {last} without its RunEnded "
+                    "(a backtest is written whole: the events after it are missing)"
+                )
+                return last + 1, why
+        return None
+
+
+def _head_mismatch(expect_head: str, count: int, head_hash: str) -> tuple[int, str] | None:
+    """(first seq concerned, why) when the log's head is not the one kept outside it; None when it is."""
+    seq_text, sep, want = expect_head.strip().lower().rpartition(":")
+    if sep and not seq_text.isdigit():
+        raise LogError(
+            f"--expect-head takes SEQ:HASH or HASH as `tape verify` prints it, not {expect_head!r}"
+        )
+    if sep:
+        expected_seq = int(seq_text)
+        if expected_seq > count:
+            missing = expected_seq - count
+            return (
+                count + 1,
+                f"{missing} events after seq {count} are missing (the head kept is at seq {expected_seq})",
+            )
+        if expected_seq < count:
+            return (
+                expected_seq + 1,
+                f"the log has {count - expected_seq} events after the head kept at seq {expected_seq}",
+            )
+    if want != head_hash:
+        return count, f"head hash {head_hash} (seq {count}) differs from the one expected"
+    return None
 
 
 def _check_is_tape_log(path: str) -> None:
@@ -603,18 +777,63 @@ def _check_is_tape_log(path: str) -> None:
     try:
         conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
         try:
+            conn.setbusytimeout(BUSY_TIMEOUT_MS)
             (app_id,) = conn.execute("PRAGMA application_id").fetchone()
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         finally:
             conn.close()
     except apsw.NotADBError:
         raise LogError(f"{path} is not a tape log (not a SQLite database)") from None
+    except apsw.BusyError:
+        raise LogBusy(_busy_message(path, "read")) from None
+    except apsw.CorruptError as exc:
+        raise LogCorrupt(_corrupt_message(path, str(exc))) from None
     except apsw.Error as exc:
         raise LogError(f"cannot read {path}: {exc}") from None
     if app_id != APPLICATION_ID or "events" not in tables:
         if not tables and app_id == 0:
             raise LogError(f"{path} is an empty SQLite file, not a tape log")
         raise LogError(f"{path} is a SQLite database of another application, not a tape log")
+
+
+def _problem_lines(rows: Iterable[str]) -> list[str]:
+    """SQLite's check report as one problem a line, without its "*** in database main ***" headings."""
+    lines = [line.strip() for row in rows for line in str(row).splitlines()]
+    return [line for line in lines if line and not line.startswith("***")]
+
+
+def _corrupt_message(path: str, detail: str) -> str:
+    return f"{path} is damaged (SQLite integrity check: {detail.strip()}); run `tape verify` for details"
+
+
+def _busy_message(path: str, doing: str) -> str:
+    """Who holds the log, as far as /proc tells (Linux); the wait was bounded by BUSY_TIMEOUT_MS."""
+    holders = _holders(path)
+    held = f"held by {', '.join(holders)}" if holders else "held by another process"
+    waited = BUSY_TIMEOUT_MS // 1000
+    return f"log is busy ({held}): could not {doing} {path} within {waited} s; try again when it is done"
+
+
+def _holders(path: str) -> list[str]:
+    """Other processes with the log (or its WAL) open: 'pid N (command)'."""
+    targets = {os.path.realpath(path + suffix) for suffix in ("", "-wal")}
+    me, found = os.getpid(), []
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in targets for fd in fds):
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    command = " ".join(f.read().replace(b"\0", b" ").decode(errors="replace").split())
+                found.append(f"pid {pid} ({command[:60]})")
+        except OSError:
+            continue
+    return found[:3]
 
 
 class StreamingAppend:

@@ -9,6 +9,7 @@ America/New_York, as Alpaca stamps them.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import time
 from collections.abc import Iterable
 from functools import cache
@@ -150,7 +151,11 @@ def _bundled(name: str) -> dict[str, _Frame]:
 
 def _db(path: Path) -> sqlite_utils.Database:
     db = sqlite_utils.Database(path)
-    if "bars" not in db.table_names():
+    try:
+        tables = db.table_names()
+    except sqlite3.DatabaseError as exc:  # a file that is not SQLite, or a damaged one
+        raise DataError(f"cannot read market data {path}: {exc} (not a tape market-data file?)") from None
+    if "bars" not in tables:
         db["bars"].create(
             {
                 "symbol": str,

@@ -67,11 +67,14 @@ def run_info(log: EventLog, run_id: str) -> RunInfo:
     ended: RunEnded | None = None
     first_seq = 0
     end_ts = 0
-    for rec in log.read(stream=run_stream(run_id), kinds=("run_started", "run_ended")):
+    stopped = False
+    for rec in log.read(stream=run_stream(run_id), kinds=("run_started", "run_ended", "actor_stopped")):
         if isinstance(rec.event, RunStarted):
             started, first_seq = rec.event, rec.seq
         elif isinstance(rec.event, RunEnded):
             ended, end_ts = rec.event, rec.ts
+        else:
+            stopped = True
     if started is None:
         raise LogError(f"no run {run_id!r} in {log.path}")
     trades, net = 0, 0.0
@@ -86,7 +89,7 @@ def run_info(log: EventLog, run_id: str) -> RunInfo:
         symbols=list(started.symbols),
         start_ts=started.ts,
         end_ts=end_ts,
-        status=ended.status if ended else "running",
+        status=ended.status if ended else _unfinished(started.mode, stopped),
         trades=trades,
         net_pnl=round(net, 2),
         first_seq=first_seq,
@@ -102,6 +105,14 @@ def strategy_origin(started: RunStarted) -> str:
     checked = f", {origin['check']}" if origin.get("check") else ""
     sha = origin.get("sha256", "")[:12]
     return f"{origin.get('kind', '?')} {origin.get('location', '?')} (sha256 {sha}{checked})"
+
+
+def _unfinished(mode: str, stopped: bool) -> str:
+    """A run without its RunEnded: a live session may still be running; a replayed session or a
+    backtest was killed ("incomplete") or stopped, and resumes when its command is repeated."""
+    if mode in ("live", "paper"):
+        return "stopped" if stopped else "running"
+    return "stopped" if stopped else "incomplete"
 
 
 def run_events(log: EventLog, run_id: str) -> Iterator[Recorded]:

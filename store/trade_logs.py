@@ -16,7 +16,6 @@ import csv
 import fcntl
 import io
 import json
-import os
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 from tape.events.costs import cents
 from tape.events.report import RunReport, market_time, trade_rows
+from tape.store import atomic
 from tape.store.backtest_files import TRADE_COLUMNS
 
 # A backtest's trade CSV columns, then whose trade it is (files here are shared by runs).
@@ -35,9 +35,7 @@ def _day(ts: int) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+    atomic.write_text(path, text)  # readers see the old file or the new one, never half of one
 
 
 @contextlib.contextmanager

@@ -110,12 +110,12 @@ def test_the_hash_chain_follows_the_documented_formula(log_path: Path) -> None:
     fill_log(log_path, n=3)
     raw = sqlite3.connect(log_path)
     rows = raw.execute(
-        "SELECT seq, stream, version, kind, ts, body, hash FROM events ORDER BY seq"
+        "SELECT seq, stream, version, event_id, kind, ts, body, hash FROM events ORDER BY seq"
     ).fetchall()
     raw.close()
     prev = bytes(32)
-    for seq, stream, version, kind, ts, body, stored in rows:
-        prev = chain_hash(prev, seq, stream, version, kind, ts, body)
+    for seq, stream, version, event_id, kind, ts, body, stored in rows:
+        prev = chain_hash(prev, seq, stream, version, kind, ts, body, event_id)
         assert prev == stored
 
 
