@@ -141,7 +141,8 @@ def test_four_backtests_of_one_symbol_at_once_all_succeed_and_write_their_files(
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(backtest, (3, 4, 5, 6)))
     assert [r.returncode for r in results] == [0, 0, 0, 0], [r.stderr for r in results]
-    assert (tmp_path / "charts" / "equity_curve_AAPL.png").stat().st_size > 0
+    charts = sorted((tmp_path / "charts").glob("equity_curve_AAPL_*.png"))  # one a run: named by run id
+    assert len(charts) == 4 and all(chart.stat().st_size > 0 for chart in charts)
     assert not [p.name for p in tmp_path.rglob("*.tmp*")]  # no temporary file left behind
     runs = tape("runs", "--json")
     assert len(runs.stdout.strip().splitlines()) == 4
