@@ -30,3 +30,10 @@ def test_readme_and_docs_link_only_to_files_in_the_repository() -> None:
 
 def test_readme_names_no_path_outside_the_repository() -> None:
     assert "../" not in (REPO / "README.md").read_text()
+
+
+def test_readme_reaches_a_first_result_and_its_chart_within_forty_lines() -> None:
+    first_screen = (REPO / "README.md").read_text().splitlines()[:40]
+    assert any(line.startswith("make demo") for line in first_screen)
+    assert any(line.startswith("make test") for line in first_screen)
+    assert any("docs/images/demo_equity_curve.png" in line for line in first_screen)
