@@ -84,19 +84,9 @@ class Result:
         """One row a closed trade, prices exactly as filled (not rounded), times in New York."""
         import pandas as pd
 
-        columns = [
-            "symbol",
-            "entry_time",
-            "entry_price",
-            "exit_time",
-            "exit_price",
-            "qty",
-            "gross_pnl",
-            "commission",
-            "pnl",
-            "exit_reason",
-            "slippage",
-        ]
+        from tape.store.backtest_files import TRADE_COLUMNS
+
+        columns = [*TRADE_COLUMNS[1:], "slippage"]  # the trades CSV's columns (its "n" is the index here)
         rows = [msgspec.structs.asdict(t) for t in self._report.trades]
         frame = pd.DataFrame(rows, columns=[*columns, "entry_ts", "exit_ts", "strategy"])
         frame["entry_time"] = _times(frame["entry_ts"])
