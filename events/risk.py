@@ -65,6 +65,10 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         return tuple(r.strip() for r in self.regimes.split(",") if r.strip())
 
     def __post_init__(self) -> None:
+        for name in self.__struct_fields__:  # nan compares false and inf passes ">= 0": refuse both first
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"risk setting {name} must be a finite number, got {value}")
         checks = [
             (
                 0 < self.risk_per_trade_pct <= 100,

@@ -128,7 +128,9 @@ def optimize(
     combination is backtested, or ``random`` of them drawn with ``seed``. ``objective``: sharpe,
     sortino, return, pnl, profit_factor, win_rate, recovery_factor or drawdown. ``params`` fixes the
     parameters the grid does not vary. ``data``, ``start``, ``end``, ``dataset``, ``cash``, ``tz``,
-    ``log``, ``data_path``: as for :func:`tape.backtest`. ``address``/``workers``: a Ray cluster, or
+    ``log``, ``data_path`` and every cost, risk, sizing and filter keyword and ``timeframe``
+    (``stop_loss``, ``qty``, ...): as for :func:`tape.backtest`, with the same defaults, so a job
+    tests under the rules of a backtest given the same keywords. ``address``/``workers``: a Ray cluster, or
     the CPUs of a local Ray. ``charts``: a folder for the heatmap PNG (two varied parameters), as the
     command writes under ./charts; ``None`` writes no file.
 
@@ -333,6 +335,7 @@ def validate(
 
     ``data``: symbols (or DataFrames) as for :func:`tape.backtest`; ``universe``: "sample" or
     "sp500_20" (a bundled dataset's symbols) or "stored" (every stored daily series), added to them.
+    The cost, risk, sizing and filter keywords and ``timeframe`` are :func:`tape.backtest`'s.
     Returns a :class:`tape.JobResult`: ``summary`` is the dict of ``tape validate --json``; ``table``
     one row a symbol, recommended ones first.
     """
