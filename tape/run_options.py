@@ -49,11 +49,7 @@ class RunOption(NamedTuple):
     @property
     def default(self) -> Any:
         """The config field's default; None for a field that is unset unless given."""
-        if self.field == "timeframe":
-            return None
-        part, name = self.field.split(".")
-        struct = CostModel if part == "cost" else RiskConfig
-        value = {f.name: f.default for f in msgspec.structs.fields(struct)}[name]
+        value = self._field_default()
         return None if value is UNSET else value
 
     @property
@@ -61,10 +57,15 @@ class RunOption(NamedTuple):
         """float, int or str: the type of the value (None aside)."""
         if self.field == "timeframe":
             return str
+        value = self._field_default()
+        return float if value is UNSET else type(value)
+
+    def _field_default(self) -> Any:
+        if self.field == "timeframe":  # unset: the stored bar size (BacktestConfig's "1Day" aside)
+            return UNSET
         part, name = self.field.split(".")
         struct = CostModel if part == "cost" else RiskConfig
-        default = {f.name: f.default for f in msgspec.structs.fields(struct)}[name]
-        return float if default is UNSET else type(default)
+        return {f.name: f.default for f in msgspec.structs.fields(struct)}[name]
 
     @property
     def annotation(self) -> Any:

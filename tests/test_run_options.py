@@ -117,3 +117,18 @@ def test_walkforward_under_backtest_rules_tests_each_fold_as_that_backtest(tape:
         first, last = fold["test"]
         ruled = _backtest(tape, "--start", first, "--end", last, *RULES)
         assert {k: fold["test_metrics"][k] for k in COMPARED} == ruled
+
+
+def test_a_whole_number_records_as_the_command_lines_float() -> None:
+    risk = RunOptions({"stop_loss": 0, "qty": 10, "max_positions": 2.0}).risk()
+    assert (risk.stop_loss_pct, risk.fixed_qty, risk.max_positions) == (0.0, 10.0, 2)
+    assert isinstance(risk.fixed_qty, float) and isinstance(risk.max_positions, int)
+
+
+def test_an_option_not_given_stays_out_of_the_recorded_config() -> None:
+    import msgspec
+
+    options = RunOptions(live=True)
+    assert b"qty_increment" not in msgspec.json.encode(options.risk())
+    assert b"fee_bps" not in msgspec.json.encode(options.cost())
+    assert b"fee_bps" in msgspec.json.encode(RunOptions({"fee_bps": 0}).cost())
