@@ -98,20 +98,20 @@ def _backtest(tape: TapeRunner, *args: str) -> dict[str, Any]:
 def test_optimize_under_backtest_rules_gives_that_backtests_results(tape: TapeRunner) -> None:
     ruled = _backtest(tape, *PERIOD, *RULES)
     assert ruled != _backtest(tape, *PERIOD)  # the rules change the run: the comparison can fail
-    grid = ("--grid", "short=10", "--grid", "long=50", "--workers", "1")
+    grid = ("--grid", "short=10", "--grid", "long=50")
     best = _json(tape("optimize", "AAPL", *grid, *PERIOD, *RULES, "--json"))["best"]
     assert {k: best[k] for k in COMPARED} == ruled
 
 
 def test_validate_under_backtest_rules_gives_that_backtests_results(tape: TapeRunner) -> None:
     ruled = _backtest(tape, *PERIOD, *RULES)
-    args = ("-p", "short=10", "-p", "long=50", "--periods", "1", "--workers", "1")
+    args = ("-p", "short=10", "-p", "long=50", "--periods", "1")
     (verdict,) = _json(tape("validate", "AAPL", *args, *PERIOD, *RULES, "--json"))["symbols"]
     assert {k: verdict["full"][k] for k in COMPARED} == ruled
 
 
 def test_walkforward_under_backtest_rules_tests_each_fold_as_that_backtest(tape: TapeRunner) -> None:
-    grid = ("--grid", "short=10", "--grid", "long=50", "--folds", "2", "--workers", "1")
+    grid = ("--grid", "short=10", "--grid", "long=50", "--folds", "2")
     job = _json(tape("walkforward", "AAPL", *grid, *PERIOD, *RULES, "--json"))
     for fold in job["folds"]:
         first, last = fold["test"]
