@@ -56,6 +56,7 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
         progress.stop()
 
 
+@opt.run_options()
 def backtest_cmd(
     ctx: typer.Context,
     symbols: opt.Symbols,
@@ -64,38 +65,8 @@ def backtest_cmd(
     param: opt.Params = None,
     start: opt.Start = None,
     end: opt.End = None,
-    timeframe: Annotated[
-        str | None,
-        typer.Option(
-            "--timeframe",
-            help="Bar size to test on: a stored one, or a coarser one built from it "
-            "(default: the only one stored).",
-        ),
-    ] = None,
     dataset: opt.Dataset = "",
     cash: opt.Cash = 100_000.0,
-    slippage_bps: opt.SlippageBps = 5.0,
-    commission: opt.Commission = 2.5,
-    fee_bps: opt.FeeBps = None,
-    stop_loss: opt.StopLoss = 5.0,
-    take_profit: opt.TakeProfit = 10.0,
-    risk_per_trade: opt.RiskPerTrade = 2.0,
-    max_position_size: opt.MaxPositionSize = 100.0,
-    max_positions: opt.MaxPositions = 3,
-    max_daily_loss: opt.MaxDailyLoss = 5.0,
-    qty: opt.Qty = 0.0,
-    qty_increment: opt.QtyIncrement = None,
-    sizing: opt.Sizing = "percent",
-    atr_period: opt.AtrPeriod = 14,
-    atr_stop: opt.AtrStop = 2.0,
-    min_avg_volume: opt.MinAvgVolume = 0.0,
-    max_volume_pct: opt.MaxVolumePct = 0.0,
-    regimes: opt.Regimes = "",
-    trend_adx: opt.TrendAdx = 25.0,
-    volatile_atr: opt.VolatileAtr = 4.0,
-    max_correlation: opt.MaxCorrelation = 0.0,
-    correlation_window: opt.CorrelationWindow = 60,
-    correlation_action: opt.CorrelationAction = "reject",
     no_adjust: Annotated[
         bool, typer.Option("--no-adjust", help="Use raw prices (no split/dividend adjustment).")
     ] = False,
@@ -110,6 +81,8 @@ def backtest_cmd(
     no_files: Annotated[
         bool, typer.Option("--no-files", help="Skip the results JSON, trades CSV and chart.")
     ] = False,
+    *,
+    options: opt.RunOptions,
 ) -> None:
     """Backtest a strategy on stored bars; append every decision to the log and print the summary."""
     from tape.api import backtest
@@ -125,29 +98,7 @@ def backtest_cmd(
             start=start,
             end=end,
             cash=cash,
-            slippage_bps=slippage_bps,
-            commission=commission,
-            fee_bps=fee_bps,
-            stop_loss=stop_loss,
-            take_profit=take_profit,
-            risk_per_trade=risk_per_trade,
-            max_position_size=max_position_size,
-            max_positions=max_positions,
-            max_daily_loss=max_daily_loss,
-            qty=qty,
-            qty_increment=qty_increment,
-            sizing=sizing,
-            atr_period=atr_period,
-            atr_stop=atr_stop,
-            min_avg_volume=min_avg_volume,
-            max_volume_pct=max_volume_pct,
-            regimes=regimes,
-            trend_adx=trend_adx,
-            volatile_atr=volatile_atr,
-            max_correlation=max_correlation,
-            correlation_window=correlation_window,
-            correlation_action=correlation_action,
-            timeframe=timeframe,
+            **options,
             dataset=dataset,
             adjust=not no_adjust,
             no_check=no_check,

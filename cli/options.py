@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-# The config builders are the Python API's: a command and its API call build the same config.
-from tape.arguments import build_config, cost_model, parse_day, resolve_strategy, risk_config
+# The config builder is the Python API's: a command and its API call build the same config.
+from tape.arguments import build_config, parse_day, resolve_strategy
+from tape.run_options import RunOption, RunOptions, chosen_options, with_options
 
-__all__ = ["build_config", "cost_model", "parse_day", "resolve_strategy", "risk_config"]
+__all__ = ["RunOptions", "build_config", "parse_day", "resolve_strategy", "run_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def finite(value: float | None) -> float | None:
@@ -18,6 +23,32 @@ def finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter(f"must be a finite number, got {value}")
     return value
+
+
+def _typer_parameter(option: RunOption) -> inspect.Parameter:
+    flag = typer.Option(
+        option.flag,
+        help=option.help,
+        rich_help_panel=option.panel,
+        callback=finite if option.kind is float else None,
+    )
+    return inspect.Parameter(
+        option.name,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        default=option.default,
+        annotation=Annotated[option.annotation, flag],
+    )
+
+
+def run_options(*, live: bool = False) -> Callable[[F], F]:
+    """A command taking the run options of ``tape.run_options`` (costs, risk, sizing, filters and, but
+    for a live-capable command, ``--timeframe``): its ``options: RunOptions`` parameter becomes one
+    ``--option`` each, grouped in help panels, gathered back into a RunOptions when it runs."""
+
+    def decorate(fn: F) -> F:
+        return with_options(fn, chosen_options(live=live), _typer_parameter, live=live)
+
+    return decorate
 
 
 Symbols = Annotated[list[str], typer.Argument(help="One or more symbols; several share cash and limits.")]
@@ -42,105 +73,6 @@ Params = Annotated[
 Start = Annotated[str | None, typer.Option("--start", help="First day (YYYY-MM-DD).")]
 End = Annotated[str | None, typer.Option("--end", help="Last day (YYYY-MM-DD).")]
 Cash = Annotated[float, typer.Option("--cash", callback=finite, help="Starting cash ($).")]
-SlippageBps = Annotated[
-    float, typer.Option("--slippage-bps", callback=finite, help="Slippage per fill (bps).")
-]
-Commission = Annotated[float, typer.Option("--commission", callback=finite, help="Commission per order ($).")]
-FeeBps = Annotated[
-    float | None,
-    typer.Option(
-        "--fee-bps",
-        callback=finite,
-        help="Fee per fill, bps of its notional (default: 0 for stocks; 25, Alpaca's crypto taker fee, "
-        "for pairs).",
-    ),
-]
-MakerFeeBps = Annotated[
-    float | None,
-    typer.Option(
-        "--maker-fee-bps",
-        callback=finite,
-        help="Live crypto: fee of a resting limit's fill (bps; default 15).",
-    ),
-]
-StopBandBps = Annotated[
-    float | None,
-    typer.Option(
-        "--stop-band-bps",
-        callback=finite,
-        help="Live crypto: the protective stop-limit's limit this far below its stop (bps; default 100).",
-    ),
-]
-StopLoss = Annotated[
-    float, typer.Option("--stop-loss", callback=finite, help="Stop below entry (%, 0 = none).")
-]
-TakeProfit = Annotated[
-    float, typer.Option("--take-profit", callback=finite, help="Target above entry (%, 0 = none).")
-]
-RiskPerTrade = Annotated[
-    float, typer.Option("--risk-per-trade", callback=finite, help="Equity risked per trade (%).")
-]
-MaxPositionSize = Annotated[
-    float,
-    typer.Option(
-        "--max-position-size",
-        callback=finite,
-        help="Shares per stock position, coins per crypto pair's (0 = no cap).",
-    ),
-]
-MaxPositions = Annotated[int, typer.Option("--max-positions", help="Open positions at once.")]
-MaxDailyLoss = Annotated[
-    float,
-    typer.Option("--max-daily-loss", callback=finite, help="Daily loss that locks new entries (%, 0 = off)."),
-]
-Qty = Annotated[float, typer.Option("--qty", callback=finite, help="Fixed quantity instead of risk sizing.")]
-QtyIncrement = Annotated[
-    float | None,
-    typer.Option(
-        "--qty-increment",
-        callback=finite,
-        help="Crypto pairs: size in steps of this many coins, rounding down (default 0.0001). "
-        "Stocks always trade whole shares.",
-    ),
-]
-Sizing = Annotated[
-    str, typer.Option("--sizing", help="percent (stop at --stop-loss %) or atr (stop at --atr-stop x ATR).")
-]
-AtrPeriod = Annotated[int, typer.Option("--atr-period", help="ATR period for --sizing atr.")]
-AtrStop = Annotated[
-    float, typer.Option("--atr-stop", callback=finite, help="Stop distance in ATRs for --sizing atr.")
-]
-MinAvgVolume = Annotated[
-    float,
-    typer.Option(
-        "--min-avg-volume", callback=finite, help="Refuse symbols trading less (20-bar average, 0 = off)."
-    ),
-]
-MaxVolumePct = Annotated[
-    float,
-    typer.Option(
-        "--max-volume-pct", callback=finite, help="Cap an order at this % of average volume (0 = off)."
-    ),
-]
-Regimes = Annotated[
-    str, typer.Option("--regimes", help="Only enter in these regimes: trending,ranging,volatile ('' = any).")
-]
-TrendAdx = Annotated[
-    float, typer.Option("--trend-adx", callback=finite, help="ADX above which a symbol is trending.")
-]
-VolatileAtr = Annotated[
-    float, typer.Option("--volatile-atr", callback=finite, help="ATR above this % of the close is volatile.")
-]
-MaxCorrelation = Annotated[
-    float,
-    typer.Option(
-        "--max-correlation",
-        callback=finite,
-        help="Refuse (or shrink) entries this correlated with a holding (0 = off).",
-    ),
-]
-CorrelationWindow = Annotated[int, typer.Option("--correlation-window", help="Bars of returns to correlate.")]
-CorrelationAction = Annotated[str, typer.Option("--correlation-action", help="reject or shrink (halve).")]
 Address = Annotated[
     str | None,
     typer.Option("--address", help="Ray cluster address (auto, ray://host:10001); local Ray if unset."),

@@ -27,6 +27,7 @@ from tape.cli.report_view import render_report
 from tape.events.errors import ConfigError
 
 
+@opt.run_options(live=True)
 def trade_cmd(
     ctx: typer.Context,
     symbols: opt.Symbols,
@@ -69,30 +70,6 @@ def trade_cmd(
     end: opt.End = None,
     dataset: opt.Dataset = "",
     cash: opt.Cash = 100_000.0,
-    slippage_bps: opt.SlippageBps = 5.0,
-    commission: opt.Commission = 2.5,
-    fee_bps: opt.FeeBps = None,
-    maker_fee_bps: opt.MakerFeeBps = None,
-    stop_band_bps: opt.StopBandBps = None,
-    stop_loss: opt.StopLoss = 5.0,
-    take_profit: opt.TakeProfit = 10.0,
-    risk_per_trade: opt.RiskPerTrade = 2.0,
-    max_position_size: opt.MaxPositionSize = 100.0,
-    max_positions: opt.MaxPositions = 3,
-    max_daily_loss: opt.MaxDailyLoss = 5.0,
-    qty: opt.Qty = 0.0,
-    qty_increment: opt.QtyIncrement = None,
-    sizing: opt.Sizing = "percent",
-    atr_period: opt.AtrPeriod = 14,
-    atr_stop: opt.AtrStop = 2.0,
-    min_avg_volume: opt.MinAvgVolume = 0.0,
-    max_volume_pct: opt.MaxVolumePct = 0.0,
-    regimes: opt.Regimes = "",
-    trend_adx: opt.TrendAdx = 25.0,
-    volatile_atr: opt.VolatileAtr = 4.0,
-    max_correlation: opt.MaxCorrelation = 0.0,
-    correlation_window: opt.CorrelationWindow = 60,
-    correlation_action: opt.CorrelationAction = "reject",
     alert_drawdown: AlertDrawdown = 10.0,
     alert_daily_loss: AlertDailyLoss = None,
     degradation_window: DegradationWindow = 20,
@@ -101,6 +78,8 @@ def trade_cmd(
     address: opt.Address = None,
     trade_updates: opt.TradeUpdates = True,
     json: opt.Json = False,
+    *,
+    options: opt.RunOptions,
 ) -> None:
     """Trade in the foreground: replayed bars on a simulated broker, or live on Alpaca (paper by default).
 
@@ -108,7 +87,7 @@ def trade_cmd(
     thresholds = monitor_config(
         alert_drawdown,
         alert_daily_loss,
-        max_daily_loss,
+        options["max_daily_loss"],
         degradation_window,
         degradation_quantile,
         stall_ticks,
@@ -130,28 +109,8 @@ def trade_cmd(
         cash,
         dataset=dataset,
         timeframe=(timeframe or live_timeframe(interval)) if live else (timeframe or "1Day"),
-        cost=opt.cost_model(slippage_bps, commission, fee_bps, maker_fee_bps, stop_band_bps),
-        risk=opt.risk_config(
-            risk_per_trade=risk_per_trade,
-            stop_loss=stop_loss,
-            take_profit=take_profit,
-            max_position_size=max_position_size,
-            max_positions=max_positions,
-            max_daily_loss=max_daily_loss,
-            qty=qty,
-            qty_increment=qty_increment,
-            sizing=sizing,
-            atr_period=atr_period,
-            atr_stop=atr_stop,
-            min_avg_volume=min_avg_volume,
-            max_volume_pct=max_volume_pct,
-            regimes=regimes,
-            trend_adx=trend_adx,
-            volatile_atr=volatile_atr,
-            max_correlation=max_correlation,
-            correlation_window=correlation_window,
-            correlation_action=correlation_action,
-        ),
+        cost=options.cost(),
+        risk=options.risk(),
         no_check=no_check,
     )
     monitor, notifier = prepare_monitoring(settings(ctx).log_path, config, thresholds)

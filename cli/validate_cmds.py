@@ -45,6 +45,7 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] 
         bar.stop()
 
 
+@opt.run_options()
 def optimize_cmd(
     ctx: typer.Context,
     symbols: opt.Symbols,
@@ -73,6 +74,8 @@ def optimize_cmd(
     address: opt.Address = None,
     workers: Workers = None,
     json: opt.Json = False,
+    *,
+    options: opt.RunOptions,
 ) -> None:
     """Search strategy parameters on the given (training) period; ranked table and a heatmap PNG."""
     from tape.jobs import optimize
@@ -91,6 +94,7 @@ def optimize_cmd(
             end=end,
             dataset=dataset,
             cash=cash,
+            **options,
             no_check=no_check,
             address=address,
             workers=workers,
@@ -134,6 +138,7 @@ def _num(value: Any, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
+@opt.run_options()
 def walkforward_cmd(
     ctx: typer.Context,
     symbols: opt.Symbols,
@@ -158,6 +163,8 @@ def walkforward_cmd(
     address: opt.Address = None,
     workers: Workers = None,
     json: opt.Json = False,
+    *,
+    options: opt.RunOptions,
 ) -> None:
     """Optimise on each train window, test the winner out of sample; flag overfitting; stitched OOS curve."""
     from tape.jobs import walkforward
@@ -177,6 +184,7 @@ def walkforward_cmd(
             end=end,
             dataset=dataset,
             cash=cash,
+            **options,
             no_check=no_check,
             address=address,
             workers=workers,
@@ -274,6 +282,7 @@ def montecarlo_cmd(
     console.print(f"fan chart: {chart}")
 
 
+@opt.run_options()
 def validate_cmd(
     ctx: typer.Context,
     symbols: Annotated[list[str] | None, typer.Argument(help="Symbols to validate one by one.")] = None,
@@ -295,6 +304,8 @@ def validate_cmd(
     address: opt.Address = None,
     workers: Workers = None,
     json: opt.Json = False,
+    *,
+    options: opt.RunOptions,
 ) -> None:
     """Which symbols a strategy works on: each symbol alone over the whole range and several periods."""
     from tape.jobs import validate
@@ -311,6 +322,7 @@ def validate_cmd(
             end=end,
             dataset=dataset,
             cash=cash,
+            **options,
             no_check=no_check,
             address=address,
             workers=workers,

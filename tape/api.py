@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tape.arguments import build_config, cost_model, param_args, risk_config, strategy_arg
+from tape.arguments import build_config, param_args, strategy_arg
 from tape.boundary import public
 from tape.data_input import data_store, resolve_data
 from tape.result import Result, as_json_value
+from tape.run_options import RunOptions, run_keywords
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,6 +43,7 @@ def log_file(log: str | os.PathLike[str] | None) -> Path:
 
 
 @public
+@run_keywords
 def backtest(
     data: Any,
     strategy: Any = "sma_cross",
@@ -50,29 +52,7 @@ def backtest(
     start: str | None = None,
     end: str | None = None,
     cash: float = 100_000.0,
-    slippage_bps: float = 5.0,
-    commission: float = 2.5,
-    fee_bps: float | None = None,
-    stop_loss: float = 5.0,
-    take_profit: float = 10.0,
-    risk_per_trade: float = 2.0,
-    max_position_size: float = 100.0,
-    max_positions: int = 3,
-    max_daily_loss: float = 5.0,
-    qty: float = 0.0,
-    qty_increment: float | None = None,
-    sizing: str = "percent",
-    atr_period: int = 14,
-    atr_stop: float = 2.0,
-    min_avg_volume: float = 0.0,
-    max_volume_pct: float = 0.0,
-    regimes: str = "",
-    trend_adx: float = 25.0,
-    volatile_atr: float = 4.0,
-    max_correlation: float = 0.0,
-    correlation_window: int = 60,
-    correlation_action: str = "reject",
-    timeframe: str | None = None,
+    options: RunOptions,
     dataset: str = "",
     adjust: bool = True,
     tz: str | None = None,
@@ -117,7 +97,9 @@ def backtest(
     from tape.store.backtests import backtest as run_logged
 
     name, params_given = strategy_arg(strategy, param_args(params))
-    source = resolve_data(data, dataset=dataset, tz=tz, timeframe=timeframe, data_path=data_store(data_path))
+    source = resolve_data(
+        data, dataset=dataset, tz=tz, timeframe=options.timeframe, data_path=data_store(data_path)
+    )
     config = build_config(
         source.symbols,
         name,
@@ -129,28 +111,8 @@ def backtest(
         adjust=adjust,
         dataset=source.dataset,
         no_check=no_check,
-        cost=cost_model(slippage_bps, commission, fee_bps),
-        risk=risk_config(
-            risk_per_trade=risk_per_trade,
-            stop_loss=stop_loss,
-            take_profit=take_profit,
-            max_position_size=max_position_size,
-            max_positions=max_positions,
-            max_daily_loss=max_daily_loss,
-            qty=qty,
-            qty_increment=qty_increment,
-            sizing=sizing,
-            atr_period=atr_period,
-            atr_stop=atr_stop,
-            min_avg_volume=min_avg_volume,
-            max_volume_pct=max_volume_pct,
-            regimes=regimes,
-            trend_adx=trend_adx,
-            volatile_atr=volatile_atr,
-            max_correlation=max_correlation,
-            correlation_window=correlation_window,
-            correlation_action=correlation_action,
-        ),
+        cost=options.cost(),
+        risk=options.risk(),
     )
     log_path = log_file(log)
     outcome = run_logged(

@@ -15,92 +15,11 @@ from tape.events.risk import RiskConfig
 from tape.events.strategies import parse_param_args
 
 
-def cost_model(
-    slippage_bps: float,
-    commission: float,
-    fee_bps: float | None = None,
-    maker_fee_bps: float | None = None,
-    stop_band_bps: float | None = None,
-) -> CostModel:
-    """The CostModel of the cost options. An option not given stays unset (the symbol's default),
-    which keeps the config, and so the run id, of a run that does not use it what it was before."""
-    given = {
-        name: _float(name, value)
-        for name, value in (
-            ("fee_bps", fee_bps),
-            ("maker_fee_bps", maker_fee_bps),
-            ("stop_band_bps", stop_band_bps),
-        )
-        if value is not None
-    }
-    return CostModel(
-        slippage_bps=_float("slippage_bps", slippage_bps),
-        commission=_float("commission", commission),
-        **given,
-    )
-
-
-def risk_config(
-    *,
-    risk_per_trade: float,
-    stop_loss: float,
-    take_profit: float,
-    max_position_size: float,
-    max_positions: int,
-    max_daily_loss: float,
-    qty: float,
-    qty_increment: float | None,
-    sizing: str,
-    atr_period: int,
-    atr_stop: float,
-    min_avg_volume: float,
-    max_volume_pct: float,
-    regimes: str,
-    trend_adx: float,
-    volatile_atr: float,
-    max_correlation: float,
-    correlation_window: int,
-    correlation_action: str,
-) -> RiskConfig:
-    """The RiskConfig of the risk options (named as on the command line). ``--qty-increment`` not
-    given stays unset, so the config, and so the run id, of a run that does not use it stays what it
-    was before the option existed."""
-    return RiskConfig(
-        risk_per_trade_pct=_float("risk_per_trade", risk_per_trade),
-        stop_loss_pct=_float("stop_loss", stop_loss),
-        take_profit_pct=_float("take_profit", take_profit),
-        max_position_size=_float("max_position_size", max_position_size),
-        max_positions=_int("max_positions", max_positions),
-        max_daily_loss_pct=_float("max_daily_loss", max_daily_loss),
-        fixed_qty=_float("qty", qty),
-        sizing=sizing,
-        atr_period=_int("atr_period", atr_period),
-        atr_stop_multiple=_float("atr_stop", atr_stop),
-        min_avg_volume=_float("min_avg_volume", min_avg_volume),
-        max_volume_pct=_float("max_volume_pct", max_volume_pct),
-        regimes=regimes,
-        trend_adx=_float("trend_adx", trend_adx),
-        volatile_atr_pct=_float("volatile_atr", volatile_atr),
-        max_correlation=_float("max_correlation", max_correlation),
-        correlation_window=_int("correlation_window", correlation_window),
-        correlation_action=correlation_action,
-        **({} if qty_increment is None else {"qty_increment": _float("qty_increment", qty_increment)}),
-    )
-
-
 def _float(name: str, value: Any) -> float:
     # The config is hashed into the run id: 2 and 2.0 must record alike, as the command line's float.
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigError(f"--{name.replace('_', '-')} must be a number, got {value!r}")
     return float(value)
-
-
-def _int(name: str, value: Any) -> int:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigError(f"--{name.replace('_', '-')} must be a whole number, got {value!r}")
-    return int(value)
 
 
 def parse_day(text: str | dt.date | None, option: str) -> str:

@@ -18,6 +18,7 @@ from tape.boundary import public
 from tape.data_input import data_store, resolve_data
 from tape.events.errors import ConfigError
 from tape.result import JobResult, Result
+from tape.run_options import RunOptions, run_keywords
 
 Progress = Callable[[int, int], None]
 PathLike = str | os.PathLike[str]
@@ -45,13 +46,28 @@ def _base_config(
     dataset: str,
     tz: str | None,
     no_check: bool,
+    options: RunOptions,
+    data_path: PathLike | None,
 ) -> tuple[Any, Any]:
-    """A job's base config as the commands build it, and the loader of DataFrame data (or None)."""
+    """A job's base config as ``tape backtest`` builds it from the same arguments, and the loader of
+    DataFrame data (or None)."""
     _named(strategy)
     name, given = strategy_arg(strategy, param_args(params))
-    source = resolve_data(data, dataset=dataset, tz=tz, timeframe="1Day")
+    source = resolve_data(
+        data, dataset=dataset, tz=tz, timeframe=options.timeframe, data_path=data_store(data_path)
+    )
     config = build_config(
-        source.symbols, name, given, start, end, cash, dataset=source.dataset, no_check=no_check
+        source.symbols,
+        name,
+        given,
+        start,
+        end,
+        cash,
+        timeframe=source.timeframe,
+        dataset=source.dataset,
+        no_check=no_check,
+        cost=options.cost(),
+        risk=options.risk(),
     )
     return config, source.loader
 
@@ -82,6 +98,7 @@ def _candidates(grid: Any, random_n: int | None, seed: int) -> list[dict[str, An
 
 
 @public
+@run_keywords
 def optimize(
     data: Any,
     strategy: Any = "sma_cross",
@@ -95,6 +112,7 @@ def optimize(
     end: str | None = None,
     dataset: str = "",
     cash: float = 100_000.0,
+    options: RunOptions,
     tz: str | None = None,
     no_check: bool = False,
     address: str | None = None,
@@ -110,7 +128,9 @@ def optimize(
     combination is backtested, or ``random`` of them drawn with ``seed``. ``objective``: sharpe,
     sortino, return, pnl, profit_factor, win_rate, recovery_factor or drawdown. ``params`` fixes the
     parameters the grid does not vary. ``data``, ``start``, ``end``, ``dataset``, ``cash``, ``tz``,
-    ``log``, ``data_path``: as for :func:`tape.backtest`. ``address``/``workers``: a Ray cluster, or
+    ``log``, ``data_path`` and every cost, risk, sizing and filter keyword and ``timeframe``
+    (``stop_loss``, ``qty``, ...): as for :func:`tape.backtest`, with the same defaults, so a job
+    tests under the rules of a backtest given the same keywords. ``address``/``workers``: a Ray cluster, or
     the CPUs of a local Ray. ``charts``: a folder for the heatmap PNG (two varied parameters), as the
     command writes under ./charts; ``None`` writes no file.
 
@@ -123,7 +143,9 @@ def optimize(
     from tape.events.sweep import objective_key
 
     objective_key(objective)
-    base, loader = _base_config(data, strategy, params, start, end, cash, dataset, tz, no_check)
+    base, loader = _base_config(
+        data, strategy, params, start, end, cash, dataset, tz, no_check, options, data_path
+    )
     candidates = _candidates(grid, random, seed)
     series = _load(base, loader, data_path)
     result = run_sweep(
@@ -164,6 +186,7 @@ def optimize(
 
 
 @public
+@run_keywords
 def walkforward(
     data: Any,
     strategy: Any = "sma_cross",
@@ -178,6 +201,7 @@ def walkforward(
     end: str | None = None,
     dataset: str = "",
     cash: float = 100_000.0,
+    options: RunOptions,
     tz: str | None = None,
     no_check: bool = False,
     address: str | None = None,
@@ -204,7 +228,9 @@ def walkforward(
     objective_key(objective)
     if not (0.0 < train < 1.0):
         raise ConfigError(f"--train must be a fraction strictly between 0 and 1, got {train:g}")
-    base, loader = _base_config(data, strategy, params, start, end, cash, dataset, tz, no_check)
+    base, loader = _base_config(
+        data, strategy, params, start, end, cash, dataset, tz, no_check, options, data_path
+    )
     candidates = _candidates(grid, None, 0)
     series = _load(base, loader, data_path)
     result = walk_forward(
@@ -283,6 +309,7 @@ def walkforward(
 
 
 @public
+@run_keywords
 def validate(
     data: Any = None,
     strategy: Any = "sma_cross",
@@ -294,6 +321,7 @@ def validate(
     end: str | None = None,
     dataset: str = "",
     cash: float = 100_000.0,
+    options: RunOptions,
     tz: str | None = None,
     no_check: bool = False,
     address: str | None = None,
@@ -307,6 +335,7 @@ def validate(
 
     ``data``: symbols (or DataFrames) as for :func:`tape.backtest`; ``universe``: "sample" or
     "sp500_20" (a bundled dataset's symbols) or "stored" (every stored daily series), added to them.
+    The cost, risk, sizing and filter keywords and ``timeframe`` are :func:`tape.backtest`'s.
     Returns a :class:`tape.JobResult`: ``summary`` is the dict of ``tape validate --json``; ``table``
     one row a symbol, recommended ones first.
     """
@@ -318,11 +347,15 @@ def validate(
     _named(strategy)
     chosen: list[Any] = []
     loader = None
+    timeframe = options.timeframe or "1Day"
     if data is not None:
-        source = resolve_data(data, dataset=dataset, tz=tz, timeframe="1Day")
+        source = resolve_data(
+            data, dataset=dataset, tz=tz, timeframe=options.timeframe, data_path=data_store(data_path)
+        )
         chosen, dataset, loader = list(source.symbols), source.dataset, source.loader
+        timeframe = source.timeframe
     if universe == "stored":
-        chosen += sorted({d.symbol for d in list_datasets(data_store(data_path)) if d.timeframe == "1Day"})
+        chosen += sorted({d.symbol for d in list_datasets(data_store(data_path)) if d.timeframe == timeframe})
     elif universe is not None:
         if dataset and dataset != universe:
             raise ConfigError(f"--universe {universe} reads its own dataset; drop --dataset {dataset}")
@@ -333,7 +366,19 @@ def validate(
     if not chosen:
         raise ConfigError("name the symbols to validate, or pass --universe sample|sp500_20|stored")
     name, given = strategy_arg(strategy, param_args(params))
-    base = build_config(chosen, name, given, start, end, cash, dataset=dataset, no_check=no_check)
+    base = build_config(
+        chosen,
+        name,
+        given,
+        start,
+        end,
+        cash,
+        timeframe=timeframe,
+        dataset=dataset,
+        no_check=no_check,
+        cost=options.cost(),
+        risk=options.risk(),
+    )
     series = _load(base, loader, data_path)
     result = validate_symbols(
         base,

@@ -1,0 +1,271 @@
+"""The options every strategy run takes, defined once: costs, risk, sizing, filters and bar size.
+
+``RUN_OPTIONS`` is the one table of them. The commands that run a strategy (backtest, optimize,
+walkforward, validate, trade, spawn) get their ``--options`` from it (``tape.cli.options.run_options``)
+and the Python API its keywords (:func:`run_keywords`), with the same names and defaults. A default is
+the config field's own (``RiskConfig``, ``CostModel``), so it lives in one place too; a field that
+defaults to UNSET is an option defaulting to None, left out of the config when not given so the
+config, and the run id, of a run that does not use it stays what it was. Adding a knob: a field on
+the config, a row here.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import numbers
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple, TypeVar
+
+import msgspec
+from msgspec import UNSET
+
+from tape.events.costs import CostModel
+from tape.events.errors import ConfigError
+from tape.events.risk import RiskConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+COSTS, RISK, SIZING, FILTERS, BARS = "Costs", "Risk", "Sizing", "Entry filters", "Bars"
+
+
+class RunOption(NamedTuple):
+    """One option: its keyword (``--`` + dashes on the command line), the config field it sets
+    (``cost.<field>``, ``risk.<field>`` or ``timeframe``), its help panel and text, and whether only
+    live crypto sessions use it."""
+
+    name: str
+    field: str
+    panel: str
+    help: str
+    live_only: bool = False
+
+    @property
+    def flag(self) -> str:
+        """The option as typed on the command line."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def default(self) -> Any:
+        """The config field's default; None for a field that is unset unless given."""
+        value = self._field_default()
+        return None if value is UNSET else value
+
+    @property
+    def kind(self) -> type:
+        """float, int or str: the type of the value (None aside)."""
+        if self.field == "timeframe":
+            return str
+        value = self._field_default()
+        return float if value is UNSET else type(value)
+
+    def _field_default(self) -> Any:
+        if self.field == "timeframe":  # unset: the stored bar size (BacktestConfig's "1Day" aside)
+            return UNSET
+        part, name = self.field.split(".")
+        struct = CostModel if part == "cost" else RiskConfig
+        return {f.name: f.default for f in msgspec.structs.fields(struct)}[name]
+
+    @property
+    def annotation(self) -> Any:
+        """The keyword's type hint."""
+        return self.kind if self.default is not None else self.kind | None
+
+
+RUN_OPTIONS: tuple[RunOption, ...] = (
+    RunOption(
+        "timeframe",
+        "timeframe",
+        BARS,
+        "Bar size to test on: a stored one, or a coarser one built from it (default: the only one stored).",
+    ),
+    RunOption("slippage_bps", "cost.slippage_bps", COSTS, "Slippage per fill (bps)."),
+    RunOption("commission", "cost.commission", COSTS, "Commission per order ($)."),
+    RunOption(
+        "fee_bps",
+        "cost.fee_bps",
+        COSTS,
+        "Fee per fill, bps of its notional (default: 0 for stocks; 25, Alpaca's crypto taker fee, "
+        "for pairs).",
+    ),
+    RunOption(
+        "maker_fee_bps",
+        "cost.maker_fee_bps",
+        COSTS,
+        "Live crypto: fee of a resting limit's fill (bps; default 15).",
+        live_only=True,
+    ),
+    RunOption(
+        "stop_band_bps",
+        "cost.stop_band_bps",
+        COSTS,
+        "Live crypto: the protective stop-limit's limit this far below its stop (bps; default 100).",
+        live_only=True,
+    ),
+    RunOption("stop_loss", "risk.stop_loss_pct", RISK, "Stop below entry (%, 0 = none)."),
+    RunOption("take_profit", "risk.take_profit_pct", RISK, "Target above entry (%, 0 = none)."),
+    RunOption("risk_per_trade", "risk.risk_per_trade_pct", RISK, "Equity risked per trade (%)."),
+    RunOption(
+        "max_position_size",
+        "risk.max_position_size",
+        RISK,
+        "Shares per stock position, coins per crypto pair's (0 = no cap).",
+    ),
+    RunOption("max_positions", "risk.max_positions", RISK, "Open positions at once."),
+    RunOption(
+        "max_daily_loss", "risk.max_daily_loss_pct", RISK, "Daily loss that locks new entries (%, 0 = off)."
+    ),
+    RunOption("qty", "risk.fixed_qty", SIZING, "Fixed quantity instead of risk sizing."),
+    RunOption(
+        "qty_increment",
+        "risk.qty_increment",
+        SIZING,
+        "Crypto pairs: size in steps of this many coins, rounding down (default 0.0001). "
+        "Stocks always trade whole shares.",
+    ),
+    RunOption(
+        "sizing", "risk.sizing", SIZING, "percent (stop at --stop-loss %) or atr (stop at --atr-stop x ATR)."
+    ),
+    RunOption("atr_period", "risk.atr_period", SIZING, "ATR period for --sizing atr."),
+    RunOption("atr_stop", "risk.atr_stop_multiple", SIZING, "Stop distance in ATRs for --sizing atr."),
+    RunOption(
+        "min_avg_volume",
+        "risk.min_avg_volume",
+        FILTERS,
+        "Refuse symbols trading less (20-bar average, 0 = off).",
+    ),
+    RunOption(
+        "max_volume_pct",
+        "risk.max_volume_pct",
+        FILTERS,
+        "Cap an order at this % of average volume (0 = off).",
+    ),
+    RunOption(
+        "regimes",
+        "risk.regimes",
+        FILTERS,
+        "Only enter in these regimes: trending,ranging,volatile ('' = any).",
+    ),
+    RunOption("trend_adx", "risk.trend_adx", FILTERS, "ADX above which a symbol is trending."),
+    RunOption("volatile_atr", "risk.volatile_atr_pct", FILTERS, "ATR above this % of the close is volatile."),
+    RunOption(
+        "max_correlation",
+        "risk.max_correlation",
+        FILTERS,
+        "Refuse (or shrink) entries this correlated with a holding (0 = off).",
+    ),
+    RunOption("correlation_window", "risk.correlation_window", FILTERS, "Bars of returns to correlate."),
+    RunOption("correlation_action", "risk.correlation_action", FILTERS, "reject or shrink (halve)."),
+)
+
+
+def chosen_options(*, live: bool) -> tuple[RunOption, ...]:
+    """The options a command takes: a backtest's (with ``--timeframe``), or a live-capable session's
+    (with the live crypto costs; its ``--timeframe`` is its own, defaulting from ``--interval``)."""
+    if live:
+        return tuple(o for o in RUN_OPTIONS if o.field != "timeframe")
+    return tuple(o for o in RUN_OPTIONS if not o.live_only)
+
+
+class RunOptions(Mapping[str, Any]):
+    """The run options' values by keyword, each given or defaulted, and the configs they build."""
+
+    def __init__(self, given: Mapping[str, Any] | None = None, *, live: bool = False) -> None:
+        options = chosen_options(live=live)
+        known = {o.name for o in options}
+        unknown = sorted(set(given or {}) - known)
+        if unknown:
+            raise TypeError(f"unexpected run option(s): {', '.join(unknown)}")
+        self._values = {o.name: (given or {}).get(o.name, o.default) for o in options}
+        self._options = options
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    @property
+    def timeframe(self) -> str | None:
+        """``--timeframe`` as given (None: the stored one); a live session's is its own option."""
+        return self._values.get("timeframe")
+
+    def cost(self) -> CostModel:
+        """The CostModel of the cost options."""
+        return CostModel(**self._fields("cost"))
+
+    def risk(self) -> RiskConfig:
+        """The RiskConfig of the risk, sizing and filter options."""
+        return RiskConfig(**self._fields("risk"))
+
+    def _fields(self, part: str) -> dict[str, Any]:
+        out = {}
+        for option in self._options:
+            owner, _, field = option.field.partition(".")
+            value = self._values[option.name]
+            if owner == part and value is not None:
+                out[field] = _coerce(option, value)
+        return out
+
+
+def _coerce(option: RunOption, value: Any) -> Any:
+    # The config is hashed into the run id: 2 and 2.0 must record alike, as the command line's float.
+    if option.kind is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigError(f"{option.flag} must be a number, got {value!r}")
+        return float(value)
+    if option.kind is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ConfigError(f"{option.flag} must be a whole number, got {value!r}")
+        return int(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{option.flag} must be text, got {value!r}")
+    return value
+
+
+def is_finite(value: Any) -> bool:
+    """False for inf and nan (no amount, price or percentage is infinite); True for anything else."""
+    return not (isinstance(value, float) and not math.isfinite(value))
+
+
+def with_options(
+    fn: F, options: tuple[RunOption, ...], parameter: Callable[[RunOption], inspect.Parameter], *, live: bool
+) -> F:
+    """``fn`` with its ``options`` parameter replaced by one parameter per option (made by
+    ``parameter``), in its signature and its calls: the wrapper gathers them into a RunOptions."""
+    signature = inspect.signature(fn, eval_str=True)
+    params = []
+    for p in signature.parameters.values():
+        if p.name == "options":
+            params += [parameter(o).replace(kind=p.kind) for o in options]
+        else:
+            params.append(p)
+    names = {o.name for o in options}
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+        return fn(*args, options=RunOptions(given, live=live), **kwargs)
+
+    call.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    call.__annotations__ = {p.name: p.annotation for p in params} | {"return": signature.return_annotation}
+    return call  # type: ignore[return-value]
+
+
+def run_keywords(fn: F) -> F:
+    """An API function taking the run options as keywords: its ``options: RunOptions`` parameter
+    becomes one keyword-only parameter per option (same names and defaults as the command's)."""
+    return with_options(
+        fn,
+        chosen_options(live=False),
+        lambda o: inspect.Parameter(
+            o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default, annotation=o.annotation
+        ),
+        live=False,
+    )
