@@ -32,8 +32,9 @@ def verify(
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Check the file's pages and recompute the hash chain; exit 1 naming the first bad seq if any row
-    was edited, removed or moved, or saying what is damaged."""
+    """Check the file's pages and recompute the hash chain; exit 1 naming what is damaged.
+
+    A row edited, removed or moved is named by the first bad seq; damaged pages by SQLite's check."""
     path = settings(ctx).log_path
     with EventLog.open(path, readonly=True) as log:
         report = log.verify(expect_head=expect_head)
