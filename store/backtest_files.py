@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+import msgspec
 import numpy as np
 
 from tape.events.bars import BarSeries
@@ -66,12 +67,13 @@ def write_backtest_files(
     chart = root / "charts" / f"equity_curve_{label}_{report.run_id}.png"
     for path in (results, chart):
         path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_text(results, json.dumps(report_json(report), indent=2) + "\n")
+    # The C encoder, then indented: the same text as json.dumps(indent=2), which is pure Python.
+    _atomic_text(results, msgspec.json.format(json.dumps(report_json(report)), indent=2) + "\n")
     tmp = trades.with_name(f".{trades.name}.{os.getpid()}.tmp")
     with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=TRADE_COLUMNS)
-        writer.writeheader()
-        writer.writerows(trade_rows(report))
+        writer = csv.writer(handle)
+        writer.writerow(TRADE_COLUMNS)
+        writer.writerows([row[c] for c in TRADE_COLUMNS] for row in trade_rows(report))
     os.replace(tmp, trades)
     plot_equity(report, series, chart, log_scale=log_scale)
     return BacktestFiles(results, trades, chart)
