@@ -9,6 +9,7 @@ America/New_York, as Alpaca stamps them.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import time
 from collections.abc import Iterable
 from functools import cache
@@ -148,6 +149,17 @@ def _bundled(name: str) -> dict[str, _Frame]:
 # --------------------------------------------------------------------------- the cache file
 
 
+# One row per stored series: its columns as little-endian float64/int64 BLOBs, a projection of the
+# `bars` rows (which stay the record) that reads at memory speed. It is valid only while its
+# `updated_ns` equals the series' in `datasets`; a store written before it existed is filled in on
+# the first read of each series.
+_COLUMNS_TABLE = """CREATE TABLE IF NOT EXISTS bar_columns (
+    symbol TEXT, timeframe TEXT, updated_ns INTEGER, rows INTEGER,
+    ts BLOB, open BLOB, high BLOB, low BLOB, close BLOB, volume BLOB, adj_close BLOB,
+    PRIMARY KEY (symbol, timeframe))"""
+_BLOB_COLUMNS = ("ts", *COLUMNS, "adj_close")
+
+
 def _db(path: Path) -> sqlite_utils.Database:
     db = sqlite_utils.Database(path)
     if "bars" not in db.table_names():
@@ -181,30 +193,78 @@ def _db(path: Path) -> sqlite_utils.Database:
     return db
 
 
-def _cached(path: Path | None, symbol: str, timeframe: str) -> _Frame | None:
-    if path is None or not path.exists():
+def _columns_from_blobs(db: sqlite_utils.Database, symbol: str, timeframe: str, updated_ns: int) -> Any:
+    """The stored column BLOBs of a series if they are current, else None."""
+    if "bar_columns" not in db.table_names():
         return None
-    db = _db(path)
-    info = db.execute(
-        "SELECT source, has_adj_close FROM datasets WHERE symbol=? AND timeframe=?", (symbol, timeframe)
+    row = db.execute(
+        "SELECT rows, ts, open, high, low, close, volume, adj_close FROM bar_columns "
+        "WHERE symbol=? AND timeframe=? AND updated_ns=?",
+        (symbol, timeframe, updated_ns),
     ).fetchone()
-    if info is None:
+    if row is None:
         return None
+    n, ts, *floats = row
+    columns = {"ts": np.frombuffer(ts, dtype="<i8").astype(np.int64)}
+    for name, blob in zip(_BLOB_COLUMNS[1:], floats, strict=True):
+        columns[name] = np.frombuffer(blob, dtype="<f8").astype(np.float64)
+    return columns if all(len(c) == n for c in columns.values()) else None
+
+
+def _columns_from_rows(db: sqlite_utils.Database, symbol: str, timeframe: str) -> dict[str, np.ndarray]:
     rows = db.execute(
         "SELECT ts, open, high, low, close, volume, adj_close FROM bars "
         "WHERE symbol=? AND timeframe=? ORDER BY ts",
         (symbol, timeframe),
     ).fetchall()
     table = np.array(rows, dtype=np.float64).reshape(-1, 7) if rows else np.zeros((0, 7))
-    ts = np.array([r[0] for r in rows], dtype=np.int64)  # exact: int64 does not survive float64
+    columns = {name: table[:, i] for i, name in enumerate(_BLOB_COLUMNS) if name != "ts"}
+    columns["ts"] = np.array([r[0] for r in rows], dtype=np.int64)  # exact: int64 does not survive float64
+    return columns
+
+
+def _save_blobs(
+    db: sqlite_utils.Database, symbol: str, timeframe: str, updated_ns: int, columns: dict[str, np.ndarray]
+) -> None:
+    db.execute(_COLUMNS_TABLE)
+    db.execute(
+        "INSERT OR REPLACE INTO bar_columns VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            symbol,
+            timeframe,
+            updated_ns,
+            len(columns["ts"]),
+            *(
+                np.ascontiguousarray(columns[c], dtype="<i8" if c == "ts" else "<f8").tobytes()
+                for c in _BLOB_COLUMNS
+            ),
+        ),
+    )
+
+
+def _cached(path: Path | None, symbol: str, timeframe: str) -> _Frame | None:
+    if path is None or not path.exists():
+        return None
+    db = _db(path)
+    info = db.execute(
+        "SELECT source, has_adj_close, updated_ns FROM datasets WHERE symbol=? AND timeframe=?",
+        (symbol, timeframe),
+    ).fetchone()
+    if info is None:
+        return None
+    columns = _columns_from_blobs(db, symbol, timeframe, info[2])
+    if columns is None:
+        columns = _columns_from_rows(db, symbol, timeframe)
+        db.execute("PRAGMA busy_timeout = 50")  # a busy store is not worth waiting for here
+        try:  # a store from before the BLOBs: keep them for the next read
+            with db.conn:
+                _save_blobs(db, symbol, timeframe, info[2], columns)
+        except sqlite3.OperationalError:
+            pass  # read-only or busy: this read stands, a later one stores them
     return _Frame(
-        ts=ts,
-        open=table[:, 1],
-        high=table[:, 2],
-        low=table[:, 3],
-        close=table[:, 4],
-        volume=table[:, 5],
-        adj_close=table[:, 6] if info[1] else None,
+        ts=columns["ts"],
+        **{c: columns[c] for c in COLUMNS},
+        adj_close=columns["adj_close"] if info[1] else None,
         source=info[0],
     )
 
@@ -237,10 +297,13 @@ def store_bars(
             "SELECT min(ts), max(ts), count(*) FROM bars WHERE symbol=? AND timeframe=?", (symbol, timeframe)
         ).fetchone()
         info = DatasetInfo(symbol, timeframe, frame.source, count, first, last, has_adj)
+        updated_ns = time.time_ns()
         db.execute(
             "INSERT OR REPLACE INTO datasets VALUES (?,?,?,?,?,?,?,?)",
-            (symbol, timeframe, frame.source, count, first, last, int(has_adj), time.time_ns()),
+            (symbol, timeframe, frame.source, count, first, last, int(has_adj), updated_ns),
         )
+        # Read back from the rows, so the BLOBs hold exactly what a read of the rows returns.
+        _save_blobs(db, symbol, timeframe, updated_ns, _columns_from_rows(db, symbol, timeframe))
     return info
 
 
