@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tape.store.bench_backtest import synthetic_minute_bars
-from tape.store.market import _cached, _Frame, load_bars, store_bars
+from tape.store.market import _cached, _Frame, _sample, _sample_symbols, load_bars, store_bars
 
 
 def _store(path: Path, n: int = 2_000, *, seed: int = 7, adj: bool = True) -> None:
@@ -88,3 +88,7 @@ def test_a_busy_store_without_blobs_still_reads(tmp_path: Path) -> None:
     assert stored is not None and stored.adj_close is not None
     _assert_bit_equal(expected, {"ts": stored.ts, **{c: getattr(stored, c) for c in expected if c != "ts"}})
     assert _blob_rows(path) == 0
+
+
+def test_the_sample_symbols_read_without_parsing_are_the_parsed_samples() -> None:
+    assert _sample_symbols() == frozenset(_sample())
