@@ -1,0 +1,46 @@
+"""A small sweep runs in-process without starting Ray, and every row equals `tape backtest` of its
+parameters, metric for metric, to the last digit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tape.actors.jobs import SMALL_SWEEP_BARS, is_small_sweep
+from tape.store.bench_backtest import synthetic_minute_bars
+from tests.conftest import TapeRunner
+
+GRID = ["--grid", "short=5,10,15", "--grid", "long=20,50"]
+
+
+def test_a_small_optimize_does_not_start_ray(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    grid = {"short": [5, 10], "long": [20, 50]}
+    code = f"import sys, tape\ntape.optimize('AAPL', grid={grid!r}, log='t.db')\nprint('ray' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_size_rule_sends_big_sweeps_clusters_and_chosen_workers_to_ray() -> None:
+    bars = [synthetic_minute_bars(1_000)]
+    assert is_small_sweep(bars, SMALL_SWEEP_BARS // 1_000, address=None, workers=None)
+    assert not is_small_sweep(bars, SMALL_SWEEP_BARS // 1_000 + 1, address=None, workers=None)
+    assert not is_small_sweep(bars, 2, address="auto", workers=None)
+    assert not is_small_sweep(bars, 2, address=None, workers=2)
+
+
+def test_every_sampled_sweep_row_equals_a_backtest_of_its_parameters(tape: TapeRunner) -> None:
+    swept = tape("optimize", "AAPL", *GRID, "--json")
+    assert swept.returncode == 0, swept.stderr
+    rows = json.loads(swept.stdout)["results"]
+    assert len(rows) == 6
+    for row in (rows[0], rows[len(rows) // 2], rows[-1]):
+        params = [arg for name, value in row["params"].items() for arg in ("-p", f"{name}={value}")]
+        ran = tape("backtest", "AAPL", "-s", "sma_cross", *params, "--json", "--no-files")
+        assert ran.returncode == 0, ran.stderr
+        summary = json.loads(ran.stdout)
+        shared = [k for k in row if k not in ("params", "score") and k in summary]
+        assert len(shared) > 10
+        assert {k: float(row[k]) for k in shared} == {k: float(summary[k]) for k in shared}
