@@ -7,8 +7,7 @@ import json
 import subprocess
 import sys
 
-from tape.actors.jobs import SMALL_SWEEP_BARS, is_small_sweep
-from tape.store.bench_backtest import synthetic_minute_bars
+from tape.actors.jobs import RAY_START_SECONDS, is_small_sweep, may_run_here
 from tests.conftest import TapeRunner
 
 GRID = ["--grid", "short=5,10,15", "--grid", "long=20,50"]
@@ -23,12 +22,17 @@ def test_a_small_optimize_does_not_start_ray(tmp_path) -> None:  # type: ignore[
     assert done.stdout.strip().splitlines()[-1] == "False"
 
 
-def test_the_size_rule_sends_big_sweeps_clusters_and_chosen_workers_to_ray() -> None:
-    bars = [synthetic_minute_bars(1_000)]
-    assert is_small_sweep(bars, SMALL_SWEEP_BARS // 1_000, address=None, workers=None)
-    assert not is_small_sweep(bars, SMALL_SWEEP_BARS // 1_000 + 1, address=None, workers=None)
-    assert not is_small_sweep(bars, 2, address="auto", workers=None)
-    assert not is_small_sweep(bars, 2, address=None, workers=2)
+def test_a_sweep_stays_here_only_while_its_timed_work_is_under_ray_start_up() -> None:
+    # Two CPUs: here wins while the work is under start-up plus half the work, i.e. twice start-up.
+    assert is_small_sweep(2 * RAY_START_SECONDS / 100, 100, cpus=2)
+    assert not is_small_sweep(2 * RAY_START_SECONDS / 100, 101, cpus=2)
+    assert is_small_sweep(1.0, 10**6, cpus=1)  # one CPU: Ray cannot win
+
+
+def test_a_cluster_or_chosen_workers_always_get_ray() -> None:
+    assert may_run_here(address=None, workers=None)
+    assert not may_run_here(address="auto", workers=None)
+    assert not may_run_here(address=None, workers=2)
 
 
 def test_every_sampled_sweep_row_equals_a_backtest_of_its_parameters(tape: TapeRunner) -> None:
