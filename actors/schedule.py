@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from functools import cache
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from tape.events.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _INTERVAL = re.compile(r"^(\d+)\s*(s|m|h)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600}
@@ -45,6 +47,8 @@ def next_run(now_ns: int, interval_s: int, *, crypto: bool = False) -> int:
     candidate = (now_ns // step + 1) * step
     if crypto:
         return candidate
+    import pandas as pd  # only on the live path: `tape --help` must not pay for pandas
+
     calendar = _nyse()
     for _ in range(1000):
         moment = pd.Timestamp(candidate, tz="UTC")
@@ -72,6 +76,8 @@ def is_session_end(bar_ts: int, bar_ns: int, *, crypto: bool = False) -> bool:
     end = bar_ts + bar_ns
     if crypto:
         return end % day == 0 or bar_ns >= day
+    import pandas as pd
+
     calendar = _nyse()
     moment = pd.Timestamp(bar_ts, tz="UTC")
     session = calendar.minute_to_session(moment, direction="previous")

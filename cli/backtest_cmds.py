@@ -6,10 +6,9 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from tape.cli import options as opt
 from tape.cli.common import console, err_console, print_json, settings
@@ -17,11 +16,12 @@ from tape.cli.report_view import render_report
 from tape.events.errors import ConfigError
 from tape.events.render import as_dict, summarize
 from tape.events.report import market_time, report_json
-from tape.store.backtest_files import write_backtest_files
-from tape.store.backtests import replay_report, rerun
-from tape.store.explain import explain_trade
-from tape.store.log import EventLog
-from tape.store.runs import find_run, strategy_origin
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+# The store (SQLite, numpy, charts) is imported inside the commands that use it: `tape --help` and
+# the other commands start without it.
 
 PROGRESS_MIN_BARS = 300_000  # shorter runs finish before a bar would be worth drawing
 
@@ -32,6 +32,8 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
     progress = Progress(
         TextColumn("backtest"),
         BarColumn(),
@@ -110,6 +112,8 @@ def backtest_cmd(
     report = outcome.report
     files = None
     if not no_files:
+        from tape.store.backtest_files import write_backtest_files
+
         files = write_backtest_files(
             report, outcome.series, root=Path.cwd(), day=dt.date.today().isoformat(), log_scale=log_scale
         )
@@ -143,6 +147,9 @@ def replay_cmd(
     With ``--rerun``, a job's summary id (``<job_id>:<n>``, from optimize, walkforward or validate) is
     re-run in full as a logged backtest whose metrics must match the summary.
     """
+    from tape.store.backtests import replay_report, rerun
+    from tape.store.log import EventLog
+
     where = settings(ctx)
     if rerun_ and ":" in run_id:
         _rerun_summary(where.log_path, where.data_path, run_id, json)
@@ -223,6 +230,10 @@ def explain_cmd(
     json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per event.")] = False,
 ) -> None:
     """Show the events behind one trade: signal, risk check with its numbers, orders, fills, exit."""
+    from tape.store.explain import explain_trade
+    from tape.store.log import EventLog
+    from tape.store.runs import find_run, strategy_origin
+
     where = settings(ctx)
     with EventLog.open(where.log_path, readonly=True) as log:
         started = find_run(log, run_id)
@@ -261,6 +272,8 @@ def report_cmd(
     --period places each period beside a backtest of the same strategy; --rebuild writes the per-day
     trade CSVs and daily summaries from the log alone."""
     from tape.cli.monitor_cmds import render_period_report
+    from tape.store.backtests import replay_report
+    from tape.store.log import EventLog
     from tape.store.period_report import newest_run, period_report, run_notification_health
     from tape.store.trade_logs import write_trade_logs
 

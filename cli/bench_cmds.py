@@ -101,6 +101,31 @@ def bench_sweep_cmd(
     )
 
 
+@bench_app.command("startup")
+def bench_startup_cmd(
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Runs of each; the fastest counts.")] = 3,
+    json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
+) -> None:
+    """Whole-process seconds of `tape --help` and `tape verify` (demo log) against bare `python -c pass`."""
+    from tape.store.bench_startup import bench_startup
+
+    with console.status("starting tape again and again...", spinner="dots") if not json else _null():
+        figures = bench_startup(repeat=repeat)
+    if json:
+        print_json(figures)
+        return
+    table = Table(
+        title=f"start-up, fastest of {figures['repeat']} (load average {figures['load_average']})", box=None
+    )
+    table.add_column("command")
+    table.add_column("seconds", justify="right")
+    table.add_column("x python -c pass", justify="right")
+    table.add_row("python -c pass", f"{figures['python_s']}", "1.0")
+    table.add_row("tape --help", f"{figures['help_s']}", f"{figures['help_over_python']}")
+    table.add_row("tape verify (demo log)", f"{figures['verify_s']}", f"{figures['verify_over_python']}")
+    console.print(table)
+
+
 class _null:
     def __enter__(self) -> None:
         return None

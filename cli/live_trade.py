@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from tape.actors.schedule import parse_interval
 from tape.cli.common import console, err_console, fmt_ts, print_json, settings
-from tape.events.backtest import BacktestConfig
+
+if TYPE_CHECKING:
+    from tape.events.backtest import BacktestConfig
 
 _BAR_FOR_INTERVAL = {60: "1Min", 300: "5Min", 3600: "1Hour"}
 

@@ -8,8 +8,6 @@ import typer
 from rich.table import Table
 
 from tape.cli.common import console, print_json
-from tape.events.strategies import param_specs, strategy_class
-from tape.store.strategy_loader import user_strategies
 
 
 def strategies_cmd(
@@ -18,6 +16,9 @@ def strategies_cmd(
     """Strategies by name with their origin (built-in or an installed package), typed parameters.
 
     Any path/to/file.py[:Class] or package.module:Class works as a strategy as well."""
+    from tape.events.strategies import param_specs, strategy_class  # numpy: only when listing
+    from tape.store.strategy_loader import user_strategies
+
     rows = []
     for code in user_strategies():
         cls = strategy_class(code.spec) if code.class_name else None

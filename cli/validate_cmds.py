@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tape.cli import options as opt
 from tape.cli.common import console, err_console, fmt_ts, print_json, settings
 from tape.events.sweep import objective_key
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 Workers = Annotated[int | None, typer.Option("--workers", min=1, help="CPUs for a local Ray (default: all).")]
 
@@ -23,6 +25,8 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] 
     if not enabled:
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(
         TextColumn(label),
         BarColumn(),

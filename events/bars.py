@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -144,10 +146,31 @@ def session_days(ts: np.ndarray, tz: str = NY_TZ) -> np.ndarray:
     """Exchange-local calendar day (days since epoch) of each timestamp, vectorised."""
     if ts.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
-    import pandas as pd  # load-time only: the per-bar path never calls this
+    return (ts + utc_offsets_ns(ts, tz)) // NS_PER_DAY
 
-    local = pd.DatetimeIndex(ts.astype("datetime64[ns]"), tz="UTC").tz_convert(tz).tz_localize(None)
-    return (local.normalize().asi8 // 86_400_000_000_000).astype(np.int64)
+
+NS_PER_HOUR = 3_600_000_000_000
+NS_PER_DAY = 86_400_000_000_000
+
+
+def utc_offsets_ns(ts: np.ndarray, tz: str) -> np.ndarray:
+    """The zone's UTC offset (ns) at each timestamp, asking the zone once per distinct hour.
+
+    An hour whose start and end have the same offset has it throughout (zones change offset at most
+    once an hour); only the bars of an hour with a change are asked one by one."""
+    zone = ZoneInfo(tz)
+    hours, where = np.unique(ts // NS_PER_HOUR, return_inverse=True)
+
+    def offset(at_ns: int) -> int:
+        moment = dt.datetime.fromtimestamp(at_ns // 1_000_000_000, tz=dt.UTC).astimezone(zone)
+        return int(moment.utcoffset().total_seconds()) * 1_000_000_000  # type: ignore[union-attr]
+
+    starts = np.array([offset(int(h) * NS_PER_HOUR) for h in hours], dtype=np.int64)
+    ends = np.array([offset(int(h + 1) * NS_PER_HOUR - 1) for h in hours], dtype=np.int64)
+    out = starts[where]
+    for i in np.flatnonzero((starts != ends)[where]):
+        out[i] = offset(int(ts[i]))
+    return out
 
 
 def _fmt_ts(ts: int) -> str:

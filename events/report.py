@@ -10,6 +10,7 @@ import datetime as dt
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -154,6 +155,7 @@ def fold_run(events: Iterable[Event]) -> RunReport:
     )
 
 
+@lru_cache(maxsize=1 << 17)  # a run's JSON, CSV and summary format the same trade times again
 def market_time(ts: int, timeframe: str) -> str:
     """A bar time as traders read it: the exchange date for daily bars, local time for intraday."""
     moment = dt.datetime.fromtimestamp(ts / 1e9, tz=dt.UTC).astimezone(_NY)

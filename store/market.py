@@ -9,6 +9,7 @@ America/New_York, as Alpaca stamps them.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -18,8 +19,6 @@ from typing import Any
 
 import msgspec
 import numpy as np
-import pandas as pd
-import sqlite_utils
 
 from tape.events.bars import NY_TZ, BarSeries
 from tape.events.errors import ConfigError, DataError
@@ -61,6 +60,8 @@ class _Frame(msgspec.Struct):
 
 @cache
 def _sample() -> dict[str, _Frame]:
+    import pandas as pd  # only where dates are parsed: a backtest of stored bars runs without it
+
     frame = pd.read_csv(SAMPLE_FILE, dtype={"symbol": str, "date": str})
     ts = pd.to_datetime(frame["date"]).dt.tz_localize(NY_TZ).dt.as_unit("ns").astype("int64").to_numpy()
     out: dict[str, _Frame] = {}
@@ -74,6 +75,14 @@ def _sample() -> dict[str, _Frame]:
     return out
 
 
+@cache
+def _sample_symbols() -> frozenset[str]:
+    """The sample's symbols from its first column alone (no pandas, no date parsing)."""
+    with gzip.open(SAMPLE_FILE, "rt") as rows:
+        next(rows)  # the header
+        return frozenset(row.split(",", 1)[0] for row in rows)
+
+
 def sample_symbols() -> list[str]:
     """Symbols of the bundled sample."""
     return sorted(_sample())
@@ -83,6 +92,8 @@ def sample_symbols() -> list[str]:
 def _sp500_20() -> dict[str, _Frame]:
     # Adjusted closes only: a bar's open, high and low are its close and its volume is unknown (0), so
     # fills at the next open are fills at the next close and liquidity rules have nothing to read.
+    import pandas as pd  # only where dates are parsed: a backtest of stored bars runs without it
+
     frame = pd.read_csv(SP500_20_FILE, dtype={"Date": str})
     ts = pd.to_datetime(frame["Date"]).dt.tz_localize(NY_TZ).dt.as_unit("ns").astype("int64").to_numpy()
     out: dict[str, _Frame] = {}
@@ -149,41 +160,96 @@ def _bundled(name: str) -> dict[str, _Frame]:
 # --------------------------------------------------------------------------- the cache file
 
 
-def _db(path: Path) -> sqlite_utils.Database:
-    db = sqlite_utils.Database(path)
+# One row per stored series: its columns as little-endian float64/int64 BLOBs, a projection of the
+# `bars` rows (which stay the record) that reads at memory speed. It is valid only while its
+# `updated_ns` equals the series' in `datasets`; a store written before it existed is filled in on
+# the first read of each series.
+_COLUMNS_TABLE = """CREATE TABLE IF NOT EXISTS bar_columns (
+    symbol TEXT, timeframe TEXT, updated_ns INTEGER, rows INTEGER,
+    ts BLOB, open BLOB, high BLOB, low BLOB, close BLOB, volume BLOB, adj_close BLOB,
+    PRIMARY KEY (symbol, timeframe))"""
+_BLOB_COLUMNS = ("ts", *COLUMNS, "adj_close")
+
+
+# The schema sqlite-utils wrote for earlier stores, spelled out: plain sqlite3 opens the store without
+# sqlite-utils' import of pandas.
+_STORE_TABLES = (
+    """CREATE TABLE IF NOT EXISTS "bars" (
+   "symbol" TEXT, "timeframe" TEXT, "ts" INTEGER, "open" REAL, "high" REAL, "low" REAL, "close" REAL,
+   "volume" REAL, "adj_close" REAL,
+   PRIMARY KEY ("symbol", "timeframe", "ts"))""",
+    """CREATE TABLE IF NOT EXISTS "datasets" (
+   "symbol" TEXT, "timeframe" TEXT, "source" TEXT, "rows" INTEGER, "first_ts" INTEGER, "last_ts" INTEGER,
+   "has_adj_close" INTEGER, "updated_ns" INTEGER,
+   PRIMARY KEY ("symbol", "timeframe"))""",
+)
+
+
+def _table_names(db: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _db(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path)
     try:
-        tables = db.table_names()
+        tables = _table_names(db)
     except sqlite3.DatabaseError as exc:  # a file that is not SQLite, or a damaged one
+        db.close()
         raise DataError(f"cannot read market data {path}: {exc} (not a tape market-data file?)") from None
     if "bars" not in tables:
-        db["bars"].create(
-            {
-                "symbol": str,
-                "timeframe": str,
-                "ts": int,
-                "open": float,
-                "high": float,
-                "low": float,
-                "close": float,
-                "volume": float,
-                "adj_close": float,
-            },
-            pk=("symbol", "timeframe", "ts"),
-        )
-        db["datasets"].create(
-            {
-                "symbol": str,
-                "timeframe": str,
-                "source": str,
-                "rows": int,
-                "first_ts": int,
-                "last_ts": int,
-                "has_adj_close": int,
-                "updated_ns": int,
-            },
-            pk=("symbol", "timeframe"),
-        )
+        with db:
+            for statement in _STORE_TABLES:
+                db.execute(statement)
     return db
+
+
+def _columns_from_blobs(db: sqlite3.Connection, symbol: str, timeframe: str, updated_ns: int) -> Any:
+    """The stored column BLOBs of a series if they are current, else None."""
+    if "bar_columns" not in _table_names(db):
+        return None
+    row = db.execute(
+        "SELECT rows, ts, open, high, low, close, volume, adj_close FROM bar_columns "
+        "WHERE symbol=? AND timeframe=? AND updated_ns=?",
+        (symbol, timeframe, updated_ns),
+    ).fetchone()
+    if row is None:
+        return None
+    n, ts, *floats = row
+    columns = {"ts": np.frombuffer(ts, dtype="<i8").astype(np.int64)}
+    for name, blob in zip(_BLOB_COLUMNS[1:], floats, strict=True):
+        columns[name] = np.frombuffer(blob, dtype="<f8").astype(np.float64)
+    return columns if all(len(c) == n for c in columns.values()) else None
+
+
+def _columns_from_rows(db: sqlite3.Connection, symbol: str, timeframe: str) -> dict[str, np.ndarray]:
+    rows = db.execute(
+        "SELECT ts, open, high, low, close, volume, adj_close FROM bars "
+        "WHERE symbol=? AND timeframe=? ORDER BY ts",
+        (symbol, timeframe),
+    ).fetchall()
+    table = np.array(rows, dtype=np.float64).reshape(-1, 7) if rows else np.zeros((0, 7))
+    columns = {name: table[:, i] for i, name in enumerate(_BLOB_COLUMNS) if name != "ts"}
+    columns["ts"] = np.array([r[0] for r in rows], dtype=np.int64)  # exact: int64 does not survive float64
+    return columns
+
+
+def _save_blobs(
+    db: sqlite3.Connection, symbol: str, timeframe: str, updated_ns: int, columns: dict[str, np.ndarray]
+) -> None:
+    db.execute(_COLUMNS_TABLE)
+    db.execute(
+        "INSERT OR REPLACE INTO bar_columns VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            symbol,
+            timeframe,
+            updated_ns,
+            len(columns["ts"]),
+            *(
+                np.ascontiguousarray(columns[c], dtype="<i8" if c == "ts" else "<f8").tobytes()
+                for c in _BLOB_COLUMNS
+            ),
+        ),
+    )
 
 
 def _cached(path: Path | None, symbol: str, timeframe: str) -> _Frame | None:
@@ -191,25 +257,24 @@ def _cached(path: Path | None, symbol: str, timeframe: str) -> _Frame | None:
         return None
     db = _db(path)
     info = db.execute(
-        "SELECT source, has_adj_close FROM datasets WHERE symbol=? AND timeframe=?", (symbol, timeframe)
+        "SELECT source, has_adj_close, updated_ns FROM datasets WHERE symbol=? AND timeframe=?",
+        (symbol, timeframe),
     ).fetchone()
     if info is None:
         return None
-    rows = db.execute(
-        "SELECT ts, open, high, low, close, volume, adj_close FROM bars "
-        "WHERE symbol=? AND timeframe=? ORDER BY ts",
-        (symbol, timeframe),
-    ).fetchall()
-    table = np.array(rows, dtype=np.float64).reshape(-1, 7) if rows else np.zeros((0, 7))
-    ts = np.array([r[0] for r in rows], dtype=np.int64)  # exact: int64 does not survive float64
+    columns = _columns_from_blobs(db, symbol, timeframe, info[2])
+    if columns is None:
+        columns = _columns_from_rows(db, symbol, timeframe)
+        db.execute("PRAGMA busy_timeout = 50")  # a busy store is not worth waiting for here
+        try:  # a store from before the BLOBs: keep them for the next read
+            with db:
+                _save_blobs(db, symbol, timeframe, info[2], columns)
+        except sqlite3.OperationalError:
+            pass  # read-only or busy: this read stands, a later one stores them
     return _Frame(
-        ts=ts,
-        open=table[:, 1],
-        high=table[:, 2],
-        low=table[:, 3],
-        close=table[:, 4],
-        volume=table[:, 5],
-        adj_close=table[:, 6] if info[1] else None,
+        ts=columns["ts"],
+        **{c: columns[c] for c in COLUMNS},
+        adj_close=columns["adj_close"] if info[1] else None,
         source=info[0],
     )
 
@@ -231,10 +296,10 @@ def store_bars(
         adj.tolist(),
         strict=True,
     )
-    with db.conn:
+    with db:
         if replace:
             db.execute("DELETE FROM bars WHERE symbol=? AND timeframe=?", (symbol, timeframe))
-        db.conn.executemany(
+        db.executemany(
             "INSERT OR REPLACE INTO bars VALUES (?,?,?,?,?,?,?,?,?)",
             ((symbol, timeframe, *r) for r in records),
         )
@@ -242,10 +307,13 @@ def store_bars(
             "SELECT min(ts), max(ts), count(*) FROM bars WHERE symbol=? AND timeframe=?", (symbol, timeframe)
         ).fetchone()
         info = DatasetInfo(symbol, timeframe, frame.source, count, first, last, has_adj)
+        updated_ns = time.time_ns()
         db.execute(
             "INSERT OR REPLACE INTO datasets VALUES (?,?,?,?,?,?,?,?)",
-            (symbol, timeframe, frame.source, count, first, last, int(has_adj), time.time_ns()),
+            (symbol, timeframe, frame.source, count, first, last, int(has_adj), updated_ns),
         )
+        # Read back from the rows, so the BLOBs hold exactly what a read of the rows returns.
+        _save_blobs(db, symbol, timeframe, updated_ns, _columns_from_rows(db, symbol, timeframe))
     return info
 
 
@@ -276,6 +344,8 @@ def day_start_ns(day: str, option: str = "date") -> int:
         parsed = dt.date.fromisoformat(day)
     except ValueError:
         raise ConfigError(f"{option} expects a date like 2010-01-31, got {day!r}") from None
+    import pandas as pd
+
     return int(pd.Timestamp(parsed).tz_localize(NY_TZ).value)
 
 
@@ -377,7 +447,12 @@ def _find_frame(symbol: str, timeframe: str, data_path: Path | None, dataset: st
 
 def stored_timeframes(data_path: Path | None, symbol: str) -> list[str]:
     """The timeframes ``symbol`` is stored at (cache and bundled sample), finest first."""
-    found = {d.timeframe for d in list_datasets(data_path) if d.symbol == symbol}
+    found = set()
+    if data_path is not None and data_path.exists():
+        rows = _db(data_path).execute("SELECT timeframe FROM datasets WHERE symbol=?", (symbol,))
+        found = {row[0] for row in rows}
+    if symbol in _sample_symbols():  # without parsing the sample: a stored series never needs it
+        found.add(SAMPLE_TIMEFRAME)
     return sorted(found, key=timeframe_ns)
 
 
@@ -429,4 +504,6 @@ def load_many(symbols: Iterable[str], **options: Any) -> list[BarSeries]:
 
 
 def _day(ts: int) -> str:
+    import pandas as pd
+
     return pd.Timestamp(int(ts), tz="UTC").tz_convert(NY_TZ).strftime("%Y-%m-%d")

@@ -6,13 +6,14 @@ import datetime as dt
 import numbers
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tape.events.backtest import BacktestConfig
 from tape.events.costs import CostModel
 from tape.events.errors import ConfigError
 from tape.events.risk import RiskConfig
-from tape.events.strategies import parse_param_args
+
+if TYPE_CHECKING:
+    from tape.events.backtest import BacktestConfig
 
 
 def _float(name: str, value: Any) -> float:
@@ -56,6 +57,10 @@ def build_config(
     ``no_check`` is given by the commands that run the strategy: a strategy that is not built in is
     then checked first (look-ahead and equality of its forms), unless ``no_check`` is true.
     """
+    # Imported here: the CLI imports this module to declare its options, and numpy is not needed for that.
+    from tape.events.backtest import BacktestConfig
+    from tape.events.strategies import parse_param_args
+
     strategy, params = resolve_strategy(strategy, parse_param_args(param or []))
     config = BacktestConfig(
         symbols=list(dict.fromkeys(s.strip().upper() for s in symbols if s.strip())),

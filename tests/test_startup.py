@@ -1,0 +1,33 @@
+"""The CLI starts without the heavy libraries: a command imports only what it runs."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+OLD_LOG = Path(__file__).parent / "data" / "log_2026-12-07.db.gz"
+HEAVY = ("ray", "matplotlib", "pandas", "alpaca", "numpy")
+
+
+def _heavy_loaded_after(code: str, cwd: Path | None = None) -> list[str]:
+    probe = f"{code}\nimport sys\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=cwd, check=True)
+    return eval(done.stdout.strip().splitlines()[-1])  # a list literal of module names, printed above
+
+
+def test_importing_the_cli_loads_no_heavy_library() -> None:
+    assert _heavy_loaded_after("import tape.cli.app") == []
+
+
+def test_help_loads_no_heavy_library() -> None:
+    code = "from tape.cli.app import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass"
+    assert _heavy_loaded_after(code) == []
+
+
+def test_verify_loads_no_heavy_library(tmp_path: Path) -> None:
+    # A log with a backtest and a session in it, written by an earlier release.
+    (tmp_path / "tape.db").write_bytes(gzip.decompress(OLD_LOG.read_bytes()))
+    verify = "from tape.cli.app import app\napp(['verify'], standalone_mode=False)"
+    assert _heavy_loaded_after(verify, tmp_path) == []
