@@ -8,6 +8,7 @@ The versioned types here exist only in this file (``test_quote`` at version 3, a
 from __future__ import annotations
 
 import gzip
+import io
 import shutil
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Union
@@ -185,3 +186,33 @@ def test_the_old_log_reads_through_the_upcast_when_fill_is_at_version_2(
     assert fills and all(isinstance(f, FillV2) for f in fills)
     assert all(f.notional == f.qty * f.price and f.notional > 0 for f in fills)
     assert all(type(e) is s.EVENT_TYPES[s.kind_of(e)] for e in others)
+
+
+def test_the_writer_process_stores_a_versioned_body_under_its_bare_kind(tmp_path: Path) -> None:
+    from tape.store import run_writer
+
+    bodies = [s.encode(Quote(ts=1, symbol="AAPL", price=1.5, qty=2.0)), s.encode(_signal_at_version_2())]
+    frame = msgspec.msgpack.encode([msgspec.Raw(b) for b in bodies])
+    stdin = io.BytesIO(run_writer._FRAME.pack(len(frame)) + frame + run_writer._FRAME.pack(0))
+    EventLog.create(tmp_path / "w.db").close()
+    out = io.BytesIO()
+    assert run_writer.serve(str(tmp_path / "w.db"), "r1", stdin, out) == 0, out.getvalue()
+    with EventLog.open(tmp_path / "w.db", readonly=True) as log:
+        rows = log.query("SELECT kind, stream, body FROM events ORDER BY seq")
+    assert [(kind, stream) for kind, stream, _ in rows] == [
+        ("test_quote", "run/r1/portfolio"),
+        ("signal", "run/r1/AAPL/sma_cross"),
+    ]
+    assert [bytes(body) for _, _, body in rows] == bodies
+
+
+class SignalV2(s.Event, tag="signal@2", kw_only=True):
+    """A signal at version 2 (test only), with the leading fields the writer files it by."""
+
+    class_version: ClassVar[int] = 2
+    symbol: str
+    strategy: str
+
+
+def _signal_at_version_2() -> SignalV2:
+    return SignalV2(ts=2, symbol="AAPL", strategy="sma_cross")
