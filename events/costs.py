@@ -45,9 +45,9 @@ def sells_part(symbol: str, sold: float, held: float) -> bool:
 class CostModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Slippage in basis points of price, commission in dollars per order. Both may be zero.
 
-    The fields after ``commission`` came later. They default to UNSET, which msgspec leaves out of the
-    encoded config, so a config that does not set them encodes byte for byte as before: the run ids
-    and RunStarted configs of older runs do not change.
+    The fields after ``commission`` default to UNSET, which msgspec leaves out of the encoded config: a
+    config that does not set them encodes without them, so its run id and RunStarted config do not
+    depend on whether these fields exist.
     """
 
     slippage_bps: float = 5.0

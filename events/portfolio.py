@@ -485,7 +485,7 @@ def decide_fill(state: PortfolioState, desk: Desk, fill: Fill) -> list[Event]:
         return out
     position = state.positions[fill.symbol]
     part = closing_part(position, fill.qty)
-    if part is None:  # the whole position (every simulated fill; byte for byte what it always was)
+    if part is None:  # the whole position (every simulated fill): its full entry cost and commission
         cost, entry_commission, entry_slippage = (
             position.entry_cost_cents,
             position.entry_commission_cents,

@@ -25,8 +25,8 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """Per-trade and portfolio limits. 0 disables a stop, a target, a cap or the daily-loss limit.
 
     ``max_position_size`` counts shares of a stock and coins of a crypto pair (100 BTC, 100 DOGE).
-    ``qty_increment`` came later: it defaults to UNSET, which msgspec leaves out of the encoded config,
-    so a config that does not set it (every stock run) encodes, and hashes to a run id, as before.
+    ``qty_increment`` defaults to UNSET, which msgspec leaves out of the encoded config: a config that
+    does not set it (every stock run) encodes, and hashes to a run id, without it.
     """
 
     risk_per_trade_pct: float = 2.0  # equity risked per trade (entry to stop)

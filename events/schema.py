@@ -1,10 +1,24 @@
 """The event vocabulary: every fact tape records, as msgspec Structs in one tagged union.
 
 Bodies are msgpack arrays (``array_like``): half the bytes of field-name maps, which is what the
-append rate of the log is bound by. Rules that keep old logs readable:
-- an event's tag (its ``kind``) never changes once released;
-- a new field goes at the END of its struct, with a default, so older, shorter arrays still decode;
-- fields are never removed, reordered or added to the ``Event`` base (that would shift every position).
+append rate of the log is bound by. A body is ``[tag, ts, field, ...]``, its fields by position.
+
+Versions. Each event type declares ``class_version`` (a ClassVar, never an encoded field: encoding it
+would add an element to every body). The version a body was written at lives in its tag: ``"fill"`` is
+version 1, ``"fill@2"`` version 2. The tag is the first element of the body, so a stored body says what
+it is without a column beside it, and the hash chain, which covers the body, covers its version too.
+The stored ``kind`` (the log's column, :func:`kind_of`) is the tag without the ``@N``. Stored bodies are
+never rewritten: :func:`decode` upgrades an older body on read, applying the registered upcast for
+``(kind, 1)``, then ``(kind, 2)``, ... up to the type's current version.
+
+Rules for changing an event type:
+- a kind never changes once released, and fields are never added to the ``Event`` base;
+- a NEW field with a default, appended at the END of its struct, needs no new version: older, shorter
+  arrays decode with the default (``omit_defaults`` does not drop trailing defaults of array-like
+  structs, so the bodies written from then on are one element longer, which is expected);
+- a field whose MEANING, type or position changes, or a field removed, needs a new version: raise
+  ``class_version`` by one, set the tag to ``"kind@N"``, and register an upcast with
+  :func:`upcast` that turns the previous version's positional fields into the new ones.
 ``tests/test_schema.py`` pins the bytes of every event type so an accidental change fails loudly.
 
 Every event carries ``ts``: the market time it refers to, in ns since the epoch (UTC). Nothing here reads a
@@ -13,7 +27,8 @@ clock; drivers pass time in.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
@@ -28,9 +43,11 @@ class Event(
 
     ``gc=False``: events are immutable values that cannot form reference cycles, so the garbage
     collector need not track them (a backtest holds hundreds of thousands).
+    ``class_version`` is the version this type writes (see the module docstring); not encoded.
     """
 
     ts: int
+    class_version: ClassVar[int] = 1
 
 
 # --------------------------------------------------------------------------- runs
@@ -381,7 +398,7 @@ class SessionSpawned(Event, tag="session_spawned", kw_only=True):
     days_back: int = 5
     config: dict[str, Any] = {}  # the BacktestConfig the run trades with
     trade_updates: bool = True  # the session listens to Alpaca's trade-update stream (`--no-trade-updates`)
-    monitor: dict[str, Any] | None = None  # the MonitorConfig it alerts with (None: none, as before)
+    monitor: dict[str, Any] | None = None  # the MonitorConfig it alerts with (None: no monitor)
 
 
 class SessionStopped(Event, tag="session_stopped", kw_only=True):
@@ -434,30 +451,116 @@ AnyEvent = (
     | EngineConfigured
 )
 
+VERSION_MARK = "@"
+"""Separates a kind from its version in a tag: ``fill@2``."""
+
+
+def split_tag(tag: str) -> tuple[str, int]:
+    """The kind and the version a body's tag names (``"fill"`` -> ``("fill", 1)``); ValueError when the
+    version is not a number."""
+    kind, mark, version = tag.partition(VERSION_MARK)
+    return kind, int(version) if mark else 1
+
+
+def tag_for(kind: str, version: int) -> str:
+    """The tag a body of ``kind`` at ``version`` carries (version 1 is the bare kind)."""
+    return kind if version == 1 else f"{kind}{VERSION_MARK}{version}"
+
+
+def _kind_checked(event_type: type[Event]) -> str:
+    """The stored kind of a type, after checking its tag names its ``class_version``."""
+    tag: str = event_type.__struct_config__.tag  # type: ignore[assignment]
+    kind, version = split_tag(tag)
+    if version != event_type.class_version:
+        raise TypeError(
+            f"{event_type.__name__}: tag {tag!r} does not name class_version {event_type.class_version}"
+        )
+    return kind
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    t.__struct_config__.tag: t  # type: ignore[misc]
+    _kind_checked(t): t
     for t in AnyEvent.__args__  # type: ignore[attr-defined]
 }
 KIND_OF: dict[type[Event], str] = {t: k for k, t in EVENT_TYPES.items()}
 
+Upcast = Callable[[list[Any]], list[Any]]
+"""Turns one version's positional fields (``[ts, field, ...]``, the tag left out) into the next's."""
+
+UPCASTS: dict[tuple[str, int], Upcast] = {}
+"""The explicit upgrades, by (kind, version they read); each yields version + 1."""
+
+
+def upcast(kind: str, from_version: int) -> Callable[[Upcast], Upcast]:
+    """Register the decorated function as the upgrade of ``kind`` bodies from ``from_version`` to the
+    next version. Its docstring should give both layouts: the old one exists nowhere else."""
+
+    def register(function: Upcast) -> Upcast:
+        if (kind, from_version) in UPCASTS:
+            raise ValueError(f"an upcast of {kind} from version {from_version} is already registered")
+        UPCASTS[(kind, from_version)] = function
+        return function
+
+    return register
+
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyEvent)
+_raw_decoder = msgspec.msgpack.Decoder(list[Any])
 _json_encoder = msgspec.json.Encoder()
 
 encode = _encoder.encode
 """Encode an event to its stable msgpack body."""
 
-decode = _decoder.decode
-"""Decode a msgpack body back to its event struct."""
+_decode_current = _decoder.decode
+
+
+def decode(body: bytes) -> Event:
+    """Decode a msgpack body to its event struct, upgrading a body of an older version through the
+    registered upcasts. Raises ``msgspec.ValidationError`` (a ``DecodeError``) for a body that is
+    neither a current event nor an older version with a registered path to the current one."""
+    try:
+        return _decode_current(body)  # type: ignore[no-any-return]
+    except msgspec.ValidationError as current_error:
+        upgraded = _upcast(body)
+        if upgraded is None:
+            raise current_error from None
+        return upgraded
+
+
+def _upcast(body: bytes) -> Event | None:
+    """The event an older body upgrades to, or None when it is not an older version of a known kind."""
+    try:
+        raw = _raw_decoder.decode(body)
+    except msgspec.DecodeError:
+        return None
+    if not raw or not isinstance(raw[0], str):
+        return None
+    try:
+        kind, version = split_tag(raw[0])
+    except ValueError:
+        return None
+    event_type = EVENT_TYPES.get(kind)
+    if event_type is None or version >= event_type.class_version:
+        return None
+    fields = raw[1:]
+    for step in range(version, event_type.class_version):
+        function = UPCASTS.get((kind, step))
+        if function is None:
+            raise msgspec.ValidationError(
+                f"no upcast registered for {kind} from version {step} to {step + 1}"
+            )
+        fields = function(fields)
+    return msgspec.convert([tag_for(kind, event_type.class_version), *fields], event_type)
 
 
 def kind_of(event: Event) -> str:
-    """The tag an event is stored under (``fill``, ``signal``, ...)."""
+    """The kind an event is stored under (``fill``, ``signal``, ...): its tag without a version."""
     return KIND_OF[type(event)]
 
 
 def to_builtins(event: Event) -> dict[str, Any]:
-    """The event as a plain dict, tag included (for JSON output)."""
+    """The event as a plain dict, tag included (``kind``; ``fill@2`` from version 2 on), for JSON output."""
     return msgspec.to_builtins(event)  # type: ignore[no-any-return]
 
 

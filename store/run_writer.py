@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Protocol
 import msgspec
 
 from tape.events.errors import TapeError
-from tape.events.schema import Event
+from tape.events.schema import VERSION_MARK, Event, split_tag
 from tape.events.streams import RUN_LEVEL_KINDS, route_of
 from tape.store.log import AppendResult, EventLog, LogError, NewEvent
 
@@ -146,12 +146,13 @@ def _streams_of(run_id: str, heads: list[_Head], fixed: dict[str, str]) -> list[
     for head in heads:
         stream = fixed.get(head.kind)
         if stream is None:
-            if head.kind == "signal":
+            kind = split_tag(head.kind)[0]
+            if kind == "signal":
                 stream = f"run/{run_id}/{head.third}/{head.fourth}"
-            elif head.kind == "bar":
+            elif kind == "bar":
                 stream = f"run/{run_id}/bars/{head.third}"
             else:
-                suffix = "" if head.kind in RUN_LEVEL_KINDS else "/portfolio"
+                suffix = "" if kind in RUN_LEVEL_KINDS else "/portfolio"
                 stream = fixed[head.kind] = f"run/{run_id}{suffix}"
         add(stream)
     return out
@@ -186,7 +187,7 @@ def serve(log_path: str, run_id: str, stdin: BinaryIO, stdout: BinaryIO) -> int:
             stream.add_encoded(
                 zip(
                     _streams_of(run_id, heads, fixed),
-                    [h.kind for h in heads],
+                    [h.kind.partition(VERSION_MARK)[0] for h in heads],  # stored kind: the tag without "@N"
                     [h.ts for h in heads],
                     bodies,
                     ids,
