@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tape.actors.alpaca_broker import AlpacaBroker
+from tape.actors.alpaca.broker import AlpacaBroker
 from tape.actors.engine_spec import EngineOptions, SessionSpec
 from tape.actors.live_session import LiveSession
 from tape.actors.market_data import session_feed

@@ -36,8 +36,8 @@ from typing import Any, NamedTuple, Protocol
 import msgspec
 import numpy as np
 
-from tape.actors.alpaca_broker import BrokerOrder, BrokerOrderNotFound, BrokerRejected, BrokerUnreachable
-from tape.actors.alpaca_feed import LiveBar
+from tape.actors.alpaca.broker import BrokerOrder, BrokerOrderNotFound, BrokerRejected, BrokerUnreachable
+from tape.actors.alpaca.feed import LiveBar
 from tape.actors.clock import Clock
 from tape.actors.schedule import is_crypto, is_session_end, next_run
 from tape.events.backtest import BacktestConfig, run_started

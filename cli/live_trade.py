@@ -53,8 +53,8 @@ def trade_live(
     ``trade_updates``: listen to Alpaca's trade-update stream. It is not part of the run id: it changes
     when fills are collected, not what is decided, so the same run resumes with it on or off.
     ``monitor`` (MonitorConfig) turns the alert rules on; ``on_run(run_id)`` hears the run's id."""
-    from tape.actors.alpaca_broker import AlpacaBroker
-    from tape.actors.alpaca_stream import live_feed
+    from tape.actors.alpaca.broker import AlpacaBroker
+    from tape.actors.alpaca.stream import live_feed
     from tape.actors.clock import WallClock
     from tape.actors.live_session import LiveSession, live_run_id, run_schedule
     from tape.events.strategies import make_strategy

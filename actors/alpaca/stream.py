@@ -4,7 +4,7 @@ alpaca-py's StockDataStream (IEX) and CryptoDataStream run in background threads
 themselves (:class:`MinuteStream`). Their minute bars are kept in a buffer, and a cycle's completed bars
 are aggregated from it into the session's timeframe, aligned the way Alpaca's REST bars are (UTC minutes
 and hours). The buffer answers a window only when it provably holds all of it; otherwise the window is
-read over REST (:class:`~actors.alpaca_feed.AlpacaBarFeed`), which is always correct, only slower:
+read over REST (:class:`~actors.alpaca.feed.AlpacaBarFeed`), which is always correct, only slower:
 
 - the symbol must have been subscribed, on a connection without a drop or a reconnect, since before the
   window's first bar began (a *floor* per symbol, set at the first cycle that finds the connection up,
@@ -36,7 +36,7 @@ import threading
 import time
 from typing import Any, NamedTuple
 
-from tape.actors.alpaca_feed import AlpacaBarFeed, LiveBar
+from tape.actors.alpaca.feed import AlpacaBarFeed, LiveBar
 from tape.events.timeframes import timeframe_ns
 from tape.store.credentials import AlpacaCredentials
 

@@ -5,7 +5,7 @@ a second order with the same id (HTTP 422), so a retry after a timeout or a rest
 the existing order up instead: the same decision can never place two orders. Fills are read from the
 broker's order state and given execution ids that are stable across polls, so they deduplicate.
 
-Every request has a connect and a read timeout (store/alpaca_http.py). A submission that times out may
+Every request has a connect and a read timeout (actors/alpaca/http.py). A submission that times out may
 or may not have reached Alpaca, so it is sent again under the same id (a 422 "already exists" then
 means it had, and the order is looked up); when no attempt gets an answer the outcome is unknown and
 :class:`BrokerUnreachable` says so, rather than calling the order rejected.
@@ -33,7 +33,7 @@ Real-API assumptions (each with the document it comes from; the recorded facts a
 - ``done_for_day`` "will not receive further updates until the next trading day" and
   ``GET /v2/orders?status=open`` lists it (alpaca-docs content/trading/orders.md; alpaca-py
   requests.py ``GetOrdersRequest.status``). Tape counts it as ended and cancels the rest
-  (actors/alpaca_order_status.py holds the one mapping of every status to working, filled or ended).
+  (actors/alpaca/order_status.py holds the one mapping of every status to working, filled or ended).
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
-from tape.actors.alpaca_order_status import is_done, is_refused, lingers, phase
+from tape.actors.alpaca.http import harden
+from tape.actors.alpaca.order_status import is_done, is_refused, lingers, phase
 from tape.events.errors import ConfigError, TapeError
 from tape.events.schema import Fill, OrderSubmitted
-from tape.store.alpaca_http import harden
 from tape.store.credentials import AlpacaCredentials
 
 MULTI_LEG = ("oco", "bracket", "oto")  # order classes whose legs Alpaca answers only nested
@@ -81,7 +81,7 @@ class BrokerOrder(NamedTuple):
 
     @property
     def done(self) -> bool:
-        """Nothing more will fill: filled, or ended by the broker (actors/alpaca_order_status.py)."""
+        """Nothing more will fill: filled, or ended by the broker (actors/alpaca/order_status.py)."""
         return is_done(self.status)
 
     @property
@@ -137,7 +137,7 @@ class AlpacaBroker:
         self._attempts = max(1, attempts)
         self.updates: Any = None
         if trade_updates:
-            from tape.actors.alpaca_trade_updates import TradeUpdates
+            from tape.actors.alpaca.trade_updates import TradeUpdates
 
             self.updates = TradeUpdates(credentials)
 
