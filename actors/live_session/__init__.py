@@ -1,0 +1,29 @@
+"""The live session (see session.py): scheduled cycles of completed bars, real orders at a broker."""
+
+from tape.actors.live_session.session import (
+    NOT_SENT,
+    Broker,
+    CycleReport,
+    Decision,
+    Feed,
+    LiveSession,
+    LocalStrategies,
+    Restarted,
+    Strategies,
+    live_run_id,
+    run_schedule,
+)
+
+__all__ = [
+    "NOT_SENT",
+    "Broker",
+    "CycleReport",
+    "Decision",
+    "Feed",
+    "LiveSession",
+    "LocalStrategies",
+    "Restarted",
+    "Strategies",
+    "live_run_id",
+    "run_schedule",
+]
