@@ -1,6 +1,6 @@
 """`tape trade --broker alpaca --feed alpaca`: a live (paper by default) session in the foreground.
 
-One StrategyActor per symbol on Ray decides; the session (actors/live_session.py) holds the portfolio,
+One StrategyActor per symbol on Ray decides; the session (actors/live_session/) holds the portfolio,
 talks to Alpaca and appends every decision to the log before acting on it. Ctrl-C stops it between
 cycles; running the same command again resumes the same run from the log.
 """

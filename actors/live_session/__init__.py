@@ -1,18 +1,18 @@
 """The live session (see session.py): scheduled cycles of completed bars, real orders at a broker."""
 
-from tape.actors.live_session.session import (
+from tape.actors.live_session.contracts import (
     NOT_SENT,
     Broker,
     CycleReport,
     Decision,
     Feed,
-    LiveSession,
     LocalStrategies,
     Restarted,
+    SharedStreamFeed,
     Strategies,
     live_run_id,
-    run_schedule,
 )
+from tape.actors.live_session.session import LiveSession, run_schedule
 
 __all__ = [
     "NOT_SENT",
@@ -23,6 +23,7 @@ __all__ = [
     "LiveSession",
     "LocalStrategies",
     "Restarted",
+    "SharedStreamFeed",
     "Strategies",
     "live_run_id",
     "run_schedule",
