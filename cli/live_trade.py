@@ -54,7 +54,7 @@ def trade_live(
     when fills are collected, not what is decided, so the same run resumes with it on or off.
     ``monitor`` (MonitorConfig) turns the alert rules on; ``on_run(run_id)`` hears the run's id."""
     from tape.actors.alpaca.broker import AlpacaBroker
-    from tape.actors.alpaca.stream import live_feed
+    from tape.actors.alpaca.streaming_feed import live_feed
     from tape.actors.clock import WallClock
     from tape.actors.live_session import LiveSession, live_run_id, run_schedule
     from tape.events.strategies import make_strategy

@@ -19,7 +19,8 @@ import pytest
 
 from tape.actors.alpaca.broker import AlpacaBroker
 from tape.actors.alpaca.feed import AlpacaBarFeed, LiveBar
-from tape.actors.alpaca.stream import MinuteStream, StreamingBarFeed
+from tape.actors.alpaca.stream import MinuteStream
+from tape.actors.alpaca.streaming_feed import StreamingBarFeed
 from tape.actors.clock import SimulatedClock
 from tape.actors.live_session import LiveSession, run_schedule
 from tape.events.backtest import BacktestConfig

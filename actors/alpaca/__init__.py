@@ -2,6 +2,7 @@
 
 Everything that speaks alpaca-py lives here, apart from the engine: ``broker`` (orders and positions,
 ``trade_updates`` for fills pushed by the stream, ``order_status`` for what each status means),
-``feed`` (completed bars over REST), ``stream`` (minute bars over the WebSocket), ``data`` (`tape data
-fetch` into the market-data store) and ``http`` (timeouts and retries every client gets).
+``feed`` (completed bars over REST), ``stream`` and ``stream_link`` (minute bars over the WebSocket),
+``streaming_feed`` (the stream with REST back-fill), ``data`` (`tape data fetch` into the market-data
+store) and ``http`` (timeouts and retries every client gets).
 """
