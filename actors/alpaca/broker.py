@@ -42,57 +42,18 @@ import time
 from typing import Any, NamedTuple
 
 from tape.actors.alpaca.http import harden
-from tape.actors.alpaca.order_status import is_done, is_refused, lingers, phase
-from tape.events.errors import ConfigError, TapeError
+from tape.actors.alpaca.order_status import (
+    BrokerOrder,
+    BrokerOrderNotFound,
+    BrokerRejected,
+    BrokerUnreachable,
+    phase,
+)
+from tape.events.errors import ConfigError
 from tape.events.schema import Fill, OrderSubmitted
 from tape.store.credentials import AlpacaCredentials
 
 MULTI_LEG = ("oco", "bracket", "oto")  # order classes whose legs Alpaca answers only nested
-
-
-class BrokerRejected(TapeError):
-    """The broker refused an order (insufficient buying power, unknown asset, ...)."""
-
-    exit_code = 1
-
-
-class BrokerOrderNotFound(BrokerRejected):
-    """The broker has no order under that client order id (it never arrived)."""
-
-
-class BrokerUnreachable(TapeError):
-    """No answer from the broker to an order submission: it may or may not have been placed."""
-
-    exit_code = 1
-
-
-class BrokerOrder(NamedTuple):
-    """What the broker says about one of our orders."""
-
-    broker_order_id: str
-    client_order_id: str
-    symbol: str
-    side: str
-    status: str
-    qty: float
-    filled_qty: float
-    filled_avg_price: float | None
-    order_type: str = "market"  # of the leg that filled, for an OCO: "stop" or "limit"
-
-    @property
-    def done(self) -> bool:
-        """Nothing more will fill: filled, or ended by the broker (actors/alpaca/order_status.py)."""
-        return is_done(self.status)
-
-    @property
-    def refused(self) -> bool:
-        """The broker rejected the order."""
-        return is_refused(self.status)
-
-    @property
-    def lingers(self) -> bool:
-        """Done for tape, but the broker may resume it (``done_for_day``): it is to be cancelled."""
-        return lingers(self.status)
 
 
 class AccountSummary(NamedTuple):

@@ -13,8 +13,8 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import msgspec
 
-from tape.actors.alpaca.broker import BrokerOrder
 from tape.actors.alpaca.feed import LiveBar
+from tape.actors.alpaca.order_status import BrokerOrder
 from tape.events.backtest import BacktestConfig
 from tape.events.schema import OrderSubmitted
 from tape.events.strategies import make_strategy

@@ -3,7 +3,7 @@ left: conversions shared by fill collection (fills.py) and the protective guard 
 
 from __future__ import annotations
 
-from tape.actors.alpaca.broker import BrokerOrder
+from tape.actors.alpaca.order_status import BrokerOrder
 from tape.actors.schedule import is_crypto
 from tape.events.costs import CostModel, credited_fee
 from tape.events.portfolio import Order, PortfolioState, decide_exit, evolve_each

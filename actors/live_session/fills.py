@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tape.actors.alpaca.broker import BrokerOrder, BrokerOrderNotFound, BrokerRejected
+from tape.actors.alpaca.order_status import BrokerOrder, BrokerOrderNotFound, BrokerRejected
 from tape.actors.live_session.crypto import protect
 from tape.actors.live_session.executions import fill_of, sell_the_rest
 from tape.actors.live_session.guard import guard_exit

@@ -11,7 +11,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from tape.actors.alpaca.broker import BrokerOrder, BrokerOrderNotFound, BrokerRejected, BrokerUnreachable
+from tape.actors.alpaca.order_status import (
+    BrokerOrder,
+    BrokerOrderNotFound,
+    BrokerRejected,
+    BrokerUnreachable,
+)
 from tape.actors.live_session.contracts import NOT_SENT, UNSENT
 from tape.actors.live_session.executions import fill_of, sell_the_rest
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth, unanswered

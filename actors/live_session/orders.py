@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from tape.actors.alpaca.broker import BrokerRejected, BrokerUnreachable
+from tape.actors.alpaca.order_status import BrokerRejected, BrokerUnreachable
 from tape.actors.live_session.contracts import UNSENT, Broker
 from tape.actors.live_session.guard import guard_exit
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth, unanswered
