@@ -8,8 +8,8 @@ from tape.actors.live_session.contracts import (
     Feed,
     LocalStrategies,
     Restarted,
-    SharedStreamFeed,
     Strategies,
+    StreamHealthFeed,
     live_run_id,
 )
 from tape.actors.live_session.session import LiveSession, run_schedule
@@ -23,8 +23,8 @@ __all__ = [
     "LiveSession",
     "LocalStrategies",
     "Restarted",
-    "SharedStreamFeed",
     "Strategies",
+    "StreamHealthFeed",
     "live_run_id",
     "run_schedule",
 ]

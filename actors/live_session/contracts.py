@@ -2,7 +2,7 @@
 
 Optional capabilities are declared here too: a broker says when to poll (:meth:`Broker.await_orders`)
 and whether its trade-update stream listens; a feed that reads the engine's shared stream
-(:class:`SharedStreamFeed`) also reports that stream's health.
+(:class:`StreamHealthFeed`, e.g. actors/market_data.SharedStreamFeed) also reports that stream's health.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Feed(Protocol):
 
 
 @runtime_checkable
-class SharedStreamFeed(Feed, Protocol):
+class StreamHealthFeed(Feed, Protocol):
     """An engine session's feed over the shared market-data stream (actors/market_data.py)."""
 
     def take_market_data_outcome(self) -> tuple[str | None, bool]:

@@ -35,8 +35,8 @@ from tape.actors.live_session.contracts import (
     CycleReport,
     Feed,
     LocalStrategies,
-    SharedStreamFeed,
     Strategies,
+    StreamHealthFeed,
 )
 from tape.actors.live_session.decisions import by_timestamp, decide_timestamp
 from tape.actors.live_session.fills import collect_fills
@@ -222,7 +222,7 @@ class LiveSession:
         else:
             skipped = "" if bars else "no new bars"
             self.append(self.outages.judge("feed", now_ns, failure=None))
-        if isinstance(self.feed, SharedStreamFeed):  # the engine's shared stream
+        if isinstance(self.feed, StreamHealthFeed):  # the engine's shared stream
             failure, answered = self.feed.take_market_data_outcome()
             self.append(self.outages.judge("market_data", now_ns, failure=failure, answered=answered))
         return bars, skipped
