@@ -51,7 +51,7 @@ def engine_clock(options: EngineOptions) -> Clock:
     kind, poll = parse_clock(options.clock)
     if kind == "wall":
         return WallClock()
-    from tape.actors.alpaca_broker import AlpacaBroker  # alpaca-py loads only for a broker clock
+    from tape.actors.alpaca.broker import AlpacaBroker  # alpaca-py loads only for a broker clock
 
     credentials = load_alpaca_credentials(dotenv_path=Path(options.dotenv) if options.dotenv else None)
     return BrokerClock(AlpacaBroker(credentials).clock_ns, poll)

@@ -2,7 +2,7 @@
 
 `tape up` starts it; `tape spawn/stop/status/down` reach it from any shell (cli/engine_cmds.py). Each
 session has its own run in the log, its own PortfolioActor (actors/live_portfolio.py, which owns the
-session's StrategyActors) and a scheduler thread here. The engine supervises:
+session's StrategyActors) and a scheduler thread (actors/session_runner.py). The engine supervises:
 
 - a PortfolioActor that dies (or a cycle that fails) is replaced by a new one that rebuilds from the log,
   and the cycle it was running is run again;
@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,9 @@ import numpy as np
 from tape.actors.engine_spec import ENGINE_STREAM, EngineOptions, SessionSpec, engine_clock
 from tape.actors.live_session import live_run_id
 from tape.actors.market_data import CALL_TIMEOUT_S, FEEDS, MARKET_DATA_NAME, STREAMING_FEED, MarketDataActor
-from tape.actors.schedule import is_crypto, next_run, parse_interval
+from tape.actors.ray_calls import describe_error, ray_get, retire_actor
+from tape.actors.schedule import parse_interval
+from tape.actors.session_runner import SessionRunner
 from tape.events.backtest import BacktestConfig
 from tape.events.errors import ConfigError, TapeError
 from tape.events.monitor import MonitorConfig
@@ -50,209 +51,6 @@ from tape.store.credentials import load_alpaca_credentials
 from tape.store.log import ConcurrencyConflict, EventLog
 
 ENGINE_NAME = "tape-engine"
-_MAX_BACKOFF_S = 30.0
-
-
-class SessionRunner:
-    """One session's scheduler thread and the supervision of its PortfolioActor."""
-
-    def __init__(self, engine: Engine, spec: SessionSpec, run_id: str, since_ns: int) -> None:
-        self.spec, self.run_id = spec, run_id
-        self.since_ns = since_ns  # when the session was spawned: the schedule counts from there
-        self._engine = engine
-        self._interval_s = parse_interval(spec.interval)
-        self._crypto = is_crypto(spec.symbol)
-        self._portfolio: Any = None
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._detail = "started"
-        self.started = threading.Event()  # set once the first start succeeded or failed
-        self.restarts = 0
-        self.last_error = ""
-        self.next_due = 0
-        self.last_cycle_ts = 0
-        self.status: dict[str, Any] = {}
-
-    # ------------------------------------------------------------------ the PortfolioActor
-
-    def start_portfolio(self, detail: str) -> dict[str, Any]:
-        """Create the session's PortfolioActor and let it rebuild from the log; raises what went wrong."""
-        import ray
-
-        from tape.actors.live_portfolio import LivePortfolioActor
-
-        name = f"portfolio:{self.run_id}"
-        _retire(name)  # a predecessor still shutting down must not write the run beside the new one
-        handle = (
-            ray.remote(LivePortfolioActor)
-            .options(name=name, num_cpus=0, max_restarts=0, max_concurrency=2)
-            .remote(self._engine.options, self.spec, self.run_id)
-        )
-        try:
-            status = ray.get(handle.start.remote(self._engine.clock.now_ns(), detail))
-        except BaseException as exc:
-            ray.kill(handle)
-            raise _cause(exc) from None
-        self._portfolio = handle
-        self.status, self.last_cycle_ts = status, status["last_cycle_ts"]
-        self.last_error = ""
-        return status
-
-    def _drop_portfolio(self, why: str) -> None:
-        import ray
-
-        if self._portfolio is not None:
-            ray.kill(self._portfolio)
-        self._portfolio = None
-        self.restarts += 1
-        self._detail = f"restarted after {why}"
-
-    # ------------------------------------------------------------------ the schedule
-
-    def launch(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=f"session-{self.spec.symbol}", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        from ray.exceptions import RayActorError
-
-        backoff = 0.5
-        while not self._stopping.is_set():
-            if self._portfolio is None:
-                try:
-                    self.start_portfolio(self._detail)
-                except Exception as exc:
-                    if self._strategy_failed(exc):
-                        break
-                    self.last_error = _describe(exc)
-                    self.started.set()
-                    self._stopping.wait(backoff)
-                    backoff = min(backoff * 2, _MAX_BACKOFF_S)
-                    continue
-                self.started.set()
-                backoff = 0.5
-            self.next_due = due = self._next_due()
-            if not self._wait_until(due):
-                break
-            try:
-                result = _get(self._portfolio.run_cycle.remote(due))
-            except RayActorError:
-                self._drop_portfolio("the portfolio actor died")
-                continue
-            except Exception as exc:  # a cycle failed inside the actor: rebuild it from the log
-                if self._strategy_failed(exc):
-                    break
-                self.last_error = _describe(exc)
-                self._drop_portfolio(f"a failed cycle: {self.last_error}")
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF_S)
-                continue
-            self.status, self.last_cycle_ts = result["status"], due
-            backoff = 0.5
-
-    def _strategy_failed(self, exc: BaseException) -> bool:
-        """When the user's strategy raised: this session alone stops (restarting would raise again),
-        with the reason logged and a critical alert; the engine's other sessions go on."""
-        from tape.store.strategy_loader import as_user_error
-
-        mine = as_user_error(exc)
-        if mine is None:
-            return False
-        self.last_error = str(mine)
-        self._stopping.set()
-        if self._portfolio is not None:
-            import ray
-
-            ray.kill(self._portfolio)
-            self._portfolio = None
-        self.started.set()
-        self._engine.strategy_failed(self, str(mine))
-        return True
-
-    def _next_due(self) -> int:
-        """The next aligned cycle in a session; a cycle missed while an actor or the engine was down
-        (the last logged cycle is one interval or more behind) runs at once."""
-        clock, step = self._engine.clock, self._interval_s
-        now = clock.now_ns()
-        last = self.last_cycle_ts or self.since_ns
-        if last:
-            missed = next_run(last, step, crypto=self._crypto)
-            if missed <= now < next_run(missed, step, crypto=self._crypto):
-                return missed
-        return next_run(now, step, crypto=self._crypto)
-
-    def _wait_until(self, due: int) -> bool:
-        clock = self._engine.clock
-        poll = getattr(clock, "poll_s", 1.0)
-        while not self._stopping.is_set():
-            left = (due - clock.now_ns()) / 1e9
-            if left <= 0:
-                return True
-            self._stopping.wait(min(left, poll))
-        return False
-
-    def stop(self, reason: str) -> None:
-        """Finish the cycle in flight, then stop the portfolio (it reconciles and logs the stop)."""
-        import ray
-
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join()
-        if self._portfolio is not None:
-            try:
-                ray.get(self._portfolio.stop.remote(self._engine.clock.now_ns(), reason))
-            finally:
-                ray.kill(self._portfolio)
-                self._portfolio = None
-
-    # ------------------------------------------------------------------ status
-
-    def describe(self) -> dict[str, Any]:
-        """The session for `tape status`: actors and their health, positions, P&L, decisions, schedule."""
-        from ray.exceptions import GetTimeoutError, RayActorError
-
-        portfolio: dict[str, Any] = {"actor": "portfolio", "alive": False, "pid": 0}
-        portfolio["restarts"] = self.restarts
-        strategies: list[dict[str, Any]] = []
-        status = self.status
-        handle = self._portfolio
-        if handle is not None:
-            try:
-                health = _get(handle.health.remote(), timeout=5.0)
-            except (RayActorError, GetTimeoutError):
-                pass
-            else:
-                portfolio.update(alive=True, pid=health["pid"])
-                strategies = health["strategies"]
-                status = health["status"] or status
-        positions = {
-            symbol: {**p, "unrealized_pnl": (p["last"] - p["entry_price"]) * p["qty"] if p["last"] else 0.0}
-            for symbol, p in status.get("positions", {}).items()
-        }
-        return {
-            "symbol": self.spec.symbol,
-            "strategy": self.spec.strategy,
-            "run_id": self.run_id,
-            "interval": self.spec.interval,
-            "trade_updates": self.spec.trade_updates,
-            "state": "running" if portfolio["alive"] else ("failing" if self.last_error else "starting"),
-            "next_run": self.next_due,
-            "last_cycle": self.last_cycle_ts,
-            "cycles": status.get("cycles", 0),
-            "orders_sent": status.get("orders_sent", 0),
-            "restarts": self.restarts,
-            "last_error": self.last_error,
-            "actors": [portfolio, *strategies],
-            "cash": status.get("cash"),
-            "equity": status.get("equity"),
-            "realized_pnl": status.get("realized_pnl", 0.0),
-            "unrealized_pnl": sum(p["unrealized_pnl"] for p in positions.values()),
-            "positions": positions,
-            "last_decision": status.get("last_decision", {}),
-            "feed": status.get("feed", {}),  # windows from the stream / over REST (streaming feed)
-            "monitor": None if self.spec.monitor is None else msgspec.to_builtins(self.spec.monitor),
-            "notifications": self._engine.notification_health(self.run_id),
-        }
 
 
 class Engine:
@@ -455,7 +253,7 @@ class Engine:
                 return
             # A down or hung actor must not hold up the stop; a restarted one starts with nothing.
             with contextlib.suppress(RayActorError, GetTimeoutError):
-                _get(self._market_data.unsubscribe.remote(unread), timeout=CALL_TIMEOUT_S)
+                ray_get(self._market_data.unsubscribe.remote(unread), timeout=CALL_TIMEOUT_S)
 
     def notification_health(self, run_id: str) -> dict[str, Any]:
         """Delivery health of a session's notifications, from its run's notify stream."""
@@ -490,9 +288,9 @@ class Engine:
         if self._market_data is None:
             return None
         try:
-            return dict(_get(self._market_data.status.remote(), timeout=5.0))
+            return dict(ray_get(self._market_data.status.remote(), timeout=5.0))
         except (RayActorError, GetTimeoutError) as exc:
-            return {"actor": "market_data", "alive": False, "error": _describe(exc)}
+            return {"actor": "market_data", "alive": False, "error": describe_error(exc)}
 
     def shutdown(self) -> dict[str, Any]:
         """`tape down`: no new cycles or orders, every session stops after its cycle in flight and logs
@@ -520,7 +318,7 @@ def last_configured(log: EventLog) -> EngineConfigured | None:
 def _channel_names(options: EngineOptions) -> list[str]:
     """The notification channels the environment or `.env` of `tape up` configures (`tape up` has
     checked them; each session's PortfolioActor runs its own notifier with them)."""
-    from tape.actors.notifier import channels_from_env
+    from tape.actors.notify_channels import channels_from_env
     from tape.store.credentials import load_env
 
     try:
@@ -537,7 +335,7 @@ def _start_market_data(options: EngineOptions) -> Any:
 
     if options.feed != STREAMING_FEED:
         return None
-    _retire(MARKET_DATA_NAME)  # a predecessor must not hold Alpaca's one connection beside the new one
+    retire_actor(MARKET_DATA_NAME)  # a predecessor must not hold Alpaca's one connection beside the new one
     return (
         ray.remote(MarketDataActor)
         .options(name=MARKET_DATA_NAME, num_cpus=0, max_restarts=-1, max_concurrency=16)
@@ -553,46 +351,5 @@ def _stop_market_data(handle: Any) -> None:
     if handle is None:
         return
     with contextlib.suppress(RayActorError, GetTimeoutError):  # dead or hung: the kill closes it too
-        _get(handle.close.remote(), timeout=30.0)
+        ray_get(handle.close.remote(), timeout=30.0)
     ray.kill(handle, no_restart=True)
-
-
-def _get(ref: Any, timeout: float | None = None) -> Any:
-    import ray
-
-    return ray.get(ref, timeout=timeout)
-
-
-def _cause(exc: BaseException) -> BaseException:
-    """The user-facing error inside a Ray task error (a TapeError raised in an actor), else ``exc``."""
-    from ray.exceptions import RayTaskError
-
-    if isinstance(exc, RayTaskError) and isinstance(exc.cause, TapeError):
-        return exc.cause
-    return exc
-
-
-def _describe(exc: BaseException) -> str:
-    cause = _cause(exc)
-    if isinstance(cause, TapeError):
-        return str(cause)
-    return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"[:300]
-
-
-def _retire(name: str, timeout_s: float = 30.0) -> None:
-    """Kill the actor registered under ``name`` (if any) and wait until the name is free."""
-    import ray
-
-    try:
-        old = ray.get_actor(name)
-    except ValueError:
-        return
-    ray.kill(old, no_restart=True)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            ray.get_actor(name)
-        except ValueError:
-            return
-        time.sleep(0.05)  # polling the name registry: Ray offers no wait for an actor's death
-    raise TapeError(f"the old actor {name} did not go away within {timeout_s:g} s")

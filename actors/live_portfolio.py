@@ -17,11 +17,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tape.actors.alpaca_broker import AlpacaBroker
+from tape.actors.alpaca.broker import AlpacaBroker
 from tape.actors.engine_spec import EngineOptions, SessionSpec
 from tape.actors.live_session import LiveSession
 from tape.actors.market_data import session_feed
-from tape.actors.notifier import Notifier, channels_from_env
+from tape.actors.notifier import Notifier
+from tape.actors.notify_channels import channels_from_env
 from tape.actors.strategy_pool import RayStrategies
 from tape.store.credentials import load_alpaca_credentials, load_env
 

@@ -2,12 +2,12 @@
 
 Alpaca allows one market-data WebSocket connection per account, so an engine started with
 `tape up --feed alpaca-stream` runs a single :class:`MarketDataActor` holding a
-:class:`~actors.alpaca_stream.MinuteStream` (the stocks stream and the crypto stream, each opened when a
+:class:`~actors.alpaca.stream.MinuteStream` (the stocks stream and the crypto stream, each opened when a
 session first needs it) for the union of its sessions' symbols, and each session's PortfolioActor reads
 its bars through a :class:`SharedStreamFeed`:
 
 - once per cycle (never per bar) the session asks the actor for its window, at its own timeframe; the
-  actor aggregates the minutes it holds for the symbols it can vouch for (see actors/alpaca_stream.py:
+  actor aggregates the minutes it holds for the symbols it can vouch for (see actors/alpaca/stream.py:
   subscribed without a drop since before the window began, last minute arrived) and names the others,
   which the session reads over REST itself. A symbol is subscribed the first time a session asks for it
   (its warm-up, at spawn), on the running connection, and unsubscribed when `tape stop` stops the last
@@ -29,8 +29,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tape.actors.alpaca_feed import AlpacaBarFeed, LiveBar
-from tape.actors.alpaca_stream import MinuteStream, StreamAnswer
+from tape.actors.alpaca.feed import AlpacaBarFeed, LiveBar
+from tape.actors.alpaca.stream import MinuteStream, StreamAnswer
 from tape.actors.engine_spec import ENGINE_STREAM, EngineOptions, engine_clock
 from tape.events.schema import ActorStarted, ActorStopped, Event
 from tape.events.timeframes import timeframe_ns

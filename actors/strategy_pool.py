@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tape.actors.alpaca_feed import LiveBar
+from tape.actors.alpaca.feed import LiveBar
 from tape.actors.live_session import Decision, Restarted
 from tape.actors.session_actors import StrategyActor
 

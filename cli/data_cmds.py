@@ -164,8 +164,8 @@ def fetch_cmd(
     timeframe: Annotated[str, typer.Option("--timeframe", help="1Day, 1Hour, 5Min or 1Min.")] = "1Day",
 ) -> None:
     """Download bars from Alpaca's historical data API (credentials from the environment or .env)."""
+    from tape.actors.alpaca.data import fetch_bars
     from tape.events.symbols import normalise_symbol
-    from tape.store.alpaca_data import fetch_bars
     from tape.store.credentials import load_alpaca_credentials
 
     info = fetch_bars(

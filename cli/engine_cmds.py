@@ -58,7 +58,7 @@ def up_cmd(
     from tape.actors.clock import parse_clock
     from tape.actors.engine_spec import EngineOptions
     from tape.actors.market_data import FEEDS
-    from tape.actors.notifier import channels_from_env
+    from tape.actors.notify_channels import channels_from_env
     from tape.store.credentials import load_alpaca_credentials, load_env
     from tape.store.log import EventLog
 

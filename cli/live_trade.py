@@ -1,6 +1,6 @@
 """`tape trade --broker alpaca --feed alpaca`: a live (paper by default) session in the foreground.
 
-One StrategyActor per symbol on Ray decides; the session (actors/live_session.py) holds the portfolio,
+One StrategyActor per symbol on Ray decides; the session (actors/live_session/) holds the portfolio,
 talks to Alpaca and appends every decision to the log before acting on it. Ctrl-C stops it between
 cycles; running the same command again resumes the same run from the log.
 """
@@ -55,8 +55,8 @@ def trade_live(
     ``trade_updates``: listen to Alpaca's trade-update stream. It is not part of the run id: it changes
     when fills are collected, not what is decided, so the same run resumes with it on or off.
     ``monitor`` (MonitorConfig) turns the alert rules on; ``on_run(run_id)`` hears the run's id."""
-    from tape.actors.alpaca_broker import AlpacaBroker
-    from tape.actors.alpaca_stream import live_feed
+    from tape.actors.alpaca.broker import AlpacaBroker
+    from tape.actors.alpaca.streaming_feed import live_feed
     from tape.actors.clock import WallClock
     from tape.actors.live_session import LiveSession, live_run_id, run_schedule
     from tape.events.strategies import make_strategy

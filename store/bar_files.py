@@ -21,7 +21,7 @@ from tape.events.bars import NY_TZ, find_bad_bar
 from tape.events.errors import ConfigError, DataError
 from tape.events.symbols import is_pair, normalise_symbol
 from tape.events.timeframes import NS_PER_DAY, NS_PER_MINUTE, is_intraday, parse_timeframe, timeframe_ns
-from tape.store.market import COLUMNS, DatasetInfo, _cached, _day, _Frame, store_bars
+from tape.store.market import COLUMNS, BarFrame, DatasetInfo, cached_frame, ny_day, store_bars
 
 _ALIASES = {
     "ts": ("timestamp", "datetime", "date", "time", "t"),
@@ -140,7 +140,7 @@ def _localise(path: Path, stamps: pd.Series, zone: str, first_line: int) -> pd.S
 
 def read_bars_file(
     path: Path, symbol: str, *, timeframe: str | None = None, tz: str | None = None
-) -> tuple[_Frame, int, str, str, str]:
+) -> tuple[BarFrame, int, str, str, str]:
     """Parse a CSV or Parquet file of bars.
 
     Returns the columns, the file line of row 0 (CSV: 2), the timeframe, and the notes saying how the
@@ -181,17 +181,17 @@ def read_bars_file(
     return bars, first_line, timeframe, zone_note, timeframe_note
 
 
-def _frame_of(table: pd.DataFrame, found: dict[str, Any], stamps: pd.Series, *, source: str) -> _Frame:
+def _frame_of(table: pd.DataFrame, found: dict[str, Any], stamps: pd.Series, *, source: str) -> BarFrame:
     ts = stamps.dt.as_unit("ns").astype("int64").to_numpy()
     cols = {
         name: pd.to_numeric(table[found[name]], errors="coerce").to_numpy(np.float64)
         for name in (*COLUMNS, "adj_close")
         if found.get(name) is not None
     }
-    return _Frame(ts=ts, **{c: cols[c] for c in COLUMNS}, adj_close=cols.get("adj_close"), source=source)
+    return BarFrame(ts=ts, **{c: cols[c] for c in COLUMNS}, adj_close=cols.get("adj_close"), source=source)
 
 
-def frame_from_table(table: pd.DataFrame, name: str, *, source: str) -> _Frame:
+def frame_from_table(table: pd.DataFrame, name: str, *, source: str) -> BarFrame:
     """The bars of an in-memory table whose timestamp column is time-zone aware (the Python API's
     DataFrames): the same column names and parsing as a file, errors naming ``name`` and the row."""
     found = _columns(name, table)
@@ -201,7 +201,7 @@ def frame_from_table(table: pd.DataFrame, name: str, *, source: str) -> _Frame:
     return _frame_of(table, found, stamps, source=source)
 
 
-def find_bad_row(frame: _Frame) -> tuple[int, str] | None:
+def find_bad_row(frame: BarFrame) -> tuple[int, str] | None:
     """The first row of ``frame`` that breaks a bar rule (adjusted close included), with the rule."""
     problem = find_bad_bar(frame.ts, frame.open, frame.high, frame.low, frame.close, frame.volume)
     if problem is None and frame.adj_close is not None:
@@ -211,14 +211,14 @@ def find_bad_row(frame: _Frame) -> tuple[int, str] | None:
     return problem
 
 
-def _check_rows(path: Path, frame: _Frame, first_line: int) -> None:
+def _check_rows(path: Path, frame: BarFrame, first_line: int) -> None:
     problem = find_bad_row(frame)
     if problem is not None:
         row, why = problem
         raise DataError(f"{path.name}: line {row + first_line} {why}; nothing imported")
 
 
-def _kept_rows(stored: _Frame, new: _Frame) -> bool:
+def _kept_rows(stored: BarFrame, new: BarFrame) -> bool:
     """True when every stored bar is in the new file unchanged: the import only adds bars."""
     where = np.searchsorted(new.ts, stored.ts)
     if (where >= len(new.ts)).any() or not np.array_equal(
@@ -234,7 +234,7 @@ def _kept_rows(stored: _Frame, new: _Frame) -> bool:
 
 
 def _span(ts: np.ndarray) -> str:
-    return f"{len(ts):,} bar{'s' if len(ts) != 1 else ''}, {_day(int(ts[0]))} to {_day(int(ts[-1]))}"
+    return f"{len(ts):,} bar{'s' if len(ts) != 1 else ''}, {ny_day(int(ts[0]))} to {ny_day(int(ts[-1]))}"
 
 
 def import_bars_file(
@@ -257,7 +257,7 @@ def import_bars_file(
         path, symbol, timeframe=timeframe, tz=tz
     )
     _check_rows(path, frame, first_line)
-    stored = _cached(data_path, symbol, timeframe)
+    stored = cached_frame(data_path, symbol, timeframe)
     replaced = 0
     if stored is not None and len(stored.ts) and not _kept_rows(stored, frame):
         if not replace:

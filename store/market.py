@@ -42,7 +42,7 @@ class DatasetInfo(msgspec.Struct, frozen=True):
     has_adj_close: bool
 
 
-class _Frame(msgspec.Struct):
+class BarFrame(msgspec.Struct):
     """Columns of one symbol as numpy arrays, before adjustment."""
 
     ts: np.ndarray
@@ -59,14 +59,14 @@ class _Frame(msgspec.Struct):
 
 
 @cache
-def _sample() -> dict[str, _Frame]:
+def _sample() -> dict[str, BarFrame]:
     import pandas as pd  # only where dates are parsed: a backtest of stored bars runs without it
 
     frame = pd.read_csv(SAMPLE_FILE, dtype={"symbol": str, "date": str})
     ts = pd.to_datetime(frame["date"]).dt.tz_localize(NY_TZ).dt.as_unit("ns").astype("int64").to_numpy()
-    out: dict[str, _Frame] = {}
+    out: dict[str, BarFrame] = {}
     for symbol, rows in frame.groupby("symbol", sort=True).indices.items():
-        out[str(symbol)] = _Frame(
+        out[str(symbol)] = BarFrame(
             ts=ts[rows],
             **{c: frame[c].to_numpy(np.float64)[rows] for c in COLUMNS},
             adj_close=frame["adj_close"].to_numpy(np.float64)[rows],
@@ -89,17 +89,17 @@ def sample_symbols() -> list[str]:
 
 
 @cache
-def _sp500_20() -> dict[str, _Frame]:
+def _sp500_20() -> dict[str, BarFrame]:
     # Adjusted closes only: a bar's open, high and low are its close and its volume is unknown (0), so
     # fills at the next open are fills at the next close and liquidity rules have nothing to read.
     import pandas as pd  # only where dates are parsed: a backtest of stored bars runs without it
 
     frame = pd.read_csv(SP500_20_FILE, dtype={"Date": str})
     ts = pd.to_datetime(frame["Date"]).dt.tz_localize(NY_TZ).dt.as_unit("ns").astype("int64").to_numpy()
-    out: dict[str, _Frame] = {}
+    out: dict[str, BarFrame] = {}
     for symbol in frame.columns[1:]:
         close = frame[symbol].to_numpy(np.float64)
-        out[str(symbol)] = _Frame(
+        out[str(symbol)] = BarFrame(
             ts=ts,
             open=close,
             high=close,
@@ -140,7 +140,7 @@ def bundled_datasets() -> list[BundledDataset]:
         last = max(int(f.ts[-1]) for f in series.values())
         out.append(
             BundledDataset(
-                name, _DESCRIPTIONS[name], sorted(series), _day(first), _day(last), name == "sp500_20"
+                name, _DESCRIPTIONS[name], sorted(series), ny_day(first), ny_day(last), name == "sp500_20"
             )
         )
     return out
@@ -151,7 +151,7 @@ def bundled_symbols(name: str) -> list[str]:
     return sorted(_bundled(name))
 
 
-def _bundled(name: str) -> dict[str, _Frame]:
+def _bundled(name: str) -> dict[str, BarFrame]:
     if name not in _BUNDLED:
         raise ConfigError(f"unknown dataset {name!r}; bundled datasets: {', '.join(_BUNDLED)}")
     return _BUNDLED[name]()
@@ -252,7 +252,8 @@ def _save_blobs(
     )
 
 
-def _cached(path: Path | None, symbol: str, timeframe: str) -> _Frame | None:
+def cached_frame(path: Path | None, symbol: str, timeframe: str) -> BarFrame | None:
+    """The stored bars of ``symbol`` at ``timeframe`` (None when the store has none)."""
     if path is None or not path.exists():
         return None
     db = _db(path)
@@ -271,7 +272,7 @@ def _cached(path: Path | None, symbol: str, timeframe: str) -> _Frame | None:
                 _save_blobs(db, symbol, timeframe, info[2], columns)
         except sqlite3.OperationalError:
             pass  # read-only or busy: this read stands, a later one stores them
-    return _Frame(
+    return BarFrame(
         ts=columns["ts"],
         **{c: columns[c] for c in COLUMNS},
         adj_close=columns["adj_close"] if info[1] else None,
@@ -280,7 +281,7 @@ def _cached(path: Path | None, symbol: str, timeframe: str) -> _Frame | None:
 
 
 def store_bars(
-    path: Path, symbol: str, timeframe: str, frame: _Frame, *, replace: bool = True
+    path: Path, symbol: str, timeframe: str, frame: BarFrame, *, replace: bool = True
 ) -> DatasetInfo:
     """Write one symbol's bars in one transaction (replacing or merging with what is stored)."""
     db = _db(path)
@@ -373,7 +374,7 @@ def load_bars(
 def series_from_frame(
     symbol: str,
     timeframe: str,
-    frame: _Frame,
+    frame: BarFrame,
     *,
     start: str | None = None,
     end: str | None = None,
@@ -388,7 +389,7 @@ def series_from_frame(
     first = 0 if lo is None else int(np.searchsorted(frame.ts, lo, side="left"))
     stop = len(frame.ts) if hi is None else int(np.searchsorted(frame.ts, hi, side="right"))
     if first >= stop:
-        span = f"{_day(frame.ts[0])} to {_day(frame.ts[-1])}" if len(frame.ts) else "no bars"
+        span = f"{ny_day(frame.ts[0])} to {ny_day(frame.ts[-1])}" if len(frame.ts) else "no bars"
         raise DataError(
             f"{symbol}: no bars between {start or 'the start'} and {end or 'the end'} (data: {span})"
         )
@@ -414,7 +415,7 @@ def series_from_frame(
     )
 
 
-def _find_frame(symbol: str, timeframe: str, data_path: Path | None, dataset: str) -> _Frame:
+def _find_frame(symbol: str, timeframe: str, data_path: Path | None, dataset: str) -> BarFrame:
     if dataset:
         frames = _bundled(dataset)
         if timeframe != SAMPLE_TIMEFRAME:
@@ -423,7 +424,7 @@ def _find_frame(symbol: str, timeframe: str, data_path: Path | None, dataset: st
             have = ", ".join(sorted(frames))
             raise DataError(f"unknown symbol {symbol!r} in dataset {dataset} (has: {have})")
         return frames[symbol]
-    frame = _cached(data_path, symbol, timeframe)
+    frame = cached_frame(data_path, symbol, timeframe)
     if frame is None and timeframe == SAMPLE_TIMEFRAME:
         frame = _sample().get(symbol)
     if frame is None:
@@ -477,19 +478,19 @@ def choose_timeframe(symbols: Iterable[str], data_path: Path | None, dataset: st
     raise ConfigError(f"stored at several bar sizes ({choices}); pick one with --timeframe")
 
 
-def _resampled(data_path: Path | None, symbol: str, timeframe: str) -> _Frame | None:
+def _resampled(data_path: Path | None, symbol: str, timeframe: str) -> BarFrame | None:
     """``timeframe`` bars built from the coarsest finer stored series that divides it, if any."""
     from tape.store.resample import can_resample, resample_columns
 
     finer = [tf for tf in stored_timeframes(data_path, symbol) if can_resample(tf, timeframe)]
     if not finer:
         return None
-    stored = _cached(data_path, symbol, finer[-1])
+    stored = cached_frame(data_path, symbol, finer[-1])
     if stored is None or not len(stored.ts):
         return None
     columns = {c: getattr(stored, c) for c in (*COLUMNS, "adj_close")}
     ts, out = resample_columns(stored.ts, columns, symbol, timeframe)
-    return _Frame(
+    return BarFrame(
         ts=ts,
         **{c: out[c] for c in COLUMNS},
         adj_close=out["adj_close"],
@@ -503,7 +504,8 @@ def load_many(symbols: Iterable[str], **options: Any) -> list[BarSeries]:
     return [load_bars(s, **options) for s in unique]
 
 
-def _day(ts: int) -> str:
+def ny_day(ts: int) -> str:
+    """The New York calendar day of a UTC nanosecond timestamp, as YYYY-MM-DD."""
     import pandas as pd
 
     return pd.Timestamp(int(ts), tz="UTC").tz_convert(NY_TZ).strftime("%Y-%m-%d")

@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from tape.actors.alpaca_broker import AlpacaBroker
-from tape.actors.alpaca_feed import AlpacaBarFeed
+from tape.actors.alpaca.broker import AlpacaBroker
+from tape.actors.alpaca.feed import AlpacaBarFeed
 from tape.actors.clock import SimulatedClock
 from tape.actors.live_session import LiveSession, run_schedule
 from tape.actors.schedule import next_run, parse_interval

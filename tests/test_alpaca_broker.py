@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tape.actors.alpaca_broker import AlpacaBroker, BrokerRejected
+from tape.actors.alpaca.broker import AlpacaBroker, BrokerRejected
 from tape.events.errors import ConfigError
 from tape.events.schema import OrderSubmitted
 from tape.store.credentials import AlpacaCredentials

@@ -15,10 +15,10 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderStatus, QueryOrderStatus
 from alpaca.trading.requests import GetOrderByIdRequest, GetOrdersRequest
 
-from tape.actors.alpaca_broker import AlpacaBroker
-from tape.actors.alpaca_feed import AlpacaBarFeed
-from tape.actors.alpaca_order_status import ENDED_STATUSES, WORKING_STATUSES, phase
-from tape.actors.alpaca_stream import MinuteStream
+from tape.actors.alpaca.broker import AlpacaBroker
+from tape.actors.alpaca.feed import AlpacaBarFeed
+from tape.actors.alpaca.order_status import ENDED_STATUSES, WORKING_STATUSES, phase
+from tape.actors.alpaca.stream import MinuteStream
 from tape.events.errors import DataError
 from tape.events.schema import OrderSubmitted
 from tape.store.credentials import AlpacaCredentials

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tape.store.bench_backtest import synthetic_minute_bars
-from tape.store.market import _cached, _Frame, _sample, _sample_symbols, load_bars, store_bars
+from tape.store.market import BarFrame, _sample, _sample_symbols, cached_frame, load_bars, store_bars
 
 
 def _store(path: Path, n: int = 2_000, *, seed: int = 7, adj: bool = True) -> None:
@@ -16,14 +16,14 @@ def _store(path: Path, n: int = 2_000, *, seed: int = 7, adj: bool = True) -> No
     adj_close = bars.close * 0.5 if adj else None
     if adj_close is not None:
         adj_close[3] = np.nan  # a missing value is stored as NULL and must come back as NaN
-    frame = _Frame(bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume, adj_close, "import")
+    frame = BarFrame(bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume, adj_close, "import")
     store_bars(path, "SYN", "1Min", frame)
 
 
 def _columns(path: Path) -> dict[str, np.ndarray]:
     series = load_bars("SYN", data_path=path, timeframe="1Min", adjust=False)
     columns = {c: getattr(series, c) for c in ("ts", "open", "high", "low", "close", "volume")}
-    stored = _cached(path, "SYN", "1Min")
+    stored = cached_frame(path, "SYN", "1Min")
     assert stored is not None and stored.adj_close is not None
     return {**columns, "adj_close": stored.adj_close}
 
@@ -81,7 +81,7 @@ def test_a_busy_store_without_blobs_still_reads(tmp_path: Path) -> None:
     writer = sqlite3.connect(path, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # another process is writing: readers read, writers wait
     try:
-        stored = _cached(path, "SYN", "1Min")
+        stored = cached_frame(path, "SYN", "1Min")
     finally:
         writer.execute("ROLLBACK")
         writer.close()

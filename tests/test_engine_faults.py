@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tape.actors.alpaca_feed import AlpacaBarFeed
+from tape.actors.alpaca.feed import AlpacaBarFeed
 from tape.events.portfolio import PortfolioState, evolve
 from tape.events.strategies import make_strategy
 from tape.store.credentials import AlpacaCredentials

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tape.actors import engine_host
-from tape.actors.notifier import Notifier, NotifySettings, WebhookChannel
+from tape.actors.notifier import Notifier
+from tape.actors.notify_channels import NotifySettings, WebhookChannel
 from tape.events.schema import Alert, NotificationFailed, NotificationSent, NotifierStarted
 from tape.store.log import EventLog, NewEvent
 from tests.alpaca_emulator import AlpacaEmulator

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from alpaca.trading.client import TradingClient
 
-from tape.actors.alpaca_broker import AlpacaBroker
-from tape.actors.alpaca_feed import AlpacaBarFeed
+from tape.actors.alpaca.broker import AlpacaBroker
+from tape.actors.alpaca.feed import AlpacaBarFeed
 from tape.actors.clock import SimulatedClock
 from tape.actors.live_session import NOT_SENT, LiveSession, run_schedule
 from tape.events.backtest import BacktestConfig

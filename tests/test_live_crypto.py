@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tape.actors.alpaca_broker import AlpacaBroker
-from tape.actors.alpaca_feed import AlpacaBarFeed
+from tape.actors.alpaca.broker import AlpacaBroker
+from tape.actors.alpaca.feed import AlpacaBarFeed
 from tape.actors.clock import SimulatedClock
 from tape.actors.live_session import NOT_SENT, LiveSession, run_schedule
 from tape.events.backtest import BacktestConfig
@@ -558,7 +558,7 @@ def test_an_exit_whose_stop_limit_cannot_be_read_back_after_its_cancel_waits_for
     market, start = crypto_run()
     # The take-profit's cancel reaches the broker, but the read of the stop-limit after it fails: the
     # session cannot know whether the stop-limit filled first, so it does not sell in that cycle. The
-    # read fails 4 times (alpaca-py's 3 retries of a 5xx, store/alpaca_http.py), and the session does
+    # read fails 4 times (alpaca-py's 3 retries of a 5xx, actors/alpaca/http.py), and the session does
     # not ask again in that cycle: a broker that is down must not stall it.
     market.faults[_at(5 * 15)] = lambda: alpaca_emulator.fail_after_next(
         "DELETE", "/v2/orders/", 4, 503, "/v2/orders:by_client_order_id", "GET"

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from tape.actors.alpaca_broker import AlpacaBroker
-from tape.actors.alpaca_feed import AlpacaBarFeed, LiveBar
-from tape.actors.alpaca_stream import MinuteStream, StreamingBarFeed
+from tape.actors.alpaca.broker import AlpacaBroker
+from tape.actors.alpaca.feed import AlpacaBarFeed, LiveBar
+from tape.actors.alpaca.stream import MinuteStream
+from tape.actors.alpaca.streaming_feed import StreamingBarFeed
 from tape.actors.clock import SimulatedClock
 from tape.actors.live_session import LiveSession, run_schedule
 from tape.events.backtest import BacktestConfig

@@ -3,7 +3,7 @@
 Each scheduler cycle asks for the bars that *closed* since the last one (a bar still forming is never
 handed to a strategy: no look-ahead, no repainting). Stocks read the IEX feed; crypto pairs (BTC/USD)
 the crypto endpoint. The same request warms the strategies up with ``days_back`` days of history.
-Every request has a connect and a read timeout (store/alpaca_http.py): a hung server is a feed
+Every request has a connect and a read timeout (actors/alpaca/http.py): a hung server is a feed
 outage like a 5xx, which the session alerts and back-fills at the next cycle.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, NamedTuple
 
+from tape.actors.alpaca.data import alpaca_timeframe, data_api_error
+from tape.actors.alpaca.http import harden
 from tape.events.errors import DataError
 from tape.events.timeframes import timeframe_ns
-from tape.store.alpaca_data import _alpaca_timeframe, data_api_error
-from tape.store.alpaca_http import harden
 from tape.store.credentials import AlpacaCredentials
 
 
@@ -49,7 +49,7 @@ class AlpacaBarFeed:
         """``timeout_seconds`` bounds each request (default: the credentials', else 10 s)."""
         self.timeframe = timeframe
         self._retry_wait = retry_wait_seconds
-        self._frame = _alpaca_timeframe(timeframe)
+        self._frame = alpaca_timeframe(timeframe)
         self._bar_ns = timeframe_ns(timeframe)
         self._credentials = credentials
         self._timeout = timeout_seconds if timeout_seconds is not None else credentials.timeout_seconds

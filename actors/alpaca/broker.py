@@ -5,7 +5,7 @@ a second order with the same id (HTTP 422), so a retry after a timeout or a rest
 the existing order up instead: the same decision can never place two orders. Fills are read from the
 broker's order state and given execution ids that are stable across polls, so they deduplicate.
 
-Every request has a connect and a read timeout (store/alpaca_http.py). A submission that times out may
+Every request has a connect and a read timeout (actors/alpaca/http.py). A submission that times out may
 or may not have reached Alpaca, so it is sent again under the same id (a 422 "already exists" then
 means it had, and the order is looked up); when no attempt gets an answer the outcome is unknown and
 :class:`BrokerUnreachable` says so, rather than calling the order rejected.
@@ -33,7 +33,7 @@ Real-API assumptions (each with the document it comes from; the recorded facts a
 - ``done_for_day`` "will not receive further updates until the next trading day" and
   ``GET /v2/orders?status=open`` lists it (alpaca-docs content/trading/orders.md; alpaca-py
   requests.py ``GetOrdersRequest.status``). Tape counts it as ended and cancels the rest
-  (actors/alpaca_order_status.py holds the one mapping of every status to working, filled or ended).
+  (actors/alpaca/order_status.py holds the one mapping of every status to working, filled or ended).
 """
 
 from __future__ import annotations
@@ -41,58 +41,19 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
-from tape.actors.alpaca_order_status import is_done, is_refused, lingers, phase
-from tape.events.errors import ConfigError, TapeError
+from tape.actors.alpaca.http import harden
+from tape.actors.alpaca.order_status import (
+    BrokerOrder,
+    BrokerOrderNotFound,
+    BrokerRejected,
+    BrokerUnreachable,
+    phase,
+)
+from tape.events.errors import ConfigError
 from tape.events.schema import Fill, OrderSubmitted
-from tape.store.alpaca_http import harden
 from tape.store.credentials import AlpacaCredentials
 
 MULTI_LEG = ("oco", "bracket", "oto")  # order classes whose legs Alpaca answers only nested
-
-
-class BrokerRejected(TapeError):
-    """The broker refused an order (insufficient buying power, unknown asset, ...)."""
-
-    exit_code = 1
-
-
-class BrokerOrderNotFound(BrokerRejected):
-    """The broker has no order under that client order id (it never arrived)."""
-
-
-class BrokerUnreachable(TapeError):
-    """No answer from the broker to an order submission: it may or may not have been placed."""
-
-    exit_code = 1
-
-
-class BrokerOrder(NamedTuple):
-    """What the broker says about one of our orders."""
-
-    broker_order_id: str
-    client_order_id: str
-    symbol: str
-    side: str
-    status: str
-    qty: float
-    filled_qty: float
-    filled_avg_price: float | None
-    order_type: str = "market"  # of the leg that filled, for an OCO: "stop" or "limit"
-
-    @property
-    def done(self) -> bool:
-        """Nothing more will fill: filled, or ended by the broker (actors/alpaca_order_status.py)."""
-        return is_done(self.status)
-
-    @property
-    def refused(self) -> bool:
-        """The broker rejected the order."""
-        return is_refused(self.status)
-
-    @property
-    def lingers(self) -> bool:
-        """Done for tape, but the broker may resume it (``done_for_day``): it is to be cancelled."""
-        return lingers(self.status)
 
 
 class AccountSummary(NamedTuple):
@@ -137,7 +98,7 @@ class AlpacaBroker:
         self._attempts = max(1, attempts)
         self.updates: Any = None
         if trade_updates:
-            from tape.actors.alpaca_trade_updates import TradeUpdates
+            from tape.actors.alpaca.trade_updates import TradeUpdates
 
             self.updates = TradeUpdates(credentials)
 

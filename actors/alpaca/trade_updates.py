@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any
 
-from tape.actors.alpaca_order_status import is_done
+from tape.actors.alpaca.order_status import is_done
 from tape.store.credentials import AlpacaCredentials
 
 START_WAIT_S = 5.0  # the constructor waits this long for the stream to listen (or fail)

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
+from tape.actors.alpaca.http import with_timeouts
 from tape.events.bars import find_bad_bar
 from tape.events.errors import ConfigError, DataError, TapeError
-from tape.store.alpaca_http import with_timeouts
 from tape.store.credentials import AlpacaCredentials
-from tape.store.market import DatasetInfo, _Frame, store_bars
+from tape.store.market import BarFrame, DatasetInfo, store_bars
 
 TIMEFRAMES = ("1Day", "1Hour", "5Min", "1Min")
 
 
-def _alpaca_timeframe(text: str):  # type: ignore[no-untyped-def]
+def alpaca_timeframe(text: str):  # type: ignore[no-untyped-def]
     from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
     table = {
@@ -49,7 +49,7 @@ def fetch_bars(
     if days_back < 1:
         raise ConfigError("--days-back must be at least 1")
     symbol = symbol.strip().upper()
-    frame_kind = _alpaca_timeframe(timeframe)
+    frame_kind = alpaca_timeframe(timeframe)
     end = dt.datetime.fromtimestamp(now_ns / 1e9, tz=dt.UTC)
     start = end - dt.timedelta(days=days_back)
     keys = {"api_key": credentials.api_key, "secret_key": credentials.secret_key}
@@ -79,7 +79,7 @@ def fetch_bars(
         for name in ("open", "high", "low", "close", "volume")
     }
     order = np.argsort(ts, kind="stable")
-    frame = _Frame(ts=ts[order], **{k: v[order] for k, v in cols.items()}, adj_close=None, source="alpaca")
+    frame = BarFrame(ts=ts[order], **{k: v[order] for k, v in cols.items()}, adj_close=None, source="alpaca")
     problem = find_bad_bar(frame.ts, frame.open, frame.high, frame.low, frame.close, frame.volume)
     if problem is not None:
         row, why = problem

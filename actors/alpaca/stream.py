@@ -4,7 +4,7 @@ alpaca-py's StockDataStream (IEX) and CryptoDataStream run in background threads
 themselves (:class:`MinuteStream`). Their minute bars are kept in a buffer, and a cycle's completed bars
 are aggregated from it into the session's timeframe, aligned the way Alpaca's REST bars are (UTC minutes
 and hours). The buffer answers a window only when it provably holds all of it; otherwise the window is
-read over REST (:class:`~actors.alpaca_feed.AlpacaBarFeed`), which is always correct, only slower:
+read over REST (:class:`~actors.alpaca.feed.AlpacaBarFeed`), which is always correct, only slower:
 
 - the symbol must have been subscribed, on a connection without a drop or a reconnect, since before the
   window's first bar began (a *floor* per symbol, set at the first cycle that finds the connection up,
@@ -23,7 +23,7 @@ replaces that minute in the buffer. A window not read yet is aggregated with it 
 then are); a window already read is never handed over again, so a decision stands as it was made on
 the bar the log recorded: tape neither decides twice on one bar nor rewrites what it decided.
 
-`tape trade --feed alpaca-stream` owns a :class:`StreamingBarFeed`; the
+`tape trade --feed alpaca-stream` owns a StreamingBarFeed (actors/alpaca/streaming_feed.py); the
 engine shares one :class:`MinuteStream` between its sessions (actors/market_data.py), since Alpaca
 allows one market-data connection per account.
 """
@@ -36,8 +36,8 @@ import threading
 import time
 from typing import Any, NamedTuple
 
-from tape.actors.alpaca_feed import AlpacaBarFeed, LiveBar
-from tape.events.timeframes import timeframe_ns
+from tape.actors.alpaca.feed import LiveBar
+from tape.actors.alpaca.stream_link import StreamLink, tracked_stream
 from tape.store.credentials import AlpacaCredentials
 
 MINUTE_NS = 60_000_000_000
@@ -45,77 +45,6 @@ HOUR_NS = 60 * MINUTE_NS
 RETAIN_NS = 6 * HOUR_NS  # market time of minutes kept: windows older than that are read over REST
 # Keep-alive pings find a dead TCP connection within ~20 s (alpaca-py's default waits 180 s for a pong).
 WEBSOCKET_PARAMS = {"ping_interval": 10, "ping_timeout": 10, "max_queue": 1024}
-
-
-class _Link:
-    """One WebSocket (stocks or crypto), its thread, and what is known of its connection.
-
-    ``epoch`` counts connections whose subscription the server confirmed: a drop and reconnect always
-    changes it. ``confirmed`` holds the symbols the server confirmed on the current connection and
-    ``floors`` when each began to count (see :meth:`MinuteStream._covers`); both are forgotten when the
-    connection ends, so a reconnect or a symbol added later starts from nothing."""
-
-    def __init__(self, stream: Any, lock: threading.Condition) -> None:
-        self.stream, self._cond = stream, lock
-        self.wanted: set[str] = set()  # symbols with a bar handler (subscribed on every (re)connect)
-        self.confirmed: set[str] = set()
-        self.floors: dict[str, int] = {}  # symbol -> windows starting at or after it are in the buffer
-        self.asked_again: set[str] = set()  # missing symbols already asked for again on this connection
-        self.up = False
-        self.epoch = 0
-        self.drops = 0
-        self.newest_ns: int | None = None  # newest minute received on the current epoch
-        self.thread = threading.Thread(target=stream.run, name="alpaca-bars", daemon=True)
-
-    @property
-    def symbols(self) -> list[str]:
-        return sorted(self.wanted)
-
-    def subscribed(self, message: dict[str, Any]) -> bool:
-        """A subscription summary arrived; returns whether to ask again for wanted symbols missing from
-        it (once per symbol and connection: a symbol the server will not serve stays on REST)."""
-        bars = set(message.get("bars") or [])
-        with self._cond:
-            if not self.up:  # the first summary of a new connection
-                self.up, self.epoch, self.newest_ns = True, self.epoch + 1, None
-                self.confirmed, self.floors, self.asked_again = set(), {}, set()
-            self.confirmed |= bars & self.wanted
-            self._cond.notify_all()
-            missing = self.wanted - bars - self.asked_again
-            self.asked_again |= missing
-            return bool(missing)
-
-    def down(self) -> None:
-        with self._cond:
-            if self.up:
-                self.up, self.drops = False, self.drops + 1
-            self.confirmed, self.floors = set(), {}
-            self._cond.notify_all()
-
-
-def _tracked(base: type) -> type:
-    """``base`` (an alpaca-py data stream) telling its :class:`_Link` when it subscribes and closes."""
-
-    class Tracked(base):  # type: ignore[misc, valid-type]
-        link: _Link
-
-        async def _dispatch(self, msg: dict[str, Any]) -> None:
-            if msg.get("T") == "subscription" and self.link.subscribed(msg):
-                # A symbol added while the subscription message of a (re)connect was on its way is
-                # missing from the summary: ask again (subscribing twice is harmless).
-                asyncio.get_running_loop().create_task(self._subscribe_again())
-            await super()._dispatch(msg)
-
-        async def _subscribe_again(self) -> None:
-            with contextlib.suppress(Exception):  # a closed socket: the reconnect subscribes everything
-                if self._running and self._ws is not None:
-                    await self._send_subscribe_msg()
-
-        async def close(self) -> None:
-            self.link.down()  # every lost or ended connection passes here before a reconnect
-            await super().close()
-
-    return Tracked
 
 
 class StreamAnswer(NamedTuple):
@@ -147,7 +76,7 @@ class MinuteStream:
         self._cond = threading.Condition()
         self._subscribing = threading.Lock()  # concurrent callers must not open a kind's stream twice
         self._minutes: dict[str, dict[int, LiveBar]] = {}  # symbol -> minute start -> bar
-        self._links: dict[str, _Link] = {}
+        self._links: dict[str, StreamLink] = {}
         self._closed = False
         self.windows = {"stream": 0, "rest": 0}  # windows (per stream kind) answered by each source
 
@@ -192,7 +121,7 @@ class MinuteStream:
         for kind, group in _by_kind(symbols).items():
             link = self._links.get(kind)
             if link is None:
-                link = _Link(self._make_stream(kind), self._cond)
+                link = StreamLink(self._make_stream(kind), self._cond)
                 link.stream.link = link
                 link.wanted = set(group)
                 link.stream.subscribe_bars(self._on_bar, *link.symbols)
@@ -206,7 +135,7 @@ class MinuteStream:
             if new:
                 self._add(link, new)
 
-    def _add(self, link: _Link, symbols: list[str]) -> None:
+    def _add(self, link: StreamLink, symbols: list[str]) -> None:
         """Subscribe ``symbols`` on ``link``'s running connection (or at its next connect). Done on the
         stream's own loop, where alpaca-py reads its handlers."""
         stream, handler = link.stream, self._on_bar
@@ -246,7 +175,7 @@ class MinuteStream:
                 if gone:
                     self._remove(link, gone)
 
-    def _remove(self, link: _Link, symbols: list[str]) -> None:
+    def _remove(self, link: StreamLink, symbols: list[str]) -> None:
         """Unsubscribe ``symbols`` on ``link``'s running connection; without their handlers a reconnect
         does not subscribe them again. Done on the stream's own loop, where alpaca-py reads its handlers."""
         stream = link.stream
@@ -312,9 +241,9 @@ class MinuteStream:
         base = self._credentials.stream_url
         if kind == "crypto":
             url = None if base is None else base + "/v1beta3/crypto/us"
-            return _tracked(CryptoDataStream)(**keys, url_override=url)
+            return tracked_stream(CryptoDataStream)(**keys, url_override=url)
         url = None if base is None else base + "/v2/iex"
-        return _tracked(StockDataStream)(**keys, feed=DataFeed.IEX, url_override=url)
+        return tracked_stream(StockDataStream)(**keys, feed=DataFeed.IEX, url_override=url)
 
     async def _on_bar(self, msg: dict[str, Any]) -> None:
         stamp = msg["t"]
@@ -333,7 +262,7 @@ class MinuteStream:
     # ------------------------------------------------------------------ windows
 
     def _covers(
-        self, link: _Link, symbols: list[str], bar_ns: int, first: int, last: int, now_ns: int
+        self, link: StreamLink, symbols: list[str], bar_ns: int, first: int, last: int, now_ns: int
     ) -> bool:
         """Whether the buffer holds every minute of the bars ``first``..``last`` of ``symbols``:
         each subscribed without a drop since before ``first``, and each one's final minute arrived."""
@@ -392,70 +321,6 @@ class MinuteStream:
                         self._minutes[symbol] = {ts: m for ts, m in minutes.items() if ts >= cutoff}
                     if symbol in link.floors:
                         link.floors[symbol] = max(link.floors[symbol], cutoff)
-
-
-class StreamingBarFeed:
-    """Completed bars from the minute-bar streams, back-filled over REST (the Feed protocol)."""
-
-    def __init__(
-        self,
-        credentials: AlpacaCredentials,
-        timeframe: str,
-        *,
-        rest: AlpacaBarFeed | None = None,
-        settle_seconds: float = 5.0,
-        retry_wait_seconds: float = 1,
-    ) -> None:
-        """``rest`` reads what the stream cannot vouch for (by default an AlpacaBarFeed on the same
-        credentials); ``settle_seconds`` is how long a cycle waits for a window's last minute."""
-        self.timeframe = timeframe
-        self.rest = rest or AlpacaBarFeed(credentials, timeframe, retry_wait_seconds=retry_wait_seconds)
-        self.stream = MinuteStream(credentials, settle_seconds=settle_seconds)
-        self._bar_ns = timeframe_ns(timeframe)
-
-    def completed(self, symbols: list[str], after_ns: int, now_ns: int) -> list[LiveBar]:
-        """Bars that started after ``after_ns`` and closed by ``now_ns``, in (time, symbol) order."""
-        answer = self.stream.window(symbols, self._bar_ns, after_ns, now_ns)
-        out = answer.bars
-        if answer.rest:
-            out = out + self.rest.completed(answer.rest, after_ns, now_ns)
-        return _in_order(out, symbols)
-
-    def get_latest_price(self, symbol: str) -> float:
-        """The price of ``symbol``'s latest trade, over REST."""
-        return self.rest.get_latest_price(symbol)
-
-    @property
-    def windows(self) -> dict[str, int]:
-        """Windows answered from the stream and over REST, for status and tests."""
-        return self.stream.windows
-
-    @property
-    def drops(self) -> int:
-        return self.stream.drops
-
-    @property
-    def connected(self) -> bool:
-        return self.stream.connected
-
-    @property
-    def _links(self) -> dict[str, _Link]:
-        return self.stream._links
-
-    def close(self) -> None:
-        """Stop the streams and their threads."""
-        self.stream.close()
-
-
-def live_feed(credentials: AlpacaCredentials, timeframe: str, *, streaming: bool) -> Any:
-    """The live feed `tape trade` asks for: REST bars each cycle, or the stream with REST back-fill."""
-    rest = AlpacaBarFeed(credentials, timeframe)
-    return StreamingBarFeed(credentials, timeframe, rest=rest) if streaming else rest
-
-
-def _in_order(bars: list[LiveBar], symbols: list[str]) -> list[LiveBar]:
-    order = {s: k for k, s in enumerate(symbols)}
-    return sorted(bars, key=lambda b: (b.ts, order[b.symbol]))
 
 
 def _stream_loop(stream: Any, wait_s: float = 5.0) -> Any:

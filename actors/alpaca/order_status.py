@@ -18,11 +18,16 @@ the rest (:func:`lingers`), so an order tape has closed its books on cannot wake
 
 A status tape does not know is ``working``: waiting a cycle is safe, booking an order as ended while
 it may still fill is not (a second exit could be sent).
+
+:class:`BrokerOrder` is one order as the broker reports it, read through that mapping; the errors
+beside it are how a request to the broker can fail.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
+
+from tape.events.errors import TapeError
 
 Phase = Literal["working", "filled", "ended"]
 
@@ -66,3 +71,48 @@ def is_refused(status: str) -> bool:
 def lingers(status: str) -> bool:
     """Done for tape, yet still alive at Alpaca (it may resume the next trading day): cancel it."""
     return status == "done_for_day"
+
+
+class BrokerRejected(TapeError):
+    """The broker refused an order (insufficient buying power, unknown asset, ...)."""
+
+    exit_code = 1
+
+
+class BrokerOrderNotFound(BrokerRejected):
+    """The broker has no order under that client order id (it never arrived)."""
+
+
+class BrokerUnreachable(TapeError):
+    """No answer from the broker to an order submission: it may or may not have been placed."""
+
+    exit_code = 1
+
+
+class BrokerOrder(NamedTuple):
+    """What the broker says about one of our orders."""
+
+    broker_order_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    status: str
+    qty: float
+    filled_qty: float
+    filled_avg_price: float | None
+    order_type: str = "market"  # of the leg that filled, for an OCO: "stop" or "limit"
+
+    @property
+    def done(self) -> bool:
+        """Nothing more will fill: filled, or ended by the broker (actors/alpaca/order_status.py)."""
+        return is_done(self.status)
+
+    @property
+    def refused(self) -> bool:
+        """The broker rejected the order."""
+        return is_refused(self.status)
+
+    @property
+    def lingers(self) -> bool:
+        """Done for tape, but the broker may resume it (``done_for_day``): it is to be cancelled."""
+        return lingers(self.status)
