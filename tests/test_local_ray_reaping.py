@@ -16,7 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tape.actors.local_ray import RUNTIME_DIR_ENV, session_members
+import pytest
+
+from tape.actors.local_ray import RUNTIME_DIR_ENV, reap_dead_heads, record_head, session_members
 
 SLOW_SESSION = ["trade", "AAPL", "--broker", "sim", "--feed", "replay", "--speed", "1"]
 SHORT_SESSION = [
@@ -108,3 +110,51 @@ def test_a_session_that_exits_normally_leaves_no_ray_process_running(tmp_path: P
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(driver.pid, signal.SIGKILL)
+
+
+def test_the_reaper_kills_nothing_outside_the_recorded_ray_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        heads = tmp_path / "runtime" / "ray-heads"
+        heads.mkdir(parents=True)
+        record = {
+            "driver_pid": bystander.pid + 10_000_000,  # beyond pid_max: no such driver
+            "driver_start": 0,
+            "session_dir": str(tmp_path / "ray" / "session_gone"),
+            "pids": [bystander.pid, os.getpid()],
+        }
+        (heads / "1-session_gone.json").write_text(json.dumps(record))
+        monkeypatch.setenv(RUNTIME_DIR_ENV, str(tmp_path / "runtime"))
+        assert reap_dead_heads(wait_s=0) == []
+        assert bystander.poll() is None
+        assert not list(heads.glob("*.json"))  # the dead head's record is done with
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_the_reaper_leaves_the_head_of_a_live_driver_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(RUNTIME_DIR_ENV, str(tmp_path / "runtime"))
+    session_dir = tmp_path / "ray" / "session_live"
+    (session_dir / "logs").mkdir(parents=True)
+    # A stand-in for a head process: a "ray" process of this user holding a file in the session dir.
+    member = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; f = open(sys.argv[1], 'w'); time.sleep(300)", "ray"],
+        cwd=session_dir / "logs",
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while member.pid not in session_members(str(session_dir)):
+            assert time.monotonic() < deadline, "the stand-in never opened its file"
+            time.sleep(0.05)
+        record = record_head(str(session_dir))  # owned by this (live) process
+        assert reap_dead_heads(wait_s=0) == []
+        assert member.poll() is None and record.exists()
+    finally:
+        member.kill()
+        member.wait()
