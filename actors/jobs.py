@@ -56,8 +56,25 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> Any:
         if address:
             ray.init(address=address, log_to_driver=False, logging_level="ERROR")
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+            _start_local_ray(ray, num_cpus)
     return ray
+
+
+def _start_local_ray(ray: Any, num_cpus: int | None) -> None:
+    """A fresh local head owned by this process: first reap heads left by drivers that died, then
+    start one (``address="local"``: never join another head found on this machine, such as a
+    detached engine's) without the dashboard, and record that this process owns it."""
+    from tape.actors.local_ray import reap_dead_heads, record_head
+
+    reap_dead_heads()
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
+    record_head(ray._private.worker._global_node.get_session_dir_path())
 
 
 def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
