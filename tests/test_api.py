@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +20,17 @@ from tests.conftest import REPO, TapeRunner
 
 WINDOW = {"start": "2004-01-01", "end": "2006-12-31"}
 CLI_WINDOW = ["--start", WINDOW["start"], "--end", WINDOW["end"]]
+
+
+@pytest.fixture(autouse=True)
+def _registry_restored() -> Iterator[None]:
+    """A Strategy class passed to the API is registered in this process: undo it after each test."""
+    from tape.events.strategies import REGISTRY
+
+    before = dict(REGISTRY)
+    yield
+    REGISTRY.clear()
+    REGISTRY.update(before)
 
 
 def _cli_json(tape_cli: TapeRunner, *args: str) -> dict:

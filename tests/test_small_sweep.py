@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tape.actors.jobs import RAY_START_SECONDS, is_small_sweep, may_run_here
 from tests.conftest import TapeRunner
 
@@ -29,7 +31,8 @@ def test_a_sweep_stays_here_only_while_its_timed_work_is_under_ray_start_up() ->
     assert is_small_sweep(1.0, 10**6, cpus=1)  # one CPU: Ray cannot win
 
 
-def test_a_cluster_or_chosen_workers_always_get_ray() -> None:
+def test_a_cluster_or_chosen_workers_always_get_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "ray", raising=False)  # as in a fresh `tape optimize`: no Ray yet
     assert may_run_here(address=None, workers=None)
     assert not may_run_here(address="auto", workers=None)
     assert not may_run_here(address=None, workers=2)
