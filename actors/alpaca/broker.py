@@ -299,27 +299,22 @@ def _broker_order(raw: Any) -> BrokerOrder:
     # canceled and the leg fills. The order's execution is then the leg's.
     for leg in getattr(raw, "legs", None) or []:
         if float(leg.filled_qty or 0) > 0:
-            return BrokerOrder(
-                broker_order_id=str(leg.id),
-                client_order_id=raw.client_order_id,
-                symbol=raw.symbol,
-                side=str(getattr(leg.side, "value", leg.side)),
-                status=str(getattr(leg.status, "value", leg.status)),
-                qty=float(leg.qty or 0),
-                filled_qty=float(leg.filled_qty or 0),
-                filled_avg_price=float(leg.filled_avg_price) if leg.filled_avg_price else None,
-                order_type=_order_type(leg),
-            )
+            return _execution_of(leg, raw)
+    return _execution_of(raw, raw)
+
+
+def _execution_of(order: Any, parent: Any) -> BrokerOrder:
+    """What ``order`` (the parent itself, or one of its legs) executed, under the parent's client id."""
     return BrokerOrder(
-        broker_order_id=str(raw.id),
-        client_order_id=raw.client_order_id,
-        symbol=raw.symbol,
-        side=str(getattr(raw.side, "value", raw.side)),
-        status=str(getattr(raw.status, "value", raw.status)),
-        qty=float(raw.qty or 0),
-        filled_qty=float(raw.filled_qty or 0),
-        filled_avg_price=float(raw.filled_avg_price) if raw.filled_avg_price else None,
-        order_type=_order_type(raw),
+        broker_order_id=str(order.id),
+        client_order_id=parent.client_order_id,
+        symbol=parent.symbol,
+        side=str(getattr(order.side, "value", order.side)),
+        status=str(getattr(order.status, "value", order.status)),
+        qty=float(order.qty or 0),
+        filled_qty=float(order.filled_qty or 0),
+        filled_avg_price=float(order.filled_avg_price) if order.filled_avg_price else None,
+        order_type=_order_type(order),
     )
 
 
