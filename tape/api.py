@@ -96,14 +96,41 @@ def backtest(
     """
     from tape.store.backtests import backtest as run_logged
 
-    name, params_given = strategy_arg(strategy, param_args(params))
+    config, loader = run_config(
+        data, strategy, params, start, end, cash, dataset, tz, no_check, options, data_path, adjust=adjust
+    )
+    log_path = log_file(log)
+    outcome = run_logged(
+        config, log_path=log_path, data_path=data_store(data_path), progress=progress, loader=loader
+    )
+    return Result(outcome.report, log=log_path, series=outcome.series, outcome=outcome)
+
+
+def run_config(
+    data: Any,
+    strategy: Any,
+    params: Any,
+    start: str | None,
+    end: str | None,
+    cash: float,
+    dataset: str,
+    tz: str | None,
+    no_check: bool,
+    options: RunOptions,
+    data_path: str | os.PathLike[str] | None,
+    *,
+    adjust: bool = True,
+) -> tuple[Any, Any]:
+    """The config a run is started with, from the API's (and so the commands') arguments, and the
+    loader of DataFrame data (None for stored symbols): one builder for backtests and jobs."""
+    name, given = strategy_arg(strategy, param_args(params))
     source = resolve_data(
         data, dataset=dataset, tz=tz, timeframe=options.timeframe, data_path=data_store(data_path)
     )
     config = build_config(
         source.symbols,
         name,
-        params_given,
+        given,
         start,
         end,
         cash,
@@ -114,11 +141,7 @@ def backtest(
         cost=options.cost(),
         risk=options.risk(),
     )
-    log_path = log_file(log)
-    outcome = run_logged(
-        config, log_path=log_path, data_path=data_store(data_path), progress=progress, loader=source.loader
-    )
-    return Result(outcome.report, log=log_path, series=outcome.series, outcome=outcome)
+    return config, source.loader
 
 
 @public

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tape.api import log_file
+from tape.api import log_file, run_config
 from tape.arguments import build_config, grid_args, param_args, strategy_arg
 from tape.boundary import public
 from tape.data_input import data_store, resolve_data
@@ -52,24 +52,7 @@ def _base_config(
     """A job's base config as ``tape backtest`` builds it from the same arguments, and the loader of
     DataFrame data (or None)."""
     _named(strategy)
-    name, given = strategy_arg(strategy, param_args(params))
-    source = resolve_data(
-        data, dataset=dataset, tz=tz, timeframe=options.timeframe, data_path=data_store(data_path)
-    )
-    config = build_config(
-        source.symbols,
-        name,
-        given,
-        start,
-        end,
-        cash,
-        timeframe=source.timeframe,
-        dataset=source.dataset,
-        no_check=no_check,
-        cost=options.cost(),
-        risk=options.risk(),
-    )
-    return config, source.loader
+    return run_config(data, strategy, params, start, end, cash, dataset, tz, no_check, options, data_path)
 
 
 def _load(base: Any, loader: Any, data_path: PathLike | None) -> list[Any]:
