@@ -61,8 +61,18 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
 @opt.run_options()
 def backtest_cmd(
     ctx: typer.Context,
-    symbols: opt.Symbols,
+    symbols: Annotated[
+        list[str] | None,
+        typer.Argument(help="One or more symbols; several share cash and limits (or --universe)."),
+    ] = None,
     strategy: opt.Strategy = "sma_cross",
+    universe: Annotated[
+        str | None,
+        typer.Option(
+            "--universe",
+            help="Every symbol of a bundled dataset (sample, sp500_20) or stored (every stored series).",
+        ),
+    ] = None,
     no_check: opt.NoCheck = False,
     param: opt.Params = None,
     start: opt.Start = None,
@@ -94,8 +104,9 @@ def backtest_cmd(
     with _progress_bar(show_progress) as update:
         # The API's own function (unwrapped: messages keep the options' --names).
         result = backtest.__wrapped__(
-            symbols,
+            symbols or None,
             strategy,
+            universe=universe,
             params=param,
             start=start,
             end=end,

@@ -98,7 +98,11 @@ class Book:
         if order.side == "buy":
             qty = self._affordable(self._index[order.symbol], qty, price)
             if qty <= 0:
-                return [OrderCancelled(ts=ts, client_order_id=order.client_order_id, symbol=order.symbol, reason="cash")]
+                return [
+                    OrderCancelled(
+                        ts=ts, client_order_id=order.client_order_id, symbol=order.symbol, reason="cash"
+                    )
+                ]
         commission = self.cost.fill_commission(order.symbol, qty, price)
         fill = Fill(
             ts=ts,
@@ -143,17 +147,26 @@ class Book:
             return []
         return [
             PositionOpened(
-                ts=ts, symbol=symbol, strategy=self.strategy, qty=qty, entry_price=price, entry_commission=commission / 100
+                ts=ts,
+                symbol=symbol,
+                strategy=self.strategy,
+                qty=qty,
+                entry_price=price,
+                entry_commission=commission / 100,
             )
         ]
 
-    def _sold(self, ts: int, symbol: str, qty: float, price: float, commission: int, reason: str) -> list[Event]:
+    def _sold(
+        self, ts: int, symbol: str, qty: float, price: float, commission: int, reason: str
+    ) -> list[Event]:
         holding = self.holdings[self._index[symbol]]
         proceeds = notional_cents(qty, price)
         self.cash_cents += proceeds - commission
         whole = qty >= holding.qty - qty_tolerance(symbol)
         cost = holding.cost_cents if whole else part_cents(holding.cost_cents, qty, holding.qty)
-        entry_commission = holding.commission_cents if whole else part_cents(holding.commission_cents, qty, holding.qty)
+        entry_commission = (
+            holding.commission_cents if whole else part_cents(holding.commission_cents, qty, holding.qty)
+        )
         closed = PositionClosed(
             ts=ts,
             symbol=symbol,

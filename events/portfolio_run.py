@@ -34,7 +34,9 @@ PROGRESS_EVERY = 4096  # rows between progress callbacks
 
 def limits_of(params: Any) -> Limits:
     """The rebalance limits of a portfolio strategy's parameters (percentages to fractions)."""
-    return Limits(params.max_weight / 100.0, params.cash_buffer / 100.0, params.min_trade, params.drift / 100.0)
+    return Limits(
+        params.max_weight / 100.0, params.cash_buffer / 100.0, params.min_trade, params.drift / 100.0
+    )
 
 
 def decide_rebalance(
@@ -128,7 +130,9 @@ def run_portfolio_backtest(
 class RebalanceLoop:
     """The per-row loop of a portfolio backtest over a panel."""
 
-    def __init__(self, config: Any, panel: Any, strategy: PortfolioStrategy, decided: Weights, run_id: str) -> None:
+    def __init__(
+        self, config: Any, panel: Any, strategy: PortfolioStrategy, decided: Weights, run_id: str
+    ) -> None:
         from tape.events.costs import cents
 
         self.panel, self.decided, self.run_id = panel, decided, run_id
@@ -169,7 +173,11 @@ class RebalanceLoop:
         out: list[Event] = []
         working = book.working.pop(symbol, None)
         if working is not None:
-            out.append(OrderCancelled(ts=ts, client_order_id=working.client_order_id, symbol=symbol, reason="end of data"))
+            out.append(
+                OrderCancelled(
+                    ts=ts, client_order_id=working.client_order_id, symbol=symbol, reason="end of data"
+                )
+            )
         qty = book.holdings[j].qty
         if qty:
             order = WorkingOrder(f"{self.run_id}-end-{symbol}", symbol, "sell", qty)
@@ -204,7 +212,9 @@ class RebalanceLoop:
             last_close=self.last_close,
             limits=self.limits,
         )
-        self.aimed = np.where(np.isnan(capped(targets, self.limits)), self.aimed, capped(targets, self.limits))
+        self.aimed = np.where(
+            np.isnan(capped(targets, self.limits)), self.aimed, capped(targets, self.limits)
+        )
         return [event, *book.submit(ts, orders, "rebalance")]
 
 

@@ -80,7 +80,12 @@ def capped(targets: np.ndarray, limits: Limits) -> np.ndarray:
 
 
 def target_quantities(
-    targets: np.ndarray, held: np.ndarray, price: np.ndarray, equity: float, increments: list[float], limits: Limits
+    targets: np.ndarray,
+    held: np.ndarray,
+    price: np.ndarray,
+    equity: float,
+    increments: list[float],
+    limits: Limits,
 ) -> np.ndarray:
     """Quantities that hold ``targets`` of the investable equity at ``price``, rounded down to each
     symbol's increment (whole shares for stocks); NaN targets and missing prices keep what is held."""
@@ -103,7 +108,12 @@ def held_weights(held: np.ndarray, price: np.ndarray, equity: float) -> np.ndarr
 
 
 def order_quantities(
-    wanted: np.ndarray, held: np.ndarray, price: np.ndarray, targets: np.ndarray, current: np.ndarray, limits: Limits
+    wanted: np.ndarray,
+    held: np.ndarray,
+    price: np.ndarray,
+    targets: np.ndarray,
+    current: np.ndarray,
+    limits: Limits,
 ) -> np.ndarray:
     """Signed order quantities (sell < 0) from held to wanted, without the orders too small to make:
     worth less than ``min_trade``, or moving a weight by less than ``drift`` (a full exit or a new

@@ -55,7 +55,9 @@ class Momentum(PortfolioStrategy):
         close, rows = panel.close, len(panel)
         score = np.full(close.shape, np.nan)
         if rows > p.lookback:
-            score[p.lookback :] = close[p.lookback - p.skip : rows - p.skip] / close[: rows - p.lookback] - 1.0
+            score[p.lookback :] = (
+                close[p.lookback - p.skip : rows - p.skip] / close[: rows - p.lookback] - 1.0
+            )
         valid = panel.tradable & np.isfinite(score)
         weights, rank = top_weights(score, valid, p.top)
         weights[: p.lookback] = np.nan  # no opinion before a full look-back

@@ -82,7 +82,10 @@ class PortfolioStrategy(Strategy):
             raise StrategyContractError(f"{type(self).__name__} writes neither weights() nor on_bars()")
         fresh = type(self)(self.params)
         fresh.start()
-        rows = [as_weight_row(fresh.on_bars(panel.row(t)), panel.width, type(self).__name__) for t in range(len(panel))]
+        rows = [
+            as_weight_row(fresh.on_bars(panel.row(t)), panel.width, type(self).__name__)
+            for t in range(len(panel))
+        ]
         return _stacked(rows, panel)
 
     def on_bars(self, section: CrossSection) -> Any:
@@ -107,7 +110,9 @@ def weights_of(strategy: PortfolioStrategy, panel: Panel) -> Weights:
     for key, column in (values or {}).items():
         column = np.asarray(column, dtype=np.float64)
         if column.shape != shape:
-            raise StrategyContractError(f"{who}.weights() value {key!r} has shape {column.shape}, not {shape}")
+            raise StrategyContractError(
+                f"{who}.weights() value {key!r} has shape {column.shape}, not {shape}"
+            )
         checked[str(key)] = column
     return Weights(weights, checked)
 
@@ -159,7 +164,10 @@ def incremental(strategy: PortfolioStrategy, symbols: tuple[str, ...]) -> Any:
 def panel_from_rows(symbols: tuple[str, ...], rows: list[CrossSection]) -> Panel:
     """The panel of the rows fed so far."""
     ts = np.array([r.ts for r in rows], dtype=np.int64)
-    stack = {name: np.vstack([getattr(r, name) for r in rows]) for name in ("open", "high", "low", "close", "volume")}
+    stack = {
+        name: np.vstack([getattr(r, name) for r in rows])
+        for name in ("open", "high", "low", "close", "volume")
+    }
     tradable = np.vstack([r.tradable for r in rows])
     session = np.array([r.session for r in rows], dtype=np.int64)
     return Panel(symbols, ts, session, **stack, tradable=tradable)
