@@ -40,7 +40,7 @@ class InverseVol(PortfolioStrategy):
     Params = InverseVolParams
 
     def warmup(self) -> int:
-        return self.params.window + 1
+        return self.params.window
 
     def weights(self, panel: Panel) -> Weights:
         vol = volatility(panel.close, self.params.window)
