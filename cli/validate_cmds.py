@@ -212,9 +212,7 @@ def walkforward_cmd(
         print_json(job.summary)
         return
     result, chart = job.raw, job.summary["chart"]
-    base_symbols = (
-        [universe] if universe else [s.strip().upper() for s in dict.fromkeys(symbols or []) if s.strip()]
-    )
+    base_symbols = [s.strip().upper() for s in dict.fromkeys(symbols) if s.strip()]
     table = Table(
         title=f"walk-forward of {strategy} on {' '.join(base_symbols)} "
         f"({'anchored' if anchored else 'rolling'}, {objective})"

@@ -157,7 +157,7 @@ def universe_data(data: Any, universe: str | None, timeframe: str | None, data_p
     ``data`` itself when no universe is given."""
     if universe is None:
         if data is None or (isinstance(data, list) and not data):
-            raise _config_error("name the symbols to backtest, or pass --universe sample|sp500_20|stored")
+            raise _config_error("name the symbols, or pass --universe sample|sp500_20|stored")
         return data
     if data is not None and len(data):
         raise _config_error(f"give symbols or --universe {universe}, not both")
