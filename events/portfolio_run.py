@@ -10,7 +10,7 @@ each session's end. The decision is :func:`decide_rebalance`, the same function 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,10 +23,10 @@ from tape.events.rebalance import (
     drifted,
     held_weights,
     order_quantities,
-    schedule,
+    period_keys,
     target_quantities,
 )
-from tape.events.schema import EquityMarked, Event, Rebalanced
+from tape.events.schema import EquityMarked, Event, OrderCancelled, Rebalanced
 from tape.events.strategies.portfolio_base import PortfolioStrategy, Weights, weights_of
 
 PROGRESS_EVERY = 4096  # rows between progress callbacks
@@ -89,6 +89,23 @@ def decide_rebalance(
     return event, orders
 
 
+class PanelRow(NamedTuple):
+    """One timestamp of the universe as the rebalancer takes it: the bars (NaN where none), the
+    strategy's weights and values at its close, and what the driver knows of the timeline (whether
+    it ends a session, which symbols' bars end here, whether it is the run's last)."""
+
+    ts: int
+    session: int
+    open: np.ndarray
+    close: np.ndarray
+    tradable: np.ndarray
+    weights: np.ndarray
+    values: dict[str, np.ndarray]
+    ends: np.ndarray  # bool per symbol: its last bar
+    last: bool
+    session_end: bool
+
+
 def run_portfolio_backtest(
     config: Any,
     series: Sequence[BarSeries],
@@ -111,11 +128,12 @@ def run_portfolio_backtest(
     panel = panel_of(series)
     decided = weights_of(strategy, panel)
     check_weights(decided.weights, panel.tradable, panel.symbols, type(strategy).__name__)
-    loop = RebalanceLoop(config, panel, strategy, decided, run_id)
+    rebalancer = Rebalancer(config, panel.symbols, strategy, run_id)
+    last_rows = last_bars(panel.tradable)
     out: list[Event] = [started]
     sent = 0
     for t in range(len(panel)):
-        out += loop.row(t)
+        out += rebalancer.step(panel_row(panel, t, decided, last_rows))
         if sink is not None and (t % PROGRESS_EVERY == 0):
             sink(out[sent:])
             sent = len(out)
@@ -127,49 +145,69 @@ def run_portfolio_backtest(
     return out
 
 
-class RebalanceLoop:
-    """The per-row loop of a portfolio backtest over a panel."""
+def last_bars(tradable: np.ndarray) -> np.ndarray:
+    """The row of each symbol's last bar."""
+    rows = tradable.shape[0]
+    return rows - 1 - np.argmax(tradable[::-1], axis=0)
+
+
+def panel_row(panel: Any, t: int, decided: Weights, last_rows: np.ndarray) -> PanelRow:
+    """Row ``t`` of a panel with its weights, as the rebalancer takes it."""
+    last = t == len(panel) - 1
+    return PanelRow(
+        ts=int(panel.ts[t]),
+        session=int(panel.session[t]),
+        open=panel.open[t],
+        close=panel.close[t],
+        tradable=panel.tradable[t],
+        weights=decided.weights[t],
+        values={k: v[t] for k, v in decided.values.items()},
+        ends=last_rows == t,
+        last=last,
+        session_end=last or bool(panel.session[t + 1] != panel.session[t]),
+    )
+
+
+class Rebalancer:
+    """A portfolio strategy's run, one timestamp at a time: the same steps in a backtest and in a
+    replayed or live session (which feed it rows as their bars arrive)."""
 
     def __init__(
-        self, config: Any, panel: Any, strategy: PortfolioStrategy, decided: Weights, run_id: str
+        self, config: Any, symbols: tuple[str, ...], strategy: PortfolioStrategy, run_id: str
     ) -> None:
         from tape.events.costs import cents
 
-        self.panel, self.decided, self.run_id = panel, decided, run_id
+        self.symbols, self.run_id = symbols, run_id
         self.limits = limits_of(strategy.params)
         self.every = strategy.params.rebalance
-        self.due = schedule(panel.session, self.every)
-        increments = [config.risk.increment(s) for s in panel.symbols]
-        self.book = Book(panel.symbols, strategy.name, cents(config.cash), config.cost, increments)
-        self.last_close = np.full(panel.width, np.nan)
-        self.last_row = {j: int(np.flatnonzero(panel.tradable[:, j])[-1]) for j in range(panel.width)}
-        self.aimed = np.full(panel.width, np.nan)  # the latest targets, for drift
+        self.period = -1  # the period of the previous row (none yet)
+        increments = [config.risk.increment(s) for s in symbols]
+        self.book = Book(symbols, strategy.name, cents(config.cash), config.cost, increments)
+        self.last_close = np.full(len(symbols), np.nan)
+        self.aimed = np.full(len(symbols), np.nan)  # the latest targets, for drift
         self.rebalances = 0
         self.marks = _Marks(float(config.cash))
 
-    def row(self, t: int) -> list[Event]:
-        """Everything that happens at row ``t``."""
-        p, book = self.panel, self.book
-        ts, tradable = int(p.ts[t]), p.tradable[t]
-        out = book.fill_at_open(ts, p.open[t], tradable)
-        self.last_close = np.where(tradable, p.close[t], self.last_close)
-        last = t == len(p) - 1
-        for j in range(p.width):
-            if (last or self.last_row[j] == t) and (book.holdings[j].qty or p.symbols[j] in book.working):
-                out += self._close_out(ts, j)
-        if not last:
-            out += self._maybe_rebalance(t, ts, tradable)
-        equity = book.equity(self.last_close)
-        self.marks.add(equity, any(h.qty for h in book.holdings))
-        if last or p.session[t + 1] != p.session[t]:
-            out.append(self.marks.mark(ts, book.cash_cents / 100.0))
+    def step(self, row: PanelRow) -> list[Event]:
+        """Everything that happens at one timestamp."""
+        book = self.book
+        out = book.fill_at_open(row.ts, row.open, row.tradable)
+        self.last_close = np.where(row.tradable, row.close, self.last_close)
+        for j, symbol in enumerate(self.symbols):
+            if (row.last or row.ends[j]) and (book.holdings[j].qty or symbol in book.working):
+                out += self._close_out(row.ts, j)
+        period = int(period_keys(np.array([row.session]), self.every)[0]) if self.every != "bar" else row.ts
+        due, self.period = period != self.period, period
+        if not row.last:
+            out += self._maybe_rebalance(row, due)
+        self.marks.add(book.equity(self.last_close), any(h.qty for h in book.holdings))
+        if row.session_end:
+            out.append(self.marks.mark(row.ts, book.cash_cents / 100.0))
         return out
 
     def _close_out(self, ts: int, j: int) -> list[Event]:
         """A symbol's bars end (or the run's): its working order is dropped, its holding sold at the close."""
-        from tape.events.schema import OrderCancelled
-
-        book, symbol = self.book, self.panel.symbols[j]
+        book, symbol = self.book, self.symbols[j]
         out: list[Event] = []
         working = book.working.pop(symbol, None)
         if working is not None:
@@ -186,36 +224,34 @@ class RebalanceLoop:
             out += book.fill(ts, order, float(self.last_close[j]), reason="end")
         return out
 
-    def _maybe_rebalance(self, t: int, ts: int, tradable: np.ndarray) -> list[Event]:
-        """The rebalance decided at row ``t``'s close, if one is due."""
-        p, book = self.panel, self.book
-        row = self.decided.weights[t]
-        if self.due[t]:
-            trigger, targets = self.every, row
+    def _maybe_rebalance(self, row: PanelRow, due: bool) -> list[Event]:
+        """The rebalance decided at this row's close, if one is due."""
+        book = self.book
+        if due:
+            trigger, targets = self.every, row.weights
         else:
             current = held_weights(book.held, self.last_close, book.equity(self.last_close))
             if not drifted(self.aimed, current, self.limits.drift):
                 return []
-            trigger, targets = "drift", np.where(np.isnan(row), self.aimed, row)
+            trigger, targets = "drift", np.where(np.isnan(row.weights), self.aimed, row.weights)
         if np.all(np.isnan(targets)):
             return []  # no opinion yet (warm-up): nothing to decide
         self.rebalances += 1
         event, orders = decide_rebalance(
             book,
-            ts=ts,
+            ts=row.ts,
             n=self.rebalances,
             run_id=self.run_id,
             trigger=trigger,
             targets=targets,
-            values={k: v[t] for k, v in self.decided.values.items()},
-            price=np.where(tradable, p.close[t], np.nan),
+            values=row.values,
+            price=np.where(row.tradable, row.close, np.nan),
             last_close=self.last_close,
             limits=self.limits,
         )
-        self.aimed = np.where(
-            np.isnan(capped(targets, self.limits)), self.aimed, capped(targets, self.limits)
-        )
-        return [event, *book.submit(ts, orders, "rebalance")]
+        aimed = capped(targets, self.limits)
+        self.aimed = np.where(np.isnan(aimed), self.aimed, aimed)
+        return [event, *book.submit(row.ts, orders, "rebalance")]
 
 
 class _Marks:
