@@ -84,6 +84,8 @@ class Book:
     def fill_at_open(self, ts: int, opens: np.ndarray, tradable: np.ndarray) -> list[Event]:
         """Fill the working orders of the symbols with a bar now: sells first, then buys, a buy
         shrunk to the cash there is (cancelled when not one unit is affordable)."""
+        if not self.working:
+            return []
         ready = [o for o in self.working.values() if tradable[self._index[o.symbol]]]
         out: list[Event] = []
         for order in sorted(ready, key=lambda o: (o.side != "sell", self._index[o.symbol])):

@@ -23,7 +23,7 @@ from tape.events.rebalance import (
     drifted,
     held_weights,
     order_quantities,
-    period_keys,
+    period_of,
     target_quantities,
 )
 from tape.events.schema import EquityMarked, Event, OrderCancelled, Rebalanced
@@ -196,7 +196,7 @@ class Rebalancer:
         for j, symbol in enumerate(self.symbols):
             if (row.last or row.ends[j]) and (book.holdings[j].qty or symbol in book.working):
                 out += self._close_out(row.ts, j)
-        period = int(period_keys(np.array([row.session]), self.every)[0]) if self.every != "bar" else row.ts
+        period = row.ts if self.every == "bar" else period_of(row.session, self.every)
         due, self.period = period != self.period, period
         if not row.last:
             out += self._maybe_rebalance(row, due)
@@ -229,6 +229,8 @@ class Rebalancer:
         book = self.book
         if due:
             trigger, targets = self.every, row.weights
+        elif self.limits.drift <= 0:
+            return []
         else:
             current = held_weights(book.held, self.last_close, book.equity(self.last_close))
             if not drifted(self.aimed, current, self.limits.drift):

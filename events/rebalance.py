@@ -19,30 +19,20 @@ _EPOCH = dt.date(1970, 1, 1)
 WEIGHT_TOLERANCE = 1e-9  # float noise allowed on the sum of the weights
 
 
-def period_keys(session: np.ndarray, every: str) -> np.ndarray:
-    """A number per row naming its period: rows with the same number share a week, month, ...;
-    ``bar`` gives every row its own."""
-    if every == "bar":
-        return np.arange(session.shape[0], dtype=np.int64)
+def period_of(session: int, every: str) -> int:
+    """A number naming the period of an exchange day (days since 1970-01-01): days of the same week,
+    month or quarter share it; ``daily`` gives each day its own (``bar`` is every row: the caller's)."""
     if every == "daily":
-        return session.astype(np.int64)
+        return session
     if every == "weekly":  # 1970-01-01 was a Thursday: +3 makes weeks start on Monday
-        return (session.astype(np.int64) + 3) // 7
-    days = session.astype("datetime64[D]")
-    months = days.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
+        return (session + 3) // 7
+    day = _EPOCH + dt.timedelta(days=session)
+    months = day.year * 12 + day.month - 1
     if every == "monthly":
         return months
     if every == "quarterly":
         return months // 3
     raise ValueError(f"unknown rebalance schedule {every!r}")
-
-
-def schedule(session: np.ndarray, every: str) -> np.ndarray:
-    """True on the first row of each period (the first row of the data included)."""
-    keys = period_keys(session, every)
-    due = np.ones(keys.shape[0], dtype=bool)
-    due[1:] = keys[1:] != keys[:-1]
-    return due
 
 
 def check_weights(weights: np.ndarray, tradable: np.ndarray, symbols: tuple[str, ...], who: str) -> None:
