@@ -21,6 +21,7 @@ class Holding:
     cost_cents: int = 0
     commission_cents: int = 0
     entry_ts: int = 0
+    slippage: float = 0.0  # dollars the buys lost to slippage, not yet closed
 
 
 @dataclass
@@ -118,9 +119,11 @@ class Book:
             slippage=abs(price - reference) * qty,
             reason=reason,
         )
+        j = self._index[order.symbol]
         if order.side == "buy":
+            self.holdings[j].slippage += fill.slippage
             return [fill, *self._bought(ts, order.symbol, qty, price, cents(commission))]
-        return [fill, *self._sold(ts, order.symbol, qty, price, cents(commission), reason)]
+        return [fill, *self._sold(ts, order.symbol, qty, price, cents(commission), reason, fill.slippage)]
 
     def _affordable(self, j: int, qty: float, price: float) -> float:
         """``qty``, or less when the cash does not cover it (and its commission)."""
@@ -159,7 +162,7 @@ class Book:
         ]
 
     def _sold(
-        self, ts: int, symbol: str, qty: float, price: float, commission: int, reason: str
+        self, ts: int, symbol: str, qty: float, price: float, commission: int, reason: str, slippage: float
     ) -> list[Event]:
         holding = self.holdings[self._index[symbol]]
         proceeds = notional_cents(qty, price)
@@ -169,6 +172,7 @@ class Book:
         entry_commission = (
             holding.commission_cents if whole else part_cents(holding.commission_cents, qty, holding.qty)
         )
+        entry_slippage = holding.slippage if whole else holding.slippage * qty / holding.qty
         closed = PositionClosed(
             ts=ts,
             symbol=symbol,
@@ -181,7 +185,9 @@ class Book:
             gross_pnl=(proceeds - cost) / 100.0,
             commission=(entry_commission + commission) / 100.0,
             net_pnl=(proceeds - cost - entry_commission - commission) / 100.0,
+            slippage=entry_slippage + slippage,
         )
+        holding.slippage -= entry_slippage
         holding.cost_cents -= cost
         holding.commission_cents -= entry_commission
         holding.qty = 0.0 if whole else holding.qty - qty
