@@ -36,3 +36,7 @@ def test_momentum_session_on_actors_equals_its_backtest_decision_for_decision(
 def test_a_portfolio_strategy_is_refused_live_with_one_clear_message(tape: TapeRunner) -> None:
     result = tape("trade", "AAPL", "MSFT", "--strategy", "momentum", "--broker", "alpaca", "--feed", "alpaca")
     assert_clean_failure(result, "--broker sim --feed replay")
+
+
+def test_a_portfolio_strategy_is_refused_by_spawn_with_one_clear_message(tape: TapeRunner) -> None:
+    assert_clean_failure(tape("spawn", "AAPL", "momentum"), "--broker sim --feed replay")
