@@ -20,6 +20,7 @@ class MomentumParams(RebalanceParams, frozen=True, kw_only=True, forbid_unknown_
     top: Annotated[int, msgspec.Meta(ge=1, le=1_000, description="symbols held, equal weights")] = 5
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.skip >= self.lookback:
             raise ValueError(f"skip ({self.skip}) must be less than lookback ({self.lookback})")
 

@@ -14,7 +14,7 @@ from the other, and ``tape check`` proves the two equal.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, NamedTuple
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 import msgspec
 import numpy as np
@@ -24,14 +24,14 @@ from tape.events.errors import StrategyContractError
 from tape.events.panel import CrossSection, Panel
 from tape.events.strategies.base import SignalSeries, Strategy
 
-Schedule = Literal["bar", "daily", "weekly", "monthly", "quarterly"]
+SCHEDULES = ("bar", "daily", "weekly", "monthly", "quarterly")
 
 
 class RebalanceParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How weights become orders; every portfolio strategy's Params extends these."""
 
     rebalance: Annotated[
-        Schedule, msgspec.Meta(description="bar, daily, weekly, monthly or quarterly (first trading day)")
+        str, msgspec.Meta(description="bar, daily, weekly, monthly or quarterly (first trading day)")
     ] = "monthly"
     drift: Annotated[
         float,
@@ -42,6 +42,10 @@ class RebalanceParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     )
     cash_buffer: Annotated[float, msgspec.Meta(ge=0, lt=100, description="% of equity kept in cash")] = 0.0
     min_trade: Annotated[float, msgspec.Meta(ge=0, description="no order worth less than this ($)")] = 0.0
+
+    def __post_init__(self) -> None:
+        if self.rebalance not in SCHEDULES:
+            raise ValueError(f"rebalance must be one of {', '.join(SCHEDULES)}, got {self.rebalance!r}")
 
 
 class Weights(NamedTuple):
