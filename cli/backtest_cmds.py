@@ -61,8 +61,18 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
 @opt.run_options()
 def backtest_cmd(
     ctx: typer.Context,
-    symbols: opt.Symbols,
+    symbols: Annotated[
+        list[str] | None,
+        typer.Argument(help="One or more symbols; several share cash and limits (or --universe)."),
+    ] = None,
     strategy: opt.Strategy = "sma_cross",
+    universe: Annotated[
+        str | None,
+        typer.Option(
+            "--universe",
+            help="Every symbol of a bundled dataset (sample, sp500_20) or stored (every stored series).",
+        ),
+    ] = None,
     no_check: opt.NoCheck = False,
     param: opt.Params = None,
     start: opt.Start = None,
@@ -94,8 +104,9 @@ def backtest_cmd(
     with _progress_bar(show_progress) as update:
         # The API's own function (unwrapped: messages keep the options' --names).
         result = backtest.__wrapped__(
-            symbols,
+            symbols or None,
             strategy,
+            universe=universe,
             params=param,
             start=start,
             end=end,
@@ -228,8 +239,15 @@ def explain_cmd(
         int, typer.Option("--trade", "-t", min=1, help="Trade number (1 = first closed trade).")
     ] = 1,
     json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per event.")] = False,
+    rebalance: Annotated[
+        int | None,
+        typer.Option("--rebalance", "-r", min=1, help="A portfolio strategy's rebalance number instead."),
+    ] = None,
 ) -> None:
-    """Show the events behind one trade: signal, risk check with its numbers, orders, fills, exit."""
+    """Show the events behind one trade: signal, risk check with its numbers, orders, fills, exit.
+
+    With --rebalance N, a portfolio strategy's N-th rebalance: each symbol's score and rank, the weight
+    held and aimed at, and the order that bought, trimmed or sold it."""
     from tape.store.explain import explain_trade
     from tape.store.log import EventLog
     from tape.store.runs import find_run, strategy_origin
@@ -237,6 +255,12 @@ def explain_cmd(
     where = settings(ctx)
     with EventLog.open(where.log_path, readonly=True) as log:
         started = find_run(log, run_id)
+        if rebalance is not None:
+            from tape.cli.rebalance_view import show_rebalance
+            from tape.store.explain_rebalance import explain_rebalance
+
+            show_rebalance(started, *explain_rebalance(log, started.run_id, rebalance), json=json)
+            return
         records = explain_trade(log, started.run_id, trade)
     if json:
         for rec in records:

@@ -167,6 +167,12 @@ def run_backtest(
     series = [s for s in series if len(s)]
     if not series:
         raise DataError("no bars to backtest in the requested range")
+    if strategy.output == "weights":  # a portfolio strategy rebalances to weights: its own loop
+        from tape.events.portfolio_run import run_portfolio_backtest
+
+        return run_portfolio_backtest(
+            config, series, run_id=run_id, code_version=code_version, progress=progress, sink=sink
+        )
     started = run_started(config, series, run_id=run_id, mode="backtest", code_version=code_version)
     loop = _Loop(config, _Timeline(series, strategy, config.risk), strategy, run_id)
     out = loop.out

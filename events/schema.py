@@ -419,6 +419,27 @@ class EngineConfigured(Event, tag="engine_configured", kw_only=True):
     clock: str = "wall"
 
 
+class Rebalanced(Event, tag="rebalanced", kw_only=True):
+    """A portfolio strategy's rebalance, decided at a bar's close: one decision for the whole universe.
+
+    ``targets`` are the weights aimed at after the limits (max weight), ``current`` the weights held
+    before, both fractions of ``equity``; ``orders`` the signed quantities sent (a sell is negative),
+    filling at each symbol's next open; ``values`` the recorded numbers behind each symbol's weight
+    (e.g. score and rank). ``n`` counts the run's rebalances from 1; ``trigger`` says why
+    (``monthly``, ``drift``, ...)."""
+
+    run_id: str
+    n: int
+    strategy: str
+    trigger: str
+    equity: float
+    cash: float
+    targets: dict[str, float] = {}
+    current: dict[str, float] = {}
+    orders: dict[str, float] = {}
+    values: dict[str, dict[str, float]] = {}
+
+
 AnyEvent = (
     RunStarted
     | RunEnded
@@ -449,6 +470,7 @@ AnyEvent = (
     | SessionSpawned
     | SessionStopped
     | EngineConfigured
+    | Rebalanced
 )
 
 VERSION_MARK = "@"

@@ -8,7 +8,8 @@ Every call is logged like its command (``log=`` a path, or this session's tempor
 pandas objects: :func:`backtest`, :func:`optimize`, :func:`walkforward`, :func:`validate`,
 :func:`montecarlo`, :func:`replay`, :func:`runs`; bad arguments raise :class:`ConfigError` (a
 ValueError). Write strategies by subclassing :class:`Strategy` (sides :data:`BUY`, :data:`SELL`,
-:data:`HOLD` in a :class:`SignalSeries`). ``help(tape.backtest)`` says the rest.
+:data:`HOLD` in a :class:`SignalSeries`), or
+:class:`PortfolioStrategy` for target weights over a universe. ``help(tape.backtest)`` says the rest.
 
 The public names load on first use, so ``import tape`` stays light (no Ray, no matplotlib). The
 design card's folders install inside this package as ``tape.events``, ``tape.store``,
@@ -38,6 +39,8 @@ _WHERE = {
     "SELL": "tape.events.strategies.base",
     "HOLD": "tape.events.strategies.base",
     "SignalSeries": "tape.events.strategies.base",
+    "PortfolioStrategy": "tape.events.strategies.portfolio_base",
+    "Weights": "tape.events.strategies.portfolio_base",
 }
 
 __all__ = [
@@ -46,9 +49,11 @@ __all__ = [
     "SELL",
     "ConfigError",
     "JobResult",
+    "PortfolioStrategy",
     "Result",
     "SignalSeries",
     "Strategy",
+    "Weights",
     "backtest",
     "check",
     "montecarlo",
@@ -64,6 +69,7 @@ if TYPE_CHECKING:
     from tape.api import backtest, check, replay, runs
     from tape.events.errors import ConfigError
     from tape.events.strategies.base import BUY, HOLD, SELL, SignalSeries, Strategy
+    from tape.events.strategies.portfolio_base import PortfolioStrategy, Weights
     from tape.jobs import montecarlo, optimize, validate, walkforward
     from tape.result import JobResult, Result
 

@@ -28,6 +28,15 @@ from tape.events.risk import RiskConfig
 F = TypeVar("F", bound=Callable[..., Any])
 
 COSTS, RISK, SIZING, FILTERS, BARS = "Costs", "Risk", "Sizing", "Entry filters", "Bars"
+PORTFOLIO = "Portfolio strategies"
+# Portfolio options set the strategy's own parameters (RebalanceParams): unset, the strategy's default.
+_PORTFOLIO_KINDS = {
+    "rebalance": str,
+    "drift": float,
+    "max_weight": float,
+    "cash_buffer": float,
+    "min_trade": float,
+}
 
 
 class RunOption(NamedTuple):
@@ -57,12 +66,14 @@ class RunOption(NamedTuple):
         """float, int or str: the type of the value (None aside)."""
         if self.field == "timeframe":
             return str
+        if self.field.startswith("portfolio."):
+            return _PORTFOLIO_KINDS[self.field.partition(".")[2]]
         value = self._field_default()
         return float if value is UNSET else type(value)
 
     def _field_default(self) -> Any:
-        if self.field == "timeframe":  # unset: the stored bar size (BacktestConfig's "1Day" aside)
-            return UNSET
+        if self.field == "timeframe" or self.field.startswith("portfolio."):
+            return UNSET  # unset: the stored bar size; a portfolio strategy's own parameter
         part, name = self.field.split(".")
         struct = CostModel if part == "cost" else RiskConfig
         return {f.name: f.default for f in msgspec.structs.fields(struct)}[name]
@@ -157,6 +168,19 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     ),
     RunOption("correlation_window", "risk.correlation_window", FILTERS, "Bars of returns to correlate."),
     RunOption("correlation_action", "risk.correlation_action", FILTERS, "reject or shrink (halve)."),
+    RunOption(
+        "rebalance",
+        "portfolio.rebalance",
+        PORTFOLIO,
+        "bar, daily, weekly, monthly or quarterly: rebalance on the first trading day of each "
+        "(default: the strategy's, monthly for the built-ins).",
+    ),
+    RunOption(
+        "drift", "portfolio.drift", PORTFOLIO, "Also rebalance when a weight drifts this many % points."
+    ),
+    RunOption("max_weight", "portfolio.max_weight", PORTFOLIO, "Cap per symbol (% of equity; default 100)."),
+    RunOption("cash_buffer", "portfolio.cash_buffer", PORTFOLIO, "% of equity kept in cash (default 0)."),
+    RunOption("min_trade", "portfolio.min_trade", PORTFOLIO, "No order worth less than this ($; default 0)."),
 )
 
 
@@ -201,6 +225,10 @@ class RunOptions(Mapping[str, Any]):
     def risk(self) -> RiskConfig:
         """The RiskConfig of the risk, sizing and filter options."""
         return RiskConfig(**self._fields("risk"))
+
+    def portfolio_params(self) -> list[str]:
+        """The portfolio options given, as ``--param NAME=VALUE`` of a portfolio strategy."""
+        return [f"{name}={value}" for name, value in self._fields("portfolio").items()]
 
     def _fields(self, part: str) -> dict[str, Any]:
         out = {}
