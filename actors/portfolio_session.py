@@ -19,6 +19,7 @@ import numpy as np
 
 from tape.actors.engine import ReplayOutcome, session_run_id
 from tape.actors.jobs import ensure_ray, shipped_code
+from tape.actors.replay_log import logged_events, timestamp_groups
 from tape.actors.session_actors import LogWriter
 from tape.events.backtest import BacktestConfig, run_ended, run_started
 from tape.events.bars import BarSeries
@@ -31,7 +32,6 @@ from tape.events.session import feed_order
 from tape.events.strategies import make_strategy
 from tape.events.strategies.portfolio_base import as_weight_row, incremental
 from tape.store.backtests import code_version
-from tape.store.log import EventLog
 
 PRICES = ("open", "high", "low", "close", "volume")
 
@@ -102,10 +102,8 @@ def run_portfolio_session(
     config: BacktestConfig, series: Sequence[BarSeries], *, log_path: Path, address: str | None = None
 ) -> ReplayOutcome:
     """Play ``series`` through the symbol actors and the rebalancing portfolio actor into the log."""
-    from tape.actors.engine import _timestamp_groups
-
     run_id = session_run_id("sim", config, series)
-    logged = _logged(log_path, run_id)
+    logged = logged_events(log_path, run_id)
     if any(isinstance(e, RunEnded) and e.status == "completed" for e in logged):
         return ReplayOutcome(run_id, "already complete")
     if logged:
@@ -117,7 +115,7 @@ def run_portfolio_session(
     )
     ray.get(writer.append.remote([opening]))
     steps = feed_order(list(series))
-    groups = _timestamp_groups(steps, {s.symbol: s for s in series})
+    groups = timestamp_groups(steps, {s.symbol: s for s in series})
     actors = {s.symbol: ray.remote(SymbolActor).remote(s.symbol) for s in series}
     portfolio = ray.remote(RebalancingPortfolioActor).remote(config, run_id, writer, shipped_code(config))
     try:
@@ -132,10 +130,3 @@ def run_portfolio_session(
             for handle in (*actors.values(), portfolio, writer):
                 ray.kill(handle)
     return ReplayOutcome(run_id, "new")
-
-
-def _logged(log_path: Path, run_id: str) -> list[Any]:
-    if not Path(log_path).exists():
-        return []
-    with EventLog.open(log_path, readonly=True) as log:
-        return list(log.events(stream_prefix=f"run/{run_id}"))
