@@ -81,7 +81,7 @@ def backtest_cmd(
         ),
     ] = None,
     no_files: Annotated[
-        bool, typer.Option("--no-files", help="Skip the results JSON, trades CSV and chart.")
+        bool, typer.Option("--no-files", help="Skip the results JSON, trades CSV, chart and HTML report.")
     ] = False,
     *,
     options: opt.RunOptions,
@@ -113,9 +113,12 @@ def backtest_cmd(
     files = None
     if not no_files:
         from tape.store.backtest_files import write_backtest_files
+        from tape.store.html_report import html_report_path, write_run_html
 
-        files = write_backtest_files(
-            report, outcome.series, root=Path.cwd(), day=dt.date.today().isoformat(), log_scale=log_scale
+        day = dt.date.today().isoformat()
+        files = write_backtest_files(report, outcome.series, root=Path.cwd(), day=day, log_scale=log_scale)
+        page = write_run_html(
+            where.log_path, report, outcome.series, html_report_path(Path.cwd(), report, day)
         )
     if json:
         print_json(result.summary)
@@ -130,7 +133,7 @@ def backtest_cmd(
             f"logged run [bold]{report.run_id}[/bold]: {outcome.append.count:,} events → {where.log_path}"
         )
     if files is not None:
-        console.print(f"wrote {files.results}, {files.trades}, {files.chart}")
+        console.print(f"wrote {files.results}, {files.trades}, {files.chart}, {page}")
     console.print(f"audit: tape replay {report.run_id} · tape explain {report.run_id} --trade 1")
 
 
