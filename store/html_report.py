@@ -19,14 +19,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
 
 from tape.events.bars import BarSeries
 from tape.events.render import summarize
-from tape.events.report import RunReport, market_time, price_text, trade_rows
+from tape.events.report import RunReport, market_time, price_text
 from tape.events.schema import (
     Fill,
     OrderIntent,
@@ -36,12 +36,13 @@ from tape.events.schema import (
     RiskRejected,
     Signal,
 )
+from tape.events.timeframes import is_intraday
 from tape.store import atomic
 from tape.store.backtest_files import buy_and_hold_curve, chart_title, equity_curve
 from tape.store.charts import PIXEL_COLUMNS, decimate, drawdown_pct, wants_log
 from tape.store.log import Recorded
 
-HTML_MARKERS = 2000  # trade markers per kind and symbol drawn before they are thinned
+HTML_MARKERS = 1000  # trade markers per kind and symbol drawn before they are thinned
 STORY_LINES = 12  # events of a trade's story shown on hover (the explain command shows all)
 TABLE_ROWS = 1000  # trade rows in the page's table at a time (sorting reorders all of them)
 MAX_PRICE_CHARTS = 6  # symbols drawn with their own price chart
@@ -84,13 +85,25 @@ def write_html_report(
 # --------------------------------------------------------------------------- what the log says
 
 
-def trade_stories(records: Iterable[Recorded], timeframe: str) -> list[list[str]]:
-    """For each closed trade (in closing order), why it happened in a few lines: the signal with its
-    reason and indicator values, the risk check with its numbers, every order and fill, the close.
-    The same events `tape explain` prints (the symbol's events from the buy signal behind the entry
-    up to the PositionClosed), found in one pass over the run."""
+class Story(NamedTuple):
+    """Where one trade's events lie in its symbol's events: ``events[start:stop]``."""
+
+    events: list[Recorded]
+    start: int
+    stop: int
+
+    def lines(self, timeframe: str) -> list[str]:
+        """The trade's story, one short line per event."""
+        return [_story_line(r, timeframe) for r in self.events[self.start : self.stop]]
+
+
+def trade_stories(records: Iterable[Recorded]) -> list[Story]:
+    """For each closed trade (in closing order), the events that tell why it happened: the signal with
+    its reason and indicator values, the risk check with its numbers, every order and fill, the close.
+    The same events `tape explain` prints (the symbol's events from the buy signal behind the entry up
+    to the PositionClosed), found in one pass over the run."""
     by_symbol: dict[str, list[Recorded]] = defaultdict(list)
-    stories: list[list[str]] = []
+    stories: list[Story] = []
     for rec in records:
         symbol = getattr(rec.event, "symbol", None)
         if symbol is None:
@@ -98,7 +111,7 @@ def trade_stories(records: Iterable[Recorded], timeframe: str) -> list[list[str]
         mine = by_symbol[symbol]
         mine.append(rec)
         if isinstance(rec.event, PositionClosed):
-            stories.append([_story_line(r, timeframe) for r in mine[_story_start(mine) :]])
+            stories.append(Story(mine, _story_start(mine), len(mine)))
     return stories
 
 
@@ -204,9 +217,10 @@ def _thin(n: int) -> int:
     return max(1, math.ceil(n / HTML_MARKERS))
 
 
-def equity_figure(report: RunReport, series: Sequence[BarSeries]) -> dict[str, Any]:
-    """Equity and buy & hold (money axis with a log/linear toggle) over their drawdowns."""
-    ts, equity = equity_curve(report, series)
+def equity_figure(
+    report: RunReport, series: Sequence[BarSeries], ts: np.ndarray, equity: np.ndarray
+) -> dict[str, Any]:
+    """Equity at ``ts`` and buy & hold (money axis with a log/linear toggle) over their drawdowns."""
     keep = decimate(ts, equity, PIXEL_COLUMNS)
     traces: list[dict[str, Any]] = [
         _line(ts[keep], equity[keep], f"{report.strategy} (net of costs)", STRATEGY_COLOR, "y"),
@@ -253,7 +267,6 @@ def price_figure(
     report: RunReport,
     bars: BarSeries | None,
     symbol: str,
-    stories: list[list[str]],
     indicators: dict[str, tuple[list[int], list[float]]],
 ) -> dict[str, Any]:
     """One symbol's closes, the strategy's recorded indicator values, and its trades' entries and exits;
@@ -372,21 +385,22 @@ def _base_layout(height: int) -> dict[str, Any]:
 
 def report_page(report: RunReport, records: Sequence[Recorded], series: Sequence[BarSeries]) -> str:
     """The whole page as one string: styles, plotly.js, the figures' JSON and the tables."""
-    stories = trade_stories(records, report.timeframe)
+    stories = trade_stories(records)
     indicators = indicator_values(records)
     ts, equity = equity_curve(report, series)
     years, grid = monthly_returns(ts, equity)
     by_symbol = {s.symbol: s for s in series}
-    figures = {"equity": equity_figure(report, series), "months": heatmap_figure(years, grid)}
+    figures = {"equity": equity_figure(report, series, ts, equity), "months": heatmap_figure(years, grid)}
     for i, symbol in enumerate(report.symbols[:MAX_PRICE_CHARTS]):
-        figures[f"price{i}"] = price_figure(
-            report, by_symbol.get(symbol), symbol, stories, indicators[symbol]
-        )
+        figures[f"price{i}"] = price_figure(report, by_symbol.get(symbol), symbol, indicators[symbol])
     shown = sorted(
         {n for fig in figures.values() for trace in fig["data"] for n in trace.get("customdata", [])}
     )
     tips = {
-        n: trade_tip(n, report.trades[n - 1], stories[n - 1] if n - 1 < len(stories) else []) for n in shown
+        n: trade_tip(
+            n, report.trades[n - 1], stories[n - 1].lines(report.timeframe) if n <= len(stories) else []
+        )
+        for n in shown
     }
     title, subtitle = chart_title(report)
     prices = "".join(
@@ -445,8 +459,25 @@ _TRADE_HEADERS = [
 
 
 def _trade_table_rows(report: RunReport) -> list[list[Any]]:
-    """The trade table's rows as values (the page formats and sorts them)."""
-    return [[row[key] for key, _, _ in _TRADE_HEADERS] for row in trade_rows(report)]
+    """The trade table's rows as values (the page formats and sorts them): the trades CSV's columns,
+    times as the exchange's local clock (formatted all at once: a long run has tens of thousands)."""
+    trades = report.trades
+    entries = _local_times([t.entry_ts for t in trades], report.timeframe)
+    exits = _local_times([t.exit_ts for t in trades], report.timeframe)
+    return [
+        [n, t.symbol, entry, t.entry_price, exit_, t.exit_price, t.qty, round(t.pnl, 2), t.exit_reason]
+        for n, (t, entry, exit_) in enumerate(zip(trades, entries, exits, strict=True), start=1)
+    ]
+
+
+def _local_times(ts: list[int], timeframe: str) -> list[str]:
+    """New York dates (daily bars) or New York date and minute (intraday) of ``ts``."""
+    import pandas as pd  # loaded already by any run that read bars
+
+    moments = pd.DatetimeIndex(np.asarray(ts, dtype="datetime64[ns]"), tz="UTC").tz_convert(
+        "America/New_York"
+    )
+    return list(moments.strftime("%Y-%m-%d %H:%M" if is_intraday(timeframe) else "%Y-%m-%d"))
 
 
 _plotly_cache: list[str] = []
