@@ -603,3 +603,18 @@ def write_run_html(log_path: Path, report: RunReport, series: Sequence[BarSeries
     with EventLog.open(log_path, readonly=True) as log:
         records = list(run_events(log, report.run_id))
     return write_html_report(report, records, series, path)
+
+
+def run_bars(report: RunReport, data_path: Path | None) -> list[BarSeries]:
+    """The bars a backtest read, from the market-data store, for its price and buy & hold lines; none
+    when they are not there any more or the run is not a backtest (the page then draws without them)."""
+    from tape.events.backtest import config_of
+    from tape.events.errors import TapeError
+    from tape.store.backtests import load_config_bars
+
+    if report.mode != "backtest":
+        return []
+    try:
+        return load_config_bars(config_of(report.config), data_path)
+    except (TapeError, ValueError, TypeError):
+        return []
