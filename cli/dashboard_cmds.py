@@ -50,6 +50,7 @@ def dashboard_cmd(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)  # listening before the address is printed: a client may connect at once
     except OSError as exc:
         sock.close()
         from tape.events.errors import ConfigError
@@ -61,5 +62,7 @@ def dashboard_cmd(
     if token:
         console.print("every request must carry the token (?token=... or Authorization: Bearer)")
     console.print("Ctrl-C stops it", style="dim")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    # Open event streams never end by themselves: on Ctrl-C they get a moment, then are closed.
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
     server.run(sockets=[sock])

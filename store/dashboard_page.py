@@ -5,7 +5,7 @@ from __future__ import annotations
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>tape dashboard</title>
+<title>tape dashboard</title><link rel="icon" href="data:,">
 <style>
 body { font-family: system-ui, sans-serif; margin: 1em auto; max-width: 1100px; padding: 0 0.8em;
   color: #222; }

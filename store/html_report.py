@@ -32,6 +32,7 @@ from tape.events.schema import (
     OrderIntent,
     OrderSubmitted,
     PositionClosed,
+    PositionOpened,
     RiskAccepted,
     RiskRejected,
     Signal,
@@ -168,6 +169,13 @@ def _story_line(rec: Recorded, timeframe: str) -> str:
     if isinstance(e, Fill):
         fill = f"{e.side} {e.qty:g} @ {price_text(e.price)} ({e.reason})"
         return f"{when} fill {fill}, commission {e.commission:.2f}"
+    if isinstance(e, PositionOpened):
+        levels = " ".join(
+            f"{k} {price_text(v)}"
+            for k, v in (("stop", e.stop_price), ("target", e.take_profit_price))
+            if v
+        )
+        return f"{when} opened {e.qty:g} @ {price_text(e.entry_price)}" + (f", {levels}" if levels else "")
     if isinstance(e, PositionClosed):
         return f"{when} closed ({e.exit_reason}): net {e.net_pnl:+,.2f}"
     if isinstance(e, OrderIntent):
@@ -308,7 +316,8 @@ def price_figure(
         "layout": {
             **_base_layout(360),
             "yaxis": {"title": {"text": f"{symbol} price"}, "tickprefix": "$"},
-            "hoverlabel": {"align": "left", "font": {"family": "monospace", "size": 11}},
+            # Every trace's value at the pointer's time: a trade marker near it gets its story shown.
+            "hovermode": "x",
         },
     }
 
@@ -495,7 +504,7 @@ def _plotly_js() -> str:
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · run {run_id}</title>
+<title>{title} · run {run_id}</title><link rel="icon" href="data:,">
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.2em auto; max-width: 1200px; color: #222;
   padding: 0 1em; }}
@@ -513,7 +522,7 @@ table {{ border-collapse: collapse; font-size: 0.85em; }}
 .top {{ display: flex; gap: 2em; align-items: flex-start; flex-wrap: wrap; }}
 .top .plot {{ flex: 1; min-width: 600px; }}
 #tip {{ position: fixed; display: none; z-index: 10; background: #fffff4; border: 1px solid #999;
-  padding: 6px 8px; font: 11px monospace; white-space: pre; pointer-events: none;
+  padding: 6px 8px; font: 11px monospace; white-space: pre-wrap; pointer-events: none; max-width: 85vw;
   box-shadow: 2px 2px 6px rgba(0,0,0,.2); }}
 #tip div:first-child {{ font-weight: bold; }}
 </style>
