@@ -171,9 +171,7 @@ def _story_line(rec: Recorded, timeframe: str) -> str:
         return f"{when} fill {fill}, commission {e.commission:.2f}"
     if isinstance(e, PositionOpened):
         levels = " ".join(
-            f"{k} {price_text(v)}"
-            for k, v in (("stop", e.stop_price), ("target", e.take_profit_price))
-            if v
+            f"{k} {price_text(v)}" for k, v in (("stop", e.stop_price), ("target", e.take_profit_price)) if v
         )
         return f"{when} opened {e.qty:g} @ {price_text(e.entry_price)}" + (f", {levels}" if levels else "")
     if isinstance(e, PositionClosed):
@@ -427,6 +425,7 @@ def report_page(report: RunReport, records: Sequence[Recorded], series: Sequence
         tips=_script_json(tips),
         trades=_script_json(_trade_table_rows(report)),
         shown_rows=TABLE_ROWS,
+        intraday="true" if is_intraday(report.timeframe) else "false",
         columns=_script_json([[label, kind] for _, label, kind in _TRADE_HEADERS]),
     )
 
@@ -457,9 +456,9 @@ def _metrics_table(report: RunReport) -> str:
 _TRADE_HEADERS = [
     ("n", "#", "num"),
     ("symbol", "symbol", "text"),
-    ("entry_time", "entry", "text"),
+    ("entry_time", "entry", "time"),
     ("entry_price", "entry price", "num"),
-    ("exit_time", "exit", "text"),
+    ("exit_time", "exit", "time"),
     ("exit_price", "exit price", "num"),
     ("qty", "qty", "num"),
     ("pnl", "net P&L", "num"),
@@ -468,25 +467,22 @@ _TRADE_HEADERS = [
 
 
 def _trade_table_rows(report: RunReport) -> list[list[Any]]:
-    """The trade table's rows as values (the page formats and sorts them): the trades CSV's columns,
-    times as the exchange's local clock (formatted all at once: a long run has tens of thousands)."""
-    trades = report.trades
-    entries = _local_times([t.entry_ts for t in trades], report.timeframe)
-    exits = _local_times([t.exit_ts for t in trades], report.timeframe)
+    """The trade table's rows as values: the trades CSV's columns, times as epoch milliseconds (the
+    page writes them as the exchange's local clock, and sorts on the numbers)."""
     return [
-        [n, t.symbol, entry, t.entry_price, exit_, t.exit_price, t.qty, round(t.pnl, 2), t.exit_reason]
-        for n, (t, entry, exit_) in enumerate(zip(trades, entries, exits, strict=True), start=1)
+        [
+            n,
+            t.symbol,
+            t.entry_ts // 1_000_000,
+            t.entry_price,
+            t.exit_ts // 1_000_000,
+            t.exit_price,
+            t.qty,
+            round(t.pnl, 2),
+            t.exit_reason,
+        ]
+        for n, t in enumerate(report.trades, start=1)
     ]
-
-
-def _local_times(ts: list[int], timeframe: str) -> list[str]:
-    """New York dates (daily bars) or New York date and minute (intraday) of ``ts``."""
-    import pandas as pd  # loaded already by any run that read bars
-
-    moments = pd.DatetimeIndex(np.asarray(ts, dtype="datetime64[ns]"), tz="UTC").tz_convert(
-        "America/New_York"
-    )
-    return list(moments.strftime("%Y-%m-%d %H:%M" if is_intraday(timeframe) else "%Y-%m-%d"))
 
 
 _plotly_cache: list[str] = []
@@ -541,6 +537,7 @@ const TIPS = {tips};
 const TRADES = {trades};
 const COLUMNS = {columns};
 const SHOWN_ROWS = {shown_rows};
+const INTRADAY = {intraday};
 const tip = document.getElementById("tip");
 for (const [id, fig] of Object.entries(FIGURES)) {{
   const el = document.getElementById(id);
@@ -566,7 +563,14 @@ const price = v => {{
   const [whole, frac] = text.split(".");
   return whole + "." + frac.slice(0, 2) + frac.slice(2).replace(/0+$/, "");
 }};
-const cell = (v, i) =>
+const clock = new Intl.DateTimeFormat("en-CA", {{timeZone: "America/New_York", year: "numeric",
+  month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23"}});
+const localTime = ms => {{
+  const p = Object.fromEntries(clock.formatToParts(new Date(ms)).map(x => [x.type, x.value]));
+  const day = `${{p.year}}-${{p.month}}-${{p.day}}`;
+  return INTRADAY ? `${{day}} ${{p.hour}}:${{p.minute}}` : day;
+}};
+const cell = (v, i) => COLUMNS[i][1] === "time" ? localTime(v) :
   COLUMNS[i][0].endsWith("price") ? price(v) : COLUMNS[i][0] === "net P&L" ? money(v) : String(v);
 function renderTrades(rows) {{
   const body = document.querySelector("#trades tbody");
@@ -575,7 +579,7 @@ function renderTrades(rows) {{
     r.forEach((v, i) => {{
       const td = document.createElement("td");
       td.textContent = cell(v, i);
-      if (COLUMNS[i][1] === "num") td.className = "num";
+      if (COLUMNS[i][1] !== "text") td.className = "num";
       tr.append(td);
     }});
     return tr;
