@@ -87,15 +87,16 @@ def write_html_report(
 
 
 class Story(NamedTuple):
-    """Where one trade's events lie in its symbol's events: ``events[start:stop]``."""
+    """Where one trade's events lie: its symbol's events up to ``stop`` (its PositionClosed), from the
+    signal behind its entry (searched only when the story is told: a long run draws a sample)."""
 
     events: list[Recorded]
-    start: int
     stop: int
 
     def lines(self, timeframe: str) -> list[str]:
         """The trade's story, one short line per event."""
-        return [_story_line(r, timeframe) for r in self.events[self.start : self.stop]]
+        start = _story_start(self.events, self.stop - 1)
+        return [_story_line(r, timeframe) for r in self.events[start : self.stop]]
 
 
 def trade_stories(records: Iterable[Recorded]) -> list[Story]:
@@ -111,24 +112,24 @@ def trade_stories(records: Iterable[Recorded]) -> list[Story]:
             continue
         mine = by_symbol[symbol]
         mine.append(rec)
-        if isinstance(rec.event, PositionClosed):
-            stories.append(Story(mine, _story_start(mine), len(mine)))
+        if rec.event.__class__ is PositionClosed:
+            stories.append(Story(mine, len(mine)))
     return stories
 
 
-def _story_start(mine: list[Recorded]) -> int:
-    """Index in ``mine`` (ending with a PositionClosed) of the signal that led to its entry; the same
-    search as store/explain.py, walking back from the close."""
-    close: Any = mine[-1].event
+def _story_start(mine: list[Recorded], close_at: int) -> int:
+    """Index in ``mine`` of the signal that led to the entry of the position closed at ``close_at``;
+    the same search as store/explain.py, walking back from the close."""
+    close: Any = mine[close_at].event
     fill = next(
         (
             i
-            for i in range(len(mine) - 1, -1, -1)
+            for i in range(close_at, -1, -1)
             if isinstance(mine[i].event, Fill)
             and mine[i].event.side == "buy"  # type: ignore[attr-defined]
             and mine[i].event.ts == close.entry_ts
         ),
-        len(mine) - 1,
+        close_at,
     )
     intent = next(
         (
@@ -185,8 +186,8 @@ def indicator_values(records: Iterable[Recorded]) -> dict[str, dict[str, tuple[l
     """Per symbol and indicator, the values the strategy recorded with its signals (time, value)."""
     out: dict[str, dict[str, tuple[list[int], list[float]]]] = defaultdict(dict)
     for rec in records:
-        event = rec.event
-        if isinstance(event, Signal):
+        event: Any = rec.event
+        if event.__class__ is Signal:
             for name, value in event.values.items():
                 ts, values = out[event.symbol].setdefault(name, ([], []))
                 ts.append(event.ts)
