@@ -34,8 +34,11 @@ def dashboard_cmd(
         float, typer.Option("--interval", min=0.1, callback=finite, help="Seconds between reads of the log.")
     ] = 0.5,
 ) -> None:
-    """Serve a live web dashboard of a run: positions, P&L per symbol, equity, recent decisions with their
-    reasons, alerts and actor health, pushed to the page as the log grows. Reads the log only."""
+    """A live web page of a run: positions, P&L, equity, decisions, alerts and actor health.
+
+    What `tape watch` shows, pushed to the page (server-sent events) as the log grows, for a running
+    session or a finished log; it reads the log only. Loopback by default: any other --host needs a
+    token, which every request must then carry."""
     import socket
 
     import uvicorn
