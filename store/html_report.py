@@ -215,7 +215,7 @@ def monthly_returns(ts: np.ndarray, equity: np.ndarray) -> tuple[list[int], list
 # --------------------------------------------------------------------------- figures (plotly JSON)
 
 
-def _times(ts: np.ndarray) -> list[str]:
+def date_strings(ts: np.ndarray) -> list[str]:
     """Bar times as ISO strings plotly reads as dates (UTC wall clock to the minute)."""
     return np.datetime_as_string(np.asarray(ts, dtype=np.int64).astype("datetime64[ns]"), unit="m").tolist()
 
@@ -230,21 +230,23 @@ def equity_figure(
     """Equity at ``ts`` and buy & hold (money axis with a log/linear toggle) over their drawdowns."""
     keep = decimate(ts, equity, PIXEL_COLUMNS)
     traces: list[dict[str, Any]] = [
-        _line(ts[keep], equity[keep], f"{report.strategy} (net of costs)", STRATEGY_COLOR, "y"),
-        _line(ts[keep], drawdown_pct(equity)[keep], "strategy drawdown", STRATEGY_COLOR, "y2", fill=True),
+        line_trace(ts[keep], equity[keep], f"{report.strategy} (net of costs)", STRATEGY_COLOR, "y"),
+        line_trace(
+            ts[keep], drawdown_pct(equity)[keep], "strategy drawdown", STRATEGY_COLOR, "y2", fill=True
+        ),
     ]
     if series:
         hold = buy_and_hold_curve(report, series, ts)
         keep_hold = decimate(ts, hold, PIXEL_COLUMNS)
-        traces.insert(1, _line(ts[keep_hold], hold[keep_hold], "buy & hold", HOLD_COLOR, "y"))
+        traces.insert(1, line_trace(ts[keep_hold], hold[keep_hold], "buy & hold", HOLD_COLOR, "y"))
         traces.append(
-            _line(ts[keep_hold], drawdown_pct(hold)[keep_hold], "buy & hold drawdown", HOLD_COLOR, "y2")
+            line_trace(ts[keep_hold], drawdown_pct(hold)[keep_hold], "buy & hold drawdown", HOLD_COLOR, "y2")
         )
     log = wants_log([equity] + ([hold] if series else []), None)
     return {
         "data": traces,
         "layout": {
-            **_base_layout(420),
+            **base_layout(420),
             "yaxis": {
                 "title": {"text": "equity"},
                 "domain": [0.32, 1],
@@ -281,11 +283,11 @@ def price_figure(
     traces: list[dict[str, Any]] = []
     if bars is not None and len(bars):
         keep = decimate(bars.ts, bars.close, PIXEL_COLUMNS)
-        traces.append(_line(bars.ts[keep], bars.close[keep], f"{symbol} close", "#444444", "y"))
+        traces.append(line_trace(bars.ts[keep], bars.close[keep], f"{symbol} close", "#444444", "y"))
     for name, (ts, values) in sorted(indicators.items()):
         stamps, vals = np.asarray(ts, dtype=np.int64), np.asarray(values, dtype=np.float64)
         keep = decimate(stamps, vals, PIXEL_COLUMNS)
-        trace = _line(stamps[keep], vals[keep], f"{name} (at signals)", None, "y")
+        trace = line_trace(stamps[keep], vals[keep], f"{name} (at signals)", None, "y")
         trace.update(mode="lines+markers", marker={"size": 3}, line={"width": 1, "dash": "dot"})
         traces.append(trace)
     mine = [(n, t) for n, t in enumerate(report.trades, start=1) if t.symbol == symbol]
@@ -303,7 +305,7 @@ def price_figure(
                 "type": "scatter",
                 "mode": "markers",
                 "name": label,
-                "x": _times(np.asarray(at, dtype=np.int64)),
+                "x": date_strings(np.asarray(at, dtype=np.int64)),
                 "y": price,
                 "customdata": [n for n, _ in shown],
                 "hoverinfo": "none",  # the page draws the trade's story in its own tooltip
@@ -313,7 +315,7 @@ def price_figure(
     return {
         "data": traces,
         "layout": {
-            **_base_layout(360),
+            **base_layout(360),
             "yaxis": {"title": {"text": f"{symbol} price"}, "tickprefix": "$"},
             # Every trace's value at the pointer's time: a trade marker near it gets its story shown.
             "hovermode": "x",
@@ -358,14 +360,15 @@ def heatmap_figure(years: list[int], grid: list[list[float | None]]) -> dict[str
     }
 
 
-def _line(
+def line_trace(
     ts: np.ndarray, y: np.ndarray, name: str, color: str | None, axis: str, *, fill: bool = False
 ) -> dict[str, Any]:
+    """A plotly line of ``y`` over bar times ``ts`` on y axis ``axis`` (filled to zero when ``fill``)."""
     trace: dict[str, Any] = {
         "type": "scatter",
         "mode": "lines",
         "name": name,
-        "x": _times(ts),
+        "x": date_strings(ts),
         "y": np.round(np.asarray(y, dtype=np.float64), 6).tolist(),
         "yaxis": axis,
         "line": {"width": 1.3},
@@ -378,7 +381,8 @@ def _line(
     return trace
 
 
-def _base_layout(height: int) -> dict[str, Any]:
+def base_layout(height: int) -> dict[str, Any]:
+    """The layout every time chart of the pages shares."""
     return {
         "height": height,
         "margin": {"l": 70, "r": 20, "t": 40, "b": 30},
@@ -421,17 +425,17 @@ def report_page(report: RunReport, records: Sequence[Recorded], series: Sequence
         run_id=html.escape(report.run_id),
         metrics=_metrics_table(report),
         prices=prices,
-        plotly=_plotly_js(),
-        figures=_script_json(figures),
-        tips=_script_json(tips),
-        trades=_script_json(_trade_table_rows(report)),
+        plotly=plotly_js(),
+        figures=script_json(figures),
+        tips=script_json(tips),
+        trades=script_json(_trade_table_rows(report)),
         shown_rows=TABLE_ROWS,
         intraday="true" if is_intraday(report.timeframe) else "false",
-        columns=_script_json([[label, kind] for _, label, kind in _TRADE_HEADERS]),
+        columns=script_json([[label, kind] for _, label, kind in _TRADE_HEADERS]),
     )
 
 
-def _script_json(value: Any) -> str:
+def script_json(value: Any) -> str:
     """JSON safe to place inside a <script> element."""
     return msgspec.json.encode(value, enc_hook=_plain).decode().replace("</", "<\\/")
 
@@ -489,7 +493,7 @@ def _trade_table_rows(report: RunReport) -> list[list[Any]]:
 _plotly_cache: list[str] = []
 
 
-def _plotly_js() -> str:
+def plotly_js() -> str:
     """plotly.js as the plotly package ships it (read once per process)."""
     if not _plotly_cache:
         _plotly_cache.append(

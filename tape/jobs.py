@@ -155,6 +155,16 @@ def optimize(
             Path(charts) / f"heatmap_{'-'.join(base.symbols)}_{base.strategy}_{result.job_id}.png",
             title=f"{base.strategy} on {', '.join(base.symbols)}, {_period(series)}",
         )
+        from tape.store.html_jobs import sweep_page
+
+        sweep_page(
+            [(r.params, r.score) for r in result.ranked],
+            varied[0],
+            varied[1],
+            objective,
+            heatmap.with_suffix(".html"),
+            title=f"{base.strategy} on {', '.join(base.symbols)}, {_period(series)}",
+        )
     summary = {
         "job_id": result.job_id,
         "objective": objective,
@@ -238,15 +248,37 @@ def walkforward(
 
         windows = [(f.test_start_ts, f.test_end_ts) for f in result.folds]
         oos_ts = np.asarray(result.oos_ts, dtype=np.int64)
+        hold = stitched_buy_and_hold(series, windows, oos_ts, base.cash)
         chart = plot_walkforward(
             Path(charts) / f"walkforward_{'-'.join(base.symbols)}_{base.strategy}_{result.job_id}.png",
             windows=windows,
             ts=oos_ts,
             equity=np.asarray(result.oos_equity),
-            hold=stitched_buy_and_hold(series, windows, oos_ts, base.cash),
+            hold=hold,
             title=f"walk-forward out of sample: {base.strategy} on {', '.join(base.symbols)}, "
             f"{_period(series)}, {len(result.folds)} folds ({'anchored' if anchored else 'rolling'}, "
             f"{objective})",
+        )
+        from tape.store.html_jobs import walkforward_page
+
+        walkforward_page(
+            chart.with_suffix(".html"),
+            windows=windows,
+            ts=oos_ts,
+            equity=np.asarray(result.oos_equity),
+            hold=hold,
+            title=f"{base.strategy} on {', '.join(base.symbols)}, {_period(series)}, "
+            f"{len(result.folds)} folds ({'anchored' if anchored else 'rolling'}, {objective})",
+            folds=[
+                {
+                    "fold": f.fold,
+                    "train": [_day(f.train_start_ts), _day(f.train_end_ts)],
+                    "test": [_day(f.test_start_ts), _day(f.test_end_ts)],
+                    "params": f.params,
+                    "efficiency": f.efficiency,
+                }
+                for f in result.folds
+            ],
         )
     fold_rows = [
         {
@@ -471,6 +503,16 @@ def montecarlo(
             f"Monte Carlo ({method}, n={n:,}, seed={seed}) of run {report.run_id}: {report.strategy} "
             f"on {', '.join(report.symbols)}",
             Path(charts) / f"montecarlo_{report.run_id}_{method}.png",
+            actual=simulated.start_equity + np.r_[0.0, np.cumsum(pnls)],
+            note=WHAT_IT_SAYS[method],
+        )
+        from tape.store.html_jobs import montecarlo_page
+
+        montecarlo_page(
+            chart.with_suffix(".html"),
+            simulated.bands,
+            f"{method}, n={n:,}, seed={seed}, run {report.run_id}: {report.strategy} on "
+            f"{', '.join(report.symbols)}",
             actual=simulated.start_equity + np.r_[0.0, np.cumsum(pnls)],
             note=WHAT_IT_SAYS[method],
         )

@@ -14,6 +14,7 @@ from tape.events.report import market_time
 from tape.events.schema import PositionClosed
 from tape.store.backtests import backtest
 from tape.store.explain import explain_trade
+from tape.store.html_jobs import montecarlo_page, sweep_page, walkforward_page
 from tape.store.html_report import monthly_returns, report_page, trade_stories
 from tape.store.log import EventLog
 from tape.store.runs import run_events
@@ -88,3 +89,53 @@ def test_backtest_with_no_files_writes_no_html_and_report_writes_it_on_request(
     assert "wrote page.html" in written.stdout
     assert (tmp_path / "page.html").read_text().count(run_id) >= 2
     assert_clean_failure(tape("report", run_id, "--html-file", "."), "is a directory")
+
+
+def _figure(page: Path) -> dict:
+    return json.loads(re.search(r"const FIGURES = (.*);\n", page.read_text()).group(1))["chart"]  # type: ignore[union-attr]
+
+
+def test_sweep_page_shows_the_best_score_of_each_parameter_cell(tmp_path: Path) -> None:
+    rows = [
+        ({"short": s, "long": lg, "stop": st}, s * 10 + lg + st)
+        for s in (5, 10)
+        for lg in (20, 50)
+        for st in (1, 2)
+    ]
+    heatmap = _figure(sweep_page(rows, "long", "short", "sharpe", tmp_path / "h.html", title="t"))["data"][0]
+    assert heatmap["x"] == ["20", "50"] and heatmap["y"] == ["5", "10"]
+    assert heatmap["z"] == [[72.0, 102.0], [122.0, 152.0]]  # the better stop (2) in every cell
+
+
+def test_walkforward_page_shades_each_out_of_sample_window_and_lists_the_folds(tmp_path: Path) -> None:
+    day = 86_400 * 10**9
+    ts = np.arange(0, 40) * day
+    windows = [(0, 9 * day), (20 * day, 29 * day)]
+    inside = (ts <= 9 * day) | ((ts >= 20 * day) & (ts <= 29 * day))
+    folds = [
+        {"fold": n, "train": ["a", "b"], "test": ["c", "d"], "params": {"short": 5}, "efficiency": 0.5}
+        for n in (1, 2)
+    ]
+    page = walkforward_page(
+        tmp_path / "w.html",
+        windows=windows,
+        ts=ts[inside],
+        equity=np.linspace(1e5, 2e5, 20),
+        hold=None,
+        title="t",
+        folds=folds,
+    )
+    figure = _figure(page)
+    assert [s["type"] for s in figure["layout"]["shapes"]].count("rect") == 2
+    assert [a["text"] for a in figure["layout"]["annotations"]] == ["fold 1", "fold 2"]
+    assert sum(len(t["x"]) for t in figure["data"]) == 20  # no line across the gap between windows
+    assert page.read_text().count("short=5") == 2
+
+
+def test_montecarlo_page_draws_the_fan_and_the_runs_own_path(tmp_path: Path) -> None:
+    bands = [np.full(11, v) for v in (90.0, 95.0, 100.0, 105.0, 110.0)]
+    actual = np.linspace(100.0, 120.0, 11)
+    figure = _figure(montecarlo_page(tmp_path / "m.html", bands, "t", actual=actual, note="what it says"))
+    names = [t["name"] for t in figure["data"]]
+    assert names[-1] == "the run itself" and figure["data"][-1]["y"][-1] == 120.0
+    assert "5-95 % of paths" in names and "median path" in names
