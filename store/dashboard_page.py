@@ -91,7 +91,8 @@ function show(s) {
     cell(signed(s.total_pnl), "num " + tone(s.total_pnl)), cell(String(trades), "num")], "total"));
   fill("positions", positions);
   fill("decisions", s.decisions.slice().reverse().map(d =>
-    row([cell(when(d.ts)), cell(d.symbol), cell(d.kind), cell(d.text)], "decision")));
+    row([cell(when(d.ts)), cell(d.symbol), cell(d.kind),
+         cell(d.reason ? `${d.text} · ${d.reason}` : d.text)], "decision")));
   document.getElementById("alerts-title").textContent = `Alerts (${s.alert_count})`;
   fill("alerts", s.alerts.slice().reverse().map(a =>
     row([cell(when(a.ts)), cell(a.rule), cell(a.severity), cell(a.message)])));

@@ -339,6 +339,8 @@ def test_dashboard_off_loopback_refuses_requests_without_its_token(
         equity = f"{backtest_run['summary']['final_equity']:,.2f}"
         _wait("the demo run's equity", lambda: _page_status(browser)["equity"] == equity)
         assert "state completed" in _page_status(browser)["state"]
+        decisions = browser.find_element("id", "decisions").text
+        assert "signal" in decisions and "crossed" in decisions  # a decision with the strategy's reason
         assert "s3cret-token" not in browser.find_element("tag name", "body").text
         _screenshot(browser, tmp_path / "dashboard_demo.png")
         assert _console_errors(browser) == []
