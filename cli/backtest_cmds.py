@@ -91,7 +91,7 @@ def backtest_cmd(
         ),
     ] = None,
     no_files: Annotated[
-        bool, typer.Option("--no-files", help="Skip the results JSON, trades CSV and chart.")
+        bool, typer.Option("--no-files", help="Skip the results JSON, trades CSV, chart and HTML report.")
     ] = False,
     *,
     options: opt.RunOptions,
@@ -124,9 +124,12 @@ def backtest_cmd(
     files = None
     if not no_files:
         from tape.store.backtest_files import write_backtest_files
+        from tape.store.html_report import html_report_path, write_run_html
 
-        files = write_backtest_files(
-            report, outcome.series, root=Path.cwd(), day=dt.date.today().isoformat(), log_scale=log_scale
+        day = dt.date.today().isoformat()
+        files = write_backtest_files(report, outcome.series, root=Path.cwd(), day=day, log_scale=log_scale)
+        page = write_run_html(
+            where.log_path, report, outcome.series, html_report_path(Path.cwd(), report, day)
         )
     if json:
         print_json(result.summary)
@@ -141,7 +144,7 @@ def backtest_cmd(
             f"logged run [bold]{report.run_id}[/bold]: {outcome.append.count:,} events → {where.log_path}"
         )
     if files is not None:
-        console.print(f"wrote {files.results}, {files.trades}, {files.chart}")
+        console.print(f"wrote {files.results}, {files.trades}, {files.chart}, {page}")
     console.print(f"audit: tape replay {report.run_id} · tape explain {report.run_id} --trade 1")
 
 
@@ -290,6 +293,17 @@ def report_cmd(
         typer.Option("--rebuild", help="Write logs/trades_*_<day>.csv and logs/daily_summary_<day>.json."),
     ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    html: Annotated[
+        bool,
+        typer.Option(
+            "--html",
+            help="Write the run's interactive HTML report: results/report_<symbols>_<day>_<run>.html.",
+        ),
+    ] = False,
+    html_file: Annotated[
+        Path | None,
+        typer.Option("--html-file", help="Write the HTML report to this file instead (implies --html)."),
+    ] = None,
 ) -> None:
     """A run's summary, by day, week or month with --period, or its trade logs rebuilt with --rebuild.
 
@@ -316,6 +330,8 @@ def report_cmd(
         else:
             render_period_report(summary)
         return
+    if html or html_file is not None:
+        page = _write_report_html(settings(ctx), report, html_file)
     if json:
         print_json({**report_json(report), "notifications": health})
     else:
@@ -324,7 +340,19 @@ def report_cmd(
             from tape.cli.monitor_cmds import render_health
 
             render_health(health)
+    if (html or html_file is not None) and not json:
+        console.print(f"wrote {page}")
     if rebuild:
         written = write_trade_logs(report, Path.cwd())
         trades = sum(1 for p in written if p.name.startswith("trades_"))
         console.print(f"rebuilt {trades} trade logs and {len(written) - trades} daily summaries under logs/")
+
+
+def _write_report_html(where: Any, report: Any, file: Path | None) -> Path:
+    """The run's HTML page at ``file`` (or its default name under results/), from the log and the bars."""
+    from tape.store.html_report import html_report_path, run_bars, write_run_html
+
+    path = file or html_report_path(Path.cwd(), report, dt.date.today().isoformat())
+    if path.is_dir():
+        raise ConfigError(f"--html-file {file} is a directory; give a file name ending in .html")
+    return write_run_html(where.log_path, report, run_bars(report, where.data_path), path)

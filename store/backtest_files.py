@@ -266,3 +266,8 @@ def equity_chart(report: RunReport, series: Sequence[BarSeries], *, log_scale: b
         strategy_label=f"{report.strategy} (net of costs)",
         log_scale=log_scale,
     )
+
+
+def equity_curve(report: RunReport, series: Sequence[BarSeries]) -> tuple[np.ndarray, np.ndarray]:
+    """The times and equity the equity chart draws (every bar intraday, the daily marks otherwise)."""
+    return _curve(report, series)
