@@ -80,7 +80,6 @@ def walkforward_chart(
 
     from tape.store.backtest_files import stitched_buy_and_hold
     from tape.store.charts import plot_walkforward
-
     from tape.store.html_jobs import walkforward_page
 
     windows = [(f.test_start_ts, f.test_end_ts) for f in result.folds]
