@@ -32,6 +32,7 @@ from tape.events.portfolio import (
     Desk,
     PortfolioState,
     correlation_context,
+    decide_borrow_fees,
     decide_entry,
     decide_exit,
     evolve_each,
@@ -51,7 +52,7 @@ from tape.events.schema import (
     RunStarted,
     Signal,
 )
-from tape.events.strategies import BUY, Strategy, make_strategy, origin_of
+from tape.events.strategies import BUY, SELL, Strategy, make_strategy, origin_of
 
 PROGRESS_EVERY = 1 << 16  # bars between progress callbacks
 
@@ -292,6 +293,9 @@ class _Loop:
         self.last_regime: dict[str, str] = {}
         self._busy = [*timeline.busy, timeline.n]  # sentinel: no static busy bar beyond the end
         self._next = 0  # position in _busy of the first static busy bar not yet passed
+        self.direction = risk.side_mode
+        # symbol -> (side, signal index): the entry of a stop-and-reverse, placed once its exit fills
+        self.reversals: dict[str, tuple[str, int]] = {}
 
     def apply(self, events: list[Event]) -> None:
         """Fold decided events into the state and record them."""
@@ -328,7 +332,7 @@ class _Loop:
         t = self.timeline
         stop = j
         for symbol, guard in self.state.protective.items():
-            stop = t.first_touch(symbol, i, stop, guard.stop, guard.target)
+            stop = t.first_touch(symbol, i, stop, guard.floor, guard.ceiling)
         self._quiet_bulk(i, stop)
         return stop
 
@@ -347,7 +351,7 @@ class _Loop:
             symbol = names[sym[k]]
             guard = protective.get(symbol)
             # A gap through a level also shows in the bar's low or high.
-            if guard is not None and (low[k] <= guard.stop or high[k] >= guard.target):
+            if guard is not None and (low[k] <= guard.floor or high[k] >= guard.ceiling):
                 stop = k
                 break
             last_close[symbol] = close[k]
@@ -368,7 +372,7 @@ class _Loop:
         low, high, close, group_end = t.low, t.high, t.close, t.group_end
         symbol, position = next(iter(state.positions.items()))
         guard = state.protective.get(symbol)
-        floor, ceiling = (guard.stop, guard.target) if guard is not None else (-math.inf, math.inf)
+        floor, ceiling = (guard.floor, guard.ceiling) if guard is not None else (-math.inf, math.inf)
         cash, qty = state.cash_cents / 100.0, position.qty
         stop = j
         for k in range(i, j):
@@ -419,8 +423,10 @@ class _Loop:
         symbol, ts = t.names[t.symbol[i]], int(t.ts[i])
         if symbol in state.market_orders:
             apply(simulate_open_fill(state, desk, ts=ts, symbol=symbol, open=float(t.open[i])))
+            if self.reversals:
+                self._reverse(i, symbol)
         guard = state.protective.get(symbol)
-        if guard is not None and (t.low[i] <= guard.stop or t.high[i] >= guard.target):
+        if guard is not None and (t.low[i] <= guard.floor or t.high[i] >= guard.ceiling):
             apply(
                 simulate_protective_fill(
                     state, desk, ts=ts, symbol=symbol, open=float(t.open[i]), high=t.high[i], low=t.low[i]
@@ -440,13 +446,22 @@ class _Loop:
             _close_out(state, desk, apply, ts=ts, symbol=symbol, close=close)
         if not t.group_end[i]:
             return
-        # Every symbol has reported this timestamp: track equity, and mark it at a session's end.
+        # Every symbol has reported this timestamp: track equity, and mark it at a session's end
+        # (after a day's borrow fees of the shorts still open).
+        session_end = t.session_end[i] or i == t.n - 1
+        if session_end and self.direction != "long" and state.positions:
+            apply(decide_borrow_fees(state, desk, ts, self.last_close))
         self.equity.step(state, self.last_close)
-        if t.session_end[i] or i == t.n - 1:
+        if session_end:
             apply([self.equity.mark(ts, state.cash)])
 
     def _signal(self, i: int, symbol: str, side: int, close: float) -> None:
-        """The strategy's side at this close: a Signal, then the portfolio's entry or exit."""
+        """The strategy's side at this close: a Signal, then the portfolio's entry or exit.
+
+        long: BUY enters, SELL exits. short: SELL enters a short, BUY covers. both (stop-and-reverse):
+        BUY makes the position long and SELL short, closing the other side first; the new entry is
+        placed once the exit has filled (at the next open, with the same signal's close as its price).
+        """
         t, state, name = self.timeline, self.state, self.strategy.name
         values = t.values_at(i)
         ts = int(t.ts[i])
@@ -461,9 +476,20 @@ class _Loop:
                 values=values,
             )
         )
-        if side != BUY:
+        entry, exit_of = _SIDE_RULES[self.direction][side]
+        position = state.positions.get(symbol)
+        held = "" if position is None else ("long" if position.qty > 0 else "short")
+        if held and held == exit_of:
             self.apply(decide_exit(state, ts=ts, symbol=symbol, reason="signal", price=close))
-            return
+            if entry and symbol in state.market_orders:
+                self.reversals[symbol] = (entry, i)
+        elif entry and not held:
+            self._enter(i, symbol, entry, ts)
+
+    def _enter(self, i: int, symbol: str, side: str, ts: int) -> None:
+        """An entry (``side`` buy: long, sell: short) decided on signal bar ``i``'s close, dated ``ts``
+        (the signal bar's, or that of the bar where a reversal's exit filled)."""
+        t, state = self.timeline, self.state
         context = t.context_at(i)
         if self.windows is not None:
             context = correlation_context(context, state, self.windows, symbol)
@@ -474,13 +500,34 @@ class _Loop:
                 ts=ts,
                 day=int(t.day[i]),
                 symbol=symbol,
-                strategy=name,
-                price=close,
+                strategy=self.strategy.name,
+                price=t.close[i],
                 equity=state.equity(self.last_close),
                 context=context,
-                size_factor=values.get("size_factor", 1.0),
+                size_factor=t.values_at(i).get("size_factor", 1.0),
+                side=side,
             )
         )
+
+    def _reverse(self, i: int, symbol: str) -> None:
+        """A stop-and-reverse whose exit has just filled at bar ``i``'s open: its entry, filled at the
+        same open. A reversal whose exit did not fill is dropped."""
+        reversal = self.reversals.pop(symbol, None)
+        if reversal is None or symbol in self.state.positions:
+            return
+        side, signal_at = reversal
+        t, ts = self.timeline, int(self.timeline.ts[i])
+        self._enter(signal_at, symbol, side, ts)
+        if symbol in self.state.market_orders:
+            self.apply(simulate_open_fill(self.state, self.desk, ts=ts, symbol=symbol, open=float(t.open[i])))
+
+
+# What a side does in each direction: (entry side or "", the held side it exits or "").
+_SIDE_RULES: dict[str, dict[int, tuple[str, str]]] = {
+    "long": {BUY: ("buy", ""), SELL: ("", "long")},
+    "short": {BUY: ("", "short"), SELL: ("sell", "")},
+    "both": {BUY: ("buy", "short"), SELL: ("sell", "long")},
+}
 
 
 def _close_out(
@@ -494,7 +541,7 @@ def _close_out(
 ) -> None:
     """The symbol's last bar: cancel a working entry; sell an open position at the close."""
     order = state.market_orders.get(symbol)
-    if order is not None and order.side == "buy":
+    if order is not None and order.reason == "entry":
         apply(
             [
                 OrderCancelled(
@@ -586,12 +633,12 @@ class _Timeline:
         k = int(np.searchsorted(at, i))
         return int(at[k]) if k < at.shape[0] else self.n
 
-    def first_touch(self, symbol: str, i: int, j: int, stop: float, target: float) -> int:
-        """The first bar of ``symbol`` in ``i`` to ``j - 1`` whose low reaches ``stop`` or whose high
-        reaches ``target`` (``j`` when none does)."""
+    def first_touch(self, symbol: str, i: int, j: int, floor: float, ceiling: float) -> int:
+        """The first bar of ``symbol`` in ``i`` to ``j - 1`` whose low reaches ``floor`` or whose high
+        reaches ``ceiling`` (``j`` when none does)."""
         at = self._bars_of[self._index_of[symbol]]
         at = at[np.searchsorted(at, i) : np.searchsorted(at, j)]
-        hits = np.flatnonzero((self._low[at] <= stop) | (self._high[at] >= target))
+        hits = np.flatnonzero((self._low[at] <= floor) | (self._high[at] >= ceiling))
         return int(at[hits[0]]) if hits.shape[0] else j
 
     def group_ends(self, i: int, j: int) -> np.ndarray:

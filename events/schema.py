@@ -244,6 +244,17 @@ class PositionClosed(Event, tag="position_closed", kw_only=True):
     slippage: float = 0.0
 
 
+class BorrowFeeCharged(Event, tag="borrow_fee", kw_only=True):
+    """One day's borrow fee of an open short, paid from cash: ``fee`` = ``qty`` x ``price`` (the
+    session's close) x ``rate_pct`` / 100 / 360, in dollars rounded to the cent."""
+
+    symbol: str
+    qty: float  # shares short (positive)
+    price: float
+    rate_pct: float  # annual
+    fee: float
+
+
 class EquityMarked(Event, tag="equity_marked", kw_only=True):
     """Mark-to-market at a period close (each bar for daily data, each session for intraday).
 
@@ -443,6 +454,7 @@ AnyEvent = (
     | OperatorNote
     | BacktestSummary
     | RegimeChanged
+    | BorrowFeeCharged
     | NotificationSent
     | NotificationFailed
     | NotifierStarted

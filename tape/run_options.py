@@ -15,6 +15,7 @@ import functools
 import inspect
 import math
 import numbers
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple, TypeVar
 
@@ -28,6 +29,7 @@ from tape.events.risk import RiskConfig
 F = TypeVar("F", bound=Callable[..., Any])
 
 COSTS, RISK, SIZING, FILTERS, BARS = "Costs", "Risk", "Sizing", "Entry filters", "Bars"
+SHORTS = "Long and short"
 
 
 class RunOption(NamedTuple):
@@ -58,14 +60,19 @@ class RunOption(NamedTuple):
         if self.field == "timeframe":
             return str
         value = self._field_default()
-        return float if value is UNSET else type(value)
+        if value is not UNSET:
+            return type(value)
+        return str if str in typing.get_args(self._field().type) else float
+
+    def _field(self) -> Any:
+        part, name = self.field.split(".")
+        struct = CostModel if part == "cost" else RiskConfig
+        return {f.name: f for f in msgspec.structs.fields(struct)}[name]
 
     def _field_default(self) -> Any:
         if self.field == "timeframe":  # unset: the stored bar size (BacktestConfig's "1Day" aside)
             return UNSET
-        part, name = self.field.split(".")
-        struct = CostModel if part == "cost" else RiskConfig
-        return {f.name: f.default for f in msgspec.structs.fields(struct)}[name]
+        return self._field().default
 
     @property
     def annotation(self) -> Any:
@@ -157,6 +164,38 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     ),
     RunOption("correlation_window", "risk.correlation_window", FILTERS, "Bars of returns to correlate."),
     RunOption("correlation_action", "risk.correlation_action", FILTERS, "reject or shrink (halve)."),
+    RunOption(
+        "direction",
+        "risk.direction",
+        SHORTS,
+        "long (default), short (SELL opens a short, BUY covers) or both (stop-and-reverse).",
+    ),
+    RunOption(
+        "shortable",
+        "risk.shortable",
+        SHORTS,
+        "Comma list of easy-to-borrow symbols that may be shorted ('*' = every stock). "
+        "Any other symbol's short is refused.",
+    ),
+    RunOption(
+        "borrow_fee",
+        "risk.borrow_fee_pct",
+        SHORTS,
+        "A short's borrow fee, % a year of its market value, charged per day held (value x rate / 360; "
+        "default 0.30).",
+    ),
+    RunOption(
+        "margin_initial",
+        "risk.margin_initial_pct",
+        SHORTS,
+        "Reg-T initial margin, % of the positions' market value that equity must cover (default 50).",
+    ),
+    RunOption(
+        "margin_maintenance",
+        "risk.margin_maintenance_pct",
+        SHORTS,
+        "Maintenance margin of a short, % of its market value (default 30).",
+    ),
 )
 
 
