@@ -36,6 +36,7 @@ from tape.events.portfolio import (
     decide_entry,
     decide_exit,
     evolve_each,
+    signal_plan,
     simulate_open_fill,
     simulate_protective_fill,
 )
@@ -52,7 +53,7 @@ from tape.events.schema import (
     RunStarted,
     Signal,
 )
-from tape.events.strategies import BUY, SELL, Strategy, make_strategy, origin_of
+from tape.events.strategies import BUY, Strategy, make_strategy, origin_of
 
 PROGRESS_EVERY = 1 << 16  # bars between progress callbacks
 
@@ -476,14 +477,12 @@ class _Loop:
                 values=values,
             )
         )
-        entry, exit_of = _SIDE_RULES[self.direction][side]
-        position = state.positions.get(symbol)
-        held = "" if position is None else ("long" if position.qty > 0 else "short")
-        if held and held == exit_of:
+        exits, entry = signal_plan(state, self.direction, symbol, side)
+        if exits:
             self.apply(decide_exit(state, ts=ts, symbol=symbol, reason="signal", price=close))
             if entry and symbol in state.market_orders:
                 self.reversals[symbol] = (entry, i)
-        elif entry and not held:
+        elif entry:
             self._enter(i, symbol, entry, ts)
 
     def _enter(self, i: int, symbol: str, side: str, ts: int) -> None:
@@ -520,14 +519,6 @@ class _Loop:
         self._enter(signal_at, symbol, side, ts)
         if symbol in self.state.market_orders:
             self.apply(simulate_open_fill(self.state, self.desk, ts=ts, symbol=symbol, open=float(t.open[i])))
-
-
-# What a side does in each direction: (entry side or "", the held side it exits or "").
-_SIDE_RULES: dict[str, dict[int, tuple[str, str]]] = {
-    "long": {BUY: ("buy", ""), SELL: ("", "long")},
-    "short": {BUY: ("", "short"), SELL: ("sell", "")},
-    "both": {BUY: ("buy", "short"), SELL: ("sell", "long")},
-}
 
 
 def _close_out(

@@ -460,6 +460,30 @@ def _refused(
     return [rejected]
 
 
+# What a strategy's side does in each direction: (the side of the entry it makes, or "", and the held
+# side it exits, or ""). long: BUY enters, SELL exits. short: SELL enters a short, BUY covers. both
+# (stop-and-reverse): BUY makes the position long and SELL short, closing the other side first.
+SIDE_RULES: dict[str, dict[int, tuple[str, str]]] = {
+    "long": {1: ("buy", ""), -1: ("", "long")},
+    "short": {1: ("", "short"), -1: ("sell", "")},
+    "both": {1: ("buy", "short"), -1: ("sell", "long")},
+}
+
+
+def signal_plan(state: PortfolioState, direction: str, symbol: str, side: int) -> tuple[bool, str]:
+    """What a signal ``side`` (BUY 1 / SELL -1) does to ``symbol`` in ``direction``: (exit what is held,
+    the entry side to place: "buy", "sell" or ""). With an exit, the entry is the reversal placed once
+    the exit has filled; without one, it is placed now (nothing is held)."""
+    entry, exits = SIDE_RULES[direction][side]
+    position = state.positions.get(symbol)
+    if position is None:
+        return False, entry
+    held = "long" if position.qty > 0 else "short"
+    if held == exits:
+        return True, entry
+    return False, ""
+
+
 def _daily_loss_alert(ts: int, symbol: str, day_key: str, daily_pnl_pct: float, risk: RiskConfig) -> Alert:
     """The once-a-session alert that the daily-loss limit has locked new entries."""
     return Alert(

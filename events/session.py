@@ -21,9 +21,11 @@ from tape.events.portfolio import (
     Desk,
     PortfolioState,
     correlation_context,
+    decide_borrow_fees,
     decide_entry,
     decide_exit,
     evolve,
+    signal_plan,
     simulate_open_fill,
     simulate_protective_fill,
 )
@@ -50,6 +52,8 @@ class TradingSession:
         self._windows = ReturnWindows(risk.correlation_window) if risk.max_correlation > 0 else None
         self.peak = self.equity = config.cash
         self._seen_cash = self.state.cash_cents
+        # symbol -> (side, day, price, size factor): a stop-and-reverse's entry, placed once its exit fills
+        self._reversals: dict[str, tuple[str, int, float, float]] = {}
         self._dd = self._dd_pct = 0.0
         self._bars = self._in_market = 0
 
@@ -64,8 +68,13 @@ class TradingSession:
         state = self.state
         if symbol in state.market_orders:
             self._apply(simulate_open_fill(state, self.desk, ts=ts, symbol=symbol, open=open), out)
+            reversal = self._reversals.pop(symbol, None)
+            if reversal is not None and symbol not in state.positions:
+                self._apply(self._entry(symbol, ts, *reversal), out)
+                if symbol in state.market_orders:
+                    self._apply(simulate_open_fill(state, self.desk, ts=ts, symbol=symbol, open=open), out)
         guard = state.protective.get(symbol)
-        if guard is not None and (low <= guard.stop or high >= guard.target):
+        if guard is not None and (low <= guard.floor or high >= guard.ceiling):
             self._apply(
                 simulate_protective_fill(
                     state, self.desk, ts=ts, symbol=symbol, open=open, high=high, low=low
@@ -126,23 +135,32 @@ class TradingSession:
                 values=values,
             )
         )
-        if side == BUY:
-            decided = decide_entry(
-                self.state,
-                self.desk,
-                ts=ts,
-                day=day,
-                symbol=symbol,
-                strategy=self.strategy,
-                price=close,
-                equity=self.state.equity(self.last_close),
-                context=self._entry_context(symbol),
-                size_factor=values.get("size_factor", 1.0),
-            )
-        else:
-            decided = decide_exit(self.state, ts=ts, symbol=symbol, reason="signal", price=close)
-        self._apply(decided, out)
+        exits, entry = signal_plan(self.state, self.config.risk.side_mode, symbol, side)
+        if exits:
+            self._apply(decide_exit(self.state, ts=ts, symbol=symbol, reason="signal", price=close), out)
+            if entry and symbol in self.state.market_orders:  # stop-and-reverse: entered once it fills
+                self._reversals[symbol] = (entry, day, close, values.get("size_factor", 1.0))
+        elif entry:
+            self._apply(self._entry(symbol, ts, entry, day, close, values.get("size_factor", 1.0)), out)
         return out
+
+    def _entry(
+        self, symbol: str, ts: int, side: str, day: int, price: float, size_factor: float
+    ) -> list[Event]:
+        """An entry decided on a signal's close ``price`` (``side`` buy: long, sell: short)."""
+        return decide_entry(
+            self.state,
+            self.desk,
+            ts=ts,
+            day=day,
+            symbol=symbol,
+            strategy=self.strategy,
+            price=price,
+            equity=self.state.equity(self.last_close),
+            context=self._entry_context(symbol),
+            size_factor=size_factor,
+            side=side,
+        )
 
     def _entry_context(self, symbol: str) -> MarketContext:
         context = self._latest.get(symbol, NO_CONTEXT)
@@ -157,7 +175,7 @@ class TradingSession:
         if symbol not in state.positions and symbol not in state.market_orders:
             return out
         order = state.market_orders.get(symbol)
-        if order is not None and order.side == "buy":
+        if order is not None and order.reason == "entry":
             self._apply(
                 [
                     OrderCancelled(
@@ -174,6 +192,9 @@ class TradingSession:
     def end_of_timestamp(self, ts: int, *, session_end: bool) -> list[Event]:
         """Every symbol has reported ``ts``: track equity; at a session's end, mark it."""
         state = self.state
+        fees: list[Event] = []
+        if session_end and state.positions and self.config.risk.side_mode != "long":
+            self._apply(decide_borrow_fees(state, self.desk, ts, self.last_close), fees)
         self._track_equity()
         if not session_end:
             return []
@@ -189,7 +210,7 @@ class TradingSession:
         )
         evolve(state, mark)
         self._reset_session_counters()
-        return [mark]
+        return [*fees, mark]
 
     def refold(self, bars: list[tuple[str, int, float, float, float, float]], written: list[Event]) -> None:
         """Fold one timestamp a previous process already decided back in (a resumed session).
