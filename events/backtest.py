@@ -37,6 +37,7 @@ from tape.events.portfolio import (
     decide_exit,
     evolve_each,
     signal_plan,
+    signal_side,
     simulate_open_fill,
     simulate_protective_fill,
 )
@@ -53,7 +54,7 @@ from tape.events.schema import (
     RunStarted,
     Signal,
 )
-from tape.events.strategies import BUY, Strategy, make_strategy, origin_of
+from tape.events.strategies import Strategy, make_strategy, origin_of
 
 PROGRESS_EVERY = 1 << 16  # bars between progress callbacks
 
@@ -471,7 +472,7 @@ class _Loop:
                 ts=ts,
                 symbol=symbol,
                 strategy=name,
-                side="buy" if side == BUY else "sell",
+                side=signal_side(state, symbol, side),
                 price=close,
                 reason=self.strategy.describe(side, values),
                 values=values,

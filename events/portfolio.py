@@ -463,10 +463,11 @@ def _refused(
 # What a strategy's side does in each direction: (the side of the entry it makes, or "", and the held
 # side it exits, or ""). long: BUY enters, SELL exits. short: SELL enters a short, BUY covers. both
 # (stop-and-reverse): BUY makes the position long and SELL short, closing the other side first.
+# FLAT (2, a target strategy's 0) exits whatever is held in every direction.
 SIDE_RULES: dict[str, dict[int, tuple[str, str]]] = {
-    "long": {1: ("buy", ""), -1: ("", "long")},
-    "short": {1: ("", "short"), -1: ("sell", "")},
-    "both": {1: ("buy", "short"), -1: ("sell", "long")},
+    "long": {1: ("buy", ""), -1: ("", "long"), 2: ("", "any")},
+    "short": {1: ("", "short"), -1: ("sell", ""), 2: ("", "any")},
+    "both": {1: ("buy", "short"), -1: ("sell", "long"), 2: ("", "any")},
 }
 
 
@@ -479,9 +480,18 @@ def signal_plan(state: PortfolioState, direction: str, symbol: str, side: int) -
     if position is None:
         return False, entry
     held = "long" if position.qty > 0 else "short"
-    if held == exits:
+    if exits in (held, "any"):
         return True, entry
     return False, ""
+
+
+def signal_side(state: PortfolioState, symbol: str, side: int) -> str:
+    """The order side a signal names on its Signal event: buy for BUY, sell for SELL; FLAT names the
+    exit it makes (buy to cover a short, sell otherwise)."""
+    if side == 1:
+        return "buy"
+    position = state.positions.get(symbol)
+    return "buy" if side == 2 and position is not None and position.qty < 0 else "sell"
 
 
 def _daily_loss_alert(ts: int, symbol: str, day_key: str, daily_pnl_pct: float, risk: RiskConfig) -> Alert:

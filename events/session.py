@@ -26,13 +26,13 @@ from tape.events.portfolio import (
     decide_exit,
     evolve,
     signal_plan,
+    signal_side,
     simulate_open_fill,
     simulate_protective_fill,
 )
 from tape.events.regime import RegimeTracker
 from tape.events.risk import MarketContext, needs_context
 from tape.events.schema import EquityMarked, Event, OrderCancelled, RegimeChanged, Signal
-from tape.events.strategies import BUY
 
 
 class TradingSession:
@@ -129,7 +129,7 @@ class TradingSession:
                 ts=ts,
                 symbol=symbol,
                 strategy=self.strategy,
-                side="buy" if side == BUY else "sell",
+                side=signal_side(self.state, symbol, side),
                 price=close,
                 reason=reason,
                 values=values,
