@@ -35,6 +35,7 @@ from tape.events.portfolio import (
     decide_borrow_fees,
     decide_entry,
     decide_exit,
+    decide_margin_call,
     evolve_each,
     signal_plan,
     signal_side,
@@ -453,6 +454,7 @@ class _Loop:
         session_end = t.session_end[i] or i == t.n - 1
         if session_end and self.direction != "long" and state.positions:
             apply(decide_borrow_fees(state, desk, ts, self.last_close))
+            apply(decide_margin_call(state, desk, ts, self.last_close))
         self.equity.step(state, self.last_close)
         if session_end:
             apply([self.equity.mark(ts, state.cash)])

@@ -24,6 +24,7 @@ from tape.events.portfolio import (
     decide_borrow_fees,
     decide_entry,
     decide_exit,
+    decide_margin_call,
     evolve,
     signal_plan,
     signal_side,
@@ -195,6 +196,7 @@ class TradingSession:
         fees: list[Event] = []
         if session_end and state.positions and self.config.risk.side_mode != "long":
             self._apply(decide_borrow_fees(state, self.desk, ts, self.last_close), fees)
+            self._apply(decide_margin_call(state, self.desk, ts, self.last_close), fees)
         self._track_equity()
         if not session_end:
             return []

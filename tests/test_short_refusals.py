@@ -14,7 +14,7 @@ from tape.events.bars import BarSeries
 from tape.events.costs import CostModel
 from tape.events.errors import ConfigError
 from tape.events.risk import RiskConfig
-from tape.events.schema import Event, OrderSubmitted, PositionOpened, RiskRejected
+from tape.events.schema import Alert, Event, OrderSubmitted, PositionOpened, RiskRejected
 from tape.events.strategies import LOADED, Strategy, install
 from tests.factories import daily_bars
 
@@ -117,3 +117,25 @@ def test_a_declared_short_opens_below_zero_with_its_stop_above_and_target_below(
 def test_an_unknown_direction_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="--direction must be long, short or both"):
         RiskConfig(direction="sideways")
+
+
+def test_equity_under_the_maintenance_margin_raises_a_margin_call_alert_once_a_day() -> None:
+    bars = daily_bars("XYZ", [100.0, 100.0, 100.0, 100.0, 150.0, 160.0, 160.0, 160.0])
+    config = BacktestConfig(
+        symbols=["XYZ"],
+        strategy=SPEC,
+        params={"sells": [2]},
+        cash=10_000.0,
+        cost=CostModel(slippage_bps=0, commission=0),
+        risk=RiskConfig(
+            direction="short", shortable="XYZ", fixed_qty=100.0, stop_loss_pct=0, borrow_fee_pct=0.0
+        ),
+    )
+    events = run_backtest(config, [bars], run_id="r")
+    calls = [e for e in events if isinstance(e, Alert) and e.rule == "margin_call"]
+    # Short 100 at 100 from 10,000: at 150 equity 5,000 covers 30 % of 15,000; at 160, 4,000 < 4,800.
+    # (the last bar closes the short before its session ends: no call there)
+    assert [(c.value, c.threshold) for c in calls] == [(4_000.0, 4_800.0)] * 2
+    assert calls[0].message == (
+        "equity 4,000.00 is below the maintenance margin 4,800.00 (30 % of 16,000.00 held)"
+    )
