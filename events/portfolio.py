@@ -417,6 +417,7 @@ def _entry_case(
     if short:
         checks.update(
             equity=equity,
+            buying_power=sized.checks["cash"],  # what sizing capped the short by (its "cash")
             gross_exposure=state.gross_exposure,
             initial_margin_pct=desk.risk.initial_margin * 100.0,
             margin_required=desk.risk.initial_margin * (state.gross_exposure + sized.qty * sized.price),

@@ -36,6 +36,8 @@ TRADE_COLUMNS = [
     "commission",
     "pnl",
     "exit_reason",
+    "side",
+    "borrow_fee",
 ]
 
 
