@@ -27,6 +27,7 @@ from tape.events.correlation import ReturnWindows
 from tape.events.costs import CostModel
 from tape.events.errors import ConfigError, DataError
 from tape.events.indicators import atr, sma
+from tape.events.orders import Bar as OrderBar
 from tape.events.portfolio import (
     NO_CONTEXT,
     Desk,
@@ -35,12 +36,15 @@ from tape.events.portfolio import (
     decide_borrow_fees,
     decide_entry,
     decide_exit,
+    decide_expiry,
     decide_margin_call,
+    decide_trail,
     evolve_each,
     signal_plan,
     signal_side,
     simulate_open_fill,
     simulate_protective_fill,
+    simulate_working_fill,
 )
 from tape.events.regime import regimes
 from tape.events.risk import MarketContext, RiskConfig, needs_context
@@ -299,6 +303,13 @@ class _Loop:
         self.direction = risk.side_mode
         # symbol -> (side, signal index): the entry of a stop-and-reverse, placed once its exit fills
         self.reversals: dict[str, tuple[str, int]] = {}
+        # Order types (events/orders.py): bars each working limit/stop entry has worked, stop-limits
+        # triggered, the symbols worked in the current timestamp, and bars held for time exits.
+        self.worked: dict[str, int] = {}
+        self.triggered: dict[str, bool] = {}
+        self.worked_now: list[str] = []
+        self.held: dict[str, tuple[int, int]] = {}
+        self.bar_by_bar = risk.bar_by_bar
 
     def apply(self, events: list[Event]) -> None:
         """Fold decided events into the state and record them."""
@@ -324,6 +335,9 @@ class _Loop:
         j = min(busy[k], end)
         for symbol in self.state.market_orders:  # fills at its symbol's next bar
             j = min(j, self.timeline.next_bar_of(symbol, i))
+        if self.bar_by_bar:  # a trailing stop or a time exit follows every bar of a position
+            for symbol in self.state.positions:
+                j = min(j, self.timeline.next_bar_of(symbol, i))
         return j
 
     def _quiet(self, i: int, j: int) -> int:
@@ -425,7 +439,7 @@ class _Loop:
         apply, emit = self.apply, self.out.append
         symbol, ts = t.names[t.symbol[i]], int(t.ts[i])
         if symbol in state.market_orders:
-            apply(simulate_open_fill(state, desk, ts=ts, symbol=symbol, open=float(t.open[i])))
+            self._work(i, symbol, ts)
             if self.reversals:
                 self._reverse(i, symbol)
         guard = state.protective.get(symbol)
@@ -445,19 +459,75 @@ class _Loop:
         side = int(t.side[i])
         if side:
             self._signal(i, symbol, side, close)
+        if self.bar_by_bar and symbol in state.positions:
+            self._after_close(i, symbol, ts, close)
         if i == t.last_index[symbol] and (symbol in state.positions or symbol in state.market_orders):
             _close_out(state, desk, apply, ts=ts, symbol=symbol, close=close)
-        if not t.group_end[i]:
-            return
-        # Every symbol has reported this timestamp: track equity, and mark it at a session's end
-        # (after a day's borrow fees of the shorts still open).
+        if t.group_end[i]:
+            self._end_of_timestamp(i, ts)
+
+    def _end_of_timestamp(self, i: int, ts: int) -> None:
+        """Every symbol has reported this timestamp: expire what its time in force ends, track equity,
+        and mark it at a session's end (after a day's borrow fees of the shorts still open)."""
+        t, state, desk, apply = self.timeline, self.state, self.desk, self.apply
         session_end = t.session_end[i] or i == t.n - 1
+        if self.worked_now:
+            self._expire(ts, session_end)
         if session_end and self.direction != "long" and state.positions:
             apply(decide_borrow_fees(state, desk, ts, self.last_close))
             apply(decide_margin_call(state, desk, ts, self.last_close))
         self.equity.step(state, self.last_close)
         if session_end:
             apply([self.equity.mark(ts, state.cash)])
+
+    def _work(self, i: int, symbol: str, ts: int) -> None:
+        """The symbol's working order against bar ``i``: a market order fills at the open; a limit,
+        stop or stop-limit by the rules of events/orders.py (its bars worked are counted for expiry)."""
+        t, state = self.timeline, self.state
+        if state.market_orders[symbol].order_type == "market":
+            self.apply(simulate_open_fill(state, self.desk, ts=ts, symbol=symbol, open=float(t.open[i])))
+            return
+        bar = OrderBar(float(t.open[i]), t.high[i], t.low[i], math.nan)
+        events, self.triggered[symbol] = simulate_working_fill(
+            state, self.desk, ts=ts, symbol=symbol, bar=bar, triggered=self.triggered.get(symbol, False)
+        )
+        self.apply(events)
+        if symbol in state.market_orders:
+            self.worked[symbol] = self.worked.get(symbol, 0) + 1
+            self.worked_now.append(symbol)
+        else:
+            self.worked.pop(symbol, None)
+            self.triggered.pop(symbol, None)
+
+    def _expire(self, ts: int, session_end: bool) -> None:
+        """Working entries worked in this timestamp that their time in force ends."""
+        for symbol in self.worked_now:
+            worked = self.worked.get(symbol, 0)
+            expired = decide_expiry(
+                self.state, self.desk, ts=ts, symbol=symbol, worked=worked, session_end=session_end
+            )
+            if expired:
+                self.apply(expired)
+                self.worked.pop(symbol, None)
+                self.triggered.pop(symbol, None)
+        self.worked_now = []
+
+    def _after_close(self, i: int, symbol: str, ts: int, close: float) -> None:
+        """A held symbol's bar has completed: its trailing stop follows, and a time exit is decided
+        at the close of its Nth bar held."""
+        state, risk = self.state, self.desk.risk
+        if risk.trailing:
+            self.apply(
+                decide_trail(state, self.desk, ts=ts, symbol=symbol, close=close, atr=self.timeline.atr_at(i))
+            )
+        limit = risk.option("time_exit_bars", 0)
+        position = state.positions.get(symbol)
+        if limit > 0 and position is not None:
+            since, count = self.held.get(symbol, (position.entry_ts, 0))
+            count = count + 1 if since == position.entry_ts else 1
+            self.held[symbol] = (position.entry_ts, count)
+            if count >= limit and symbol not in state.market_orders:
+                self.apply(decide_exit(state, ts=ts, symbol=symbol, reason="time_exit", price=close))
 
     def _signal(self, i: int, symbol: str, side: int, close: float) -> None:
         """The strategy's side at this close: a Signal, then the portfolio's entry or exit.
@@ -518,10 +588,10 @@ class _Loop:
         if reversal is None or symbol in self.state.positions:
             return
         side, signal_at = reversal
-        t, ts = self.timeline, int(self.timeline.ts[i])
+        ts = int(self.timeline.ts[i])
         self._enter(signal_at, symbol, side, ts)
         if symbol in self.state.market_orders:
-            self.apply(simulate_open_fill(self.state, self.desk, ts=ts, symbol=symbol, open=float(t.open[i])))
+            self._work(i, symbol, ts)
 
 
 def _close_out(
@@ -650,6 +720,10 @@ class _Timeline:
             k = int(np.searchsorted(at, j)) - 1
             if k >= 0 and at[k] >= i:
                 last_close[name] = self.close[int(at[k])]
+
+    def atr_at(self, i: int) -> float:
+        """ATR at merged position ``i`` (NaN when no rule needs it)."""
+        return self._atr[i] if self._atr else math.nan
 
     def context_at(self, i: int) -> MarketContext:
         """ATR, average volume and regime at merged position ``i`` (empty when the rules are off)."""

@@ -12,12 +12,14 @@ a pure function of the state and a bar, which is what lets a backtest and a sim-
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from tape.events.correlation import ReturnWindows
 from tape.events.costs import CostModel, cents, notional_cents, part_cents, sells_part
 from tape.events.entry_rules import EntryCase, SizedEntry, first_block, size_entry
+from tape.events.orders import Bar, Working, entry_prices, expires_after, fill_on, trail_after, trail_start
 from tape.events.risk import (
     MarketContext,
     RiskConfig,
@@ -40,6 +42,7 @@ from tape.events.schema import (
     PositionOpened,
     RiskAccepted,
     RiskRejected,
+    StopMoved,
 )
 
 NO_TARGET = float("inf")  # a disabled take-profit never triggers
@@ -57,6 +60,7 @@ class Position:
         "entry_price",
         "entry_slippage",
         "entry_ts",
+        "extreme",
         "protective_id",
         "qty",
         "stop",
@@ -72,6 +76,7 @@ class Position:
         self.entry_commission_cents = 0
         self.entry_slippage = 0.0
         self.borrow_cents = 0  # borrow fees a short has paid so far
+        self.extreme = entry_price  # a trailing stop's best close since entry
         self.stop, self.target = 0.0, NO_TARGET
         self.protective_id = ""  # client order id of the resting stop/target (OCO) order
 
@@ -132,6 +137,7 @@ class PortfolioState:
         "run_id",
         "start_cash_cents",
         "stop_distance",
+        "trail_distance",
     )
 
     def __init__(self, run_id: str, cash: float) -> None:
@@ -148,6 +154,7 @@ class PortfolioState:
         self.halted_day = ""  # session day on which the daily-loss limit locked new entries
         self.alerted: set[tuple[str, str]] = set()  # (rule, day) alerts already raised
         self.stop_distance: dict[str, float] = {}  # symbol -> ATR stop distance accepted for its entry
+        self.trail_distance: dict[str, float] = {}  # symbol -> ATR trailing distance accepted for its entry
 
     @property
     def cash(self) -> float:
@@ -272,6 +279,22 @@ def _on_risk_accepted(state: PortfolioState, e: RiskAccepted) -> None:
     distance = e.checks.get("stop_distance")
     if distance is not None:
         state.stop_distance[e.symbol] = distance
+    trail = e.checks.get("trail_distance")
+    if trail is not None:
+        state.trail_distance[e.symbol] = trail
+
+
+def _on_stop_moved(state: PortfolioState, e: StopMoved) -> None:
+    order = state.protective.get(e.symbol)
+    if order is not None and order.client_order_id == e.client_order_id:
+        order.stop = e.stop_price
+        if order.side == "buy":
+            order.ceiling = e.stop_price
+        else:
+            order.floor = e.stop_price
+    position = state.positions.get(e.symbol)
+    if position is not None:
+        position.stop, position.extreme = e.stop_price, e.extreme
 
 
 def _on_alert(state: PortfolioState, e: Alert) -> None:
@@ -292,6 +315,7 @@ _EVOLVE: dict[type, Callable[[PortfolioState, Any], None]] = {
     PositionClosed: _on_closed,
     EquityMarked: _on_marked,
     BorrowFeeCharged: _on_borrow,
+    StopMoved: _on_stop_moved,
     RiskRejected: _on_risk_rejected,
     RiskAccepted: _on_risk_accepted,
     Alert: _on_alert,
@@ -376,18 +400,57 @@ def decide_entry(
     block = first_block(case)
     if block is not None:
         return [intent, *_refused(state, desk.risk, block, ts, intent_id, symbol, checks, day)]
+    if desk.risk.option("trail_atr", 0.0) > 0:
+        checks["trail_distance"] = desk.risk.trail_atr * context.atr  # type: ignore[operator]
     accepted = RiskAccepted(ts=ts, intent_id=intent_id, symbol=symbol, qty=sized.qty, checks=checks)
-    submitted = OrderSubmitted(
+    return [
+        intent,
+        accepted,
+        _entry_order(state, desk.risk, intent_id, symbol, side, sized.qty, price, strategy, ts),
+    ]
+
+
+def _entry_order(
+    state: PortfolioState,
+    risk: RiskConfig,
+    intent_id: str,
+    symbol: str,
+    side: str,
+    qty: float,
+    close: float,
+    strategy: str,
+    ts: int,
+) -> OrderSubmitted:
+    """The entry order: market (the default), or a limit, stop or stop-limit priced from the signal
+    ``close`` (events/orders.py, :func:`entry_prices`)."""
+    kind = risk.option("entry_order", "market")
+    if kind == "market":
+        return OrderSubmitted(
+            ts=ts,
+            client_order_id=state.next_order_id(),
+            intent_id=intent_id,
+            symbol=symbol,
+            side=side,  # type: ignore[arg-type]
+            qty=qty,
+            reason="entry",
+            strategy=strategy,
+        )
+    limit, stop = entry_prices(
+        kind, side, close, risk.option("entry_offset_pct", 0.5), risk.option("stop_limit_band_pct", 0.5)
+    )
+    return OrderSubmitted(
         ts=ts,
         client_order_id=state.next_order_id(),
         intent_id=intent_id,
         symbol=symbol,
         side=side,  # type: ignore[arg-type]
-        qty=sized.qty,
+        qty=qty,
+        order_type=kind,
+        limit_price=None if math.isnan(limit) else limit,
+        stop_price=None if math.isnan(stop) else stop,
         reason="entry",
         strategy=strategy,
     )
-    return [intent, accepted, submitted]
 
 
 def _short_buying_power(state: PortfolioState, risk: RiskConfig, equity: float) -> float:
@@ -615,6 +678,14 @@ def _opened(state: PortfolioState, desk: Desk, fill: Fill) -> list[Event]:
     distance = state.stop_distance.get(fill.symbol)
     if distance is not None:  # ATR sizing: the stop sits the accepted distance beyond the fill
         stop = fill.price + distance if short else max(fill.price - distance, 0.0)
+    if desk.risk.trailing:  # a trailing stop starts its distance from the fill
+        trail = trail_start(
+            "short" if short else "long",
+            fill.price,
+            pct=desk.risk.option("trail_pct", 0.0),
+            distance=desk.risk.option("trail_amount", 0.0) or state.trail_distance.get(fill.symbol, 0.0),
+        )
+        stop = trail.level if trail.level > 0 else 0.0
     out: list[Event] = [
         fill,
         PositionOpened(
@@ -800,3 +871,96 @@ def decide_borrow_fees(state: PortfolioState, desk: Desk, ts: int, prices: dict[
                     )
                 )
     return out
+
+
+# --------------------------------------------------------------------------- order types
+
+
+def simulate_working_fill(
+    state: PortfolioState, desk: Desk, *, ts: int, symbol: str, bar: Bar, triggered: bool = False
+) -> tuple[list[Event], bool]:
+    """A working limit, stop or stop-limit entry in ``symbol`` against one bar (events/orders.py):
+    its fill and what follows, or nothing; and whether a stop-limit has triggered (it then works as a
+    limit). A stop fills as a market order (slippage on its price); a limit at its price. A buy the
+    cash no longer covers is rejected, as a market buy is."""
+    order = state.market_orders[symbol]
+    working = Working(
+        order.side,  # type: ignore[arg-type]
+        order.order_type,  # type: ignore[arg-type]
+        limit=order.limit or math.nan,
+        stop=order.stop or math.nan,
+        touch=desk.risk.option("limit_fill", "through") == "touch",
+        triggered=triggered,
+    )
+    trigger, after = fill_on(working, bar)
+    if trigger is None:
+        return [], after.triggered
+    cost = desk.cost
+    price = cost.market_price(order.side, trigger) if order.order_type == "stop" else trigger
+    commission = cost.fill_commission(symbol, order.qty, price)
+    if order.side == "buy" and order.reason == "entry":
+        needed = notional_cents(order.qty, price) + cents(commission)
+        if needed > state.cash_cents:
+            reason = f"insufficient buying power: needs {needed / 100:.2f}, cash {state.cash:.2f}"
+            return [
+                OrderRejected(ts=ts, client_order_id=order.client_order_id, symbol=symbol, reason=reason)
+            ], False
+    fill = Fill(
+        ts=ts,
+        client_order_id=order.client_order_id,
+        exec_id=f"{order.client_order_id}-f1",
+        symbol=symbol,
+        side=order.side,  # type: ignore[arg-type]
+        qty=order.qty,
+        price=price,
+        commission=commission,
+        slippage=abs(price - trigger) * order.qty,
+        reason=order.reason,
+    )
+    return decide_fill(state, desk, fill), False
+
+
+def decide_expiry(
+    state: PortfolioState, desk: Desk, *, ts: int, symbol: str, worked: int, session_end: bool
+) -> list[Event]:
+    """A working limit/stop entry left unfilled after ``worked`` bars: cancelled as expired when its
+    time in force says so (day: at its session's end; gtc: after ``expire_bars``)."""
+    order = state.market_orders.get(symbol)
+    if order is None or order.order_type == "market" or order.reason != "entry":
+        return []
+    working = Working(
+        order.side,  # type: ignore[arg-type]
+        tif=desk.risk.option("tif", "day"),
+        expire_bars=desk.risk.option("expire_bars", 0),
+    )
+    if not expires_after(working, worked, session_ended=session_end):
+        return []
+    return [OrderCancelled(ts=ts, client_order_id=order.client_order_id, symbol=symbol, reason="expired")]
+
+
+def decide_trail(
+    state: PortfolioState, desk: Desk, *, ts: int, symbol: str, close: float, atr: float
+) -> list[Event]:
+    """A completed bar of a held ``symbol`` with a trailing stop: the stop moves with the best close
+    (events/orders.py, rule 6), never back; an event only when it moved."""
+    position = state.positions.get(symbol)
+    order = state.protective.get(symbol)
+    if position is None or order is None:
+        return []
+    risk = desk.risk
+    current = trail_start("long" if position.qty > 0 else "short", position.entry_price)._replace(
+        extreme=position.extreme, level=order.stop
+    )
+    distance = risk.option("trail_amount", 0.0) or risk.option("trail_atr", 0.0) * atr
+    moved = trail_after(current, close, pct=risk.option("trail_pct", 0.0), distance=distance)
+    if (moved.level == current.level and moved.extreme == current.extreme) or not moved.level > 0:
+        return []
+    return [
+        StopMoved(
+            ts=ts,
+            client_order_id=order.client_order_id,
+            symbol=symbol,
+            stop_price=moved.level,
+            extreme=moved.extreme,
+        )
+    ]

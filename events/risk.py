@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from decimal import ROUND_FLOOR, Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -67,6 +67,32 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     shortable: str | UnsetType = UNSET  # comma list of easy-to-borrow symbols ("*" = every stock)
     margin_initial_pct: float | UnsetType = UNSET  # Reg-T initial margin; unset: 50
     margin_maintenance_pct: float | UnsetType = UNSET  # maintenance margin of a short; unset: 30
+    # Order types (events/orders.py), UNSET unless given as well.
+    entry_order: str | UnsetType = UNSET  # market (unset), limit, stop or stop_limit
+    entry_offset_pct: float | UnsetType = UNSET  # limit/stop distance from the signal close; unset: 0.5
+    stop_limit_band_pct: float | UnsetType = UNSET  # a stop-limit's limit beyond its stop; unset: 0.5
+    tif: str | UnsetType = UNSET  # day (unset) or gtc
+    expire_bars: int | UnsetType = UNSET  # gtc: cancel an entry unfilled after this many bars
+    limit_fill: str | UnsetType = UNSET  # through (unset): the price must trade through; or touch
+    trail_pct: float | UnsetType = UNSET  # trailing stop, % off the best close since entry
+    trail_amount: float | UnsetType = UNSET  # trailing stop, a price amount off the best close
+    trail_atr: float | UnsetType = UNSET  # trailing stop, k x ATR(atr_period) off the best close
+    time_exit_bars: int | UnsetType = UNSET  # exit at the close of the Nth bar held
+
+    def option(self, name: str, default: object) -> Any:
+        """A field's value, or ``default`` when it is unset."""
+        value = getattr(self, name)
+        return default if value is UNSET else value
+
+    @property
+    def trailing(self) -> bool:
+        """Whether a trailing stop replaces the fixed one."""
+        return any(self.option(f, 0.0) > 0 for f in ("trail_pct", "trail_amount", "trail_atr"))
+
+    @property
+    def bar_by_bar(self) -> bool:
+        """Whether a held position needs every one of its bars (a trailing stop, a time exit)."""
+        return self.trailing or self.option("time_exit_bars", 0) > 0
 
     @property
     def side_mode(self) -> str:
@@ -169,6 +195,30 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     def _short_checks(self) -> list[tuple[bool, str]]:
         return [
             (
+                self.option("entry_order", "market") in ("market", "limit", "stop", "stop_limit"),
+                f"--entry-order must be market, limit, stop or stop_limit, got {self.entry_order!r}",
+            ),
+            (self.option("tif", "day") in ("day", "gtc"), f"--tif must be day or gtc, got {self.tif!r}"),
+            (
+                self.option("limit_fill", "through") in ("through", "touch"),
+                f"--limit-fill must be through or touch, got {self.limit_fill!r}",
+            ),
+            (
+                self.option("expire_bars", 0) >= 0 and self.option("time_exit_bars", 0) >= 0,
+                "--expire-bars and --time-exit cannot be negative",
+            ),
+            *(
+                (self.option(name, 0.0) >= 0, f"{flag} cannot be negative, got {getattr(self, name)}")
+                for name, flag in (
+                    ("entry_offset_pct", "--entry-offset"),
+                    ("stop_limit_band_pct", "--stop-limit-band"),
+                    ("trail_pct", "--trail-pct"),
+                    ("trail_amount", "--trail-amount"),
+                    ("trail_atr", "--trail-atr"),
+                )
+            ),
+            (self.option("trail_pct", 0.0) < 100, f"--trail-pct must be under 100, got {self.trail_pct}"),
+            (
                 self.side_mode in ("long", "short", "both"),
                 f"--direction must be long, short or both, got {self.direction!r}",
             ),
@@ -204,6 +254,7 @@ def needs_context(risk: RiskConfig) -> bool:
         or risk.max_volume_pct > 0
         or bool(risk.regimes)
         or risk.max_correlation > 0
+        or risk.option("trail_atr", 0.0) > 0
     )
 
 

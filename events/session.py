@@ -9,6 +9,7 @@ session), so a run fed through this class produces exactly the backtest's events
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ import msgspec
 from tape.events.backtest import BacktestConfig
 from tape.events.correlation import ReturnWindows
 from tape.events.indicators import ATR, SMA
+from tape.events.orders import Bar as OrderBar
 from tape.events.portfolio import (
     NO_CONTEXT,
     Desk,
@@ -24,12 +26,15 @@ from tape.events.portfolio import (
     decide_borrow_fees,
     decide_entry,
     decide_exit,
+    decide_expiry,
     decide_margin_call,
+    decide_trail,
     evolve,
     signal_plan,
     signal_side,
     simulate_open_fill,
     simulate_protective_fill,
+    simulate_working_fill,
 )
 from tape.events.regime import RegimeTracker
 from tape.events.risk import MarketContext, needs_context
@@ -55,6 +60,11 @@ class TradingSession:
         self._seen_cash = self.state.cash_cents
         # symbol -> (side, day, price, size factor): a stop-and-reverse's entry, placed once its exit fills
         self._reversals: dict[str, tuple[str, int, float, float]] = {}
+        self._worked: dict[str, int] = {}  # bars each working limit/stop entry has worked
+        self._triggered: dict[str, bool] = {}  # stop-limits whose stop has triggered
+        self._worked_now: list[str] = []
+        self._held: dict[str, tuple[int, int]] = {}  # symbol -> (entry ts, bars held) for time exits
+        self._bar_by_bar = config.risk.bar_by_bar
         self._dd = self._dd_pct = 0.0
         self._bars = self._in_market = 0
 
@@ -67,13 +77,14 @@ class TradingSession:
         """The bar opens: the working market order fills; the resting stop/target is checked."""
         out: list[Event] = []
         state = self.state
+        bar = OrderBar(open, high, low, math.nan)
         if symbol in state.market_orders:
-            self._apply(simulate_open_fill(state, self.desk, ts=ts, symbol=symbol, open=open), out)
+            self._work(symbol, ts, bar, out)
             reversal = self._reversals.pop(symbol, None)
             if reversal is not None and symbol not in state.positions:
                 self._apply(self._entry(symbol, ts, *reversal), out)
                 if symbol in state.market_orders:
-                    self._apply(simulate_open_fill(state, self.desk, ts=ts, symbol=symbol, open=open), out)
+                    self._work(symbol, ts, bar, out)
         guard = state.protective.get(symbol)
         if guard is not None and (low <= guard.floor or high >= guard.ceiling):
             self._apply(
@@ -83,6 +94,50 @@ class TradingSession:
                 out,
             )
         return out
+
+    def _work(self, symbol: str, ts: int, bar: OrderBar, out: list[Event]) -> None:
+        """The symbol's working order against this bar, as the backtest's ``_Loop._work``."""
+        state = self.state
+        if state.market_orders[symbol].order_type == "market":
+            self._apply(simulate_open_fill(state, self.desk, ts=ts, symbol=symbol, open=bar.open), out)
+            return
+        events, self._triggered[symbol] = simulate_working_fill(
+            state, self.desk, ts=ts, symbol=symbol, bar=bar, triggered=self._triggered.get(symbol, False)
+        )
+        self._apply(events, out)
+        if symbol in state.market_orders:
+            self._worked[symbol] = self._worked.get(symbol, 0) + 1
+            self._worked_now.append(symbol)
+        else:
+            self._worked.pop(symbol, None)
+            self._triggered.pop(symbol, None)
+
+    def _expire(self, ts: int, session_end: bool, out: list[Event]) -> None:
+        for symbol in self._worked_now:
+            worked = self._worked.get(symbol, 0)
+            expired = decide_expiry(
+                self.state, self.desk, ts=ts, symbol=symbol, worked=worked, session_end=session_end
+            )
+            if expired:
+                self._apply(expired, out)
+                self._worked.pop(symbol, None)
+                self._triggered.pop(symbol, None)
+        self._worked_now = []
+
+    def _after_close(self, symbol: str, ts: int, close: float, out: list[Event]) -> None:
+        """As the backtest's ``_Loop._after_close``: the trailing stop follows, a time exit is due."""
+        state, risk = self.state, self.config.risk
+        if risk.trailing:
+            atr = self._latest[symbol].atr if symbol in self._latest else math.nan
+            self._apply(decide_trail(state, self.desk, ts=ts, symbol=symbol, close=close, atr=atr), out)
+        limit = risk.option("time_exit_bars", 0)
+        position = state.positions.get(symbol)
+        if limit > 0 and position is not None:
+            since, count = self._held.get(symbol, (position.entry_ts, 0))
+            count = count + 1 if since == position.entry_ts else 1
+            self._held[symbol] = (position.entry_ts, count)
+            if count >= limit and symbol not in state.market_orders:
+                self._apply(decide_exit(state, ts=ts, symbol=symbol, reason="time_exit", price=close), out)
 
     def observe(
         self, ts: int, symbol: str, high: float, low: float, close: float, volume: float
@@ -123,8 +178,24 @@ class TradingSession:
         if self._windows is not None:
             self._windows.update(symbol, ts, close)
         out: list[Event] = []
-        if not side:
-            return out
+        if side:
+            self._decide_signal(symbol, ts, day, close, side, values, reason, out)
+        if self._bar_by_bar and symbol in self.state.positions:
+            self._after_close(symbol, ts, close, out)
+        return out
+
+    def _decide_signal(
+        self,
+        symbol: str,
+        ts: int,
+        day: int,
+        close: float,
+        side: int,
+        values: dict[str, float],
+        reason: str,
+        out: list[Event],
+    ) -> None:
+        """A Signal, and the exit, entry or reversal the portfolio decides on it."""
         out.append(
             Signal(
                 ts=ts,
@@ -143,7 +214,6 @@ class TradingSession:
                 self._reversals[symbol] = (entry, day, close, values.get("size_factor", 1.0))
         elif entry:
             self._apply(self._entry(symbol, ts, entry, day, close, values.get("size_factor", 1.0)), out)
-        return out
 
     def _entry(
         self, symbol: str, ts: int, side: str, day: int, price: float, size_factor: float
@@ -191,15 +261,18 @@ class TradingSession:
         return out
 
     def end_of_timestamp(self, ts: int, *, session_end: bool) -> list[Event]:
-        """Every symbol has reported ``ts``: track equity; at a session's end, mark it."""
+        """Every symbol has reported ``ts``: expire what its time in force ends, track equity; at a
+        session's end, mark it (after a day's borrow fees of the shorts still open)."""
         state = self.state
         fees: list[Event] = []
+        if self._worked_now:
+            self._expire(ts, session_end, fees)
         if session_end and state.positions and self.config.risk.side_mode != "long":
             self._apply(decide_borrow_fees(state, self.desk, ts, self.last_close), fees)
             self._apply(decide_margin_call(state, self.desk, ts, self.last_close), fees)
         self._track_equity()
         if not session_end:
-            return []
+            return fees
         mark = EquityMarked(
             ts=ts,
             equity=self.equity,

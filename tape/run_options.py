@@ -29,6 +29,7 @@ from tape.events.risk import RiskConfig
 F = TypeVar("F", bound=Callable[..., Any])
 
 COSTS, RISK, SIZING, FILTERS, BARS = "Costs", "Risk", "Sizing", "Entry filters", "Bars"
+ORDERS = "Order types"
 SHORTS = "Long and short"
 
 
@@ -62,7 +63,8 @@ class RunOption(NamedTuple):
         value = self._field_default()
         if value is not UNSET:
             return type(value)
-        return str if str in typing.get_args(self._field().type) else float
+        kinds = typing.get_args(self._field().type)
+        return str if str in kinds else int if int in kinds else float
 
     def _field(self) -> Any:
         part, name = self.field.split(".")
@@ -194,7 +196,47 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
         "margin_maintenance",
         "risk.margin_maintenance_pct",
         SHORTS,
-        "Maintenance margin of a short, % of its market value (default 30).",
+        "Maintenance margin, % of the positions' market value; under it a margin_call alert (default 30).",
+    ),
+    RunOption(
+        "entry_order",
+        "risk.entry_order",
+        ORDERS,
+        "Entry order: market (default, next open), limit, stop or stop_limit, priced from the signal close.",
+    ),
+    RunOption(
+        "entry_offset",
+        "risk.entry_offset_pct",
+        ORDERS,
+        "Limit this % better than the signal close, stop this % beyond it (default 0.5).",
+    ),
+    RunOption(
+        "stop_limit_band",
+        "risk.stop_limit_band_pct",
+        ORDERS,
+        "A stop-limit's limit, % beyond its stop (default 0.5).",
+    ),
+    RunOption(
+        "tif", "risk.tif", ORDERS, "Entry time in force: day (default; expires at its session's end) or gtc."
+    ),
+    RunOption(
+        "expire_bars", "risk.expire_bars", ORDERS, "gtc: cancel an unfilled entry after this many bars."
+    ),
+    RunOption(
+        "limit_fill",
+        "risk.limit_fill",
+        ORDERS,
+        "through (default: a limit fills when the price trades through it) or touch (reaching it is enough).",
+    ),
+    RunOption("trail_pct", "risk.trail_pct", ORDERS, "Trailing stop, % off the best close since entry."),
+    RunOption(
+        "trail_amount", "risk.trail_amount", ORDERS, "Trailing stop, a price amount off the best close."
+    ),
+    RunOption(
+        "trail_atr", "risk.trail_atr", ORDERS, "Trailing stop, k x ATR (--atr-period) off the best close."
+    ),
+    RunOption(
+        "time_exit", "risk.time_exit_bars", ORDERS, "Exit at the close of the Nth bar held (next open fill)."
     ),
 )
 
