@@ -3,8 +3,15 @@ the bar an order fills on (0 = the first bar after it was placed) and the price.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import msgspec
+import numpy as np
 import pytest
 
+from tape.events.backtest import BacktestConfig, run_backtest
+from tape.events.bars import BarSeries
+from tape.events.costs import CostModel
 from tape.events.orders import (
     Bar,
     OrderTransitionError,
@@ -17,7 +24,11 @@ from tape.events.orders import (
     trail_exit,
     work,
 )
-from tape.events.risk import protective_exit, short_protective_exit
+from tape.events.risk import RiskConfig, protective_exit, short_protective_exit
+from tape.events.schema import Fill
+from tape.events.strategies import LOADED, Strategy, install
+from tests.factories import daily_bars
+from tests.test_session import replay_session
 
 QUIET = Bar(100.0, 101.0, 99.0, 100.0)
 
@@ -125,3 +136,87 @@ def test_the_state_machine_refuses_a_fill_after_a_cancel() -> None:
     assert advance(advance("new", "partially_filled"), "filled") == "filled"
     with pytest.raises(OrderTransitionError, match="cannot go from canceled to filled"):
         advance(advance("new", "canceled"), "filled")
+
+
+# --------------------------------------------------------------------------- through the engine
+
+SPEC = "tests:BuyAt"
+
+
+class BuyAt(Strategy):
+    """BUY at ``at`` (a bar index), nothing else."""
+
+    class Params(msgspec.Struct, frozen=True):
+        at: int = 1
+
+    def warmup(self) -> int:
+        return 1
+
+    def signals(self, bars: BarSeries) -> np.ndarray:
+        side = np.zeros(len(bars), dtype=np.int8)
+        if len(bars) > self.params.at:  # the live form sees the bars so far
+            side[self.params.at] = 1
+        return side
+
+
+@pytest.fixture
+def buy_at() -> Iterator[None]:
+    install(SPEC, BuyAt, {"kind": "test", "location": __file__, "class": "BuyAt", "sha256": "0"})
+    yield
+    LOADED.pop(SPEC, None)
+
+
+def _engine_fills(bars: BarSeries, **risk: object) -> list[tuple[int, str, float]]:
+    """(bar index, reason, price) of every fill of a run on ``bars``; the bar-by-bar session gives the
+    same events."""
+    config = BacktestConfig(
+        symbols=[bars.symbol],
+        strategy=SPEC,
+        params={"at": 1},
+        cost=CostModel(slippage_bps=0, commission=0),
+        risk=RiskConfig(fixed_qty=10, take_profit_pct=0, **risk),  # type: ignore[arg-type]
+    )
+    events = run_backtest(config, [bars], run_id="r")
+    assert replay_session(config, [bars], "r") == events[1:-1]
+    index = {int(ts): k for k, ts in enumerate(bars.ts)}
+    return [(index[e.ts], e.reason, e.price) for e in events if isinstance(e, Fill)]
+
+
+@pytest.mark.usefixtures("buy_at")
+def test_a_limit_entry_fills_on_the_bar_that_trades_through_it_in_backtest_and_session() -> None:
+    # signal close 100 at bar 1 -> limit 99 (1 %); bar 2 touches 99, bar 3 trades through
+    bars = daily_bars(
+        "XYZ",
+        [100, 100, 100, 99.5, 100, 100],
+        open=[100, 100, 100, 100, 100, 100],
+        high=[101, 101, 101, 101, 101, 101],
+        low=[99.5, 99.5, 99.0, 98.0, 99.5, 99.5],
+    )
+    fills = _engine_fills(bars, entry_order="limit", entry_offset_pct=1.0, tif="gtc", stop_loss_pct=0)
+    assert fills[0] == (3, "entry", 99.0)
+
+
+@pytest.mark.usefixtures("buy_at")
+def test_a_day_limit_entry_expires_unfilled_in_backtest_and_session() -> None:
+    bars = daily_bars("XYZ", [100, 100, 100, 97, 97], low=[99.5, 99.5, 99.5, 96, 96])
+    assert _engine_fills(bars, entry_order="limit", entry_offset_pct=1.0, stop_loss_pct=0) == []
+
+
+@pytest.mark.usefixtures("buy_at")
+def test_a_trailing_stop_exits_at_its_level_in_backtest_and_session() -> None:
+    # entry at bar 2's open 100; 5 % trail: close 110 at bar 3 -> level 104.5, hit by bar 5's low
+    bars = daily_bars(
+        "XYZ",
+        [100, 100, 100, 110, 106, 104, 104],
+        open=[100, 100, 100, 100, 110, 106, 104],
+        low=[99, 99, 99, 100, 105, 103, 103],
+    )
+    fills = _engine_fills(bars, trail_pct=5.0)
+    assert fills == [(2, "entry", 100.0), (5, "stop_loss", pytest.approx(104.5))]
+
+
+@pytest.mark.usefixtures("buy_at")
+def test_a_time_exit_sells_at_the_open_after_the_nth_bar_in_backtest_and_session() -> None:
+    bars = daily_bars("XYZ", [100, 100, 101, 102, 103, 104, 105], open=[100, 100, 100, 101, 102, 103, 104])
+    fills = _engine_fills(bars, time_exit_bars=3, stop_loss_pct=0)
+    assert fills == [(2, "entry", 100.0), (5, "time_exit", 103.0)]
