@@ -370,8 +370,13 @@ def decide_entry(
     counted in; ``context`` carries ATR and average volume for ATR sizing and the liquidity rules.
     Sizing and the rules are in events/entry_rules.py.
     """
-    if symbol in state.positions or symbol in state.market_orders:
+    if symbol in state.positions:
         return []
+    working = state.market_orders.get(symbol)
+    if working is not None:
+        return _opposite_working(
+            state, working, ts=ts, symbol=symbol, strategy=strategy, side=side, price=price
+        )
     short = side == "sell"
     buying_power = _short_buying_power(state, desk.risk, equity) if short else state.cash
     sized = size_entry(
@@ -451,6 +456,44 @@ def _entry_order(
         reason="entry",
         strategy=strategy,
     )
+
+
+OPPOSITE_OPEN = {
+    "buy": "cannot open a long buy while a short sell order is open",
+    "sell": "cannot open a short sell while a long buy order is open",
+}
+"""Alpaca's own words for an entry against a working entry on the other side (checked before sending,
+in backtests and live alike)."""
+
+
+def _opposite_working(
+    state: PortfolioState, working: Order, *, ts: int, symbol: str, strategy: str, side: str, price: float
+) -> list[Event]:
+    """An entry while another entry of ``symbol`` is working: nothing on the same side (it waits);
+    on the other side a refusal, as Alpaca refuses it."""
+    if working.reason != "entry" or working.side == side:
+        return []
+    intent_id = state.next_intent_id()
+    return [
+        OrderIntent(
+            ts=ts,
+            intent_id=intent_id,
+            symbol=symbol,
+            strategy=strategy,
+            side=side,  # type: ignore[arg-type]
+            qty=working.qty,
+            reason="entry",
+            ref_price=price,
+        ),
+        RiskRejected(
+            ts=ts,
+            intent_id=intent_id,
+            symbol=symbol,
+            rule="opposite_order_open",
+            message=OPPOSITE_OPEN[side],
+            checks={"working_qty": working.qty},
+        ),
+    ]
 
 
 def _short_buying_power(state: PortfolioState, risk: RiskConfig, equity: float) -> float:

@@ -139,3 +139,17 @@ def test_equity_under_the_maintenance_margin_raises_a_margin_call_alert_once_a_d
     assert calls[0].message == (
         "equity 4,000.00 is below the maintenance margin 4,800.00 (30 % of 16,000.00 held)"
     )
+
+
+def test_a_long_buy_while_a_short_sell_entry_is_working_is_refused_as_alpaca_does() -> None:
+    bars = daily_bars("XYZ", [100.0] * 8)  # the 0.5 % limit above 100 never trades
+    config = BacktestConfig(
+        symbols=["XYZ"],
+        strategy=SPEC,
+        params={"sells": [2], "buys": [4]},
+        cost=CostModel(slippage_bps=0, commission=0),
+        risk=RiskConfig(direction="both", shortable="XYZ", entry_order="limit", tif="gtc"),
+    )
+    refused = _refused(run_backtest(config, [bars], run_id="r"))
+    assert refused.rule == "opposite_order_open"
+    assert refused.message == "cannot open a long buy while a short sell order is open"
