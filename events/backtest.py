@@ -668,26 +668,38 @@ class _Timeline:
         self.last_index = {self.names[k]: int(at[-1]) for k, at in enumerate(self._bars_of)}
         busy = (self.side != 0) | session_end
         busy[list(self.last_index.values())] = True
+        changes = self._risk_columns(series, risk, merged, order)
+        if changes is not None:
+            busy |= changes
+        self.busy: list[int] = np.flatnonzero(busy).tolist()
+
+    def _risk_columns(
+        self,
+        series: Sequence[BarSeries],
+        risk: RiskConfig,
+        merged: Callable[[list[np.ndarray]], np.ndarray],
+        order: np.ndarray,
+    ) -> np.ndarray | None:
+        """ATR, average volume and regimes when the risk rules read them (causal: the values at bar i
+        use bars <= i only); returns where a regime changes (busy bars), None without regimes."""
         self._atr: list[float] = []
         self._avg_volume: list[float] = []
         self.regime: list[str] = []
         self._regime_values: list[tuple[float, float]] = []
-        if needs_context(risk):  # causal: the values at bar i use bars <= i only
+        if needs_context(risk):
             self._atr = merged([atr(s.high, s.low, s.close, risk.atr_period) for s in series]).tolist()
             self._avg_volume = merged([sma(s.volume, risk.volume_window) for s in series]).tolist()
-        if risk.allowed_regimes:
-            found = [
-                regimes(
-                    s.high, s.low, s.close, trend_adx=risk.trend_adx, volatile_atr_pct=risk.volatile_atr_pct
-                )
-                for s in series
-            ]
-            names_all, adx_all, pct_all = _flat(found, 0), _flat(found, 1), _flat(found, 2)
-            positions = order.tolist()
-            self.regime = [names_all[k] for k in positions]
-            self._regime_values = [(adx_all[k], pct_all[k]) for k in positions]
-            busy |= merged([_changes(np.asarray(f[0])) for f in found])
-        self.busy: list[int] = np.flatnonzero(busy).tolist()
+        if not risk.allowed_regimes:
+            return None
+        found = [
+            regimes(s.high, s.low, s.close, trend_adx=risk.trend_adx, volatile_atr_pct=risk.volatile_atr_pct)
+            for s in series
+        ]
+        names_all, adx_all, pct_all = _flat(found, 0), _flat(found, 1), _flat(found, 2)
+        positions = order.tolist()
+        self.regime = [names_all[k] for k in positions]
+        self._regime_values = [(adx_all[k], pct_all[k]) for k in positions]
+        return merged([_changes(np.asarray(f[0])) for f in found])
 
     def next_bar_of(self, symbol: str, i: int) -> int:
         """The merged position of ``symbol``'s first bar at or after ``i`` (``n`` when none is left)."""

@@ -363,13 +363,10 @@ def decide_entry(
     size_factor: float = 1.0,
     side: str = "buy",
 ) -> list[Event]:
-    """An entry signal at ``price`` (the bar's close): size it, run the risk gate, place a market order.
-
-    ``side`` is "buy" for a long and "sell" for a short. Nothing happens while the symbol has a
-    position or a working order. ``day`` is the session (days since the epoch) the daily-loss limit is
-    counted in; ``context`` carries ATR and average volume for ATR sizing and the liquidity rules.
-    Sizing and the rules are in events/entry_rules.py.
-    """
+    """An entry signal at ``price`` (the bar's close), ``side`` buy (long) or sell (short): size it,
+    run the risk gate (events/entry_rules.py), place the entry order. Nothing while the symbol has a
+    position or a working order on the same side. ``day`` is the session the daily-loss limit counts
+    in; ``context`` carries ATR and average volume for ATR sizing and the liquidity rules."""
     if symbol in state.positions:
         return []
     working = state.market_orders.get(symbol)
@@ -377,8 +374,7 @@ def decide_entry(
         return _opposite_working(
             state, working, ts=ts, symbol=symbol, strategy=strategy, side=side, price=price
         )
-    short = side == "sell"
-    buying_power = _short_buying_power(state, desk.risk, equity) if short else state.cash
+    buying_power = _short_buying_power(state, desk.risk, equity) if side == "sell" else state.cash
     sized = size_entry(
         desk.risk,
         desk.cost,
