@@ -544,7 +544,7 @@ class _Loop:
                 ts=ts,
                 symbol=symbol,
                 strategy=name,
-                side=signal_side(state, symbol, side),
+                side="buy" if side == 1 else "sell" if side == -1 else signal_side(state, symbol, side),
                 price=close,
                 reason=self.strategy.describe(side, values),
                 values=values,
@@ -556,9 +556,9 @@ class _Loop:
             if entry and symbol in state.market_orders:
                 self.reversals[symbol] = (entry, i)
         elif entry:
-            self._enter(i, symbol, entry, ts)
+            self._enter(i, symbol, entry, ts, values.get("size_factor", 1.0))
 
-    def _enter(self, i: int, symbol: str, side: str, ts: int) -> None:
+    def _enter(self, i: int, symbol: str, side: str, ts: int, size_factor: float | None = None) -> None:
         """An entry (``side`` buy: long, sell: short) decided on signal bar ``i``'s close, dated ``ts``
         (the signal bar's, or that of the bar where a reversal's exit filled)."""
         t, state = self.timeline, self.state
@@ -576,7 +576,7 @@ class _Loop:
                 price=t.close[i],
                 equity=state.equity(self.last_close),
                 context=context,
-                size_factor=t.values_at(i).get("size_factor", 1.0),
+                size_factor=t.values_at(i).get("size_factor", 1.0) if size_factor is None else size_factor,
                 side=side,
             )
         )

@@ -240,9 +240,6 @@ def margin(case: EntryCase) -> Block:
 
 
 ENTRY_RULES: tuple[Rule, ...] = (
-    crypto_short,
-    shortable,
-    short_equity,
     session_halted,
     position_slots,
     daily_loss,
@@ -250,15 +247,27 @@ ENTRY_RULES: tuple[Rule, ...] = (
     correlation,
     regime,
     atr_defined,
+    nonzero_size,
+)
+"""The rules of a long entry in the order they are asked; the first block wins and is recorded."""
+
+SHORT_ENTRY_RULES: tuple[Rule, ...] = (
+    crypto_short,
+    shortable,
+    short_equity,
+    *ENTRY_RULES[:-1],
     margin,
     nonzero_size,
     fractional_short,
 )
-"""The rules in the order they are asked; the first block wins and is the one recorded."""
+"""A short's rules: Alpaca's short rules first, margin before the size, then the long's."""
 
 
-def first_block(case: EntryCase, rules: tuple[Rule, ...] = ENTRY_RULES) -> Block:
-    """The first rule that forbids the entry, as (rule, message), or None when it may go ahead."""
+def first_block(case: EntryCase, rules: tuple[Rule, ...] | None = None) -> Block:
+    """The first rule that forbids the entry, as (rule, message), or None when it may go ahead
+    (``rules``: by default a long's or a short's, after the case)."""
+    if rules is None:
+        rules = SHORT_ENTRY_RULES if case.short else ENTRY_RULES
     for rule in rules:
         block = rule(case)
         if block is not None:

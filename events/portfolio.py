@@ -225,11 +225,13 @@ def opens_position(state: PortfolioState, fill: Fill) -> bool:
 def _on_fill(state: PortfolioState, e: Fill) -> None:
     notional = notional_cents(e.qty, e.price)
     commission = cents(e.commission)
-    state.cash_cents += -notional - commission if e.side == "buy" else notional - commission
-    if opens_position(state, e):
+    position = state.positions.get(e.symbol)
+    buy = e.side == "buy"
+    state.cash_cents += -notional - commission if buy else notional - commission
+    # as opens_position: an entry opens, a fill against what is held closes (part of) it
+    if (buy or e.reason == "entry") if position is None else buy == (position.qty > 0):
         state.entry_fills[e.symbol] = e
     else:
-        position = state.positions.get(e.symbol)
         if position is not None and position.protective_id == e.client_order_id:
             # The protective traded, so it works no more: an exit for a remainder it left (a part fill)
             # must not cancel it again.
@@ -342,11 +344,15 @@ def evolve_each(state: PortfolioState, events: list[Event]) -> list[Event]:
 class Desk:
     """The fixed rules a portfolio decides with: risk limits, cost model, names."""
 
-    __slots__ = ("allowed_regimes", "cost", "risk")
+    __slots__ = ("allowed_regimes", "cost", "entry_order", "risk", "trail_atr", "trailing")
 
     def __init__(self, risk: RiskConfig, cost: CostModel) -> None:
         self.risk, self.cost = risk, cost
-        self.allowed_regimes = risk.allowed_regimes  # parsed once, not on every entry
+        # read once, not on every entry or fill
+        self.allowed_regimes = risk.allowed_regimes
+        self.entry_order: str = risk.option("entry_order", "market")
+        self.trailing = risk.trailing
+        self.trail_atr: float = risk.option("trail_atr", 0.0)
 
 
 def decide_entry(
@@ -401,19 +407,19 @@ def decide_entry(
     block = first_block(case)
     if block is not None:
         return [intent, *_refused(state, desk.risk, block, ts, intent_id, symbol, checks, day)]
-    if desk.risk.option("trail_atr", 0.0) > 0:
-        checks["trail_distance"] = desk.risk.trail_atr * context.atr  # type: ignore[operator]
+    if desk.trail_atr > 0:
+        checks["trail_distance"] = desk.trail_atr * context.atr
     accepted = RiskAccepted(ts=ts, intent_id=intent_id, symbol=symbol, qty=sized.qty, checks=checks)
     return [
         intent,
         accepted,
-        _entry_order(state, desk.risk, intent_id, symbol, side, sized.qty, price, strategy, ts),
+        _entry_order(state, desk, intent_id, symbol, side, sized.qty, price, strategy, ts),
     ]
 
 
 def _entry_order(
     state: PortfolioState,
-    risk: RiskConfig,
+    desk: Desk,
     intent_id: str,
     symbol: str,
     side: str,
@@ -424,7 +430,7 @@ def _entry_order(
 ) -> OrderSubmitted:
     """The entry order: market (the default), or a limit, stop or stop-limit priced from the signal
     ``close`` (events/orders.py, :func:`entry_prices`)."""
-    kind = risk.option("entry_order", "market")
+    kind = desk.entry_order
     if kind == "market":
         return OrderSubmitted(
             ts=ts,
@@ -436,6 +442,7 @@ def _entry_order(
             reason="entry",
             strategy=strategy,
         )
+    risk = desk.risk
     limit, stop = entry_prices(
         kind, side, close, risk.option("entry_offset_pct", 0.5), risk.option("stop_limit_band_pct", 0.5)
     )
@@ -717,7 +724,7 @@ def _opened(state: PortfolioState, desk: Desk, fill: Fill) -> list[Event]:
     distance = state.stop_distance.get(fill.symbol)
     if distance is not None:  # ATR sizing: the stop sits the accepted distance beyond the fill
         stop = fill.price + distance if short else max(fill.price - distance, 0.0)
-    if desk.risk.trailing:  # a trailing stop starts its distance from the fill
+    if desk.trailing:  # a trailing stop starts its distance from the fill
         trail = trail_start(
             "short" if short else "long",
             fill.price,

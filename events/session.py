@@ -201,7 +201,7 @@ class TradingSession:
                 ts=ts,
                 symbol=symbol,
                 strategy=self.strategy,
-                side=signal_side(self.state, symbol, side),
+                side="buy" if side == 1 else "sell" if side == -1 else signal_side(self.state, symbol, side),
                 price=close,
                 reason=reason,
                 values=values,

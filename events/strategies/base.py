@@ -149,7 +149,7 @@ class Strategy(ABC):
 
     def describe(self, side: int, values: dict[str, float]) -> str:
         """One human sentence for a signal (recorded on the Signal event)."""
-        return {BUY: "buy", SELL: "sell", FLAT: "flat"}.get(side, "hold")
+        return "buy" if side == BUY else "sell" if side == SELL else "flat" if side == FLAT else "hold"
 
     def param_dict(self) -> dict[str, Any]:
         """Parameters as a plain dict (recorded on RunStarted)."""
