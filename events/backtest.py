@@ -33,18 +33,13 @@ from tape.events.portfolio import (
     Desk,
     PortfolioState,
     correlation_context,
-    decide_borrow_fees,
     decide_entry,
     decide_exit,
-    decide_expiry,
-    decide_margin_call,
-    decide_trail,
     evolve_each,
     signal_plan,
     signal_side,
     simulate_open_fill,
     simulate_protective_fill,
-    simulate_working_fill,
 )
 from tape.events.regime import regimes
 from tape.events.risk import MarketContext, RiskConfig, needs_context
@@ -59,7 +54,9 @@ from tape.events.schema import (
     RunStarted,
     Signal,
 )
+from tape.events.short_costs import decide_borrow_fees, decide_margin_call
 from tape.events.strategies import Strategy, make_strategy, origin_of
+from tape.events.working_orders import decide_expiry, decide_trail, simulate_working_fill
 
 PROGRESS_EVERY = 1 << 16  # bars between progress callbacks
 

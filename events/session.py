@@ -23,22 +23,19 @@ from tape.events.portfolio import (
     Desk,
     PortfolioState,
     correlation_context,
-    decide_borrow_fees,
     decide_entry,
     decide_exit,
-    decide_expiry,
-    decide_margin_call,
-    decide_trail,
     evolve,
     signal_plan,
     signal_side,
     simulate_open_fill,
     simulate_protective_fill,
-    simulate_working_fill,
 )
 from tape.events.regime import RegimeTracker
 from tape.events.risk import MarketContext, needs_context
 from tape.events.schema import EquityMarked, Event, OrderCancelled, RegimeChanged, Signal
+from tape.events.short_costs import decide_borrow_fees, decide_margin_call
+from tape.events.working_orders import decide_expiry, decide_trail, simulate_working_fill
 
 
 class TradingSession:
