@@ -122,3 +122,17 @@ def test_long_short_run_with_default_rules_reruns_and_reconciles_to_the_cent(tap
     rerun = tape("replay", report["run_id"], "--rerun")
     assert rerun.returncode == 0, rerun.stderr
     assert "identical" in rerun.stdout
+
+
+def test_explain_follows_a_short_from_its_sell_signal_with_margin_and_borrow(tape: TapeRunner) -> None:
+    report = _run(tape, "--start", "2005-01-01", "--end", "2007-12-31")
+    number = next(t["n"] for t in report["trades"] if t["side"] == "short" and t["borrow_fee"] > 0)
+    result = tape("explain", report["run_id"], "--trade", str(number), "--json")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "signal" and events[0]["side"] == "sell"
+    accepted = events[kinds.index("risk_accepted")]
+    assert {"buying_power", "initial_margin_pct", "margin_required"} <= set(accepted["checks"])
+    assert "borrow_fee" in kinds
+    assert kinds[-1] == "position_closed" and events[-1]["qty"] < 0
