@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Literal
 import msgspec
 
 Side = Literal["buy", "sell"]
-ExitReason = Literal["signal", "stop_loss", "take_profit", "end", "flatten", "daily_loss"]
+ExitReason = Literal["signal", "stop_loss", "take_profit", "end", "flatten", "daily_loss", "time_exit"]
 
 
 class Event(
@@ -134,7 +134,9 @@ class OrderIntent(Event, tag="order_intent", kw_only=True):
     strategy: str
     side: Side
     qty: float
-    reason: Literal["entry", "signal", "stop_loss", "take_profit", "end", "flatten", "daily_loss"]
+    reason: Literal[
+        "entry", "signal", "stop_loss", "take_profit", "end", "flatten", "daily_loss", "time_exit"
+    ]
     ref_price: float  # price the size was computed on
 
 
@@ -242,6 +244,27 @@ class PositionClosed(Event, tag="position_closed", kw_only=True):
     commission: float
     net_pnl: float
     slippage: float = 0.0
+
+
+class StopMoved(Event, tag="stop_moved", kw_only=True):
+    """A trailing stop's level moved after a completed bar (events/orders.py, rule 6): the protective
+    order ``client_order_id`` now stops at ``stop_price``; ``extreme`` is the best close since entry."""
+
+    client_order_id: str
+    symbol: str
+    stop_price: float
+    extreme: float
+
+
+class BorrowFeeCharged(Event, tag="borrow_fee", kw_only=True):
+    """One day's borrow fee of an open short, paid from cash: ``fee`` = ``qty`` x ``price`` (the
+    session's close) x ``rate_pct`` / 100 / 360, in dollars rounded to the cent."""
+
+    symbol: str
+    qty: float  # shares short (positive)
+    price: float
+    rate_pct: float  # annual
+    fee: float
 
 
 class EquityMarked(Event, tag="equity_marked", kw_only=True):
@@ -464,6 +487,8 @@ AnyEvent = (
     | OperatorNote
     | BacktestSummary
     | RegimeChanged
+    | BorrowFeeCharged
+    | StopMoved
     | NotificationSent
     | NotificationFailed
     | NotifierStarted

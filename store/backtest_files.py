@@ -37,6 +37,8 @@ TRADE_COLUMNS = [
     "commission",
     "pnl",
     "exit_reason",
+    "side",
+    "borrow_fee",
 ]
 
 
@@ -252,7 +254,8 @@ def equity_chart(report: RunReport, series: Sequence[BarSeries], *, log_scale: b
         return equity[np.clip(np.searchsorted(ts, at, side="right") - 1, 0, len(ts) - 1)]
 
     trades = [] if rebalances(report) else report.trades
-    entries = np.array([t.entry_ts for t in trades], dtype=np.int64)
+    entries = np.array([t.entry_ts for t in trades if t.side != "short"], dtype=np.int64)
+    shorts = np.array([t.entry_ts for t in trades if t.side == "short"], dtype=np.int64)
     exits = np.array([t.exit_ts for t in trades], dtype=np.int64)
     title, subtitle = chart_title(report)
     return equity_figure(
@@ -260,6 +263,7 @@ def equity_chart(report: RunReport, series: Sequence[BarSeries], *, log_scale: b
         equity=equity,
         hold=hold,
         entries=(entries, on_curve(entries)),
+        short_entries=(shorts, on_curve(shorts)),
         exits=(exits, on_curve(exits)),
         title=title,
         subtitle=subtitle,

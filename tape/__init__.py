@@ -38,6 +38,7 @@ _WHERE = {
     "BUY": "tape.events.strategies.base",
     "SELL": "tape.events.strategies.base",
     "HOLD": "tape.events.strategies.base",
+    "FLAT": "tape.events.strategies.base",
     "SignalSeries": "tape.events.strategies.base",
     "PortfolioStrategy": "tape.events.strategies.portfolio_base",
     "Weights": "tape.events.strategies.portfolio_base",
@@ -45,6 +46,7 @@ _WHERE = {
 
 __all__ = [
     "BUY",
+    "FLAT",
     "HOLD",
     "SELL",
     "ConfigError",
@@ -68,7 +70,7 @@ assert sorted(__all__) == sorted(_WHERE)
 if TYPE_CHECKING:
     from tape.api import backtest, check, replay, runs
     from tape.events.errors import ConfigError
-    from tape.events.strategies.base import BUY, HOLD, SELL, SignalSeries, Strategy
+    from tape.events.strategies.base import BUY, FLAT, HOLD, SELL, SignalSeries, Strategy
     from tape.events.strategies.portfolio_base import PortfolioStrategy, Weights
     from tape.jobs import montecarlo, optimize, validate, walkforward
     from tape.result import JobResult, Result

@@ -150,6 +150,8 @@ SAMPLES: dict[str, s.Event] = {
         wall_ns=100,
     ),
     "notifier_started": s.NotifierStarted(ts=26, channels=["email", "webhook"], since_seq=41, wall_ns=101),
+    "borrow_fee": s.BorrowFeeCharged(ts=27, symbol="AAPL", qty=100.0, price=180.0, rate_pct=0.3, fee=0.15),
+    "stop_moved": s.StopMoved(ts=28, client_order_id="r-o2", symbol="AAPL", stop_price=104.5, extreme=110.0),
     "regime_changed": s.RegimeChanged(ts=23, symbol="AAPL", regime="trending", previous="ranging", adx=31.5),
     "session_spawned": s.SessionSpawned(
         ts=24,

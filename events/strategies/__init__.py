@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from tape.events.errors import ConfigError
-from tape.events.strategies.base import BUY, HOLD, SELL, LiveSignals, SignalSeries, Strategy
+from tape.events.strategies.base import BUY, FLAT, HOLD, SELL, LiveSignals, SignalSeries, Strategy
 
 REGISTRY: dict[str, type[Strategy]] = {}
 LOADED: dict[str, tuple[type[Strategy], dict[str, str]]] = {}  # canonical spec -> (class, origin)
@@ -136,6 +136,7 @@ for _portfolio in (Momentum, InverseVol):  # portfolio strategies: weights over 
 
 __all__ = [
     "BUY",
+    "FLAT",
     "HOLD",
     "LOADED",
     "REGISTRY",
