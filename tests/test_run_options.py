@@ -60,7 +60,7 @@ def test_the_options_keep_the_names_users_type() -> None:
     flags = {o.flag for o in RUN_OPTIONS}
     assert {"--stop-loss", "--qty", "--timeframe", "--slippage-bps", "--correlation-action"} <= flags
     assert {"--rebalance", "--drift", "--max-weight", "--cash-buffer", "--min-trade"} <= flags
-    assert len(flags) == len(RUN_OPTIONS) == 30
+    assert len(flags) == len(RUN_OPTIONS) == 45
 
 
 def test_an_unknown_api_keyword_is_refused_by_python() -> None:
