@@ -24,6 +24,7 @@ from tape.cli import (
     trade_cmds,
     validate_cmds,
     watch_cmds,
+    whatif_cmds,
 )
 from tape.cli.common import Settings, err_console
 from tape.events.errors import TapeError
@@ -59,6 +60,7 @@ app.command("explain")(backtest_cmds.explain_cmd)
 app.command("report")(backtest_cmds.report_cmd)
 app.command("trade")(trade_cmds.trade_cmd)
 app.command("compare")(trade_cmds.compare_cmd)
+app.command("whatif")(whatif_cmds.whatif_cmd)
 app.command("watch")(watch_cmds.watch_cmd)
 app.command("up")(engine_cmds.up_cmd)
 app.command("spawn")(engine_cmds.spawn_cmd)

@@ -100,6 +100,16 @@ class RunEnded(Event, tag="run_ended", kw_only=True):
     message: str = ""
 
 
+class RunDerived(Event, tag="run_derived", kw_only=True):
+    """A what-if run's link to the run it re-ran: the origin and what was changed (option names as
+    ``tape whatif --set`` takes them, ``strategy``, ``param.<name>``), logged right after its RunStarted."""
+
+    run_id: str
+    derived_from: str
+    changes: dict[str, Any] = {}
+    inputs: str = "data"  # where the bars came from: "data" (the store, as fingerprinted) or "log"
+
+
 class BarReceived(Event, tag="bar", kw_only=True):
     """A live or replayed bar, logged because a live bar cannot be fetched again identically."""
 
@@ -449,6 +459,7 @@ AnyEvent = (
     | SessionSpawned
     | SessionStopped
     | EngineConfigured
+    | RunDerived
 )
 
 VERSION_MARK = "@"

@@ -28,6 +28,7 @@ _WHERE = {
     "check": "tape.api",
     "optimize": "tape.jobs",
     "walkforward": "tape.jobs",
+    "whatif": "tape.whatif",
     "validate": "tape.jobs",
     "montecarlo": "tape.jobs",
     "Result": "tape.result",
@@ -57,6 +58,7 @@ __all__ = [
     "runs",
     "validate",
     "walkforward",
+    "whatif",
 ]
 assert sorted(__all__) == sorted(_WHERE)
 
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     from tape.events.strategies.base import BUY, HOLD, SELL, SignalSeries, Strategy
     from tape.jobs import montecarlo, optimize, validate, walkforward
     from tape.result import JobResult, Result
+    from tape.whatif import whatif
 
 
 def _version() -> str:

@@ -162,6 +162,9 @@ SAMPLES: dict[str, s.Event] = {
     ),
     "session_stopped": s.SessionStopped(ts=25, run_id="live-1", symbol="AAPL", strategy="sma_cross"),
     "engine_configured": s.EngineConfigured(ts=26, feed="alpaca-stream", clock="broker:0.5"),
+    "run_derived": s.RunDerived(
+        ts=27, run_id="w1", derived_from="r1", changes={"stop_loss": 3.0, "param.short": "10"}, inputs="log"
+    ),
     "backtest_summary": s.BacktestSummary(
         ts=22,
         job_id="j1",
