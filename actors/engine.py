@@ -25,7 +25,8 @@ from tape.events.backtest import BacktestConfig, run_ended, run_started
 from tape.events.bars import BarSeries
 from tape.events.errors import TapeError
 from tape.events.monitor import MonitorConfig, actor_dead_alert
-from tape.events.schema import ActorStarted, ActorStopped, Alert, Event, RunEnded, RunStarted
+from tape.events.recorded import bars_recorded
+from tape.events.schema import ActorStarted, ActorStopped, Alert, BarsRecorded, Event, RunEnded, RunStarted
 from tape.events.session import BarStep, feed_order
 from tape.events.strategies import make_strategy
 from tape.store.backtests import code_version
@@ -61,7 +62,7 @@ class ReplayOutcome(NamedTuple):
 
 # Events the driver writes around the timestamps (not a timestamp's decisions): they say nothing about
 # which bars were processed, so they are left out when the log is folded back into a session.
-_DRIVER_KINDS = (RunStarted, RunEnded, ActorStarted, ActorStopped)
+_DRIVER_KINDS = (RunStarted, RunEnded, ActorStarted, ActorStopped, BarsRecorded)
 
 
 def run_replay_session(
@@ -123,7 +124,8 @@ def _play(
             code_version=code_version(),
             label="broker=sim feed=replay",
         )
-        ray.get(writer.append.remote([opening]))
+        # The feed is logged whole: a what-if re-runs the session from the log, without the data store.
+        ray.get(writer.append.remote([opening, *bars_recorded(series, "feed", opening.ts)]))
     done, decided_before = _decided_groups(run_id, groups, logged)
     if on_run is not None:
         on_run(run_id)

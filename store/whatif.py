@@ -17,8 +17,10 @@ import msgspec
 from tape.events.backtest import BacktestConfig, config_of, run_backtest
 from tape.events.bars import BarSeries
 from tape.events.errors import DataError
+from tape.events.recorded import received_groups, recorded_series
 from tape.events.report import RunReport, fold_run
-from tape.events.schema import Event, RunDerived, RunEnded, RunStarted
+from tape.events.schema import EquityMarked, Event, RunDerived, RunEnded, RunStarted
+from tape.events.session_model import run_session_model
 from tape.events.whatif import WhatIfDiff, compare_whatif
 from tape.store.backtests import code_version, load_config_bars
 from tape.store.log import EventLog, LogError
@@ -41,9 +43,18 @@ class WhatIfOutcome(NamedTuple):
     derived_events: list[Event]
 
 
-def derived_run_id(origin: str, config: BacktestConfig, series: list[BarSeries], version: str) -> str:
-    """The derived run's id: a hash of its origin and of what decides it (config, data, code)."""
-    prints = [s.fingerprint() for s in series]
+class Inputs(NamedTuple):
+    """A run's recorded inputs, ready to re-run: where they came from, what the derived id hashes,
+    which symbols' data changed since the run, and the model that re-runs them."""
+
+    source: str  # "data": the market-data store, as fingerprinted; "log": bars recorded in the log
+    prints: list[Any]
+    data_changed: list[str]
+    model: Callable[[BacktestConfig, str, str], list[Event]]  # (config, run id, code version) -> events
+
+
+def derived_run_id(origin: str, config: BacktestConfig, prints: list[Any], version: str) -> str:
+    """The derived run's id: a hash of its origin and of what decides it (config, inputs, code)."""
     digest = hashlib.sha256(msgspec.msgpack.encode(["whatif", origin, config, prints, version]))
     return digest.hexdigest()[:16]
 
@@ -56,18 +67,48 @@ def original_run(log_path: Path, run: str) -> tuple[RunStarted, list[Event]]:
 
 
 def recorded_inputs(
-    started: RunStarted, config: BacktestConfig, data_path: Path | None, loader: Loader | None
-) -> tuple[list[BarSeries], str]:
-    """The bars a what-if re-runs and where they came from: a backtest's from the data its
-    fingerprint names (the store, or the loader of the DataFrames it was given)."""
-    if started.mode != "backtest":
-        raise DataError(
-            f"run {started.run_id} is a {started.mode} session; whatif re-runs backtests (sessions: not yet)"
+    started: RunStarted,
+    events: list[Event],
+    config: BacktestConfig,
+    data_path: Path | None,
+    loader: Loader | None,
+) -> Inputs:
+    """The inputs a what-if re-runs: a backtest's from the data its fingerprint names; a replay
+    session's feed and a live session's warm-up and received bars from the log alone."""
+    if started.mode == "backtest":
+        series = (loader or (lambda c: load_config_bars(c, data_path)))(config)
+        if not any(len(s) for s in series):
+            raise DataError(f"the bars of run {started.run_id} are not in the market-data store any more")
+        recorded = {fp.symbol: fp.sha256 for fp in started.data}
+        changed = [s.symbol for s in series if recorded.get(s.symbol) != s.fingerprint().sha256]
+        prints = [s.fingerprint() for s in series]
+        return Inputs(
+            "data", prints, changed, lambda c, r, v: run_backtest(c, series, run_id=r, code_version=v)
         )
-    series = (loader or (lambda c: load_config_bars(c, data_path)))(config)
-    if not any(len(s) for s in series):
-        raise DataError(f"the bars of run {started.run_id} are not in the market-data store any more")
-    return series, "data"
+    if started.mode in ("sim", "replay"):
+        feed = recorded_series(events, "feed")
+        _need(feed, started)
+        prints = [s.fingerprint() for s in feed]
+        return Inputs("log", prints, [], lambda c, r, v: run_backtest(c, feed, run_id=r, code_version=v))
+    warm, groups = recorded_series(events, "warm_up"), received_groups(events)
+    _need(warm, started)
+    marked = {e.ts for e in events if isinstance(e, EquityMarked)}
+    prints = [[s.fingerprint() for s in warm], [[msgspec.to_builtins(b) for b in g] for g in groups]]
+    prints = [hashlib.sha256(msgspec.msgpack.encode(prints)).hexdigest()]
+    return Inputs(
+        "log",
+        prints,
+        [],
+        lambda c, r, v: run_session_model(c, warm, groups, marked, run_id=r, code_version=v),
+    )
+
+
+def _need(series: list[BarSeries], started: RunStarted) -> None:
+    if not series:
+        raise DataError(
+            f"run {started.run_id} ({started.mode}) was logged before sessions recorded their bars; "
+            "it cannot be re-run from the log"
+        )
 
 
 def whatif(
@@ -81,31 +122,29 @@ def whatif(
     """Re-run ``run`` with ``change`` applied to its config, log the derived run, and compare."""
     started, original_events = original_run(log_path, run)
     config, changes = change(config_of(started.config))
-    series, inputs = recorded_inputs(started, config, data_path, loader)
-    recorded = {fp.symbol: fp.sha256 for fp in started.data}
-    data_changed = [s.symbol for s in series if recorded.get(s.symbol) != s.fingerprint().sha256]
+    inputs = recorded_inputs(started, original_events, config, data_path, loader)
     version = code_version()
-    run_id = derived_run_id(started.run_id, config, series, version)
-    link = RunDerived(
-        ts=min(int(s.ts[0]) for s in series if len(s)),
-        run_id=run_id,
-        derived_from=started.run_id,
-        changes=changes,
-        inputs=inputs,
-    )
-    derived, duplicate = _logged(log_path, run_id, config, series, version, link)
+    run_id = derived_run_id(started.run_id, config, inputs.prints, version)
+    derived, duplicate = _logged(log_path, run_id, inputs, config, version, started, changes)
     original_report, derived_report = fold_run(original_events), fold_run(derived)
     diff = compare_whatif(original_report, derived_report, original_events, derived)
-    return WhatIfOutcome(original_report, derived_report, link, diff, data_changed, duplicate, derived)
+    return WhatIfOutcome(
+        original_report, derived_report, _link(derived), diff, inputs.data_changed, duplicate, derived
+    )
+
+
+def _link(events: list[Event]) -> RunDerived:
+    return next(e for e in events if isinstance(e, RunDerived))
 
 
 def _logged(
     log_path: Path,
     run_id: str,
+    inputs: Inputs,
     config: BacktestConfig,
-    series: list[BarSeries],
     version: str,
-    link: RunDerived,
+    origin: RunStarted,
+    changes: dict[str, Any],
 ) -> tuple[list[Event], bool]:
     """The derived run's events: read back when already logged, else run and appended whole."""
     with EventLog.create(log_path) as log:
@@ -114,7 +153,10 @@ def _logged(
             raise LogError(f"what-if run {run_id} is in {log_path} without its RunEnded; run `tape verify`")
         if stored:
             return stored, True
-        events = run_backtest(config, series, run_id=run_id, code_version=version)
+        events = inputs.model(config, run_id, version)
+        link = RunDerived(
+            ts=events[0].ts, run_id=run_id, derived_from=origin.run_id, changes=changes, inputs=inputs.source
+        )
         events.insert(1, link)
         log.append_batch(run_items(run_id, events, 1))
     return events, False
