@@ -113,3 +113,18 @@ def test_the_api_returns_the_same_whatif(tape: TapeRunner, origin: str, log_path
     outcome = api.whatif(origin, set={"stop_loss": 3}, log=log_path)
     assert outcome.link.derived_from == origin and outcome.link.changes == {"stop_loss": 3.0}
     assert outcome.derived.run_id == _json(tape, "whatif", origin, "--set", "stop_loss=3")["run_id"]
+
+
+def test_compare_labels_every_difference_with_the_whatif_change(tape: TapeRunner, origin: str) -> None:
+    derived = _json(tape, "whatif", origin, "--set", "stop_loss=3")
+    out = _json(tape, "compare", origin, derived["run_id"])
+    assert out["change"] == "stop_loss=3.0 (b is a what-if of a)"
+    assert out["differences"] and all(d["change"] == out["change"] for d in out["differences"])
+    text = tape("compare", derived["run_id"], origin)
+    assert "stop_loss=3.0 (a is a what-if of b)" in text.stdout
+
+
+def test_compare_of_unrelated_runs_names_no_change(tape: TapeRunner, origin: str) -> None:
+    other = _json(tape, "backtest", "AAPL", *WINDOW, "--stop-loss", "3", "--no-files")
+    out = _json(tape, "compare", origin, other["run_id"])
+    assert out["change"] == "" and all(d["change"] == "" for d in out["differences"])
