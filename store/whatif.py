@@ -111,6 +111,65 @@ def _need(series: list[BarSeries], started: RunStarted) -> None:
         )
 
 
+class Variant(NamedTuple):
+    """One what-if, prepared: the origin, the changed config, the changes, the inputs and the id."""
+
+    origin: RunStarted
+    origin_events: list[Event]
+    config: BacktestConfig
+    changes: dict[str, Any]
+    inputs: Inputs
+    run_id: str
+    version: str
+
+
+def prepare(
+    log_path: Path, run: str, change: Change, *, data_path: Path | None, loader: Loader | None = None
+) -> Variant:
+    """Read the origin, apply ``change`` and gather the inputs: everything but running the model."""
+    started, original_events = original_run(log_path, run)
+    config, changes = change(config_of(started.config))
+    inputs = recorded_inputs(started, original_events, config, data_path, loader)
+    version = code_version()
+    run_id = derived_run_id(started.run_id, config, inputs.prints, version)
+    return Variant(started, original_events, config, changes, inputs, run_id, version)
+
+
+def variant_events(variant: Variant) -> list[Event]:
+    """The derived run's events (pure computation, no log): the model's run with its link."""
+    events = variant.inputs.model(variant.config, variant.run_id, variant.version)
+    link = RunDerived(
+        ts=events[0].ts,
+        run_id=variant.run_id,
+        derived_from=variant.origin.run_id,
+        changes=variant.changes,
+        inputs=variant.inputs.source,
+    )
+    return [events[0], link, *events[1:]]
+
+
+def logged_variant(log_path: Path, run_id: str) -> list[Event]:
+    """A derived run already in the log (empty when it is not)."""
+    if not log_path.exists():
+        return []
+    with EventLog.open(log_path, readonly=True) as log:
+        stored = [r.event for r in run_events(log, run_id)]
+    if stored and not isinstance(stored[-1], RunEnded):
+        raise LogError(f"what-if run {run_id} is in {log_path} without its RunEnded; run `tape verify`")
+    return stored
+
+
+def record(log_path: Path, variant: Variant, events: list[Event], *, duplicate: bool) -> WhatIfOutcome:
+    """Append a computed derived run (unless it was read back from the log) and compare it."""
+    if not duplicate:
+        with EventLog.create(log_path) as log:
+            log.append_batch(run_items(variant.run_id, events, 1))
+    original, derived = fold_run(variant.origin_events), fold_run(events)
+    diff = compare_whatif(original, derived, variant.origin_events, events)
+    link = next(e for e in events if isinstance(e, RunDerived))
+    return WhatIfOutcome(original, derived, link, diff, variant.inputs.data_changed, duplicate, events)
+
+
 def whatif(
     log_path: Path,
     run: str,
@@ -120,46 +179,11 @@ def whatif(
     loader: Loader | None = None,
 ) -> WhatIfOutcome:
     """Re-run ``run`` with ``change`` applied to its config, log the derived run, and compare."""
-    started, original_events = original_run(log_path, run)
-    config, changes = change(config_of(started.config))
-    inputs = recorded_inputs(started, original_events, config, data_path, loader)
-    version = code_version()
-    run_id = derived_run_id(started.run_id, config, inputs.prints, version)
-    derived, duplicate = _logged(log_path, run_id, inputs, config, version, started, changes)
-    original_report, derived_report = fold_run(original_events), fold_run(derived)
-    diff = compare_whatif(original_report, derived_report, original_events, derived)
-    return WhatIfOutcome(
-        original_report, derived_report, _link(derived), diff, inputs.data_changed, duplicate, derived
-    )
-
-
-def _link(events: list[Event]) -> RunDerived:
-    return next(e for e in events if isinstance(e, RunDerived))
-
-
-def _logged(
-    log_path: Path,
-    run_id: str,
-    inputs: Inputs,
-    config: BacktestConfig,
-    version: str,
-    origin: RunStarted,
-    changes: dict[str, Any],
-) -> tuple[list[Event], bool]:
-    """The derived run's events: read back when already logged, else run and appended whole."""
-    with EventLog.create(log_path) as log:
-        stored = [r.event for r in run_events(log, run_id)]
-        if stored and not isinstance(stored[-1], RunEnded):
-            raise LogError(f"what-if run {run_id} is in {log_path} without its RunEnded; run `tape verify`")
-        if stored:
-            return stored, True
-        events = inputs.model(config, run_id, version)
-        link = RunDerived(
-            ts=events[0].ts, run_id=run_id, derived_from=origin.run_id, changes=changes, inputs=inputs.source
-        )
-        events.insert(1, link)
-        log.append_batch(run_items(run_id, events, 1))
-    return events, False
+    variant = prepare(log_path, run, change, data_path=data_path, loader=loader)
+    stored = logged_variant(log_path, variant.run_id)
+    if stored:
+        return record(log_path, variant, stored, duplicate=True)
+    return record(log_path, variant, variant_events(variant), duplicate=False)
 
 
 def link_of(log: EventLog, run_id: str) -> RunDerived | None:
