@@ -8,7 +8,8 @@ import typer
 from rich.table import Table
 
 from tape.cli import options as opt
-from tape.cli.common import console, print_json, settings
+from tape.cli.common import console, err_console, print_json, settings
+from tape.events.errors import ConfigError
 
 Sets = Annotated[
     list[str] | None,
@@ -26,12 +27,29 @@ WhatIfStrategy = Annotated[
 ]
 
 
+Grid = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--grid",
+        help="Run every value as a variant on Ray and rank them: KEY=V1,V2,... (repeatable: every "
+        "combination).",
+    ),
+]
+Objective = Annotated[
+    str,
+    typer.Option("--objective", help="--grid ranks by: sharpe, sortino, return, pnl, drawdown, ..."),
+]
+
+
 def whatif_cmd(
     ctx: typer.Context,
     run: Annotated[str, typer.Argument(help="The run to re-run (id or unique prefix; see `tape runs`).")],
     set_: Sets = None,
     strategy: WhatIfStrategy = None,
     param: opt.Params = None,
+    grid: Grid = None,
+    objective: Objective = "sharpe",
+    address: opt.Address = None,
     json: opt.Json = False,
 ) -> None:
     """Re-run RUN on its recorded inputs with changed options or strategy, as a linked, logged run.
@@ -39,9 +57,14 @@ def whatif_cmd(
     Prints what changed: trades added, removed or altered; the P&L, return and drawdown deltas; and the
     first decision that diverged, with both runs' reasons."""
     from tape.store.whatif import outcome_json
-    from tape.whatif import whatif
+    from tape.what_if import whatif
 
     where = settings(ctx)
+    if grid:
+        if set_:
+            raise ConfigError("give the changes either as --set or as --grid, not both")
+        _grid(ctx, run, grid, objective, strategy, param, address, json)
+        return
     outcome = whatif.__wrapped__(  # the API's own function: messages keep the --option names
         run, set=set_, strategy=strategy, params=param, log=where.log_path, data_path=where.data_path
     )
@@ -50,6 +73,69 @@ def whatif_cmd(
         print_json(out)
         return
     render_whatif(out)
+
+
+def _grid(
+    ctx: typer.Context,
+    run: str,
+    grid: list[str],
+    objective: str,
+    strategy: str | None,
+    param: list[str] | None,
+    address: str | None,
+    json: bool,
+) -> None:
+    from tape.events.sweep import objective_key
+    from tape.what_if import OVERFIT_WARNING, whatif_grid
+
+    where = settings(ctx)
+    ranked = whatif_grid.__wrapped__(
+        run,
+        grid,
+        objective=objective,
+        strategy=strategy,
+        params=param,
+        log=where.log_path,
+        data_path=where.data_path,
+        address=address,
+    )
+    key = objective_key(objective)[0]
+    rows = [_grid_row(n, o, key) for n, o in enumerate(ranked, start=1)]
+    if json:
+        origin = ranked[0].link.derived_from
+        print_json({"derived_from": origin, "objective": objective, "warning": OVERFIT_WARNING, "rows": rows})
+        return
+    table = Table(title=f"what-if of {ranked[0].link.derived_from}: {len(rows)} variants by {objective}")
+    for column in ("#", "changes", "run", objective, "P&L", "return %", "max DD %", "trades"):
+        table.add_column(column, justify="left" if column in ("changes", "run") else "right")
+    for r in rows:
+        changes = ", ".join(f"{k}={v}" for k, v in r["changes"].items())
+        table.add_row(
+            str(r["rank"]),
+            changes,
+            r["run_id"],
+            _num(r["objective"]),
+            _num(r["total_pnl"]),
+            _num(r["return_pct"]),
+            _num(r["max_drawdown_pct"]),
+            str(r["trades"]),
+        )
+    console.print(table)
+    err_console.print(f"[yellow]warning:[/yellow] {OVERFIT_WARNING}")
+
+
+def _grid_row(rank: int, outcome: Any, key: str) -> dict[str, Any]:
+    metrics = outcome.derived.metrics
+    return {
+        "rank": rank,
+        "run_id": outcome.derived.run_id,
+        "changes": outcome.link.changes,
+        "objective": metrics.get(key),
+        "total_pnl": metrics.get("total_pnl"),
+        "return_pct": metrics.get("return_pct"),
+        "max_drawdown_pct": metrics.get("max_drawdown_pct"),
+        "trades": len(outcome.derived.trades),
+    }
 
 
 def render_whatif(out: dict[str, Any]) -> None:

@@ -28,7 +28,8 @@ _WHERE = {
     "check": "tape.api",
     "optimize": "tape.jobs",
     "walkforward": "tape.jobs",
-    "whatif": "tape.whatif",
+    "whatif": "tape.what_if",
+    "whatif_grid": "tape.what_if",
     "validate": "tape.jobs",
     "montecarlo": "tape.jobs",
     "Result": "tape.result",
@@ -59,6 +60,7 @@ __all__ = [
     "validate",
     "walkforward",
     "whatif",
+    "whatif_grid",
 ]
 assert sorted(__all__) == sorted(_WHERE)
 
@@ -68,7 +70,7 @@ if TYPE_CHECKING:
     from tape.events.strategies.base import BUY, HOLD, SELL, SignalSeries, Strategy
     from tape.jobs import montecarlo, optimize, validate, walkforward
     from tape.result import JobResult, Result
-    from tape.whatif import whatif
+    from tape.what_if import whatif, whatif_grid
 
 
 def _version() -> str:

@@ -17,7 +17,7 @@ from tape.store.bar_files import import_bars_file
 from tape.store.log import EventLog
 from tape.store.runs import run_events
 from tape.store.whatif import outcome_json
-from tape.whatif import whatif
+from tape.what_if import whatif
 from tests.conftest import TapeRunner
 from tests.test_live import live_run  # noqa: F401 - the emulator session fixture
 

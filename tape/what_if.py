@@ -126,3 +126,66 @@ def whatif(
         lambda config: changed_config(config, sets, spec, given),
         data_path=data_store(data_path),
     )
+
+
+OVERFIT_WARNING = (
+    "every variant ran on the same recorded bars: picking the best is fitting to their noise, all "
+    "the more so on few trades; test the choice on other periods (tape walkforward) before trading it"
+)
+
+
+def parse_grid(items: list[str] | Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """``["stop_loss=2,3,5,8", ...]`` (or a dict of lists) as every combination of option values, in
+    order; keys and values are checked as ``--set`` checks them."""
+    import itertools
+
+    from tape.arguments import grid_args
+
+    axes: list[list[tuple[str, Any]]] = []
+    for item in grid_args(items):
+        key, eq, values = item.partition("=")
+        if not eq or not values.strip():
+            raise ConfigError(f"--grid expects KEY=V1,V2,..., got {item!r}")
+        axes.append([next(iter(parse_sets([f"{key}={v}"]).items())) for v in values.split(",")])
+    return [dict(combo) for combo in itertools.product(*axes)]
+
+
+@public
+def whatif_grid(
+    run: Any,
+    grid: Mapping[str, Any] | list[str],
+    *,
+    objective: str = "sharpe",
+    strategy: Any = None,
+    params: dict[str, Any] | list[str] | None = None,
+    log: str | os.PathLike[str] | None = None,
+    data_path: str | os.PathLike[str] | None = None,
+    address: str | None = None,
+) -> list[WhatIfOutcome]:
+    """Every combination of ``grid`` (``{"stop_loss": [2, 3, 5, 8]}``) as a what-if of ``run``, run as
+    Ray tasks (``address``: a cluster; local Ray otherwise) and logged as derived runs; the outcomes
+    ranked by ``objective`` (as ``tape optimize --objective``), best first. Read
+    :data:`OVERFIT_WARNING` before trusting the winner."""
+    from tape.actors.whatif_grid import run_grid
+    from tape.api import log_file
+    from tape.events.sweep import objective_key
+    from tape.result import Result
+
+    key, higher = objective_key(objective)
+    if isinstance(run, Result):
+        log = run.log if log is None else log
+        run = run.run_id
+    combos = parse_grid(grid)
+    if not combos:
+        raise ConfigError("--grid: give at least one KEY=V1,V2,...")
+    spec, given = None, param_args(params)
+    if strategy is not None:
+        spec, given = strategy_arg(strategy, given)
+    changes = [lambda c, sets=sets: changed_config(c, sets, spec, given) for sets in combos]
+    outcomes = run_grid(log_file(log), run, changes, data_path=data_store(data_path), address=address)
+
+    def score(o: WhatIfOutcome) -> float:
+        value = o.derived.metrics.get(key)
+        return float("-inf") if value is None else (float(value) if higher else -float(value))
+
+    return sorted(outcomes, key=score, reverse=True)
