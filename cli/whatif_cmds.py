@@ -161,8 +161,7 @@ def render_whatif(out: dict[str, Any]) -> None:
     if divergence is None:
         console.print("[green]identical decisions[/green]")
         return
-    at = (divergence["original"] or divergence["derived"])["ts"]
-    console.print(f"first divergence: decision #{divergence['index'] + 1} (ts {at})")
+    console.print(f"first divergence: decision #{divergence['index'] + 1} at {divergence['time']}")
     console.print(f"  original: {divergence['original_reason']}")
     console.print(f"  what-if:  {divergence['derived_reason']}")
 

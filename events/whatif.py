@@ -116,9 +116,11 @@ def reason_of(event: Event | None) -> str:
         case RiskRejected():
             return f"risk rejected ({e.rule}): {e.message}"
         case RiskAccepted():
-            return f"risk accepted {e.qty:g}"
+            return f"risk accepted {e.qty:g}{_checks(e.checks)}"
         case OrderSubmitted():
-            return f"{e.order_type} {e.side} {e.qty:g} ({e.reason})"
+            stop = f" stop {e.stop_price:g}" if e.stop_price is not None else ""
+            limit = f" limit {e.limit_price:g}" if e.limit_price is not None else ""
+            return f"{e.order_type} {e.side} {e.qty:g}{stop}{limit} ({e.reason})"
         case OrderRejected() | OrderCancelled():
             return f"{type(event).__name__}: {e.reason}"
         case Fill():
@@ -126,6 +128,11 @@ def reason_of(event: Event | None) -> str:
         case PositionClosed():
             return f"closed on {e.exit_reason}, net {e.net_pnl:,.2f}"
     return type(event).__name__
+
+
+def _checks(checks: dict[str, float]) -> str:
+    """The numbers a risk verdict rested on (stop, size, ...), as the run logged them."""
+    return f" ({', '.join(f'{k} {v:g}' for k, v in sorted(checks.items()))})" if checks else ""
 
 
 def trade_changes(before: list[Trade], after: list[Trade]) -> list[TradeChange]:

@@ -203,8 +203,12 @@ def outcome_json(outcome: WhatIfOutcome) -> dict[str, Any]:
     divergence = None
     if diff.divergence is not None:
         d = diff.divergence
+        from tape.events.report import market_time
+
+        first = d.original if d.original is not None else d.derived
         divergence = {
             "index": d.index,
+            "time": market_time(first.ts, timeframe) if first is not None else "",
             "original": as_dict(d.original) if d.original is not None else None,
             "derived": as_dict(d.derived) if d.derived is not None else None,
             "original_reason": reason_of(d.original),
