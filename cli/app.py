@@ -20,6 +20,7 @@ from tape.cli import (
     log_cmds,
     monitor_cmds,
     new_cmds,
+    reconcile_cmds,
     strategies_cmds,
     trade_cmds,
     validate_cmds,
@@ -61,6 +62,7 @@ app.command("report")(backtest_cmds.report_cmd)
 app.command("trade")(trade_cmds.trade_cmd)
 app.command("compare")(trade_cmds.compare_cmd)
 app.command("whatif")(whatif_cmds.whatif_cmd)
+app.command("reconcile")(reconcile_cmds.reconcile_cmd)
 app.command("watch")(watch_cmds.watch_cmd)
 app.command("up")(engine_cmds.up_cmd)
 app.command("spawn")(engine_cmds.spawn_cmd)
