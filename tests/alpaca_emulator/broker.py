@@ -30,8 +30,8 @@ from typing import Any
 
 from . import errors
 from .assets import Asset, AssetBook, position_symbol
-from .market import Market, is_crypto
 from .fill_faults import FillFaults
+from .market import Market, is_crypto
 from .matching import execution_qty, marketable, update_trail
 from .order_request import OrderSpec
 from .orders import Order, new_id, num
