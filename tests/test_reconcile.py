@@ -3,6 +3,7 @@ re-run on the model: each cause gets exactly what was injected, and the causes s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tape.events.costs import CostModel
 from tape.store.credentials import AlpacaCredentials
 from tape.store.reconcile import attribution_json, reconcile
 from tests.alpaca_emulator import AlpacaEmulator
+from tests.conftest import TapeRunner, assert_clean_failure
 from tests.test_live import SYMBOLS, Market, _ns
 
 FREE = CostModel(slippage_bps=0.0, commission=0.0)  # the model then prices a fill exactly as the emulator
@@ -79,10 +81,26 @@ def _reconciled(log_path: Path) -> dict:
     return attribution_json(attribution, outcome)
 
 
-def test_a_session_without_faults_matches_the_model_to_the_cent(session_run: SessionRun) -> None:
-    out = _reconciled(session_run("2024-07-05 12:00", None))
+def test_a_session_without_faults_matches_the_model_to_the_cent(
+    session_run: SessionRun, tape: TapeRunner
+) -> None:
+    session_run("2024-07-05 12:00", None)
+    result = tape("reconcile", "live-test", "--json")  # the command, on the session's log
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
     assert len(out["trades"]) >= 4
     assert out["gap"] == 0 and all(v == 0 for v in out["causes"].values())
+    table = tape("reconcile", "live-test")
+    assert "total = gap" in table.stdout and "late or missed bars" in table.stdout
+
+
+def test_reconcile_of_a_backtest_points_to_whatif(tape: TapeRunner) -> None:
+    run_id = json.loads(
+        tape("backtest", "AAPL", "--start", "2005-01-01", "--end", "2005-06-30", "--json").stdout
+    )
+    result = tape("reconcile", run_id["run_id"])
+    assert result.returncode == 2
+    assert_clean_failure(result, "reconcile explains paper or live sessions", "tape whatif")
 
 
 def _inject(market: CentMarket) -> None:
