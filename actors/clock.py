@@ -15,7 +15,10 @@ from tape.events.errors import ConfigError
 
 
 class Clock(Protocol):
-    """The time source of a live session."""
+    """The time source of a live session. ``poll_s``: how often a waiter should look at it again
+    (a clock read over the network is asked less often)."""
+
+    poll_s: float
 
     def now_ns(self) -> int: ...
 
@@ -29,6 +32,8 @@ class Clock(Protocol):
 class WallClock:
     """Real time; :meth:`stop` wakes a sleeping scheduler at once (Ctrl-C, `tape down`)."""
 
+    poll_s = 1.0
+
     def __init__(self) -> None:
         self._stopped = threading.Event()
 
@@ -40,7 +45,7 @@ class WallClock:
             left = (ns - time.time_ns()) / 1e9
             if left <= 0:
                 return True
-            self._stopped.wait(min(left, 1.0))
+            self._stopped.wait(min(left, self.poll_s))
         return False
 
     def stop(self) -> None:
@@ -52,6 +57,8 @@ class SimulatedClock:
 
     ``on_advance(ns)`` runs after each jump, which is how a rehearsal moves its market along.
     """
+
+    poll_s = 1.0
 
     def __init__(self, start_ns: int, on_advance: Callable[[int], None] | None = None) -> None:
         self._now = start_ns

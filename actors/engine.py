@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,17 +21,18 @@ import msgspec
 from msgspec.structs import replace
 
 from tape.actors.jobs import ensure_ray, shipped_code
+from tape.actors.replay_actors import decide_or_replace, start_actors
+from tape.actors.replay_log import decided_groups, logged_events, timestamp_groups
 from tape.actors.session_actors import LogWriter, PortfolioActor, StrategyActor
 from tape.events.backtest import BacktestConfig, run_ended, run_started
 from tape.events.bars import BarSeries
 from tape.events.errors import TapeError
-from tape.events.monitor import MonitorConfig, actor_dead_alert
+from tape.events.monitor import MonitorConfig
 from tape.events.recorded import bars_recorded
-from tape.events.schema import ActorStarted, ActorStopped, Alert, BarsRecorded, Event, RunEnded, RunStarted
-from tape.events.session import BarStep, feed_order
+from tape.events.schema import ActorStopped, RunEnded, RunStarted
+from tape.events.session import feed_order
 from tape.events.strategies import make_strategy
 from tape.store.backtests import code_version
-from tape.store.log import EventLog, LogError
 
 Progress = Callable[[int, int], None]
 
@@ -60,11 +62,6 @@ class ReplayOutcome(NamedTuple):
     resumed_at: int = 0  # bars the log already held (a resumed run)
 
 
-# Events the driver writes around the timestamps (not a timestamp's decisions): they say nothing about
-# which bars were processed, so they are left out when the log is folded back into a session.
-_DRIVER_KINDS = (RunStarted, RunEnded, ActorStarted, ActorStopped, BarsRecorded)
-
-
 def run_replay_session(
     config: BacktestConfig,
     series: Sequence[BarSeries],
@@ -92,6 +89,38 @@ def run_replay_session(
         return _play(config, series, log_path, speed, address, progress, monitor, on_run, interrupt)
 
 
+@dataclass
+class _Players:
+    """The session's Ray handles and what each strategy actor has been fed."""
+
+    ray: Any
+    actors: dict[str, Any]
+    portfolio: Any
+    writer: Any
+    spawn: Callable[[str], Any]
+    by_symbol: dict[str, BarSeries]
+    seen: dict[str, int]
+
+    def play(self, group: list[dict[str, Any]]) -> None:
+        """Decide one timestamp's bars on the strategy actors and hand them to the portfolio."""
+        bars = [dict(b) for b in group]
+        decided = decide_or_replace(
+            self.ray, self.actors, bars, self.spawn, self.by_symbol, self.seen, self.writer
+        )
+        for bar, (side, values, reason) in zip(bars, decided, strict=True):
+            self.seen[bar["symbol"]] += 1
+            bar.update(side=side, values=values, reason=reason)
+        self.ray.get(self.portfolio.process.remote(bars))
+
+    def kill(self) -> None:
+        """Close the writer (flushing it), then end every actor."""
+        try:
+            self.ray.get(self.writer.close.remote())
+        finally:
+            for handle in (*self.actors.values(), self.portfolio, self.writer):
+                self.ray.kill(handle)
+
+
 def _play(
     config: BacktestConfig,
     series: Sequence[BarSeries],
@@ -104,7 +133,7 @@ def _play(
     interrupt: _StopOnInterrupt,
 ) -> ReplayOutcome:
     run_id = session_run_id("sim", config, series)
-    logged = _logged_events(log_path, run_id)
+    logged = logged_events(log_path, run_id)
     if any(isinstance(e, RunEnded) and e.status == "completed" for e in logged):
         return ReplayOutcome(run_id, "already complete")
     ray = ensure_ray(address)
@@ -113,7 +142,7 @@ def _play(
     writer = ray.remote(LogWriter).remote(str(log_path), run_id, False)
     steps = feed_order(list(series))
     by_symbol = {s.symbol: s for s in series}
-    groups = _timestamp_groups(steps, by_symbol)
+    groups = timestamp_groups(steps, by_symbol)
     opening = next((e for e in logged if isinstance(e, RunStarted)), None)
     if opening is None:
         opening = run_started(
@@ -126,7 +155,7 @@ def _play(
         )
         # The feed is logged whole: a what-if re-runs the session from the log, without the data store.
         ray.get(writer.append.remote([opening, *bars_recorded(series, "feed", opening.ts)]))
-    done, decided_before = _decided_groups(run_id, groups, logged)
+    done, decided_before = decided_groups(run_id, groups, logged)
     if on_run is not None:
         on_run(run_id)
 
@@ -136,41 +165,15 @@ def _play(
     actors = {s.symbol: spawn(s.symbol) for s in series}
     portfolio = ray.remote(PortfolioActor).remote(config, run_id, strategy.name, writer, monitor)
     seen = dict.fromkeys(actors, 0)  # bars each strategy actor has been fed (what a replacement replays)
-    for group in groups[:done]:
-        for bar in group:
-            seen[bar["symbol"]] += 1
+    for bar in (b for group in groups[:done] for b in group):
+        seen[bar["symbol"]] += 1
+    players = _Players(ray, actors, portfolio, writer, spawn, by_symbol, seen)
     try:
-        started_events = _start_actors(
+        started_events = start_actors(
             ray, actors, portfolio, groups[:done], decided_before, by_symbol, seen, strategy.name
         )
         ray.get(writer.append.remote([replace(e, ts=opening.ts) for e in started_events]))
-        bars_done = sum(len(g) for g in groups[:done])
-        # Paced from the first timestamp this process plays (a resumed run does not wait for the rest).
-        started, first_ts = time.monotonic(), groups[done][0]["ts"] if done < len(groups) else 0
-        for k in range(done, len(groups)):
-            if interrupt.requested:
-                last_ts = groups[k - 1][-1]["ts"] if k else 0
-                stop = ActorStopped(
-                    ts=last_ts or opening.ts,
-                    actor="session",
-                    strategy=strategy.name,
-                    reason="interrupted (SIGINT)",
-                )
-                ray.get(writer.append.remote([stop]))
-                raise SessionStopped(run_id, bars_done, len(steps), last_ts)
-            bars = [dict(b) for b in groups[k]]
-            if speed > 0:  # wait until this timestamp is due at `speed` times real time
-                due = (bars[0]["ts"] - first_ts) / 1e9 / speed
-                time.sleep(max(0.0, due - (time.monotonic() - started)))
-            decided = _decide_or_replace(ray, actors, bars, spawn, by_symbol, seen, writer)
-            for bar in bars:
-                seen[bar["symbol"]] += 1
-            for bar, (side, values, reason) in zip(bars, decided, strict=True):
-                bar.update(side=side, values=values, reason=reason)
-            ray.get(portfolio.process.remote(bars))
-            bars_done += len(bars)
-            if progress is not None:
-                progress(bars_done, len(steps))
+        _play_from(players, groups, done, speed, progress, interrupt, run_id, opening.ts, strategy.name)
         ray.get(writer.append.remote([run_ended(series, run_id=run_id, ts=steps[-1].ts, bars=len(steps))]))
     except Exception as exc:
         from tape.store.strategy_loader import as_user_error
@@ -183,114 +186,45 @@ def _play(
         ray.get(writer.append.remote([failed]))
         raise mine from None
     finally:
-        try:
-            ray.get(writer.close.remote())
-        finally:
-            for handle in (*actors.values(), portfolio, writer):
-                ray.kill(handle)
+        players.kill()
     return ReplayOutcome(run_id, "resumed" if logged else "new", sum(len(g) for g in groups[:done]))
 
 
-def _logged_events(log_path: Path, run_id: str) -> list[Event]:
-    """The run's events already in the log (none when the file does not exist yet)."""
-    if not Path(log_path).exists():
-        return []
-    with EventLog.open(log_path, readonly=True) as log:
-        return list(log.events(stream_prefix=f"run/{run_id}"))
-
-
-def _timestamp_groups(
-    steps: Sequence[BarStep], by_symbol: dict[str, BarSeries]
-) -> list[list[dict[str, Any]]]:
-    """The feed cut into timestamps: each a list of bars (dicts the actors take) in feed order."""
-    groups: list[list[dict[str, Any]]] = []
-    group: list[dict[str, Any]] = []
-    for step in steps:
-        s, i = by_symbol[step.symbol], step.row
-        group.append(
-            {
-                "symbol": step.symbol,
-                "ts": step.ts,
-                "day": step.day,
-                "open": float(s.open[i]),
-                "high": float(s.high[i]),
-                "low": float(s.low[i]),
-                "close": float(s.close[i]),
-                "volume": float(s.volume[i]),
-                "last": step.last_of_symbol,
-                "session_end": step.session_end,
-            }
-        )
-        if step.group_end:
-            groups.append(group)
-            group = []
-    return groups
-
-
-def _decided_groups(
-    run_id: str, groups: list[list[dict[str, Any]]], logged: list[Event]
-) -> tuple[int, list[list[Event]]]:
-    """How many timestamps the log says were decided, and each one's events.
-
-    A timestamp's decisions are appended in one transaction, so the newest decision in the log marks
-    the last timestamp decided; later ones that decided nothing are simply decided again.
-    """
-    decisions = [
-        e
-        for e in logged
-        if not isinstance(e, _DRIVER_KINDS) and not (isinstance(e, Alert) and e.rule == "actor_dead")
-    ]
-    if not decisions:
-        return 0, []
-    last_ts = max(e.ts for e in decisions)
-    index = {g[0]["ts"]: k for k, g in enumerate(groups)}
-    if last_ts not in index or any(e.ts not in index for e in decisions):
-        raise LogError(f"run {run_id} in the log does not match its bars: it cannot be resumed")
-    done = index[last_ts] + 1
-    written: list[list[Event]] = [[] for _ in range(done)]
-    for event in decisions:
-        written[index[event.ts]].append(event)
-    return done, written
-
-
-def _start_actors(
-    ray: Any,
-    actors: dict[str, Any],
-    portfolio: Any,
-    decided: list[list[dict[str, Any]]],
-    written: list[list[Event]],
-    by_symbol: dict[str, BarSeries],
-    seen: dict[str, int],
+def _play_from(
+    players: _Players,
+    groups: list[list[dict[str, Any]]],
+    done: int,
+    speed: float,
+    progress: Progress | None,
+    interrupt: _StopOnInterrupt,
+    run_id: str,
+    opened_ts: int,
     strategy_name: str,
-) -> list[Event]:
-    """Bring the actors to where the log stands (nothing to do for a new run) and say so in events."""
-    out: list[Event] = []
-    if decided:
-        folded = ray.get(portfolio.resume.remote(list(zip(decided, written, strict=True))))
-        out.append(
-            ActorStarted(
-                ts=0,
-                actor="portfolio",
+) -> None:
+    """Play the timestamps after the ``done`` ones the log holds, paced at ``speed`` (0: at once);
+    Ctrl-C stops between two of them with an ActorStopped and :class:`SessionStopped`."""
+    total = sum(len(g) for g in groups)
+    bars_done = sum(len(g) for g in groups[:done])
+    # Paced from the first timestamp this process plays (a resumed run does not wait for the rest).
+    started, first_ts = time.monotonic(), groups[done][0]["ts"] if done < len(groups) else 0
+    for k in range(done, len(groups)):
+        if interrupt.requested:
+            last_ts = groups[k - 1][-1]["ts"] if k else 0
+            stop = ActorStopped(
+                ts=last_ts or opened_ts,
+                actor="session",
                 strategy=strategy_name,
-                events_folded=folded,
-                detail=f"resumed after {sum(len(g) for g in decided)} bars decided",
-                pid=ray.get(portfolio.pid.remote()),
+                reason="interrupted (SIGINT)",
             )
-        )
-    warmed = []
-    for symbol, actor in actors.items():
-        s = by_symbol[symbol]
-        history = [
-            (float(s.open[i]), float(s.high[i]), float(s.low[i]), float(s.close[i]), float(s.volume[i]))
-            for i in range(seen[symbol])
-        ]
-        warmed.append(actor.warm.remote(history) if history else None)
-    ray.get([w for w in warmed if w is not None])
-    pids = ray.get([a.pid.remote() for a in actors.values()])
-    for (symbol, _actor), pid in zip(actors.items(), pids, strict=True):
-        detail = f"pid {pid}" + (f"; warmed on {seen[symbol]} bars" if decided else "")
-        out.append(ActorStarted(ts=0, actor="strategy", symbol=symbol, strategy=strategy_name, detail=detail))
-    return out
+            players.ray.get(players.writer.append.remote([stop]))
+            raise SessionStopped(run_id, bars_done, total, last_ts)
+        if speed > 0:  # wait until this timestamp is due at `speed` times real time
+            due = (groups[k][0]["ts"] - first_ts) / 1e9 / speed
+            time.sleep(max(0.0, due - (time.monotonic() - started)))
+        players.play(groups[k])
+        bars_done += len(groups[k])
+        if progress is not None:
+            progress(bars_done, total)
 
 
 class _StopOnInterrupt:
@@ -313,69 +247,3 @@ class _StopOnInterrupt:
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
-
-
-def _decide_or_replace(
-    ray: Any,
-    actors: dict[str, Any],
-    bars: list[dict[str, Any]],
-    spawn: Callable[[str], Any],
-    by_symbol: dict[str, BarSeries],
-    seen: dict[str, int],
-    writer: Any,
-) -> list[Any]:
-    """Each bar's decision; an actor that died is alerted, replaced, re-warmed on what it had seen and
-    asked again."""
-    decided = _decide(ray, actors, bars)
-    for j, bar in enumerate(bars):
-        if decided[j] is not None:
-            continue
-        symbol = bar["symbol"]
-        ray.get(writer.append.remote([actor_dead_alert(bar["ts"], str(bar["day"]), "strategy", symbol)]))
-        actors[symbol] = _replace(ray, spawn(symbol), by_symbol[symbol], seen[symbol], bar, writer)
-        decided[j] = ray.get(
-            actors[symbol].on_bar.remote(bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"])
-        )
-    return decided
-
-
-def _replace(ray: Any, actor: Any, s: BarSeries, bars_seen: int, bar: dict[str, Any], writer: Any) -> Any:
-    """Warm a replacement strategy actor up on the ``bars_seen`` bars its predecessor had and log it."""
-    history = [
-        (float(s.open[i]), float(s.high[i]), float(s.low[i]), float(s.close[i]), float(s.volume[i]))
-        for i in range(bars_seen)
-    ]
-    ray.get(actor.warm.remote(history))
-    pid = ray.get(actor.pid.remote())
-    health = ray.get(actor.health.remote())
-    started = ActorStarted(
-        ts=bar["ts"],
-        actor="strategy",
-        symbol=s.symbol,
-        strategy=health["strategy"],
-        events_folded=len(history),
-        detail=f"pid {pid}; replaced a dead actor, re-warmed on {len(history)} bars",
-    )
-    ray.get(writer.append.remote([started]))
-    return actor
-
-
-def _decide(ray: Any, actors: dict[str, Any], bars: list[dict[str, Any]]) -> list[Any]:
-    """Each bar's (side, values, reason) from its symbol's actor; None where the actor has died."""
-    from ray.exceptions import RayActorError
-
-    futures = [
-        actors[b["symbol"]].on_bar.remote(b["open"], b["high"], b["low"], b["close"], b["volume"])
-        for b in bars
-    ]
-    try:
-        return list(ray.get(futures))
-    except RayActorError:
-        pass
-    answers: list[Any] = []
-    for future in futures:
-        try:
-            answers.append(ray.get(future))
-        except RayActorError:
-            answers.append(None)
-    return answers

@@ -109,27 +109,7 @@ def start_head(log_path: Path, env: dict[str, str]) -> EngineState:
     digest = hashlib.sha256(str(log_path.resolve()).encode()).hexdigest()[:10]
     temp_dir = Path(tempfile.gettempdir()) / f"tape-ray-{digest}"  # short: Ray's socket paths must fit
     temp_dir.mkdir(parents=True, exist_ok=True)
-    ports = {
-        "--port": port,
-        "--dashboard-port": _free_port(),
-        "--dashboard-agent-listen-port": _free_port(),
-        "--dashboard-agent-grpc-port": _free_port(),
-        "--runtime-env-agent-port": _free_port(),
-        "--metrics-export-port": _free_port(),
-    }
-    command = [
-        sys.executable,
-        "-c",
-        "from ray.scripts.scripts import main; main()",
-        "start",
-        "--head",
-        "--block",
-        f"--node-ip-address={LOOPBACK}",
-        f"--temp-dir={temp_dir}",
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-        *(f"{flag}={value}" for flag, value in ports.items()),
-    ]
+    command = _head_command(port, temp_dir)
     env = {
         **env,
         "RAY_AUTH_MODE": "disabled",  # a loopback-only head
@@ -148,6 +128,44 @@ def start_head(log_path: Path, env: dict[str, str]) -> EngineState:
             start_new_session=True,
         )
     address = f"{LOOPBACK}:{port}"
+    _wait_for_head(head, address, temp_dir)
+    return EngineState(
+        address=address,
+        namespace=namespace_for(log_path),
+        log=str(log_path.resolve()),
+        head_pid=head.pid,
+        temp_dir=str(temp_dir),
+    )
+
+
+def _head_command(port: int, temp_dir: Path) -> list[str]:
+    """``ray start --head`` on loopback, its every port chosen free, without dashboard or usage stats."""
+    ports = {
+        "--port": port,
+        "--dashboard-port": _free_port(),
+        "--dashboard-agent-listen-port": _free_port(),
+        "--dashboard-agent-grpc-port": _free_port(),
+        "--runtime-env-agent-port": _free_port(),
+        "--metrics-export-port": _free_port(),
+    }
+    return [
+        sys.executable,
+        "-c",
+        "from ray.scripts.scripts import main; main()",
+        "start",
+        "--head",
+        "--block",
+        f"--node-ip-address={LOOPBACK}",
+        f"--temp-dir={temp_dir}",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        *(f"{flag}={value}" for flag, value in ports.items()),
+    ]
+
+
+def _wait_for_head(head: subprocess.Popen[bytes], address: str, temp_dir: Path) -> None:
+    """Until the head listens at ``address``; a head that exits or stays silent is an error (and a
+    silent one is stopped)."""
     deadline = time.monotonic() + _HEAD_START_S
     while not _listening(address):
         if head.poll() is not None:
@@ -160,13 +178,6 @@ def start_head(log_path: Path, env: dict[str, str]) -> EngineState:
                 f"the Ray head did not answer within {_HEAD_START_S:g} s; see {temp_dir / 'head.log'}"
             )
         time.sleep(0.1)  # polling the head's port: it has no readiness signal we can wait on
-    return EngineState(
-        address=address,
-        namespace=namespace_for(log_path),
-        log=str(log_path.resolve()),
-        head_pid=head.pid,
-        temp_dir=str(temp_dir),
-    )
 
 
 def _session_members(session_id: int) -> list[int]:

@@ -148,7 +148,7 @@ class SessionRunner:
 
     def _wait_until(self, due: int) -> bool:
         clock = self._engine.clock
-        poll = getattr(clock, "poll_s", 1.0)
+        poll = clock.poll_s
         while not self._stopping.is_set():
             left = (due - clock.now_ns()) / 1e9
             if left <= 0:

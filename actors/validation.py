@@ -212,30 +212,11 @@ def walk_forward(
             in_process=in_process,
         )
         summaries += [*trained, tested]
-        efficiency = _efficiency(winner.metrics, tested.metrics)
-        results.append(
-            FoldResult(
-                fold=fold.number,
-                train_start_ts=int(timeline[fold.train_lo]),
-                train_end_ts=int(timeline[fold.train_hi - 1]),
-                test_start_ts=int(timeline[fold.train_hi]),
-                test_end_ts=int(timeline[fold.test_hi - 1]),
-                params=winner.params,
-                train=winner.metrics,
-                test=tested.metrics,
-                efficiency=efficiency,
-                overfit=efficiency is not None and efficiency < OVERFIT_EFFICIENCY,
-            )
-        )
+        results.append(_fold_result(fold, timeline, winner, tested))
         # Stitch the out-of-sample equity: each test window compounds on the equity the last one left.
-        report = fold_run(
-            run_backtest(
-                msgspec.structs.replace(base, params=winner.params), test_series, run_id=f"{job_id}-oos"
-            )
-        )
-        for mark in report.marks:
-            oos_ts.append(mark.ts)
-            oos_equity.append(equity * mark.equity / base.cash)
+        for ts, marked in _test_equity(base, winner.params, test_series, job_id):
+            oos_ts.append(ts)
+            oos_equity.append(equity * marked / base.cash)
         equity = oos_equity[-1] if oos_equity else equity
     appended = append_summaries(log_path, job_id, summaries)
     return WalkForwardResult(
@@ -248,6 +229,34 @@ def walk_forward(
         overfit_folds=sum(f.overfit for f in results),
         appended=appended,
     )
+
+
+def _fold_result(
+    fold: Fold, timeline: np.ndarray, winner: BacktestSummary, tested: BacktestSummary
+) -> FoldResult:
+    """One fold's windows, its winning parameters and their in- and out-of-sample metrics."""
+    efficiency = _efficiency(winner.metrics, tested.metrics)
+    return FoldResult(
+        fold=fold.number,
+        train_start_ts=int(timeline[fold.train_lo]),
+        train_end_ts=int(timeline[fold.train_hi - 1]),
+        test_start_ts=int(timeline[fold.train_hi]),
+        test_end_ts=int(timeline[fold.test_hi - 1]),
+        params=winner.params,
+        train=winner.metrics,
+        test=tested.metrics,
+        efficiency=efficiency,
+        overfit=efficiency is not None and efficiency < OVERFIT_EFFICIENCY,
+    )
+
+
+def _test_equity(
+    base: BacktestConfig, params: dict[str, Any], test_series: Sequence[BarSeries], job_id: str
+) -> list[tuple[int, float]]:
+    """The winner's equity over a test window (started from the base cash), as (bar time, equity)."""
+    config = msgspec.structs.replace(base, params=params)
+    report = fold_run(run_backtest(config, test_series, run_id=f"{job_id}-oos"))
+    return [(mark.ts, mark.equity) for mark in report.marks]
 
 
 def _window(series: Sequence[BarSeries], timeline: np.ndarray, lo: int, hi: int) -> list[BarSeries]:

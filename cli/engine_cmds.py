@@ -73,18 +73,8 @@ def up_cmd(
     channels_from_env(load_env())  # so does a bad notification setting (the sessions notify with them)
     log_path = settings(ctx).log_path.resolve()
     EventLog.create(log_path).close()  # a foreign or damaged log fails here, before any process starts
-    if host.state_path(log_path).is_file():
-        state = host.read_state(log_path)
-        try:
-            handle = host.engine_handle(state)
-        except host.EngineNotRunning:
-            _clean_up_stale(state)
-        else:
-            info = host.call(handle, "ready", timeout=300)
-            # Options are fixed for the engine's life (Ray restarts it with them): `tape down` to change.
-            headline = f"engine already running (--feed {info.get('feed', 'alpaca')})"
-            _say(json, {"status": "running", **info, "address": state.address}, headline)
-            return
+    if _already_up(log_path, json):
+        return
     chosen = engine_choices(log_path, feed=feed, clock=clock)
     dotenv = Path(".env").resolve()
     if address:
@@ -114,6 +104,25 @@ def up_cmd(
         {"status": "started", **info, "address": state.address, "chosen": sources},
         f"engine up with {how}",
     )
+
+
+def _already_up(log_path: Path, json: bool) -> bool:
+    """Whether this log's engine is running (then say so); a stale record of a dead one is cleaned up."""
+    from tape.actors import engine_host as host
+
+    if not host.state_path(log_path).is_file():
+        return False
+    state = host.read_state(log_path)
+    try:
+        handle = host.engine_handle(state)
+    except host.EngineNotRunning:
+        _clean_up_stale(state)
+        return False
+    info = host.call(handle, "ready", timeout=300)
+    # Options are fixed for the engine's life (Ray restarts it with them): `tape down` to change.
+    headline = f"engine already running (--feed {info.get('feed', 'alpaca')})"
+    _say(json, {"status": "running", **info, "address": state.address}, headline)
+    return True
 
 
 class EngineChoice(NamedTuple):

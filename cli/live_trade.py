@@ -58,7 +58,7 @@ def trade_live(
     from tape.actors.alpaca.broker import AlpacaBroker
     from tape.actors.alpaca.streaming_feed import live_feed
     from tape.actors.clock import WallClock
-    from tape.actors.live_session import LiveSession, live_run_id, run_schedule
+    from tape.actors.live_session import LiveSession, live_run_id
     from tape.events.strategies import make_strategy
     from tape.store.credentials import load_alpaca_credentials
 
@@ -95,23 +95,34 @@ def trade_live(
             f"{'resumed' if folded else 'started'} run {run_id} ({account} account, {config.timeframe} "
             f"bars every {interval}, {updates}); Ctrl-C stops between cycles"
         )
-
-        def report(cycle: Any, next_ns: int) -> None:
-            if not json:
-                err_console.print(
-                    f"cycle {cycle.cycle} at {fmt_ts(cycle.ts)}: {cycle.bars} bars, {cycle.orders} orders; "
-                    f"next {fmt_ts(next_ns)}"
-                )
-
-        previous = signal.signal(signal.SIGINT, lambda *_: clock.stop())
-        try:
-            run_schedule(session, clock, interval_s, max_cycles=cycles or None, on_cycle=report)
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            session.stop(clock.now_ns(), reason="cycles" if cycles else "ctrl-c")
+        _run_cycles(session, clock, interval_s, cycles, json)
     finally:
         broker.close()  # the trade-update stream: its loop is cancelled, so this never waits long
-    status = session.status()
+    _print_status(run_id, session.status(), json)
+
+
+def _run_cycles(session: Any, clock: Any, interval_s: float, cycles: int, json: bool) -> None:
+    """Run the schedule until Ctrl-C (which stops between cycles) or ``cycles`` cycles, then stop the
+    session in the log."""
+    from tape.actors.live_session import run_schedule
+
+    def report(cycle: Any, next_ns: int) -> None:
+        if not json:
+            err_console.print(
+                f"cycle {cycle.cycle} at {fmt_ts(cycle.ts)}: {cycle.bars} bars, {cycle.orders} orders; "
+                f"next {fmt_ts(next_ns)}"
+            )
+
+    previous = signal.signal(signal.SIGINT, lambda *_: clock.stop())
+    try:
+        run_schedule(session, clock, interval_s, max_cycles=cycles or None, on_cycle=report)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        session.stop(clock.now_ns(), reason="cycles" if cycles else "ctrl-c")
+
+
+def _print_status(run_id: str, status: dict[str, Any], json: bool) -> None:
+    """The stopped session's status: cycles, orders, P&L, cash and open positions."""
     if json:
         print_json({k: v for k, v in status.items() if k != "config"})
         return

@@ -92,14 +92,7 @@ def trade_cmd(
         degradation_quantile,
         stall_ticks,
     )
-    if broker not in ("sim", "alpaca") or feed not in ("replay", "alpaca", "alpaca-stream"):
-        raise ConfigError(
-            "--broker must be sim or alpaca and --feed replay, alpaca or alpaca-stream "
-            f"(got {broker}, {feed})"
-        )
-    if (broker == "alpaca") != feed.startswith("alpaca"):
-        raise ConfigError("trade with --broker alpaca --feed alpaca (live) or --broker sim --feed replay")
-    live = broker == "alpaca"
+    live = _is_live(broker, feed)
     config = opt.build_config(
         symbols,
         strategy,
@@ -134,6 +127,21 @@ def trade_cmd(
         finally:
             report_notifications(notifier)
         return
+    trade_replay(ctx, config, speed=speed, address=address, monitor=monitor, notifier=notifier, json=json)
+
+
+def trade_replay(
+    ctx: typer.Context,
+    config: Any,
+    *,
+    speed: float,
+    address: str | None,
+    monitor: Any,
+    notifier: Any,
+    json: bool,
+) -> None:
+    """``tape trade --broker sim --feed replay``: play stored bars through the session's actors (or
+    resume a stopped session), then print its report and write its trade logs."""
     from tape.actors.engine import SessionStopped, run_replay_session
     from tape.events.strategies import make_strategy
     from tape.store.backtests import load_config_bars, replay_report
@@ -178,6 +186,18 @@ def trade_cmd(
     console.print(f"session {run_id} on Ray actors (broker=sim, feed=replay) logged to {where.log_path}")
     if written:
         console.print(f"trade logs: {len(written)} files under {Path.cwd() / 'logs'}")
+
+
+def _is_live(broker: str, feed: str) -> bool:
+    """Whether ``--broker``/``--feed`` name a live Alpaca session (else a replay); a mix is refused."""
+    if broker not in ("sim", "alpaca") or feed not in ("replay", "alpaca", "alpaca-stream"):
+        raise ConfigError(
+            "--broker must be sim or alpaca and --feed replay, alpaca or alpaca-stream "
+            f"(got {broker}, {feed})"
+        )
+    if (broker == "alpaca") != feed.startswith("alpaca"):
+        raise ConfigError("trade with --broker alpaca --feed alpaca (live) or --broker sim --feed replay")
+    return broker == "alpaca"
 
 
 def resume_command() -> str:

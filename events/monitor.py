@@ -164,82 +164,100 @@ def expected_low(returns: Sequence[float], quantile_pct: float) -> float | None:
 def decide_alerts(state: MonitorState, config: MonitorConfig, tick: Tick) -> list[Alert]:
     """The alerts (and clearances) this tick raises, given what was raised before. Pure: the state
     changes only when the driver folds the returned events (and calls :func:`observe_feed`)."""
+    return [alert for rule in _TICK_RULES for alert in rule(state, config, tick)]
+
+
+def _drawdown_alerts(state: MonitorState, config: MonitorConfig, tick: Tick) -> list[Alert]:
+    """Drawdown from the peak: raised once, cleared when back under half the threshold."""
+    if config.max_drawdown_pct <= 0 or tick.peak <= 0:
+        return []
+    drawdown = (tick.peak - tick.equity) / tick.peak * 100.0
+    if "drawdown" not in state.active and drawdown >= config.max_drawdown_pct:
+        return [
+            Alert(
+                ts=tick.ts,
+                rule="drawdown",
+                severity="critical",
+                message=f"drawdown {drawdown:.2f} % from the peak of {tick.peak:,.2f} reached the "
+                f"{config.max_drawdown_pct:g} % threshold (equity {tick.equity:,.2f})",
+                value=drawdown,
+                threshold=config.max_drawdown_pct,
+                day=tick.day,
+            )
+        ]
+    if "drawdown" in state.active and drawdown < config.max_drawdown_pct / 2:
+        return [
+            Alert(
+                ts=tick.ts,
+                rule="drawdown" + CLEARED,
+                severity="info",
+                message=f"drawdown back to {drawdown:.2f} % (under half the threshold)",
+                value=drawdown,
+                threshold=config.max_drawdown_pct / 2,
+                day=tick.day,
+            )
+        ]
+    return []
+
+
+def _daily_loss_alerts(state: MonitorState, config: MonitorConfig, tick: Tick) -> list[Alert]:
+    """The day's loss reached the limit: once a day (the risk gate blocks entries at the same limit)."""
+    if config.daily_loss_pct <= 0 or tick.day_start_equity <= 0:
+        return []
+    day_pct = (tick.equity / tick.day_start_equity - 1.0) * 100.0
+    if day_pct > -config.daily_loss_pct or ("daily_loss", tick.day) in state.alerted_days:
+        return []
+    return [
+        Alert(
+            ts=tick.ts,
+            rule="daily_loss",
+            severity="critical",
+            message=f"daily loss {day_pct:.2f} % hit the {config.daily_loss_pct:g} % limit; "
+            "no new entries until the next session",
+            value=day_pct,
+            threshold=-config.daily_loss_pct,
+            day=tick.day,
+        )
+    ]
+
+
+def _stall_alerts(state: MonitorState, config: MonitorConfig, tick: Tick) -> list[Alert]:
+    """A symbol whose bars stopped while the feed answered; cleared when they arrive again."""
+    if config.stall_ticks <= 0:
+        return []
     out: list[Alert] = []
-    ts, day = tick.ts, tick.day
-    # drawdown, once until it is back under half the threshold
-    if config.max_drawdown_pct > 0 and tick.peak > 0:
-        drawdown = (tick.peak - tick.equity) / tick.peak * 100.0
-        if "drawdown" not in state.active and drawdown >= config.max_drawdown_pct:
+    for symbol in sorted(tick.expected):
+        missed = 0 if symbol in tick.reported else state.missed.get(symbol, 0) + 1
+        key = f"feed_stalled:{symbol}"
+        if missed >= config.stall_ticks and key not in state.active:
             out.append(
                 Alert(
-                    ts=ts,
-                    rule="drawdown",
-                    severity="critical",
-                    message=f"drawdown {drawdown:.2f} % from the peak of {tick.peak:,.2f} reached the "
-                    f"{config.max_drawdown_pct:g} % threshold (equity {tick.equity:,.2f})",
-                    value=drawdown,
-                    threshold=config.max_drawdown_pct,
-                    day=day,
+                    ts=tick.ts,
+                    rule="feed_stalled",
+                    severity="warning",
+                    message=f"no {symbol} bar for {missed} ticks while the feed answered",
+                    value=float(missed),
+                    threshold=float(config.stall_ticks),
+                    symbol=symbol,
+                    day=tick.day,
                 )
             )
-        elif "drawdown" in state.active and drawdown < config.max_drawdown_pct / 2:
+        elif missed == 0 and key in state.active:
             out.append(
                 Alert(
-                    ts=ts,
-                    rule="drawdown" + CLEARED,
+                    ts=tick.ts,
+                    rule="feed_stalled" + CLEARED,
                     severity="info",
-                    message=f"drawdown back to {drawdown:.2f} % (under half the threshold)",
-                    value=drawdown,
-                    threshold=config.max_drawdown_pct / 2,
-                    day=day,
+                    message=f"{symbol} bars arrive again",
+                    symbol=symbol,
+                    day=tick.day,
                 )
             )
-    # daily loss, once a day (the risk gate blocks entries at the same limit)
-    if config.daily_loss_pct > 0 and tick.day_start_equity > 0:
-        day_pct = (tick.equity / tick.day_start_equity - 1.0) * 100.0
-        if day_pct <= -config.daily_loss_pct and ("daily_loss", day) not in state.alerted_days:
-            out.append(
-                Alert(
-                    ts=ts,
-                    rule="daily_loss",
-                    severity="critical",
-                    message=f"daily loss {day_pct:.2f} % hit the {config.daily_loss_pct:g} % limit; "
-                    "no new entries until the next session",
-                    value=day_pct,
-                    threshold=-config.daily_loss_pct,
-                    day=day,
-                )
-            )
-    # a symbol whose bars stopped while the feed answered
-    if config.stall_ticks > 0:
-        for symbol in sorted(tick.expected):
-            missed = 0 if symbol in tick.reported else state.missed.get(symbol, 0) + 1
-            key = f"feed_stalled:{symbol}"
-            if missed >= config.stall_ticks and key not in state.active:
-                out.append(
-                    Alert(
-                        ts=ts,
-                        rule="feed_stalled",
-                        severity="warning",
-                        message=f"no {symbol} bar for {missed} ticks while the feed answered",
-                        value=float(missed),
-                        threshold=float(config.stall_ticks),
-                        symbol=symbol,
-                        day=day,
-                    )
-                )
-            elif missed == 0 and key in state.active:
-                out.append(
-                    Alert(
-                        ts=ts,
-                        rule="feed_stalled" + CLEARED,
-                        severity="info",
-                        message=f"{symbol} bars arrive again",
-                        symbol=symbol,
-                        day=day,
-                    )
-                )
     return out
+
+
+# The tick's rules, in the order their alerts are logged.
+_TICK_RULES = (_drawdown_alerts, _daily_loss_alerts, _stall_alerts)
 
 
 def decide_degradation(state: MonitorState, config: MonitorConfig, ts: int, day: str) -> list[Alert]:

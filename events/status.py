@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from tape.events.costs import cents
@@ -52,48 +53,62 @@ def _decision(event: Event) -> dict[str, Any] | None:
     return None
 
 
-def run_status(events: Iterable[Event]) -> dict[str, Any]:
-    """Positions, P&L per symbol, equity, recent decisions, alerts, actor and notification health."""
-    events = list(events)
+@dataclass
+class _Seen:
+    """What :func:`run_status` gathers from a run's events in one pass."""
+
     started: RunStarted | None = None
     ended: RunEnded | None = None
-    last_ts = 0
-    marks: deque[float] = deque(maxlen=EQUITY_POINTS)
+    last_ts: int = 0
     equity: EquityMarked | None = None
-    decisions: deque[dict[str, Any]] = deque(maxlen=RECENT)
-    alerts: deque[dict[str, Any]] = deque(maxlen=RECENT)
-    alert_count = 0
-    actors: dict[str, dict[str, Any]] = {}
-    cycles = 0
-    for event in events:
-        last_ts = max(last_ts, event.ts)
+    marks: deque[float] = field(default_factory=lambda: deque(maxlen=EQUITY_POINTS))
+    decisions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT))
+    alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT))
+    alert_count: int = 0
+    actors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cycles: int = 0
+
+    def take(self, event: Event) -> None:
+        self.last_ts = max(self.last_ts, event.ts)
         if isinstance(event, RunStarted):
-            started = event
+            self.started = event
         elif isinstance(event, RunEnded):
-            ended = event
+            self.ended = event
         elif isinstance(event, EquityMarked):
-            equity = event
-            marks.append(event.equity)
+            self.equity = event
+            self.marks.append(event.equity)
         elif isinstance(event, Alert):
-            alert_count += 1
-            alerts.append(
+            self.alert_count += 1
+            self.alerts.append(
                 {"ts": event.ts, "rule": event.rule, "severity": event.severity, "message": event.message}
             )
         elif isinstance(event, ActorStarted | ActorStopped):
-            name = " ".join(p for p in (event.actor, event.symbol, event.strategy) if p)
-            actor = actors.setdefault(name, {"actor": name, "state": "", "starts": 0, "detail": ""})
-            if isinstance(event, ActorStarted):
-                actor.update(state="running", starts=actor["starts"] + 1, detail=event.detail)
-            else:
-                actor.update(state="stopped", detail=event.reason)
+            self._actor(event)
         elif isinstance(event, CycleCompleted):
-            cycles += 1
+            self.cycles += 1
         elif not isinstance(event, NotificationSent | NotificationFailed):
             line = _decision(event)
             if line is not None:
-                decisions.append(line)
+                self.decisions.append(line)
+
+    def _actor(self, event: ActorStarted | ActorStopped) -> None:
+        name = " ".join(p for p in (event.actor, event.symbol, event.strategy) if p)
+        actor = self.actors.setdefault(name, {"actor": name, "state": "", "starts": 0, "detail": ""})
+        if isinstance(event, ActorStarted):
+            actor.update(state="running", starts=actor["starts"] + 1, detail=event.detail)
+        else:
+            actor.update(state="stopped", detail=event.reason)
+
+
+def run_status(events: Iterable[Event]) -> dict[str, Any]:
+    """Positions, P&L per symbol, equity, recent decisions, alerts, actor and notification health."""
+    events = list(events)
+    seen = _Seen()
+    for event in events:
+        seen.take(event)
+    started, ended, equity = seen.started, seen.ended, seen.equity
     if ended is not None:  # a finished run's actors are gone, whether or not they logged stopping
-        for actor in actors.values():
+        for actor in seen.actors.values():
             if actor["state"] == "running":
                 actor["state"] = "ended"
     positions = pnl_by_symbol(events)
@@ -106,19 +121,19 @@ def run_status(events: Iterable[Event]) -> dict[str, Any]:
         "symbols": list(started.symbols) if started else [],
         "label": started.label if started else "",
         "state": (ended.status if ended else "running") if started else "unknown",
-        "last_ts": last_ts,
-        "cycles": cycles,
+        "last_ts": seen.last_ts,
+        "cycles": seen.cycles,
         "equity": equity.equity if equity else None,
         "cash": equity.cash if equity else None,
         "drawdown_pct": equity.drawdown_pct if equity else None,
-        "equity_curve": list(marks),
+        "equity_curve": list(seen.marks),
         "positions": positions,
         "realized_pnl": realized / 100.0,
         "unrealized_pnl": unrealized / 100.0,
         "total_pnl": (realized + unrealized) / 100.0,
-        "decisions": list(decisions),
-        "alerts": list(alerts),
-        "alert_count": alert_count,
-        "actors": list(actors.values()),
+        "decisions": list(seen.decisions),
+        "alerts": list(seen.alerts),
+        "alert_count": seen.alert_count,
+        "actors": list(seen.actors.values()),
         "notifications": notification_health(events),
     }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from tape.api import log_file, run_config
@@ -17,23 +16,20 @@ from tape.arguments import build_config, grid_args, param_args, strategy_arg
 from tape.boundary import public
 from tape.data_input import data_store, resolve_data
 from tape.events.errors import ConfigError
+from tape.job_outputs import (
+    montecarlo_chart,
+    montecarlo_result,
+    optimize_heatmap,
+    optimize_result,
+    validate_result,
+    walkforward_chart,
+    walkforward_result,
+)
 from tape.result import JobResult, Result
 from tape.run_options import RunOptions, run_keywords
 
 Progress = Callable[[int, int], None]
 PathLike = str | os.PathLike[str]
-
-
-def _day(ts: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts / 1e9, tz=dt.UTC).strftime("%Y-%m-%d")
-
-
-def _period(series: Any) -> str:
-    """First to last day of the bars a job read."""
-    stamps = [int(t) for s in series if len(s) for t in (s.ts[0], s.ts[-1])]
-    return f"{_day(min(stamps))} to {_day(max(stamps))}" if stamps else ""
 
 
 def _base_config(
@@ -120,7 +116,6 @@ def optimize(
     Returns a :class:`tape.JobResult`: ``summary`` is the dict of ``tape optimize --json``; ``table``
     one row a parameter set, best first (parameters, score, metrics).
     """
-    import pandas as pd
 
     from tape.actors.validation import optimize as run_sweep
     from tape.events.sweep import objective_key
@@ -141,31 +136,8 @@ def optimize(
         workers=workers,
         progress=progress,
     )
-    names = sorted(result.ranked[0].params) if result.ranked else []
-    varied = [n for n in names if len({str(r.params[n]) for r in result.ranked}) > 1]
-    heatmap = None
-    if charts is not None and len(varied) == 2:
-        from tape.store.charts import plot_heatmap
-
-        heatmap = plot_heatmap(
-            [(r.params, r.score) for r in result.ranked],
-            varied[0],
-            varied[1],
-            objective,
-            Path(charts) / f"heatmap_{'-'.join(base.symbols)}_{base.strategy}_{result.job_id}.png",
-            title=f"{base.strategy} on {', '.join(base.symbols)}, {_period(series)}",
-        )
-    summary = {
-        "job_id": result.job_id,
-        "objective": objective,
-        "best": {"params": result.ranked[0].params, **result.ranked[0].metrics} if result.ranked else None,
-        "results": [{"params": r.params, "score": r.score, **r.metrics} for r in result.ranked],
-        "skipped": result.skipped,
-        "heatmap": str(heatmap) if heatmap else None,
-    }
-    table = pd.DataFrame([{**r.params, "score": r.score, **r.metrics} for r in result.ranked])
-    table.index = pd.RangeIndex(1, len(table) + 1, name="rank")
-    return JobResult("optimize", summary, table, raw=result)
+    heatmap = optimize_heatmap(result, base, series, objective, charts)
+    return optimize_result(result, objective, heatmap)
 
 
 @public
@@ -203,7 +175,6 @@ def walkforward(
     Returns a :class:`tape.JobResult`: ``summary`` is the dict of ``tape walkforward --json``
     (``oos_return_pct``, ``overfit_folds``, every fold); ``table`` one row a fold.
     """
-    import pandas as pd
 
     from tape.actors.validation import walk_forward
     from tape.events.sweep import objective_key
@@ -229,66 +200,8 @@ def walkforward(
         workers=workers,
         progress=progress,
     )
-    chart = None
-    if charts is not None and result.oos_ts:
-        import numpy as np
-
-        from tape.store.backtest_files import stitched_buy_and_hold
-        from tape.store.charts import plot_walkforward
-
-        windows = [(f.test_start_ts, f.test_end_ts) for f in result.folds]
-        oos_ts = np.asarray(result.oos_ts, dtype=np.int64)
-        chart = plot_walkforward(
-            Path(charts) / f"walkforward_{'-'.join(base.symbols)}_{base.strategy}_{result.job_id}.png",
-            windows=windows,
-            ts=oos_ts,
-            equity=np.asarray(result.oos_equity),
-            hold=stitched_buy_and_hold(series, windows, oos_ts, base.cash),
-            title=f"walk-forward out of sample: {base.strategy} on {', '.join(base.symbols)}, "
-            f"{_period(series)}, {len(result.folds)} folds ({'anchored' if anchored else 'rolling'}, "
-            f"{objective})",
-        )
-    fold_rows = [
-        {
-            "fold": f.fold,
-            "train": [_day(f.train_start_ts), _day(f.train_end_ts)],
-            "test": [_day(f.test_start_ts), _day(f.test_end_ts)],
-            "params": f.params,
-            "train_metrics": f.train,
-            "test_metrics": f.test,
-            "efficiency": f.efficiency,
-            "overfit": f.overfit,
-        }
-        for f in result.folds
-    ]
-    summary = {
-        "job_id": result.job_id,
-        "objective": objective,
-        "oos_return_pct": round(result.oos_return_pct, 4),
-        "overfit_folds": result.overfit_folds,
-        "folds": fold_rows,
-        "chart": str(chart) if chart else None,
-    }
-    table = pd.DataFrame(
-        [
-            {
-                "fold": f.fold,
-                "train_start": _day(f.train_start_ts),
-                "train_end": _day(f.train_end_ts),
-                "test_start": _day(f.test_start_ts),
-                "test_end": _day(f.test_end_ts),
-                **f.params,
-                "train_return_pct": f.train.get("return_pct"),
-                "test_return_pct": f.test.get("return_pct"),
-                "efficiency": f.efficiency,
-                "overfit": f.overfit,
-            }
-            for f in result.folds
-        ]
-    )
-    if len(table):
-        table = table.set_index("fold")
-    return JobResult("walkforward", summary, table, raw=result)
+    chart = walkforward_chart(result, base, series, objective, anchored, charts)
+    return walkforward_result(result, objective, chart)
 
 
 @public
@@ -322,32 +235,11 @@ def validate(
     Returns a :class:`tape.JobResult`: ``summary`` is the dict of ``tape validate --json``; ``table``
     one row a symbol, recommended ones first.
     """
-    import pandas as pd
 
     from tape.actors.validation import validate_symbols
-    from tape.store.market import BUNDLED_NAMES, bundled_symbols, list_datasets
 
     _named(strategy)
-    chosen: list[Any] = []
-    loader = None
-    timeframe = options.timeframe or "1Day"
-    if data is not None:
-        source = resolve_data(
-            data, dataset=dataset, tz=tz, timeframe=options.timeframe, data_path=data_store(data_path)
-        )
-        chosen, dataset, loader = list(source.symbols), source.dataset, source.loader
-        timeframe = source.timeframe
-    if universe == "stored":
-        chosen += sorted({d.symbol for d in list_datasets(data_store(data_path)) if d.timeframe == timeframe})
-    elif universe is not None:
-        if dataset and dataset != universe:
-            raise ConfigError(f"--universe {universe} reads its own dataset; drop --dataset {dataset}")
-        if universe not in BUNDLED_NAMES:
-            raise ConfigError(f"unknown universe {universe!r}; use {', '.join(BUNDLED_NAMES)} or stored")
-        chosen += bundled_symbols(universe)
-        dataset = universe
-    if not chosen:
-        raise ConfigError("name the symbols to validate, or pass --universe sample|sp500_20|stored")
+    chosen, dataset, timeframe, loader = _validation_symbols(data, universe, dataset, tz, options, data_path)
     name, given = strategy_arg(strategy, param_args(params))
     base = build_config(
         chosen,
@@ -372,38 +264,37 @@ def validate(
         workers=workers,
         progress=progress,
     )
-    summary = {
-        "job_id": result.job_id,
-        "strategy": result.strategy,
-        "params": result.params,
-        "periods": [[_day(lo), _day(hi)] for lo, hi in result.period_bounds],
-        "symbols": [
-            {
-                "symbol": v.symbol,
-                "recommended": v.recommended,
-                "consistency": v.consistency,
-                "profitable_periods": v.profitable_periods,
-                "full": v.full,
-                "periods": v.periods,
-            }
-            for v in result.symbols
-        ],
-    }
-    table = pd.DataFrame(
-        [
-            {
-                "symbol": v.symbol,
-                "recommended": v.recommended,
-                "consistency": v.consistency,
-                "profitable_periods": v.profitable_periods,
-                **{k: v.full.get(k) for k in ("return_pct", "sharpe", "total_trades", "max_drawdown_pct")},
-            }
-            for v in result.symbols
-        ]
-    )
-    if len(table):
-        table = table.set_index("symbol")
-    return JobResult("validate", summary, table, raw=result)
+    return validate_result(result)
+
+
+def _validation_symbols(
+    data: Any, universe: str | None, dataset: str, tz: str | None, options: RunOptions, data_path: Any
+) -> tuple[list[Any], str, str, Any]:
+    """The symbols ``validate`` runs (given ones, then a universe's), their dataset and bar size, and
+    the loader of DataFrame data (or None)."""
+    from tape.store.market import BUNDLED_NAMES, bundled_symbols, list_datasets
+
+    chosen: list[Any] = []
+    loader = None
+    timeframe = options.timeframe or "1Day"
+    if data is not None:
+        source = resolve_data(
+            data, dataset=dataset, tz=tz, timeframe=options.timeframe, data_path=data_store(data_path)
+        )
+        chosen, dataset, loader = list(source.symbols), source.dataset, source.loader
+        timeframe = source.timeframe
+    if universe == "stored":
+        chosen += sorted({d.symbol for d in list_datasets(data_store(data_path)) if d.timeframe == timeframe})
+    elif universe is not None:
+        if dataset and dataset != universe:
+            raise ConfigError(f"--universe {universe} reads its own dataset; drop --dataset {dataset}")
+        if universe not in BUNDLED_NAMES:
+            raise ConfigError(f"unknown universe {universe!r}; use {', '.join(BUNDLED_NAMES)} or stored")
+        chosen += bundled_symbols(universe)
+        dataset = universe
+    if not chosen:
+        raise ConfigError("name the symbols to validate, or pass --universe sample|sp500_20|stored")
+    return chosen, dataset, timeframe, loader
 
 
 @public
@@ -429,12 +320,9 @@ def montecarlo(
     (quantiles of the final return and the max drawdown, probabilities of ruin and loss, a verdict);
     ``table`` those quantiles, one row a measure.
     """
-    import msgspec
     import numpy as np
-    import pandas as pd
 
     from tape.actors.jobs import run_montecarlo
-    from tape.events.montecarlo import WHAT_IT_SAYS, verdict
     from tape.store.backtests import replay_report
     from tape.store.log import EventLog
 
@@ -462,27 +350,5 @@ def montecarlo(
         address=address,
         workers=workers,
     )
-    chart = None
-    if charts is not None:
-        from tape.store.charts import plot_fan
-
-        chart = plot_fan(
-            simulated.bands,
-            f"Monte Carlo ({method}, n={n:,}, seed={seed}) of run {report.run_id}: {report.strategy} "
-            f"on {', '.join(report.symbols)}",
-            Path(charts) / f"montecarlo_{report.run_id}_{method}.png",
-            actual=simulated.start_equity + np.r_[0.0, np.cumsum(pnls)],
-            note=WHAT_IT_SAYS[method],
-        )
-    out = {k: v for k, v in msgspec.to_builtins(simulated).items() if k != "bands"}
-    summary = {
-        "run_id": report.run_id,
-        **out,
-        "verdict": verdict(simulated),
-        "reads": WHAT_IT_SAYS[method],
-        "chart": str(chart) if chart else None,
-    }
-    table = pd.DataFrame(
-        {"final_return_pct": simulated.final_return_pct, "max_drawdown_pct": simulated.max_drawdown_pct}
-    ).T
-    return JobResult("montecarlo", summary, table, raw=simulated)
+    chart = montecarlo_chart(simulated, report, pnls, method, n, seed, charts)
+    return montecarlo_result(simulated, report, method, chart)
