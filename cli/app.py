@@ -15,6 +15,7 @@ from tape.cli import (
     backtest_cmds,
     bench_cmds,
     check_cmds,
+    dashboard_cmds,
     data_cmds,
     engine_cmds,
     log_cmds,
@@ -64,6 +65,7 @@ app.command("compare")(trade_cmds.compare_cmd)
 app.command("whatif")(whatif_cmds.whatif_cmd)
 app.command("reconcile")(reconcile_cmds.reconcile_cmd)
 app.command("watch")(watch_cmds.watch_cmd)
+app.command("dashboard")(dashboard_cmds.dashboard_cmd)
 app.command("up")(engine_cmds.up_cmd)
 app.command("spawn")(engine_cmds.spawn_cmd)
 app.command("stop")(engine_cmds.stop_cmd)

@@ -61,8 +61,18 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
 @opt.run_options()
 def backtest_cmd(
     ctx: typer.Context,
-    symbols: opt.Symbols,
+    symbols: Annotated[
+        list[str] | None,
+        typer.Argument(help="One or more symbols; several share cash and limits (or --universe)."),
+    ] = None,
     strategy: opt.Strategy = "sma_cross",
+    universe: Annotated[
+        str | None,
+        typer.Option(
+            "--universe",
+            help="Every symbol of a bundled dataset (sample, sp500_20) or stored (every stored series).",
+        ),
+    ] = None,
     no_check: opt.NoCheck = False,
     param: opt.Params = None,
     start: opt.Start = None,
@@ -81,7 +91,7 @@ def backtest_cmd(
         ),
     ] = None,
     no_files: Annotated[
-        bool, typer.Option("--no-files", help="Skip the results JSON, trades CSV and chart.")
+        bool, typer.Option("--no-files", help="Skip the results JSON, trades CSV, chart and HTML report.")
     ] = False,
     *,
     options: opt.RunOptions,
@@ -94,8 +104,9 @@ def backtest_cmd(
     with _progress_bar(show_progress) as update:
         # The API's own function (unwrapped: messages keep the options' --names).
         result = backtest.__wrapped__(
-            symbols,
+            symbols or None,
             strategy,
+            universe=universe,
             params=param,
             start=start,
             end=end,
@@ -113,9 +124,12 @@ def backtest_cmd(
     files = None
     if not no_files:
         from tape.store.backtest_files import write_backtest_files
+        from tape.store.html_report import html_report_path, write_run_html
 
-        files = write_backtest_files(
-            report, outcome.series, root=Path.cwd(), day=dt.date.today().isoformat(), log_scale=log_scale
+        day = dt.date.today().isoformat()
+        files = write_backtest_files(report, outcome.series, root=Path.cwd(), day=day, log_scale=log_scale)
+        page = write_run_html(
+            where.log_path, report, outcome.series, html_report_path(Path.cwd(), report, day)
         )
     if json:
         print_json(result.summary)
@@ -130,7 +144,7 @@ def backtest_cmd(
             f"logged run [bold]{report.run_id}[/bold]: {outcome.append.count:,} events → {where.log_path}"
         )
     if files is not None:
-        console.print(f"wrote {files.results}, {files.trades}, {files.chart}")
+        console.print(f"wrote {files.results}, {files.trades}, {files.chart}, {page}")
     console.print(f"audit: tape replay {report.run_id} · tape explain {report.run_id} --trade 1")
 
 
@@ -228,8 +242,15 @@ def explain_cmd(
         int, typer.Option("--trade", "-t", min=1, help="Trade number (1 = first closed trade).")
     ] = 1,
     json: Annotated[bool, typer.Option("--json", help="JSON Lines: one object per event.")] = False,
+    rebalance: Annotated[
+        int | None,
+        typer.Option("--rebalance", "-r", min=1, help="A portfolio strategy's rebalance number instead."),
+    ] = None,
 ) -> None:
-    """Show the events behind one trade: signal, risk check with its numbers, orders, fills, exit."""
+    """Show the events behind one trade: signal, risk check with its numbers, orders, fills, exit.
+
+    With --rebalance N, a portfolio strategy's N-th rebalance: each symbol's score and rank, the weight
+    held and aimed at, and the order that bought, trimmed or sold it."""
     from tape.store.explain import explain_trade
     from tape.store.log import EventLog
     from tape.store.runs import find_run, strategy_origin
@@ -237,6 +258,12 @@ def explain_cmd(
     where = settings(ctx)
     with EventLog.open(where.log_path, readonly=True) as log:
         started = find_run(log, run_id)
+        if rebalance is not None:
+            from tape.cli.rebalance_view import show_rebalance
+            from tape.store.explain_rebalance import explain_rebalance
+
+            show_rebalance(started, *explain_rebalance(log, started.run_id, rebalance), json=json)
+            return
         records = explain_trade(log, started.run_id, trade)
     if json:
         for rec in records:
@@ -266,6 +293,17 @@ def report_cmd(
         typer.Option("--rebuild", help="Write logs/trades_*_<day>.csv and logs/daily_summary_<day>.json."),
     ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    html: Annotated[
+        bool,
+        typer.Option(
+            "--html",
+            help="Write the run's interactive HTML report: results/report_<symbols>_<day>_<run>.html.",
+        ),
+    ] = False,
+    html_file: Annotated[
+        Path | None,
+        typer.Option("--html-file", help="Write the HTML report to this file instead (implies --html)."),
+    ] = None,
 ) -> None:
     """A run's summary, by day, week or month with --period, or its trade logs rebuilt with --rebuild.
 
@@ -292,6 +330,8 @@ def report_cmd(
         else:
             render_period_report(summary)
         return
+    if html or html_file is not None:
+        page = _write_report_html(settings(ctx), report, html_file)
     if json:
         print_json({**report_json(report), "notifications": health})
     else:
@@ -300,7 +340,19 @@ def report_cmd(
             from tape.cli.monitor_cmds import render_health
 
             render_health(health)
+    if (html or html_file is not None) and not json:
+        console.print(f"wrote {page}")
     if rebuild:
         written = write_trade_logs(report, Path.cwd())
         trades = sum(1 for p in written if p.name.startswith("trades_"))
         console.print(f"rebuilt {trades} trade logs and {len(written) - trades} daily summaries under logs/")
+
+
+def _write_report_html(where: Any, report: Any, file: Path | None) -> Path:
+    """The run's HTML page at ``file`` (or its default name under results/), from the log and the bars."""
+    from tape.store.html_report import html_report_path, run_bars, write_run_html
+
+    path = file or html_report_path(Path.cwd(), report, dt.date.today().isoformat())
+    if path.is_dir():
+        raise ConfigError(f"--html-file {file} is a directory; give a file name ending in .html")
+    return write_run_html(where.log_path, report, run_bars(report, where.data_path), path)

@@ -101,6 +101,46 @@ def bench_sweep_cmd(
     )
 
 
+@bench_app.command("portfolio")
+def bench_portfolio_cmd(
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Runs of each; the fastest counts.")] = 3,
+    json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
+) -> None:
+    """Whole-process seconds of the sp500_20 monthly momentum backtest and a 50-combo optimize of it,
+    beside a vectorised pandas computation of the same weights."""
+    from tape.store.bench_portfolio import bench_portfolio
+
+    with console.status("timing momentum on sp500_20...", spinner="dots") if not json else _null():
+        figures = bench_portfolio(repeat=repeat)
+    if json:
+        print_json(figures)
+        return
+    table = Table(
+        title=f"momentum, sp500_20: {figures['rows']:,} days x {figures['symbols']} symbols "
+        f"(fastest of {figures['repeat']}, load average {figures['load_average']})",
+        box=None,
+    )
+    table.add_column("what")
+    table.add_column("wall s", justify="right")
+    table.add_column("CPU s", justify="right")
+    f = figures
+    table.add_row(
+        "tape backtest (whole process, logged)",
+        f"{f['backtest_process_s']}",
+        f"{f['backtest_process_cpu_s']}",
+    )
+    table.add_row(
+        "tape optimize, 50 combos (whole process)",
+        f"{f['optimize_50_process_s']}",
+        f"{f['optimize_50_process_cpu_s']}",
+    )
+    table.add_row("pandas: read the CSV + one set of weights", f"{f['pandas_weights_s']}", "")
+    table.add_row("pandas: read the CSV + 50 sets of weights", f"{f['pandas_weights_50_s']}", "")
+    table.add_row("tape: one set of weights (in process)", f"{f['tape_weights_s']}", "")
+    console.print(table)
+    console.print(f"tape's weights equal the pandas ones: {figures['weights_equal_pandas']}")
+
+
 @bench_app.command("startup")
 def bench_startup_cmd(
     repeat: Annotated[int, typer.Option("--repeat", min=1, help="Runs of each; the fastest counts.")] = 3,

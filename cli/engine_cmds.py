@@ -230,7 +230,11 @@ def spawn_cmd(
         cost=options.cost(),
         risk=options.risk(),
     )
-    make_strategy(config.strategy, config.params)  # a bad name or parameter fails before the engine
+    made = make_strategy(config.strategy, config.params)  # a bad name or parameter fails before the engine
+    if made.output == "weights":
+        raise ConfigError(
+            "a portfolio strategy trades with tape trade --broker sim --feed replay in this version"
+        )
     log_path = settings(ctx).log_path
     spec = SessionSpec(
         symbol=config.symbols[0],

@@ -53,6 +53,15 @@ def render_report(report: RunReport, *, last_trades: int = 10) -> None:
     table.add_column(justify="right")
     for key, label, pattern in _ROWS:
         table.add_row(label, _fmt(report.metrics.get(key), pattern))
+    metrics = report.metrics
+    if metrics.get("short_trades"):  # a long-short run: each side apart, and what borrowing cost
+        for side in ("long", "short"):
+            table.add_row(
+                f"{side.capitalize()} trades",
+                f"{metrics[f'{side}_trades']:,} · ${metrics[f'{side}_pnl']:,.2f} · "
+                f"{metrics[f'{side}_win_rate']:.2f} % won",
+            )
+        table.add_row("Borrow fees", f"${metrics.get('total_borrow_fees', 0.0):,.2f}")
     if report.rejections:
         table.add_row("Risk rejections", ", ".join(f"{k} {v}" for k, v in report.rejections.items()))
     console.print(table)

@@ -93,10 +93,12 @@ def trade_cmd(
         stall_ticks,
     )
     live = _is_live(broker, feed)
+    from tape.api import portfolio_args
+
     config = opt.build_config(
         symbols,
         strategy,
-        param,
+        portfolio_args(strategy, param, options.portfolio_params()),
         start,
         end,
         cash,
@@ -106,6 +108,10 @@ def trade_cmd(
         risk=options.risk(),
         no_check=no_check,
     )
+    from tape.events.strategies import make_strategy
+
+    if make_strategy(config.strategy, config.params).output == "weights" and live:
+        raise ConfigError("a portfolio strategy trades with --broker sim --feed replay in this version")
     monitor, notifier = prepare_monitoring(settings(ctx).log_path, config, thresholds)
     if live:
         from tape.cli.live_trade import trade_live
@@ -148,19 +154,24 @@ def trade_replay(
     from tape.store.log import EventLog
     from tape.store.trade_logs import write_trade_logs
 
-    make_strategy(config.strategy, config.params)
+    portfolio = make_strategy(config.strategy, config.params).output == "weights"
     where = settings(ctx)
     series = load_config_bars(config, where.data_path)
     try:
-        outcome = run_replay_session(
-            config,
-            series,
-            log_path=where.log_path,
-            speed=speed,
-            address=address,
-            monitor=monitor,
-            on_run=notifier.follow if notifier else None,
-        )
+        if portfolio:
+            from tape.actors.portfolio_session import run_portfolio_session
+
+            outcome = run_portfolio_session(config, series, log_path=where.log_path, address=address)
+        else:
+            outcome = run_replay_session(
+                config,
+                series,
+                log_path=where.log_path,
+                speed=speed,
+                address=address,
+                monitor=monitor,
+                on_run=notifier.follow if notifier else None,
+            )
     except SessionStopped as stopped:
         err_console.print(f"{stopped}; resume with: {resume_command()}")
         raise typer.Exit(stopped.exit_code) from None

@@ -52,8 +52,15 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] 
 @opt.run_options()
 def optimize_cmd(
     ctx: typer.Context,
-    symbols: opt.Symbols,
+    symbols: Annotated[
+        list[str] | None,
+        typer.Argument(help="One or more symbols; several share cash and limits (or --universe)."),
+    ] = None,
     strategy: opt.Strategy = "sma_cross",
+    universe: Annotated[
+        str | None,
+        typer.Option("--universe", help="Every symbol of a bundled dataset (sample, sp500_20) or stored."),
+    ] = None,
     no_check: opt.NoCheck = False,
     grid: Annotated[
         list[str] | None, typer.Option("--grid", "-g", help="NAME=V1,V2,... (repeatable).")
@@ -82,12 +89,14 @@ def optimize_cmd(
     options: opt.RunOptions,
 ) -> None:
     """Search strategy parameters on the given (training) period; ranked table and a heatmap PNG."""
+    from tape.api import universe_data
     from tape.jobs import optimize
 
     where = settings(ctx)
+    data = universe_data(symbols or None, universe, options.timeframe, where.data_path)
     with _progress("optimize", not json and err_console.is_terminal) as update:
         job = optimize.__wrapped__(
-            symbols,
+            data,
             strategy,
             grid=grid or [],
             random=random_n,
@@ -111,7 +120,9 @@ def optimize_cmd(
         print_json(job.summary)
         return
     result, heatmap = job.raw, job.summary["heatmap"]
-    base_symbols = [s.strip().upper() for s in dict.fromkeys(symbols) if s.strip()]
+    base_symbols = (
+        [universe] if universe else [s.strip().upper() for s in dict.fromkeys(symbols or []) if s.strip()]
+    )
     key, _ = objective_key(objective)
     table = Table(
         title=f"{strategy} on {' '.join(base_symbols)}: {len(result.ranked)} parameter sets by {objective}"

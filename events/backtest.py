@@ -27,6 +27,7 @@ from tape.events.correlation import ReturnWindows
 from tape.events.costs import CostModel
 from tape.events.errors import ConfigError, DataError
 from tape.events.indicators import atr, sma
+from tape.events.orders import Bar as OrderBar
 from tape.events.portfolio import (
     NO_CONTEXT,
     Desk,
@@ -35,6 +36,8 @@ from tape.events.portfolio import (
     decide_entry,
     decide_exit,
     evolve_each,
+    signal_plan,
+    signal_side,
     simulate_open_fill,
     simulate_protective_fill,
 )
@@ -51,7 +54,9 @@ from tape.events.schema import (
     RunStarted,
     Signal,
 )
-from tape.events.strategies import BUY, Strategy, make_strategy, origin_of
+from tape.events.short_costs import decide_borrow_fees, decide_margin_call
+from tape.events.strategies import Strategy, make_strategy, origin_of
+from tape.events.working_orders import decide_expiry, decide_trail, simulate_working_fill
 
 PROGRESS_EVERY = 1 << 16  # bars between progress callbacks
 
@@ -167,6 +172,12 @@ def run_backtest(
     series = [s for s in series if len(s)]
     if not series:
         raise DataError("no bars to backtest in the requested range")
+    if strategy.output == "weights":  # a portfolio strategy rebalances to weights: its own loop
+        from tape.events.portfolio_run import run_portfolio_backtest
+
+        return run_portfolio_backtest(
+            config, series, run_id=run_id, code_version=code_version, progress=progress, sink=sink
+        )
     started = run_started(config, series, run_id=run_id, mode="backtest", code_version=code_version)
     loop = _Loop(config, _Timeline(series, strategy, config.risk), strategy, run_id)
     out = loop.out
@@ -292,6 +303,16 @@ class _Loop:
         self.last_regime: dict[str, str] = {}
         self._busy = [*timeline.busy, timeline.n]  # sentinel: no static busy bar beyond the end
         self._next = 0  # position in _busy of the first static busy bar not yet passed
+        self.direction = risk.side_mode
+        # symbol -> (side, signal index): the entry of a stop-and-reverse, placed once its exit fills
+        self.reversals: dict[str, tuple[str, int]] = {}
+        # Order types (events/orders.py): bars each working limit/stop entry has worked, stop-limits
+        # triggered, the symbols worked in the current timestamp, and bars held for time exits.
+        self.worked: dict[str, int] = {}
+        self.triggered: dict[str, bool] = {}
+        self.worked_now: list[str] = []
+        self.held: dict[str, tuple[int, int]] = {}
+        self.bar_by_bar = risk.bar_by_bar
 
     def apply(self, events: list[Event]) -> None:
         """Fold decided events into the state and record them."""
@@ -317,6 +338,9 @@ class _Loop:
         j = min(busy[k], end)
         for symbol in self.state.market_orders:  # fills at its symbol's next bar
             j = min(j, self.timeline.next_bar_of(symbol, i))
+        if self.bar_by_bar:  # a trailing stop or a time exit follows every bar of a position
+            for symbol in self.state.positions:
+                j = min(j, self.timeline.next_bar_of(symbol, i))
         return j
 
     def _quiet(self, i: int, j: int) -> int:
@@ -328,7 +352,7 @@ class _Loop:
         t = self.timeline
         stop = j
         for symbol, guard in self.state.protective.items():
-            stop = t.first_touch(symbol, i, stop, guard.stop, guard.target)
+            stop = t.first_touch(symbol, i, stop, guard.floor, guard.ceiling)
         self._quiet_bulk(i, stop)
         return stop
 
@@ -347,7 +371,7 @@ class _Loop:
             symbol = names[sym[k]]
             guard = protective.get(symbol)
             # A gap through a level also shows in the bar's low or high.
-            if guard is not None and (low[k] <= guard.stop or high[k] >= guard.target):
+            if guard is not None and (low[k] <= guard.floor or high[k] >= guard.ceiling):
                 stop = k
                 break
             last_close[symbol] = close[k]
@@ -368,7 +392,7 @@ class _Loop:
         low, high, close, group_end = t.low, t.high, t.close, t.group_end
         symbol, position = next(iter(state.positions.items()))
         guard = state.protective.get(symbol)
-        floor, ceiling = (guard.stop, guard.target) if guard is not None else (-math.inf, math.inf)
+        floor, ceiling = (guard.floor, guard.ceiling) if guard is not None else (-math.inf, math.inf)
         cash, qty = state.cash_cents / 100.0, position.qty
         stop = j
         for k in range(i, j):
@@ -418,9 +442,11 @@ class _Loop:
         apply, emit = self.apply, self.out.append
         symbol, ts = t.names[t.symbol[i]], int(t.ts[i])
         if symbol in state.market_orders:
-            apply(simulate_open_fill(state, desk, ts=ts, symbol=symbol, open=float(t.open[i])))
+            self._work(i, symbol, ts)
+            if self.reversals:
+                self._reverse(i, symbol)
         guard = state.protective.get(symbol)
-        if guard is not None and (t.low[i] <= guard.stop or t.high[i] >= guard.target):
+        if guard is not None and (t.low[i] <= guard.floor or t.high[i] >= guard.ceiling):
             apply(
                 simulate_protective_fill(
                     state, desk, ts=ts, symbol=symbol, open=float(t.open[i]), high=t.high[i], low=t.low[i]
@@ -436,17 +462,83 @@ class _Loop:
         side = int(t.side[i])
         if side:
             self._signal(i, symbol, side, close)
+        if self.bar_by_bar and symbol in state.positions:
+            self._after_close(i, symbol, ts, close)
         if i == t.last_index[symbol] and (symbol in state.positions or symbol in state.market_orders):
             _close_out(state, desk, apply, ts=ts, symbol=symbol, close=close)
-        if not t.group_end[i]:
-            return
-        # Every symbol has reported this timestamp: track equity, and mark it at a session's end.
+        if t.group_end[i]:
+            self._end_of_timestamp(i, ts)
+
+    def _end_of_timestamp(self, i: int, ts: int) -> None:
+        """Every symbol has reported this timestamp: expire what its time in force ends, track equity,
+        and mark it at a session's end (after a day's borrow fees of the shorts still open)."""
+        t, state, desk, apply = self.timeline, self.state, self.desk, self.apply
+        session_end = t.session_end[i] or i == t.n - 1
+        if self.worked_now:
+            self._expire(ts, session_end)
+        if session_end and self.direction != "long" and state.positions:
+            apply(decide_borrow_fees(state, desk, ts, self.last_close))
+            apply(decide_margin_call(state, desk, ts, self.last_close))
         self.equity.step(state, self.last_close)
-        if t.session_end[i] or i == t.n - 1:
+        if session_end:
             apply([self.equity.mark(ts, state.cash)])
 
+    def _work(self, i: int, symbol: str, ts: int) -> None:
+        """The symbol's working order against bar ``i``: a market order fills at the open; a limit,
+        stop or stop-limit by the rules of events/orders.py (its bars worked are counted for expiry)."""
+        t, state = self.timeline, self.state
+        if state.market_orders[symbol].order_type == "market":
+            self.apply(simulate_open_fill(state, self.desk, ts=ts, symbol=symbol, open=float(t.open[i])))
+            return
+        bar = OrderBar(float(t.open[i]), t.high[i], t.low[i], math.nan)
+        events, self.triggered[symbol] = simulate_working_fill(
+            state, self.desk, ts=ts, symbol=symbol, bar=bar, triggered=self.triggered.get(symbol, False)
+        )
+        self.apply(events)
+        if symbol in state.market_orders:
+            self.worked[symbol] = self.worked.get(symbol, 0) + 1
+            self.worked_now.append(symbol)
+        else:
+            self.worked.pop(symbol, None)
+            self.triggered.pop(symbol, None)
+
+    def _expire(self, ts: int, session_end: bool) -> None:
+        """Working entries worked in this timestamp that their time in force ends."""
+        for symbol in self.worked_now:
+            worked = self.worked.get(symbol, 0)
+            expired = decide_expiry(
+                self.state, self.desk, ts=ts, symbol=symbol, worked=worked, session_end=session_end
+            )
+            if expired:
+                self.apply(expired)
+                self.worked.pop(symbol, None)
+                self.triggered.pop(symbol, None)
+        self.worked_now = []
+
+    def _after_close(self, i: int, symbol: str, ts: int, close: float) -> None:
+        """A held symbol's bar has completed: its trailing stop follows, and a time exit is decided
+        at the close of its Nth bar held."""
+        state, risk = self.state, self.desk.risk
+        if risk.trailing:
+            self.apply(
+                decide_trail(state, self.desk, ts=ts, symbol=symbol, close=close, atr=self.timeline.atr_at(i))
+            )
+        limit = risk.option("time_exit_bars", 0)
+        position = state.positions.get(symbol)
+        if limit > 0 and position is not None:
+            since, count = self.held.get(symbol, (position.entry_ts, 0))
+            count = count + 1 if since == position.entry_ts else 1
+            self.held[symbol] = (position.entry_ts, count)
+            if count >= limit and symbol not in state.market_orders:
+                self.apply(decide_exit(state, ts=ts, symbol=symbol, reason="time_exit", price=close))
+
     def _signal(self, i: int, symbol: str, side: int, close: float) -> None:
-        """The strategy's side at this close: a Signal, then the portfolio's entry or exit."""
+        """The strategy's side at this close: a Signal, then the portfolio's entry or exit.
+
+        long: BUY enters, SELL exits. short: SELL enters a short, BUY covers. both (stop-and-reverse):
+        BUY makes the position long and SELL short, closing the other side first; the new entry is
+        placed once the exit has filled (at the next open, with the same signal's close as its price).
+        """
         t, state, name = self.timeline, self.state, self.strategy.name
         values = t.values_at(i)
         ts = int(t.ts[i])
@@ -455,15 +547,24 @@ class _Loop:
                 ts=ts,
                 symbol=symbol,
                 strategy=name,
-                side="buy" if side == BUY else "sell",
+                side="buy" if side == 1 else "sell" if side == -1 else signal_side(state, symbol, side),
                 price=close,
                 reason=self.strategy.describe(side, values),
                 values=values,
             )
         )
-        if side != BUY:
+        exits, entry = signal_plan(state, self.direction, symbol, side)
+        if exits:
             self.apply(decide_exit(state, ts=ts, symbol=symbol, reason="signal", price=close))
-            return
+            if entry and symbol in state.market_orders:
+                self.reversals[symbol] = (entry, i)
+        elif entry:
+            self._enter(i, symbol, entry, ts, values.get("size_factor", 1.0))
+
+    def _enter(self, i: int, symbol: str, side: str, ts: int, size_factor: float | None = None) -> None:
+        """An entry (``side`` buy: long, sell: short) decided on signal bar ``i``'s close, dated ``ts``
+        (the signal bar's, or that of the bar where a reversal's exit filled)."""
+        t, state = self.timeline, self.state
         context = t.context_at(i)
         if self.windows is not None:
             context = correlation_context(context, state, self.windows, symbol)
@@ -474,13 +575,26 @@ class _Loop:
                 ts=ts,
                 day=int(t.day[i]),
                 symbol=symbol,
-                strategy=name,
-                price=close,
+                strategy=self.strategy.name,
+                price=t.close[i],
                 equity=state.equity(self.last_close),
                 context=context,
-                size_factor=values.get("size_factor", 1.0),
+                size_factor=t.values_at(i).get("size_factor", 1.0) if size_factor is None else size_factor,
+                side=side,
             )
         )
+
+    def _reverse(self, i: int, symbol: str) -> None:
+        """A stop-and-reverse whose exit has just filled at bar ``i``'s open: its entry, filled at the
+        same open. A reversal whose exit did not fill is dropped."""
+        reversal = self.reversals.pop(symbol, None)
+        if reversal is None or symbol in self.state.positions:
+            return
+        side, signal_at = reversal
+        ts = int(self.timeline.ts[i])
+        self._enter(signal_at, symbol, side, ts)
+        if symbol in self.state.market_orders:
+            self._work(i, symbol, ts)
 
 
 def _close_out(
@@ -494,7 +608,7 @@ def _close_out(
 ) -> None:
     """The symbol's last bar: cancel a working entry; sell an open position at the close."""
     order = state.market_orders.get(symbol)
-    if order is not None and order.side == "buy":
+    if order is not None and order.reason == "entry":
         apply(
             [
                 OrderCancelled(
@@ -557,26 +671,38 @@ class _Timeline:
         self.last_index = {self.names[k]: int(at[-1]) for k, at in enumerate(self._bars_of)}
         busy = (self.side != 0) | session_end
         busy[list(self.last_index.values())] = True
+        changes = self._risk_columns(series, risk, merged, order)
+        if changes is not None:
+            busy |= changes
+        self.busy: list[int] = np.flatnonzero(busy).tolist()
+
+    def _risk_columns(
+        self,
+        series: Sequence[BarSeries],
+        risk: RiskConfig,
+        merged: Callable[[list[np.ndarray]], np.ndarray],
+        order: np.ndarray,
+    ) -> np.ndarray | None:
+        """ATR, average volume and regimes when the risk rules read them (causal: the values at bar i
+        use bars <= i only); returns where a regime changes (busy bars), None without regimes."""
         self._atr: list[float] = []
         self._avg_volume: list[float] = []
         self.regime: list[str] = []
         self._regime_values: list[tuple[float, float]] = []
-        if needs_context(risk):  # causal: the values at bar i use bars <= i only
+        if needs_context(risk):
             self._atr = merged([atr(s.high, s.low, s.close, risk.atr_period) for s in series]).tolist()
             self._avg_volume = merged([sma(s.volume, risk.volume_window) for s in series]).tolist()
-        if risk.allowed_regimes:
-            found = [
-                regimes(
-                    s.high, s.low, s.close, trend_adx=risk.trend_adx, volatile_atr_pct=risk.volatile_atr_pct
-                )
-                for s in series
-            ]
-            names_all, adx_all, pct_all = _flat(found, 0), _flat(found, 1), _flat(found, 2)
-            positions = order.tolist()
-            self.regime = [names_all[k] for k in positions]
-            self._regime_values = [(adx_all[k], pct_all[k]) for k in positions]
-            busy |= merged([_changes(np.asarray(f[0])) for f in found])
-        self.busy: list[int] = np.flatnonzero(busy).tolist()
+        if not risk.allowed_regimes:
+            return None
+        found = [
+            regimes(s.high, s.low, s.close, trend_adx=risk.trend_adx, volatile_atr_pct=risk.volatile_atr_pct)
+            for s in series
+        ]
+        names_all, adx_all, pct_all = _flat(found, 0), _flat(found, 1), _flat(found, 2)
+        positions = order.tolist()
+        self.regime = [names_all[k] for k in positions]
+        self._regime_values = [(adx_all[k], pct_all[k]) for k in positions]
+        return merged([_changes(np.asarray(f[0])) for f in found])
 
     def next_bar_of(self, symbol: str, i: int) -> int:
         """The merged position of ``symbol``'s first bar at or after ``i`` (``n`` when none is left)."""
@@ -586,12 +712,12 @@ class _Timeline:
         k = int(np.searchsorted(at, i))
         return int(at[k]) if k < at.shape[0] else self.n
 
-    def first_touch(self, symbol: str, i: int, j: int, stop: float, target: float) -> int:
-        """The first bar of ``symbol`` in ``i`` to ``j - 1`` whose low reaches ``stop`` or whose high
-        reaches ``target`` (``j`` when none does)."""
+    def first_touch(self, symbol: str, i: int, j: int, floor: float, ceiling: float) -> int:
+        """The first bar of ``symbol`` in ``i`` to ``j - 1`` whose low reaches ``floor`` or whose high
+        reaches ``ceiling`` (``j`` when none does)."""
         at = self._bars_of[self._index_of[symbol]]
         at = at[np.searchsorted(at, i) : np.searchsorted(at, j)]
-        hits = np.flatnonzero((self._low[at] <= stop) | (self._high[at] >= target))
+        hits = np.flatnonzero((self._low[at] <= floor) | (self._high[at] >= ceiling))
         return int(at[hits[0]]) if hits.shape[0] else j
 
     def group_ends(self, i: int, j: int) -> np.ndarray:
@@ -609,6 +735,10 @@ class _Timeline:
             k = int(np.searchsorted(at, j)) - 1
             if k >= 0 and at[k] >= i:
                 last_close[name] = self.close[int(at[k])]
+
+    def atr_at(self, i: int) -> float:
+        """ATR at merged position ``i`` (NaN when no rule needs it)."""
+        return self._atr[i] if self._atr else math.nan
 
     def context_at(self, i: int) -> MarketContext:
         """ATR, average volume and regime at merged position ``i`` (empty when the rules are off)."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from tape.events.costs import CostModel
-from tape.events.risk import MarketContext, RiskConfig, floor_to, size_position
+from tape.events.costs import CostModel, is_pair
+from tape.events.risk import MIN_SHORT_EQUITY, MarketContext, RiskConfig, floor_to, size_position
 
 Block = tuple[str, str] | None
 
@@ -28,6 +28,7 @@ class SizedEntry(NamedTuple):
     usable_stop: float | None  # the distance when it is defined and positive
     too_correlated: list[tuple[str, float]]
     checks: dict[str, Any]
+    price: float = 0.0  # the signal's close it was sized on
 
 
 def size_entry(
@@ -40,11 +41,13 @@ def size_entry(
     cash: float,
     context: MarketContext,
     size_factor: float,
+    side: str = "buy",
 ) -> SizedEntry:
-    """Size a buy at ``price``: the risk budget, capped by cash, position size, liquidity and correlation."""
+    """Size an entry at ``price``: the risk budget, capped by cash (for a short, ``cash`` is its buying
+    power), position size, liquidity and correlation."""
     stop_distance = context.atr * risk.atr_stop_multiple if risk.sizing == "atr" else None
     usable_stop = stop_distance if stop_distance is not None and stop_distance > 0 else None
-    cost_per_share = cost.market_price("buy", price)
+    cost_per_share = cost.market_price(side, price)
     fee_bps = cost.taker_bps(symbol)
     if fee_bps:  # a percentage fee makes every unit dearer
         cost_per_share *= 1.0 + fee_bps * 1e-4
@@ -80,6 +83,7 @@ def size_entry(
         usable_stop=usable_stop,
         too_correlated=too_correlated,
         checks=checks,
+        price=price,
     )
 
 
@@ -95,6 +99,9 @@ class EntryCase(NamedTuple):
     pending_entries: int
     daily_pnl_pct: float
     halted_today: bool
+    short: bool = False
+    equity: float = 0.0
+    gross_exposure: float = 0.0  # market value of the open positions, long and short
 
 
 Rule = Callable[[EntryCase], Block]
@@ -181,6 +188,57 @@ def nonzero_size(case: EntryCase) -> Block:
     return "zero_size", f"risk budget buys {none}"
 
 
+def crypto_short(case: EntryCase) -> Block:
+    """Crypto pairs are never shorted (Alpaca has no crypto shorts)."""
+    if case.short and is_pair(case.symbol):
+        return "crypto_short", f"{case.symbol} is a crypto pair: crypto cannot be sold short"
+    return None
+
+
+def shortable(case: EntryCase) -> Block:
+    """A short needs a symbol declared easy to borrow; unknown means refused."""
+    if case.short and not case.risk.declared_shortable(case.symbol):
+        return (
+            "not_shortable",
+            f"{case.symbol} is not known to be easy to borrow: declare it with --shortable {case.symbol} "
+            "(or --shortable '*' for every stock)",
+        )
+    return None
+
+
+def short_equity(case: EntryCase) -> Block:
+    """No new short with account equity under $2,000 (Alpaca's margin minimum)."""
+    if case.short and case.equity < MIN_SHORT_EQUITY:
+        return (
+            "short_equity",
+            f"equity {case.equity:,.2f} is under the {MIN_SHORT_EQUITY:,.0f} a margin account needs to short",
+        )
+    return None
+
+
+def fractional_short(case: EntryCase) -> Block:
+    """Shorts are whole shares only (Alpaca refuses fractional short sales)."""
+    qty = case.sized.qty
+    if case.short and qty > 0 and qty != int(qty):
+        return "fractional_short", f"{qty:g} {case.symbol} is fractional: short sales must be whole shares"
+    return None
+
+
+def margin(case: EntryCase) -> Block:
+    """A short is sized within Reg-T buying power (equity over the initial margin, less the market
+    value already held); when that leaves not even one share, the short is refused for margin."""
+    sized = case.sized
+    if not case.short or sized.affordable_qty >= sized.step:
+        return None
+    buying_power = max(case.equity / case.risk.initial_margin - case.gross_exposure, 0.0)
+    return (
+        "margin",
+        f"shorting one {case.symbol} at {sized.price:,.2f} exceeds buying power {buying_power:,.2f} "
+        f"(equity {case.equity:,.2f} at {case.risk.initial_margin * 100:g} % initial margin, "
+        f"{case.gross_exposure:,.2f} already held)",
+    )
+
+
 ENTRY_RULES: tuple[Rule, ...] = (
     session_halted,
     position_slots,
@@ -191,11 +249,25 @@ ENTRY_RULES: tuple[Rule, ...] = (
     atr_defined,
     nonzero_size,
 )
-"""The rules in the order they are asked; the first block wins and is the one recorded."""
+"""The rules of a long entry in the order they are asked; the first block wins and is recorded."""
+
+SHORT_ENTRY_RULES: tuple[Rule, ...] = (
+    crypto_short,
+    shortable,
+    short_equity,
+    *ENTRY_RULES[:-1],
+    margin,
+    nonzero_size,
+    fractional_short,
+)
+"""A short's rules: Alpaca's short rules first, margin before the size, then the long's."""
 
 
-def first_block(case: EntryCase, rules: tuple[Rule, ...] = ENTRY_RULES) -> Block:
-    """The first rule that forbids the entry, as (rule, message), or None when it may go ahead."""
+def first_block(case: EntryCase, rules: tuple[Rule, ...] | None = None) -> Block:
+    """The first rule that forbids the entry, as (rule, message), or None when it may go ahead
+    (``rules``: by default a long's or a short's, after the case)."""
+    if rules is None:
+        rules = SHORT_ENTRY_RULES if case.short else ENTRY_RULES
     for rule in rules:
         block = rule(case)
         if block is not None:

@@ -28,9 +28,11 @@ class Trade(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     qty: float
     gross_pnl: float
     commission: float
-    pnl: float  # net of commission
+    pnl: float  # net of commission (and of a short's borrow fees)
     exit_reason: str
     slippage: float = 0.0
+    side: str = "long"  # or "short" (qty negative)
+    borrow_fee: float = 0.0  # a short's borrow fees paid while it was open
 
 
 class Mark(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -156,4 +158,19 @@ def compute_metrics(
         "exposure_pct": _r(in_market / bars * 100.0) if bars else 0.0,
         "buy_hold_return_pct": _r(buy_and_hold_pct(benchmark)),
         "bars": bars,
+        "total_borrow_fees": _money(sum(cents(t.borrow_fee) for t in trades)),
+        **side_metrics([t for t in trades if t.side == "long"], "long"),
+        **side_metrics([t for t in trades if t.side == "short"], "short"),
+    }
+
+
+def side_metrics(trades: Sequence[Trade], side: str) -> dict[str, Any]:
+    """Trades, win rate and P&L of one side's trades, keyed ``<side>_trades`` and so on (flat, as
+    every metric is: sweeps record metrics as numbers)."""
+    net = [cents(t.pnl) for t in trades]
+    wins = sum(1 for c in net if c > 0)
+    return {
+        f"{side}_trades": len(net),
+        f"{side}_win_rate": _r(wins / len(net) * 100.0) if net else 0.0,
+        f"{side}_pnl": _money(sum(net)),
     }

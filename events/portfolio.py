@@ -12,20 +12,24 @@ a pure function of the state and a bar, which is what lets a backtest and a sim-
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from tape.events.correlation import ReturnWindows
 from tape.events.costs import CostModel, cents, notional_cents, part_cents, sells_part
-from tape.events.entry_rules import EntryCase, first_block, size_entry
+from tape.events.entry_rules import EntryCase, SizedEntry, first_block, size_entry
+from tape.events.orders import entry_prices, trail_start
 from tape.events.risk import (
     MarketContext,
     RiskConfig,
     protective_exit,
     protective_prices,
+    short_protective_exit,
 )
 from tape.events.schema import (
     Alert,
+    BorrowFeeCharged,
     EquityMarked,
     Event,
     Fill,
@@ -37,6 +41,7 @@ from tape.events.schema import (
     PositionOpened,
     RiskAccepted,
     RiskRejected,
+    StopMoved,
 )
 
 NO_TARGET = float("inf")  # a disabled take-profit never triggers
@@ -44,14 +49,17 @@ NO_CONTEXT = MarketContext()
 
 
 class Position:
-    """An open long position and what it cost."""
+    """An open position and what it cost. ``qty`` is signed: negative for a short, whose entry cost
+    (``notional_cents`` of the signed quantity) is negative too, so P&L and equity need no side."""
 
     __slots__ = (
+        "borrow_cents",
         "entry_commission_cents",
         "entry_cost_cents",
         "entry_price",
         "entry_slippage",
         "entry_ts",
+        "extreme",
         "protective_id",
         "qty",
         "stop",
@@ -66,6 +74,8 @@ class Position:
         self.entry_cost_cents = notional_cents(qty, entry_price)
         self.entry_commission_cents = 0
         self.entry_slippage = 0.0
+        self.borrow_cents = 0  # borrow fees a short has paid so far
+        self.extreme = entry_price  # a trailing stop's best close since entry
         self.stop, self.target = 0.0, NO_TARGET
         self.protective_id = ""  # client order id of the resting stop/target (OCO) order
 
@@ -75,7 +85,9 @@ class Order:
     stop and target; for a live crypto pair, whose broker has no OCO, a stop-limit)."""
 
     __slots__ = (
+        "ceiling",
         "client_order_id",
+        "floor",
         "intent_id",
         "limit",
         "order_type",
@@ -97,6 +109,13 @@ class Order:
         self.limit = e.limit_price or 0.0
         # An OCO's limit is its take-profit; a stop-limit's limit only bounds the stop's fill.
         self.target = e.limit_price if e.limit_price and e.order_type != "stop_limit" else NO_TARGET
+        # The prices a bar's low may reach (floor) or its high (ceiling) to trigger it: a long's stop
+        # and target, or, for a short's protective (a buy), its target and stop.
+        if e.side == "buy" and e.reason == "protective":
+            self.floor = self.target if self.target != NO_TARGET else -NO_TARGET
+            self.ceiling = self.stop or NO_TARGET
+        else:
+            self.floor, self.ceiling = self.stop, self.target
 
 
 class PortfolioState:
@@ -117,6 +136,7 @@ class PortfolioState:
         "run_id",
         "start_cash_cents",
         "stop_distance",
+        "trail_distance",
     )
 
     def __init__(self, run_id: str, cash: float) -> None:
@@ -133,6 +153,7 @@ class PortfolioState:
         self.halted_day = ""  # session day on which the daily-loss limit locked new entries
         self.alerted: set[tuple[str, str]] = set()  # (rule, day) alerts already raised
         self.stop_distance: dict[str, float] = {}  # symbol -> ATR stop distance accepted for its entry
+        self.trail_distance: dict[str, float] = {}  # symbol -> ATR trailing distance accepted for its entry
 
     @property
     def cash(self) -> float:
@@ -144,6 +165,11 @@ class PortfolioState:
         for symbol, position in self.positions.items():
             value += position.qty * prices[symbol]
         return value
+
+    @property
+    def gross_exposure(self) -> float:
+        """Market value of every open position, long and short, at its entry price."""
+        return sum(abs(p.entry_cost_cents) for p in self.positions.values()) / 100.0
 
     def next_order_id(self) -> str:
         return f"{self.run_id}-o{self.orders_submitted + 1}"
@@ -186,15 +212,25 @@ def _on_rejected(state: PortfolioState, e: OrderRejected) -> None:
     _on_cancelled(state, e)
 
 
+def opens_position(state: PortfolioState, fill: Fill) -> bool:
+    """Whether ``fill`` opens a position (a buy opens a long, a sell entry a short) rather than
+    closing (part of) the one held: a fill on the side of what is held adds to it."""
+    position = state.positions.get(fill.symbol)
+    if position is None:
+        return fill.side == "buy" or fill.reason == "entry"
+    return (fill.side == "buy") == (position.qty > 0)
+
+
 def _on_fill(state: PortfolioState, e: Fill) -> None:
     notional = notional_cents(e.qty, e.price)
     commission = cents(e.commission)
-    if e.side == "buy":
-        state.cash_cents -= notional + commission
+    position = state.positions.get(e.symbol)
+    buy = e.side == "buy"
+    state.cash_cents += -notional - commission if buy else notional - commission
+    # as opens_position: an entry opens, a fill against what is held closes (part of) it
+    if (buy or e.reason == "entry") if position is None else buy == (position.qty > 0):
         state.entry_fills[e.symbol] = e
     else:
-        state.cash_cents += notional - commission
-        position = state.positions.get(e.symbol)
         if position is not None and position.protective_id == e.client_order_id:
             # The protective traded, so it works no more: an exit for a remainder it left (a part fill)
             # must not cancel it again.
@@ -222,6 +258,15 @@ def _on_closed(state: PortfolioState, e: PositionClosed) -> None:
     state.realized_cents += cents(e.net_pnl)
 
 
+def _on_borrow(state: PortfolioState, e: BorrowFeeCharged) -> None:
+    fee = cents(e.fee)
+    state.cash_cents -= fee
+    state.realized_cents -= fee
+    position = state.positions.get(e.symbol)
+    if position is not None:
+        position.borrow_cents += fee
+
+
 def _on_marked(state: PortfolioState, e: EquityMarked) -> None:
     state.day_start_equity = e.equity
 
@@ -235,6 +280,22 @@ def _on_risk_accepted(state: PortfolioState, e: RiskAccepted) -> None:
     distance = e.checks.get("stop_distance")
     if distance is not None:
         state.stop_distance[e.symbol] = distance
+    trail = e.checks.get("trail_distance")
+    if trail is not None:
+        state.trail_distance[e.symbol] = trail
+
+
+def _on_stop_moved(state: PortfolioState, e: StopMoved) -> None:
+    order = state.protective.get(e.symbol)
+    if order is not None and order.client_order_id == e.client_order_id:
+        order.stop = e.stop_price
+        if order.side == "buy":
+            order.ceiling = e.stop_price
+        else:
+            order.floor = e.stop_price
+    position = state.positions.get(e.symbol)
+    if position is not None:
+        position.stop, position.extreme = e.stop_price, e.extreme
 
 
 def _on_alert(state: PortfolioState, e: Alert) -> None:
@@ -254,6 +315,8 @@ _EVOLVE: dict[type, Callable[[PortfolioState, Any], None]] = {
     PositionOpened: _on_opened,
     PositionClosed: _on_closed,
     EquityMarked: _on_marked,
+    BorrowFeeCharged: _on_borrow,
+    StopMoved: _on_stop_moved,
     RiskRejected: _on_risk_rejected,
     RiskAccepted: _on_risk_accepted,
     Alert: _on_alert,
@@ -280,11 +343,15 @@ def evolve_each(state: PortfolioState, events: list[Event]) -> list[Event]:
 class Desk:
     """The fixed rules a portfolio decides with: risk limits, cost model, names."""
 
-    __slots__ = ("allowed_regimes", "cost", "risk")
+    __slots__ = ("allowed_regimes", "cost", "entry_order", "risk", "trail_atr", "trailing")
 
     def __init__(self, risk: RiskConfig, cost: CostModel) -> None:
         self.risk, self.cost = risk, cost
-        self.allowed_regimes = risk.allowed_regimes  # parsed once, not on every entry
+        # read once, not on every entry or fill
+        self.allowed_regimes = risk.allowed_regimes
+        self.entry_order: str = risk.option("entry_order", "market")
+        self.trailing = risk.trailing
+        self.trail_atr: float = risk.option("trail_atr", 0.0)
 
 
 def decide_entry(
@@ -299,25 +366,30 @@ def decide_entry(
     equity: float,
     context: MarketContext = NO_CONTEXT,
     size_factor: float = 1.0,
+    side: str = "buy",
 ) -> list[Event]:
-    """A buy signal at ``price`` (the bar's close): size it, run the risk gate, place a market order.
-
-    Nothing happens while the symbol has a position or a working order. ``day`` is the session
-    (days since the epoch) the daily-loss limit is counted in; ``context`` carries ATR and average
-    volume for ATR sizing and the liquidity rules. Sizing and the rules are in events/entry_rules.py.
-    """
-    if symbol in state.positions or symbol in state.market_orders:
+    """An entry signal at ``price`` (the bar's close), ``side`` buy (long) or sell (short): size it,
+    run the risk gate (events/entry_rules.py), place the entry order. Nothing while the symbol has a
+    position or a working order on the same side. ``day`` is the session the daily-loss limit counts
+    in; ``context`` carries ATR and average volume for ATR sizing and the liquidity rules."""
+    if symbol in state.positions:
         return []
-    risk = desk.risk
+    working = state.market_orders.get(symbol)
+    if working is not None:
+        return _opposite_working(
+            state, working, ts=ts, symbol=symbol, strategy=strategy, side=side, price=price
+        )
+    buying_power = _short_buying_power(state, desk.risk, equity) if side == "sell" else state.cash
     sized = size_entry(
-        risk,
+        desk.risk,
         desk.cost,
         symbol=symbol,
         price=price,
         equity=equity,
-        cash=state.cash,
+        cash=buying_power,
         context=context,
         size_factor=size_factor,
+        side=side,
     )
     intent_id = state.next_intent_id()
     intent = OrderIntent(
@@ -325,19 +397,142 @@ def decide_entry(
         intent_id=intent_id,
         symbol=symbol,
         strategy=strategy,
-        side="buy",
+        side=side,  # type: ignore[arg-type]
         qty=sized.qty,
         reason="entry",
         ref_price=price,
     )
+    case, checks = _entry_case(state, desk, sized, context, symbol=symbol, day=day, equity=equity, side=side)
+    block = first_block(case)
+    if block is not None:
+        return [intent, *_refused(state, desk.risk, block, ts, intent_id, symbol, checks, day)]
+    if desk.trail_atr > 0:
+        checks["trail_distance"] = desk.trail_atr * context.atr
+    accepted = RiskAccepted(ts=ts, intent_id=intent_id, symbol=symbol, qty=sized.qty, checks=checks)
+    return [
+        intent,
+        accepted,
+        _entry_order(state, desk, intent_id, symbol, side, sized.qty, price, strategy, ts),
+    ]
+
+
+def _entry_order(
+    state: PortfolioState,
+    desk: Desk,
+    intent_id: str,
+    symbol: str,
+    side: str,
+    qty: float,
+    close: float,
+    strategy: str,
+    ts: int,
+) -> OrderSubmitted:
+    """The entry order: market (the default), or a limit, stop or stop-limit priced from the signal
+    ``close`` (events/orders.py, :func:`entry_prices`)."""
+    kind = desk.entry_order
+    if kind == "market":
+        return OrderSubmitted(
+            ts=ts,
+            client_order_id=state.next_order_id(),
+            intent_id=intent_id,
+            symbol=symbol,
+            side=side,  # type: ignore[arg-type]
+            qty=qty,
+            reason="entry",
+            strategy=strategy,
+        )
+    risk = desk.risk
+    limit, stop = entry_prices(
+        kind, side, close, risk.option("entry_offset_pct", 0.5), risk.option("stop_limit_band_pct", 0.5)
+    )
+    return OrderSubmitted(
+        ts=ts,
+        client_order_id=state.next_order_id(),
+        intent_id=intent_id,
+        symbol=symbol,
+        side=side,  # type: ignore[arg-type]
+        qty=qty,
+        order_type=kind,
+        limit_price=None if math.isnan(limit) else limit,
+        stop_price=None if math.isnan(stop) else stop,
+        reason="entry",
+        strategy=strategy,
+    )
+
+
+OPPOSITE_OPEN = {
+    "buy": "cannot open a long buy while a short sell order is open",
+    "sell": "cannot open a short sell while a long buy order is open",
+}
+"""Alpaca's own words for an entry against a working entry on the other side (checked before sending,
+in backtests and live alike)."""
+
+
+def _opposite_working(
+    state: PortfolioState, working: Order, *, ts: int, symbol: str, strategy: str, side: str, price: float
+) -> list[Event]:
+    """An entry while another entry of ``symbol`` is working: nothing on the same side (it waits);
+    on the other side a refusal, as Alpaca refuses it."""
+    if working.reason != "entry" or working.side == side:
+        return []
+    intent_id = state.next_intent_id()
+    return [
+        OrderIntent(
+            ts=ts,
+            intent_id=intent_id,
+            symbol=symbol,
+            strategy=strategy,
+            side=side,  # type: ignore[arg-type]
+            qty=working.qty,
+            reason="entry",
+            ref_price=price,
+        ),
+        RiskRejected(
+            ts=ts,
+            intent_id=intent_id,
+            symbol=symbol,
+            rule="opposite_order_open",
+            message=OPPOSITE_OPEN[side],
+            checks={"working_qty": working.qty},
+        ),
+    ]
+
+
+def _short_buying_power(state: PortfolioState, risk: RiskConfig, equity: float) -> float:
+    """What a new short may sell, in dollars: Reg-T buying power, equity over the initial margin
+    less the market value already held (long and short)."""
+    return max(equity / risk.initial_margin - state.gross_exposure, 0.0)
+
+
+def _entry_case(
+    state: PortfolioState,
+    desk: Desk,
+    sized: SizedEntry,
+    context: MarketContext,
+    *,
+    symbol: str,
+    day: int,
+    equity: float,
+    side: str,
+) -> tuple[EntryCase, dict[str, float]]:
+    """The case the entry rules judge, and the figures recorded on the decision."""
     daily_pnl_pct = (equity / state.day_start_equity - 1.0) * 100.0 if state.day_start_equity > 0 else 0.0
-    day_key = str(day)
     checks = {**sized.checks, "daily_pnl_pct": daily_pnl_pct, "day": float(day)}
     pending_entries = (
-        sum(1 for o in state.market_orders.values() if o.side == "buy") if state.market_orders else 0
+        sum(1 for o in state.market_orders.values() if o.reason == "entry") if state.market_orders else 0
     )
+    short = side == "sell"
+    if short:
+        checks.update(
+            equity=equity,
+            buying_power=sized.checks["cash"],  # what sizing capped the short by (its "cash")
+            gross_exposure=state.gross_exposure,
+            initial_margin_pct=desk.risk.initial_margin * 100.0,
+            margin_required=desk.risk.initial_margin * (state.gross_exposure + sized.qty * sized.price),
+            borrow_fee_pct=desk.risk.borrow_rate * 100.0,
+        )
     case = EntryCase(
-        risk=risk,
+        risk=desk.risk,
         symbol=symbol,
         sized=sized,
         context=context,
@@ -345,29 +540,67 @@ def decide_entry(
         open_positions=len(state.positions),
         pending_entries=pending_entries,
         daily_pnl_pct=daily_pnl_pct,
-        halted_today=state.halted_day == day_key,
+        halted_today=state.halted_day == str(day),
+        short=short,
+        equity=equity,
+        gross_exposure=state.gross_exposure,
     )
-    block = first_block(case)
-    if block is not None:
-        rule, message = block
-        rejected = RiskRejected(
-            ts=ts, intent_id=intent_id, symbol=symbol, rule=rule, message=message, checks=checks
-        )
-        if rule == "daily_loss" and ("daily_loss", day_key) not in state.alerted:
-            return [intent, rejected, _daily_loss_alert(ts, symbol, day_key, daily_pnl_pct, risk)]
-        return [intent, rejected]
-    accepted = RiskAccepted(ts=ts, intent_id=intent_id, symbol=symbol, qty=sized.qty, checks=checks)
-    submitted = OrderSubmitted(
-        ts=ts,
-        client_order_id=state.next_order_id(),
-        intent_id=intent_id,
-        symbol=symbol,
-        side="buy",
-        qty=sized.qty,
-        reason="entry",
-        strategy=strategy,
+    return case, checks
+
+
+def _refused(
+    state: PortfolioState,
+    risk: RiskConfig,
+    block: tuple[str, str],
+    ts: int,
+    intent_id: str,
+    symbol: str,
+    checks: dict[str, float],
+    day: int,
+) -> list[Event]:
+    """The rejection of an entry (and, the first time in a session, the daily-loss alert)."""
+    rule, message = block
+    rejected = RiskRejected(
+        ts=ts, intent_id=intent_id, symbol=symbol, rule=rule, message=message, checks=checks
     )
-    return [intent, accepted, submitted]
+    day_key = str(day)
+    if rule == "daily_loss" and ("daily_loss", day_key) not in state.alerted:
+        return [rejected, _daily_loss_alert(ts, symbol, day_key, checks["daily_pnl_pct"], risk)]
+    return [rejected]
+
+
+# What a strategy's side does in each direction: (the side of the entry it makes, or "", and the held
+# side it exits, or ""). long: BUY enters, SELL exits. short: SELL enters a short, BUY covers. both
+# (stop-and-reverse): BUY makes the position long and SELL short, closing the other side first.
+# FLAT (2, a target strategy's 0) exits whatever is held in every direction.
+SIDE_RULES: dict[str, dict[int, tuple[str, str]]] = {
+    "long": {1: ("buy", ""), -1: ("", "long"), 2: ("", "any")},
+    "short": {1: ("", "short"), -1: ("sell", ""), 2: ("", "any")},
+    "both": {1: ("buy", "short"), -1: ("sell", "long"), 2: ("", "any")},
+}
+
+
+def signal_plan(state: PortfolioState, direction: str, symbol: str, side: int) -> tuple[bool, str]:
+    """What a signal ``side`` (BUY 1 / SELL -1) does to ``symbol`` in ``direction``: (exit what is held,
+    the entry side to place: "buy", "sell" or ""). With an exit, the entry is the reversal placed once
+    the exit has filled; without one, it is placed now (nothing is held)."""
+    entry, exits = SIDE_RULES[direction][side]
+    position = state.positions.get(symbol)
+    if position is None:
+        return False, entry
+    held = "long" if position.qty > 0 else "short"
+    if exits in (held, "any"):
+        return True, entry
+    return False, ""
+
+
+def signal_side(state: PortfolioState, symbol: str, side: int) -> str:
+    """The order side a signal names on its Signal event: buy for BUY, sell for SELL; FLAT names the
+    exit it makes (buy to cover a short, sell otherwise)."""
+    if side == 1:
+        return "buy"
+    position = state.positions.get(symbol)
+    return "buy" if side == 2 and position is not None and position.qty < 0 else "sell"
 
 
 def _daily_loss_alert(ts: int, symbol: str, day_key: str, daily_pnl_pct: float, risk: RiskConfig) -> Alert:
@@ -389,7 +622,7 @@ def correlation_context(
     context: MarketContext, state: PortfolioState, windows: ReturnWindows, symbol: str
 ) -> MarketContext:
     """``context`` with the correlations of ``symbol`` to every open position and working entry."""
-    held = set(state.positions) | {s for s, o in state.market_orders.items() if o.side == "buy"}
+    held = set(state.positions) | {s for s, o in state.market_orders.items() if o.reason == "entry"}
     pairs = tuple((other, windows.correlation(symbol, other)) for other in sorted(held) if other != symbol)
     return context._replace(correlations=pairs)
 
@@ -409,14 +642,16 @@ def decide_exit(state: PortfolioState, *, ts: int, symbol: str, reason: str, pri
             OrderCancelled(ts=ts, client_order_id=position.protective_id, symbol=symbol, reason=reason)
         )
     intent_id = state.next_intent_id()
+    side = "sell" if position.qty > 0 else "buy"  # a short is covered by a buy
+    qty = abs(position.qty)
     out.append(
         OrderIntent(
             ts=ts,
             intent_id=intent_id,
             symbol=symbol,
             strategy=position.strategy,
-            side="sell",
-            qty=position.qty,
+            side=side,
+            qty=qty,
             reason=reason,  # type: ignore[arg-type]
             ref_price=price,
         )
@@ -427,8 +662,8 @@ def decide_exit(state: PortfolioState, *, ts: int, symbol: str, reason: str, pri
             client_order_id=state.next_order_id(),
             intent_id=intent_id,
             symbol=symbol,
-            side="sell",
-            qty=position.qty,
+            side=side,
+            qty=qty,
             reason=reason,
             strategy=position.strategy,
         )
@@ -439,52 +674,17 @@ def decide_exit(state: PortfolioState, *, ts: int, symbol: str, reason: str, pri
 def decide_fill(state: PortfolioState, desk: Desk, fill: Fill) -> list[Event]:
     """A fill and what follows from it, decided on the state *before* the fill is applied.
 
-    An entry fill opens a position and places its protective OCO order (stop and target); an exit fill
-    closes the position with its gross and net P&L in whole cents. An exit fill smaller than the
-    position (a live sell the broker ended part filled) closes that part only: its P&L is against the
-    part's share of the entry cost and commission (:func:`closing_part`), and the rest stays open.
+    An entry fill opens a position (a buy a long, a sell entry a short: negative quantity) and places
+    its protective OCO order (stop and target, on the far side for a short); an exit fill closes the
+    position with its gross and net P&L in whole cents. An exit fill smaller than the position (a live
+    exit the broker ended part filled) closes that part only: its P&L is against the part's share of the
+    entry cost and commission (:func:`closing_part`), and the rest stays open.
     """
-    order = state.market_orders.get(fill.symbol)
-    if fill.side == "buy":
-        strategy = (
-            order.strategy if order is not None and order.client_order_id == fill.client_order_id else ""
-        )
-        stop, target = protective_prices(fill.price, desk.risk)
-        distance = state.stop_distance.get(fill.symbol)
-        if distance is not None:  # ATR sizing: the stop sits the accepted distance below the fill
-            stop = max(fill.price - distance, 0.0)
-        out: list[Event] = [
-            fill,
-            PositionOpened(
-                ts=fill.ts,
-                symbol=fill.symbol,
-                strategy=strategy,
-                qty=fill.qty,
-                entry_price=fill.price,
-                stop_price=stop,
-                take_profit_price=target,
-                entry_commission=fill.commission,
-            ),
-        ]
-        if stop > 0 or target > 0:
-            out.append(
-                OrderSubmitted(
-                    ts=fill.ts,
-                    client_order_id=state.next_order_id(),
-                    intent_id=order.intent_id if order is not None else "",
-                    symbol=fill.symbol,
-                    side="sell",
-                    qty=fill.qty,
-                    order_type="oco",
-                    limit_price=target or None,
-                    stop_price=stop or None,
-                    reason="protective",
-                    strategy=strategy,
-                )
-            )
-        return out
+    if opens_position(state, fill):
+        return _opened(state, desk, fill)
     position = state.positions[fill.symbol]
-    part = closing_part(position, fill.qty)
+    qty = fill.qty if position.qty > 0 else -fill.qty  # signed as the position
+    part = closing_part(position, qty)
     if part is None:  # the whole position (every simulated fill): its full entry cost and commission
         cost, entry_commission, entry_slippage = (
             position.entry_cost_cents,
@@ -493,7 +693,7 @@ def decide_fill(state: PortfolioState, desk: Desk, fill: Fill) -> list[Event]:
         )
     else:
         cost, entry_commission, entry_slippage = part
-    gross = notional_cents(fill.qty, fill.price) - cost
+    gross = notional_cents(qty, fill.price) - cost
     commission = entry_commission + cents(fill.commission)
     return [
         fill,
@@ -501,7 +701,7 @@ def decide_fill(state: PortfolioState, desk: Desk, fill: Fill) -> list[Event]:
             ts=fill.ts,
             symbol=fill.symbol,
             strategy=position.strategy,
-            qty=fill.qty,
+            qty=qty,
             entry_ts=position.entry_ts,
             entry_price=position.entry_price,
             exit_price=fill.price,
@@ -514,6 +714,55 @@ def decide_fill(state: PortfolioState, desk: Desk, fill: Fill) -> list[Event]:
     ]
 
 
+def _opened(state: PortfolioState, desk: Desk, fill: Fill) -> list[Event]:
+    """An entry fill: the position it opens and its protective order."""
+    order = state.market_orders.get(fill.symbol)
+    strategy = order.strategy if order is not None and order.client_order_id == fill.client_order_id else ""
+    short = fill.side == "sell"
+    stop, target = protective_prices(fill.price, desk.risk, short=short)
+    distance = state.stop_distance.get(fill.symbol)
+    if distance is not None:  # ATR sizing: the stop sits the accepted distance beyond the fill
+        stop = fill.price + distance if short else max(fill.price - distance, 0.0)
+    if desk.trailing:  # a trailing stop starts its distance from the fill
+        trail = trail_start(
+            "short" if short else "long",
+            fill.price,
+            pct=desk.risk.option("trail_pct", 0.0),
+            distance=desk.risk.option("trail_amount", 0.0) or state.trail_distance.get(fill.symbol, 0.0),
+        )
+        stop = trail.level if trail.level > 0 else 0.0
+    out: list[Event] = [
+        fill,
+        PositionOpened(
+            ts=fill.ts,
+            symbol=fill.symbol,
+            strategy=strategy,
+            qty=-fill.qty if short else fill.qty,
+            entry_price=fill.price,
+            stop_price=stop,
+            take_profit_price=target,
+            entry_commission=fill.commission,
+        ),
+    ]
+    if stop > 0 or target > 0:
+        out.append(
+            OrderSubmitted(
+                ts=fill.ts,
+                client_order_id=state.next_order_id(),
+                intent_id=order.intent_id if order is not None else "",
+                symbol=fill.symbol,
+                side="buy" if short else "sell",
+                qty=fill.qty,
+                order_type="oco",
+                limit_price=target or None,
+                stop_price=stop or None,
+                reason="protective",
+                strategy=strategy,
+            )
+        )
+    return out
+
+
 def closing_part(position: Position, qty: float) -> tuple[int, int, float] | None:
     """What a sell of ``qty`` takes of ``position`` when it is only a part: its share of the entry cost
     and of the entry commission (whole cents, see :func:`events.costs.part_cents`) and of the entry
@@ -523,7 +772,7 @@ def closing_part(position: Position, qty: float) -> tuple[int, int, float] | Non
     :func:`decide_fill` and :func:`evolve` both call it on the same position and quantity, so the
     cents a part's P&L booked are the cents the position loses, without carrying them on the event.
     """
-    if not sells_part(position.symbol, qty, position.qty):
+    if not sells_part(position.symbol, abs(qty), abs(position.qty)):
         return None
     return (
         part_cents(position.entry_cost_cents, qty, position.qty),
@@ -563,7 +812,7 @@ def simulate_open_fill(
     cost = desk.cost
     price = cost.market_price(order.side, open)
     commission = cost.fill_commission(symbol, order.qty, price)
-    if order.side == "buy":
+    if order.side == "buy" and order.reason == "entry":
         needed = notional_cents(order.qty, price) + cents(commission)
         if needed > state.cash_cents:
             return [
@@ -594,23 +843,26 @@ def simulate_protective_fill(
 ) -> list[Event]:
     """The resting stop/target of ``symbol`` checked against one bar (gap fills at the open; when the
     bar touches both, the stop is assumed first). The stop leg is a market order and pays slippage; the
-    target leg is a limit and fills at its price (or the better open after a gap)."""
+    target leg is a limit and fills at its price (or the better open after a gap). A short's
+    protective is a buy: its stop is above, its target below."""
     order = state.protective[symbol]
-    hit = protective_exit(order.stop, 0.0 if order.target == NO_TARGET else order.target, open, high, low)
+    target = 0.0 if order.target == NO_TARGET else order.target
+    exit_rule = short_protective_exit if order.side == "buy" else protective_exit
+    hit = exit_rule(order.stop, target, open, high, low)
     if hit is None:
         return []
     reason, trigger = hit
-    price = desk.cost.market_price("sell", trigger) if reason == "stop_loss" else trigger
+    price = desk.cost.market_price(order.side, trigger) if reason == "stop_loss" else trigger
     fill = Fill(
         ts=ts,
         client_order_id=order.client_order_id,
         exec_id=f"{order.client_order_id}-f1",
         symbol=symbol,
-        side="sell",
+        side=order.side,  # type: ignore[arg-type]
         qty=order.qty,
         price=price,
         commission=desk.cost.fill_commission(symbol, order.qty, price),
-        slippage=(trigger - price) * order.qty,
+        slippage=abs(trigger - price) * order.qty,
         reason=reason,
     )
     return decide_fill(state, desk, fill)

@@ -17,10 +17,12 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from tape.events.costs import cents
 from tape.events.metrics import Mark, Trade, compute_metrics
 from tape.events.schema import (
     KIND_OF,
     Alert,
+    BorrowFeeCharged,
     EquityMarked,
     Event,
     PositionClosed,
@@ -55,7 +57,9 @@ class RunReport(msgspec.Struct, kw_only=True):
     alerts: list[str]
 
 
-_FOLDED = frozenset({PositionClosed, EquityMarked, RiskRejected, Alert, RunStarted, RunEnded})
+_FOLDED = frozenset(
+    {PositionClosed, EquityMarked, RiskRejected, Alert, RunStarted, RunEnded, BorrowFeeCharged}
+)
 _CHUNK = 8192
 
 
@@ -70,66 +74,84 @@ def _folded(events: Iterable[Event], by_class: Counter[type]) -> Iterator[Event]
         yield from [e for e in chunk if e.__class__ in _FOLDED]
 
 
-def fold_run(events: Iterable[Event]) -> RunReport:
-    """Rebuild a run's report from its events (in log order). Needs its RunStarted."""
-    started: RunStarted | None = None
-    ended: RunEnded | None = None
-    trades: list[Trade] = []
-    marks: list[Mark] = []
-    counts: Counter[str] = Counter()
-    rejections: Counter[str] = Counter()
-    alerts: list[str] = []
-    by_class: Counter[type] = Counter()
-    for event in _folded(events, by_class):
+def _trade(e: PositionClosed, borrow_cents: int) -> Trade:
+    """A closed position as a trade; a short's borrow fees (paid while it was open) come off its P&L."""
+    return Trade(
+        symbol=e.symbol,
+        strategy=e.strategy,
+        entry_ts=e.entry_ts,
+        entry_price=e.entry_price,
+        exit_ts=e.ts,
+        exit_price=e.exit_price,
+        qty=e.qty,
+        gross_pnl=e.gross_pnl,
+        commission=e.commission,
+        pnl=(cents(e.net_pnl) - borrow_cents) / 100.0 if borrow_cents else e.net_pnl,
+        exit_reason=e.exit_reason,
+        slippage=e.slippage,
+        side="short" if e.qty < 0 else "long",
+        borrow_fee=borrow_cents / 100.0,
+    )
+
+
+def _mark(e: EquityMarked) -> Mark:
+    return Mark(
+        ts=e.ts,
+        equity=e.equity,
+        drawdown=e.drawdown,
+        drawdown_pct=e.drawdown_pct,
+        bars=e.bars,
+        bars_in_market=e.bars_in_market,
+    )
+
+
+class _Fold:
+    """What :func:`fold_run` gathers while it reads a run's events."""
+
+    def __init__(self) -> None:
+        self.started: RunStarted | None = None
+        self.ended: RunEnded | None = None
+        self.trades: list[Trade] = []
+        self.marks: list[Mark] = []
+        self.rejections: Counter[str] = Counter()
+        self.alerts: list[str] = []
+        self.borrow: dict[str, int] = {}  # symbol -> borrow fees (cents) of the short open in it
+
+    def read(self, event: Any) -> None:
         cls = event.__class__
         if cls is PositionClosed:
-            e: Any = event
-            trades.append(
-                Trade(
-                    symbol=e.symbol,
-                    strategy=e.strategy,
-                    entry_ts=e.entry_ts,
-                    entry_price=e.entry_price,
-                    exit_ts=e.ts,
-                    exit_price=e.exit_price,
-                    qty=e.qty,
-                    gross_pnl=e.gross_pnl,
-                    commission=e.commission,
-                    pnl=e.net_pnl,
-                    exit_reason=e.exit_reason,
-                    slippage=e.slippage,
-                )
-            )
+            self.trades.append(_trade(event, self.borrow.pop(event.symbol, 0) if event.qty < 0 else 0))
         elif cls is EquityMarked:
-            e = event
-            marks.append(
-                Mark(
-                    ts=e.ts,
-                    equity=e.equity,
-                    drawdown=e.drawdown,
-                    drawdown_pct=e.drawdown_pct,
-                    bars=e.bars,
-                    bars_in_market=e.bars_in_market,
-                )
-            )
+            self.marks.append(_mark(event))
+        elif cls is BorrowFeeCharged:
+            self.borrow[event.symbol] = self.borrow.get(event.symbol, 0) + cents(event.fee)
         elif cls is RiskRejected:
-            rejections[event.rule] += 1  # type: ignore[attr-defined]
+            self.rejections[event.rule] += 1
         elif cls is Alert:
-            alerts.append(event.message)  # type: ignore[attr-defined]
+            self.alerts.append(event.message)
         elif cls is RunStarted:
-            started = event  # type: ignore[assignment]
+            self.started = event
         elif cls is RunEnded:
-            ended = event  # type: ignore[assignment]
+            self.ended = event
+
+
+def fold_run(events: Iterable[Event]) -> RunReport:
+    """Rebuild a run's report from its events (in log order). Needs its RunStarted."""
+    fold = _Fold()
+    by_class: Counter[type] = Counter()
+    for event in _folded(events, by_class):
+        fold.read(event)
+    started, ended, marks = fold.started, fold.ended, fold.marks
     if started is None:
         raise ValueError("the events hold no RunStarted")
+    counts: Counter[str] = Counter()
     for cls, n in by_class.items():
         counts[KIND_OF[cls]] += n
-    cash = float(started.config.get("cash", 0.0))
     crypto = any("/" in s for s in started.symbols)
     legs = [(leg.first_close, leg.last_close) for leg in ended.benchmark] if ended else []
     metrics = compute_metrics(
-        start_equity=cash,
-        trades=trades,
+        start_equity=float(started.config.get("cash", 0.0)),
+        trades=fold.trades,
         marks=marks,
         benchmark=legs,
         periods_per_year=marks_per_year(started.timeframe, crypto=crypto),
@@ -147,11 +169,11 @@ def fold_run(events: Iterable[Event]) -> RunReport:
         end_ts=ended.ts if ended else (marks[-1].ts if marks else started.ts),
         status=ended.status if ended else "running",
         metrics=metrics,
-        trades=trades,
+        trades=fold.trades,
         marks=marks,
         counts=dict(sorted(counts.items())),
-        rejections=dict(sorted(rejections.items())),
-        alerts=alerts,
+        rejections=dict(sorted(fold.rejections.items())),
+        alerts=fold.alerts,
     )
 
 
@@ -189,6 +211,8 @@ def trade_rows(report: RunReport) -> list[dict[str, Any]]:
             "commission": round(t.commission, 2),
             "pnl": round(t.pnl, 2),
             "exit_reason": t.exit_reason,
+            "side": t.side,
+            "borrow_fee": round(t.borrow_fee, 2),
         }
         for n, t in enumerate(report.trades, start=1)
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from decimal import ROUND_FLOOR, Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -19,6 +19,16 @@ from tape.events.errors import ConfigError
 # Crypto pairs are sized in steps of this many coins unless ``qty_increment`` says otherwise (Alpaca's
 # BTC/USD min_trade_increment); stocks are always sized in whole shares.
 PAIR_QTY_INCREMENT = 1e-4
+
+# Shorts, as Alpaca documents them: a daily borrow fee of (qty x price x annual rate) / 360 on the
+# position's market value (the rate below is a stated default for easy-to-borrow stocks, which the user
+# sets with --borrow-fee); Reg-T initial margin of 50 % and, for shorts, a maintenance margin of 30 %
+# (the asset's ``maintenance_margin_requirement``); no short with account equity under $2,000.
+BORROW_FEE_PCT = 0.30
+BORROW_DAYS_PER_YEAR = 360
+INITIAL_MARGIN_PCT = 50.0
+MAINTENANCE_MARGIN_PCT = 30.0
+MIN_SHORT_EQUITY = 2_000.0
 
 
 class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -51,6 +61,67 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     correlation_window: int = 60  # bars of returns the correlation is measured over
     correlation_action: str = "reject"  # or "shrink": halve the position instead
     qty_increment: float | UnsetType = UNSET  # pairs are sized in these steps; unset: 0.0001 coin
+    # Shorts (all UNSET unless given, so a long-only config and its run id stay what they were).
+    direction: str | UnsetType = UNSET  # long (unset), short or both (stop-and-reverse)
+    borrow_fee_pct: float | UnsetType = UNSET  # annual % on a short's market value; unset: 0.30
+    shortable: str | UnsetType = UNSET  # comma list of easy-to-borrow symbols ("*" = every stock)
+    margin_initial_pct: float | UnsetType = UNSET  # Reg-T initial margin; unset: 50
+    margin_maintenance_pct: float | UnsetType = UNSET  # maintenance margin of a short; unset: 30
+    # Order types (events/orders.py), UNSET unless given as well.
+    entry_order: str | UnsetType = UNSET  # market (unset), limit, stop or stop_limit
+    entry_offset_pct: float | UnsetType = UNSET  # limit/stop distance from the signal close; unset: 0.5
+    stop_limit_band_pct: float | UnsetType = UNSET  # a stop-limit's limit beyond its stop; unset: 0.5
+    tif: str | UnsetType = UNSET  # day (unset) or gtc
+    expire_bars: int | UnsetType = UNSET  # gtc: cancel an entry unfilled after this many bars
+    limit_fill: str | UnsetType = UNSET  # through (unset): the price must trade through; or touch
+    trail_pct: float | UnsetType = UNSET  # trailing stop, % off the best close since entry
+    trail_amount: float | UnsetType = UNSET  # trailing stop, a price amount off the best close
+    trail_atr: float | UnsetType = UNSET  # trailing stop, k x ATR(atr_period) off the best close
+    time_exit_bars: int | UnsetType = UNSET  # exit at the close of the Nth bar held
+
+    def option(self, name: str, default: object) -> Any:
+        """A field's value, or ``default`` when it is unset."""
+        value = getattr(self, name)
+        return default if value is UNSET else value
+
+    @property
+    def trailing(self) -> bool:
+        """Whether a trailing stop replaces the fixed one."""
+        return any(self.option(f, 0.0) > 0 for f in ("trail_pct", "trail_amount", "trail_atr"))
+
+    @property
+    def bar_by_bar(self) -> bool:
+        """Whether a held position needs every one of its bars (a trailing stop, a time exit)."""
+        return self.trailing or self.option("time_exit_bars", 0) > 0
+
+    @property
+    def side_mode(self) -> str:
+        """long (unset), short or both."""
+        return "long" if self.direction is UNSET else self.direction
+
+    @property
+    def borrow_rate(self) -> float:
+        """The annual borrow fee of a short as a fraction (default :data:`BORROW_FEE_PCT`)."""
+        return (BORROW_FEE_PCT if self.borrow_fee_pct is UNSET else self.borrow_fee_pct) / 100.0
+
+    @property
+    def initial_margin(self) -> float:
+        """Reg-T initial margin as a fraction (default :data:`INITIAL_MARGIN_PCT`)."""
+        pct = INITIAL_MARGIN_PCT if self.margin_initial_pct is UNSET else self.margin_initial_pct
+        return pct / 100.0
+
+    @property
+    def maintenance_margin(self) -> float:
+        """Maintenance margin of a short as a fraction (default :data:`MAINTENANCE_MARGIN_PCT`)."""
+        pct = MAINTENANCE_MARGIN_PCT if self.margin_maintenance_pct is UNSET else self.margin_maintenance_pct
+        return pct / 100.0
+
+    def declared_shortable(self, symbol: str) -> bool:
+        """Whether ``symbol`` was declared easy to borrow with ``--shortable``."""
+        if self.shortable is UNSET:
+            return False
+        names = {name.strip().upper() for name in self.shortable.split(",")}
+        return "*" in names or symbol.upper() in names
 
     def increment(self, symbol: str) -> float:
         """The step quantities of ``symbol`` are rounded down to: 1 share for a stock, ``qty_increment``
@@ -115,10 +186,55 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
                 self.qty_increment is UNSET or 0 < self.qty_increment <= 1,
                 f"--qty-increment must be in (0, 1], got {self.qty_increment}",
             ),
+            *self._short_checks(),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    def _short_checks(self) -> list[tuple[bool, str]]:
+        return [
+            (
+                self.option("entry_order", "market") in ("market", "limit", "stop", "stop_limit"),
+                f"--entry-order must be market, limit, stop or stop_limit, got {self.entry_order!r}",
+            ),
+            (self.option("tif", "day") in ("day", "gtc"), f"--tif must be day or gtc, got {self.tif!r}"),
+            (
+                self.option("limit_fill", "through") in ("through", "touch"),
+                f"--limit-fill must be through or touch, got {self.limit_fill!r}",
+            ),
+            (
+                self.option("expire_bars", 0) >= 0 and self.option("time_exit_bars", 0) >= 0,
+                "--expire-bars and --time-exit cannot be negative",
+            ),
+            *(
+                (self.option(name, 0.0) >= 0, f"{flag} cannot be negative, got {getattr(self, name)}")
+                for name, flag in (
+                    ("entry_offset_pct", "--entry-offset"),
+                    ("stop_limit_band_pct", "--stop-limit-band"),
+                    ("trail_pct", "--trail-pct"),
+                    ("trail_amount", "--trail-amount"),
+                    ("trail_atr", "--trail-atr"),
+                )
+            ),
+            (self.option("trail_pct", 0.0) < 100, f"--trail-pct must be under 100, got {self.trail_pct}"),
+            (
+                self.side_mode in ("long", "short", "both"),
+                f"--direction must be long, short or both, got {self.direction!r}",
+            ),
+            (
+                self.borrow_fee_pct is UNSET or 0 <= self.borrow_fee_pct <= 100,
+                f"--borrow-fee must be in [0, 100] % a year, got {self.borrow_fee_pct}",
+            ),
+            (
+                self.margin_initial_pct is UNSET or 0 < self.margin_initial_pct <= 100,
+                f"--margin-initial must be in (0, 100] %, got {self.margin_initial_pct}",
+            ),
+            (
+                self.margin_maintenance_pct is UNSET or 0 < self.margin_maintenance_pct <= 100,
+                f"--margin-maintenance must be in (0, 100] %, got {self.margin_maintenance_pct}",
+            ),
+        ]
 
 
 class MarketContext(NamedTuple):
@@ -138,6 +254,7 @@ def needs_context(risk: RiskConfig) -> bool:
         or risk.max_volume_pct > 0
         or bool(risk.regimes)
         or risk.max_correlation > 0
+        or risk.option("trail_atr", 0.0) > 0
     )
 
 
@@ -214,10 +331,12 @@ def size_position(
     )
 
 
-def protective_prices(entry_price: float, risk: RiskConfig) -> tuple[float, float]:
-    """(stop, target) for a long entered at ``entry_price``; 0.0 where disabled."""
-    stop = entry_price * (1.0 - risk.stop_loss_pct / 100.0) if risk.stop_loss_pct > 0 else 0.0
-    target = entry_price * (1.0 + risk.take_profit_pct / 100.0) if risk.take_profit_pct > 0 else 0.0
+def protective_prices(entry_price: float, risk: RiskConfig, *, short: bool = False) -> tuple[float, float]:
+    """(stop, target) for a position entered at ``entry_price``; 0.0 where disabled. A long's stop
+    sits below its entry and its target above; a short's the other way round."""
+    sign = -1.0 if short else 1.0
+    stop = entry_price * (1.0 - sign * risk.stop_loss_pct / 100.0) if risk.stop_loss_pct > 0 else 0.0
+    target = entry_price * (1.0 + sign * risk.take_profit_pct / 100.0) if risk.take_profit_pct > 0 else 0.0
     return stop, target
 
 
@@ -238,6 +357,29 @@ def protective_exit(
     if target > 0 and high >= target:
         return "take_profit", target
     return None
+
+
+def short_protective_exit(
+    stop: float, target: float, open: float, high: float, low: float
+) -> tuple[str, float] | None:
+    """:func:`protective_exit` for a short: the stop is above and triggers on the high, the target
+    below and triggers on the low. Gaps fill at the open; the stop is assumed first."""
+    if stop > 0 and open >= stop:
+        return "stop_loss", open
+    if target > 0 and open <= target:
+        return "take_profit", open
+    if stop > 0 and high >= stop:
+        return "stop_loss", stop
+    if target > 0 and low <= target:
+        return "take_profit", target
+    return None
+
+
+def borrow_fee_cents(qty: float, price: float, annual_rate: float) -> int:
+    """One day's borrow fee of a short of ``qty`` marked at ``price``, in whole cents (Alpaca's
+    formula: market value x annual rate / 360, charged per day held)."""
+    fee = abs(qty) * price * annual_rate / BORROW_DAYS_PER_YEAR
+    return int(fee * 100.0 + 0.5)
 
 
 def equity_of(cash: float, holdings: Mapping[str, float], prices: Mapping[str, float]) -> float:

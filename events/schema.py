@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Literal
 import msgspec
 
 Side = Literal["buy", "sell"]
-ExitReason = Literal["signal", "stop_loss", "take_profit", "end", "flatten", "daily_loss"]
+ExitReason = Literal["signal", "stop_loss", "take_profit", "end", "flatten", "daily_loss", "time_exit"]
 
 
 class Event(
@@ -162,7 +162,9 @@ class OrderIntent(Event, tag="order_intent", kw_only=True):
     strategy: str
     side: Side
     qty: float
-    reason: Literal["entry", "signal", "stop_loss", "take_profit", "end", "flatten", "daily_loss"]
+    reason: Literal[
+        "entry", "signal", "stop_loss", "take_profit", "end", "flatten", "daily_loss", "time_exit"
+    ]
     ref_price: float  # price the size was computed on
 
 
@@ -270,6 +272,27 @@ class PositionClosed(Event, tag="position_closed", kw_only=True):
     commission: float
     net_pnl: float
     slippage: float = 0.0
+
+
+class StopMoved(Event, tag="stop_moved", kw_only=True):
+    """A trailing stop's level moved after a completed bar (events/orders.py, rule 6): the protective
+    order ``client_order_id`` now stops at ``stop_price``; ``extreme`` is the best close since entry."""
+
+    client_order_id: str
+    symbol: str
+    stop_price: float
+    extreme: float
+
+
+class BorrowFeeCharged(Event, tag="borrow_fee", kw_only=True):
+    """One day's borrow fee of an open short, paid from cash: ``fee`` = ``qty`` x ``price`` (the
+    session's close) x ``rate_pct`` / 100 / 360, in dollars rounded to the cent."""
+
+    symbol: str
+    qty: float  # shares short (positive)
+    price: float
+    rate_pct: float  # annual
+    fee: float
 
 
 class EquityMarked(Event, tag="equity_marked", kw_only=True):
@@ -447,6 +470,27 @@ class EngineConfigured(Event, tag="engine_configured", kw_only=True):
     clock: str = "wall"
 
 
+class Rebalanced(Event, tag="rebalanced", kw_only=True):
+    """A portfolio strategy's rebalance, decided at a bar's close: one decision for the whole universe.
+
+    ``targets`` are the weights aimed at after the limits (max weight), ``current`` the weights held
+    before, both fractions of ``equity``; ``orders`` the signed quantities sent (a sell is negative),
+    filling at each symbol's next open; ``values`` the recorded numbers behind each symbol's weight
+    (e.g. score and rank). ``n`` counts the run's rebalances from 1; ``trigger`` says why
+    (``monthly``, ``drift``, ...)."""
+
+    run_id: str
+    n: int
+    strategy: str
+    trigger: str
+    equity: float
+    cash: float
+    targets: dict[str, float] = {}
+    current: dict[str, float] = {}
+    orders: dict[str, float] = {}
+    values: dict[str, dict[str, float]] = {}
+
+
 AnyEvent = (
     RunStarted
     | RunEnded
@@ -471,6 +515,8 @@ AnyEvent = (
     | OperatorNote
     | BacktestSummary
     | RegimeChanged
+    | BorrowFeeCharged
+    | StopMoved
     | NotificationSent
     | NotificationFailed
     | NotifierStarted
@@ -479,6 +525,7 @@ AnyEvent = (
     | EngineConfigured
     | RunDerived
     | BarsRecorded
+    | Rebalanced
 )
 
 VERSION_MARK = "@"

@@ -9,6 +9,7 @@ session), so a run fed through this class produces exactly the backtest's events
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ import msgspec
 from tape.events.backtest import BacktestConfig
 from tape.events.correlation import ReturnWindows
 from tape.events.indicators import ATR, SMA
+from tape.events.orders import Bar as OrderBar
 from tape.events.portfolio import (
     NO_CONTEXT,
     Desk,
@@ -24,13 +26,16 @@ from tape.events.portfolio import (
     decide_entry,
     decide_exit,
     evolve,
+    signal_plan,
+    signal_side,
     simulate_open_fill,
     simulate_protective_fill,
 )
 from tape.events.regime import RegimeTracker
 from tape.events.risk import MarketContext, needs_context
 from tape.events.schema import EquityMarked, Event, OrderCancelled, RegimeChanged, Signal
-from tape.events.strategies import BUY
+from tape.events.short_costs import decide_borrow_fees, decide_margin_call
+from tape.events.working_orders import decide_expiry, decide_trail, simulate_working_fill
 
 
 class TradingSession:
@@ -50,6 +55,13 @@ class TradingSession:
         self._windows = ReturnWindows(risk.correlation_window) if risk.max_correlation > 0 else None
         self.peak = self.equity = config.cash
         self._seen_cash = self.state.cash_cents
+        # symbol -> (side, day, price, size factor): a stop-and-reverse's entry, placed once its exit fills
+        self._reversals: dict[str, tuple[str, int, float, float]] = {}
+        self._worked: dict[str, int] = {}  # bars each working limit/stop entry has worked
+        self._triggered: dict[str, bool] = {}  # stop-limits whose stop has triggered
+        self._worked_now: list[str] = []
+        self._held: dict[str, tuple[int, int]] = {}  # symbol -> (entry ts, bars held) for time exits
+        self._bar_by_bar = config.risk.bar_by_bar
         self._dd = self._dd_pct = 0.0
         self._bars = self._in_market = 0
 
@@ -62,10 +74,16 @@ class TradingSession:
         """The bar opens: the working market order fills; the resting stop/target is checked."""
         out: list[Event] = []
         state = self.state
+        bar = OrderBar(open, high, low, math.nan)
         if symbol in state.market_orders:
-            self._apply(simulate_open_fill(state, self.desk, ts=ts, symbol=symbol, open=open), out)
+            self._work(symbol, ts, bar, out)
+            reversal = self._reversals.pop(symbol, None)
+            if reversal is not None and symbol not in state.positions:
+                self._apply(self._entry(symbol, ts, *reversal), out)
+                if symbol in state.market_orders:
+                    self._work(symbol, ts, bar, out)
         guard = state.protective.get(symbol)
-        if guard is not None and (low <= guard.stop or high >= guard.target):
+        if guard is not None and (low <= guard.floor or high >= guard.ceiling):
             self._apply(
                 simulate_protective_fill(
                     state, self.desk, ts=ts, symbol=symbol, open=open, high=high, low=low
@@ -73,6 +91,50 @@ class TradingSession:
                 out,
             )
         return out
+
+    def _work(self, symbol: str, ts: int, bar: OrderBar, out: list[Event]) -> None:
+        """The symbol's working order against this bar, as the backtest's ``_Loop._work``."""
+        state = self.state
+        if state.market_orders[symbol].order_type == "market":
+            self._apply(simulate_open_fill(state, self.desk, ts=ts, symbol=symbol, open=bar.open), out)
+            return
+        events, self._triggered[symbol] = simulate_working_fill(
+            state, self.desk, ts=ts, symbol=symbol, bar=bar, triggered=self._triggered.get(symbol, False)
+        )
+        self._apply(events, out)
+        if symbol in state.market_orders:
+            self._worked[symbol] = self._worked.get(symbol, 0) + 1
+            self._worked_now.append(symbol)
+        else:
+            self._worked.pop(symbol, None)
+            self._triggered.pop(symbol, None)
+
+    def _expire(self, ts: int, session_end: bool, out: list[Event]) -> None:
+        for symbol in self._worked_now:
+            worked = self._worked.get(symbol, 0)
+            expired = decide_expiry(
+                self.state, self.desk, ts=ts, symbol=symbol, worked=worked, session_end=session_end
+            )
+            if expired:
+                self._apply(expired, out)
+                self._worked.pop(symbol, None)
+                self._triggered.pop(symbol, None)
+        self._worked_now = []
+
+    def _after_close(self, symbol: str, ts: int, close: float, out: list[Event]) -> None:
+        """As the backtest's ``_Loop._after_close``: the trailing stop follows, a time exit is due."""
+        state, risk = self.state, self.config.risk
+        if risk.trailing:
+            atr = self._latest[symbol].atr if symbol in self._latest else math.nan
+            self._apply(decide_trail(state, self.desk, ts=ts, symbol=symbol, close=close, atr=atr), out)
+        limit = risk.option("time_exit_bars", 0)
+        position = state.positions.get(symbol)
+        if limit > 0 and position is not None:
+            since, count = self._held.get(symbol, (position.entry_ts, 0))
+            count = count + 1 if since == position.entry_ts else 1
+            self._held[symbol] = (position.entry_ts, count)
+            if count >= limit and symbol not in state.market_orders:
+                self._apply(decide_exit(state, ts=ts, symbol=symbol, reason="time_exit", price=close), out)
 
     def observe(
         self, ts: int, symbol: str, high: float, low: float, close: float, volume: float
@@ -113,36 +175,60 @@ class TradingSession:
         if self._windows is not None:
             self._windows.update(symbol, ts, close)
         out: list[Event] = []
-        if not side:
-            return out
+        if side:
+            self._decide_signal(symbol, ts, day, close, side, values, reason, out)
+        if self._bar_by_bar and symbol in self.state.positions:
+            self._after_close(symbol, ts, close, out)
+        return out
+
+    def _decide_signal(
+        self,
+        symbol: str,
+        ts: int,
+        day: int,
+        close: float,
+        side: int,
+        values: dict[str, float],
+        reason: str,
+        out: list[Event],
+    ) -> None:
+        """A Signal, and the exit, entry or reversal the portfolio decides on it."""
         out.append(
             Signal(
                 ts=ts,
                 symbol=symbol,
                 strategy=self.strategy,
-                side="buy" if side == BUY else "sell",
+                side="buy" if side == 1 else "sell" if side == -1 else signal_side(self.state, symbol, side),
                 price=close,
                 reason=reason,
                 values=values,
             )
         )
-        if side == BUY:
-            decided = decide_entry(
-                self.state,
-                self.desk,
-                ts=ts,
-                day=day,
-                symbol=symbol,
-                strategy=self.strategy,
-                price=close,
-                equity=self.state.equity(self.last_close),
-                context=self._entry_context(symbol),
-                size_factor=values.get("size_factor", 1.0),
-            )
-        else:
-            decided = decide_exit(self.state, ts=ts, symbol=symbol, reason="signal", price=close)
-        self._apply(decided, out)
-        return out
+        exits, entry = signal_plan(self.state, self.config.risk.side_mode, symbol, side)
+        if exits:
+            self._apply(decide_exit(self.state, ts=ts, symbol=symbol, reason="signal", price=close), out)
+            if entry and symbol in self.state.market_orders:  # stop-and-reverse: entered once it fills
+                self._reversals[symbol] = (entry, day, close, values.get("size_factor", 1.0))
+        elif entry:
+            self._apply(self._entry(symbol, ts, entry, day, close, values.get("size_factor", 1.0)), out)
+
+    def _entry(
+        self, symbol: str, ts: int, side: str, day: int, price: float, size_factor: float
+    ) -> list[Event]:
+        """An entry decided on a signal's close ``price`` (``side`` buy: long, sell: short)."""
+        return decide_entry(
+            self.state,
+            self.desk,
+            ts=ts,
+            day=day,
+            symbol=symbol,
+            strategy=self.strategy,
+            price=price,
+            equity=self.state.equity(self.last_close),
+            context=self._entry_context(symbol),
+            size_factor=size_factor,
+            side=side,
+        )
 
     def _entry_context(self, symbol: str) -> MarketContext:
         context = self._latest.get(symbol, NO_CONTEXT)
@@ -157,7 +243,7 @@ class TradingSession:
         if symbol not in state.positions and symbol not in state.market_orders:
             return out
         order = state.market_orders.get(symbol)
-        if order is not None and order.side == "buy":
+        if order is not None and order.reason == "entry":
             self._apply(
                 [
                     OrderCancelled(
@@ -172,11 +258,18 @@ class TradingSession:
         return out
 
     def end_of_timestamp(self, ts: int, *, session_end: bool) -> list[Event]:
-        """Every symbol has reported ``ts``: track equity; at a session's end, mark it."""
+        """Every symbol has reported ``ts``: expire what its time in force ends, track equity; at a
+        session's end, mark it (after a day's borrow fees of the shorts still open)."""
         state = self.state
+        fees: list[Event] = []
+        if self._worked_now:
+            self._expire(ts, session_end, fees)
+        if session_end and state.positions and self.config.risk.side_mode != "long":
+            self._apply(decide_borrow_fees(state, self.desk, ts, self.last_close), fees)
+            self._apply(decide_margin_call(state, self.desk, ts, self.last_close), fees)
         self._track_equity()
         if not session_end:
-            return []
+            return fees
         mark = EquityMarked(
             ts=ts,
             equity=self.equity,
@@ -189,7 +282,7 @@ class TradingSession:
         )
         evolve(state, mark)
         self._reset_session_counters()
-        return [mark]
+        return [*fees, mark]
 
     def refold(self, bars: list[tuple[str, int, float, float, float, float]], written: list[Event]) -> None:
         """Fold one timestamp a previous process already decided back in (a resumed session).

@@ -40,7 +40,8 @@ def _decision(event: Event) -> dict[str, Any] | None:
     """One line of the recent-decisions list, or None for events that are not decisions."""
     e: Any = event
     if isinstance(event, Signal):
-        return {"ts": e.ts, "kind": "signal", "symbol": e.symbol, "text": f"{e.side} at {e.price:.2f}"}
+        text = f"{e.side} at {e.price:.2f}"
+        return {"ts": e.ts, "kind": "signal", "symbol": e.symbol, "text": text, "reason": e.reason}
     if isinstance(event, OrderSubmitted):
         return {"ts": e.ts, "kind": "order", "symbol": e.symbol, "text": f"{e.side} {e.qty:g}"}
     if isinstance(event, Fill):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -36,6 +37,8 @@ TRADE_COLUMNS = [
     "commission",
     "pnl",
     "exit_reason",
+    "side",
+    "borrow_fee",
 ]
 
 
@@ -213,8 +216,22 @@ def chart_title(report: RunReport) -> tuple[str, str]:
     )
     zone = " New York time" if is_intraday(report.timeframe) else ""
     period = f"{first} to {last}{zone}"
-    title = f"{report.strategy} {params} on {', '.join(report.symbols)}".replace("  ", " ")
+    symbols = ", ".join(report.symbols)
+    if len(report.symbols) > MAX_TITLE_SYMBOLS:  # a universe: its size (and dataset), not every name
+        dataset = report.config.get("dataset") or ""
+        symbols = f"{len(report.symbols)} symbols" + (f" of {dataset}" if dataset else "")
+    title = textwrap.fill(f"{report.strategy} {params} on {symbols}".replace("  ", " "), TITLE_WIDTH)
     return title, f"{period} · {report.timeframe} bars, {prices} prices · {', '.join(costs)}"
+
+
+MAX_TITLE_SYMBOLS = 8
+TITLE_WIDTH = 110  # characters a title line holds on the chart's width
+
+
+def rebalances(report: RunReport) -> bool:
+    """Whether the run is a portfolio strategy's (its parameters carry its rebalance schedule): its
+    trades are monthly trims, not entries and exits worth a marker each."""
+    return "rebalance" in report.params
 
 
 def plot_equity(
@@ -236,17 +253,25 @@ def equity_chart(report: RunReport, series: Sequence[BarSeries], *, log_scale: b
     def on_curve(at: np.ndarray) -> np.ndarray:
         return equity[np.clip(np.searchsorted(ts, at, side="right") - 1, 0, len(ts) - 1)]
 
-    entries = np.array([t.entry_ts for t in report.trades], dtype=np.int64)
-    exits = np.array([t.exit_ts for t in report.trades], dtype=np.int64)
+    trades = [] if rebalances(report) else report.trades
+    entries = np.array([t.entry_ts for t in trades if t.side != "short"], dtype=np.int64)
+    shorts = np.array([t.entry_ts for t in trades if t.side == "short"], dtype=np.int64)
+    exits = np.array([t.exit_ts for t in trades], dtype=np.int64)
     title, subtitle = chart_title(report)
     return equity_figure(
         ts=ts,
         equity=equity,
         hold=hold,
         entries=(entries, on_curve(entries)),
+        short_entries=(shorts, on_curve(shorts)),
         exits=(exits, on_curve(exits)),
         title=title,
         subtitle=subtitle,
         strategy_label=f"{report.strategy} (net of costs)",
         log_scale=log_scale,
     )
+
+
+def equity_curve(report: RunReport, series: Sequence[BarSeries]) -> tuple[np.ndarray, np.ndarray]:
+    """The times and equity the equity chart draws (every bar intraday, the daily marks otherwise)."""
+    return _curve(report, series)

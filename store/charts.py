@@ -28,6 +28,7 @@ PIXEL_COLUMNS = 1200  # columns a curve is decimated to (the figures are ~1200 p
 MAX_MARKERS = 400  # trade markers drawn per kind before they are thinned
 DPI = 110
 STRATEGY_COLOR, HOLD_COLOR, ENTRY_COLOR, EXIT_COLOR = "#1f77b4", "#7f7f7f", "#2ca02c", "#d62728"
+SHORT_COLOR = "#9467bd"  # a short's entry
 
 
 class MoneyFormatter(Formatter):
@@ -142,8 +143,10 @@ def equity_figure(
     subtitle: str,
     strategy_label: str,
     log_scale: bool | None = None,
+    short_entries: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Figure:
-    """Strategy equity (and buy & hold) with trade markers on top, both drawdowns below."""
+    """Strategy equity (and buy & hold) with trade markers on top (a short's entry marked apart from a
+    long's), both drawdowns below."""
     fig = _figure(11, 6.8)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     keep = decimate(ts, equity)
@@ -154,8 +157,15 @@ def equity_figure(
         keep_hold = decimate(ts, hold)
         top.plot(when[keep_hold], hold[keep_hold], color=HOLD_COLOR, linewidth=1.0, label="buy & hold")
         curves.append(hold)
+    no_shorts = (np.zeros(0, dtype=np.int64), np.zeros(0))
     for (at, value), marker, color, name in (
-        (entries, "^", ENTRY_COLOR, "entry"),
+        (
+            entries,
+            "^",
+            ENTRY_COLOR,
+            "entry" if short_entries is None or not len(short_entries[0]) else "long entry",
+        ),
+        (short_entries or no_shorts, "D", SHORT_COLOR, "short entry"),
         (exits, "v", EXIT_COLOR, "exit"),
     ):
         if len(at) == 0:

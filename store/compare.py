@@ -19,6 +19,7 @@ from tape.events.schema import (
     OrderRejected,
     OrderSubmitted,
     PositionClosed,
+    Rebalanced,
     RiskAccepted,
     RiskRejected,
     Signal,
@@ -59,6 +60,9 @@ def decision_of(event: Event) -> Decision | None:
             return Decision("fill", e.ts, e.symbol, (e.side, e.qty, e.reason), e.price)
         case PositionClosed():
             return Decision("close", e.ts, e.symbol, (e.exit_reason, e.qty), e.net_pnl)
+        case Rebalanced():  # a portfolio strategy's whole decision: its targets and orders
+            what = (e.trigger, tuple(sorted(e.targets.items())), tuple(sorted(e.orders.items())))
+            return Decision("rebalance", e.ts, "", what, e.equity)
     return None
 
 

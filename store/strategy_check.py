@@ -33,7 +33,9 @@ def check_strategy(
     from tape.store.market import load_many, sample_symbols
 
     code = load_strategy(spec)
-    make_strategy(code.spec, params)  # bad parameters: one clear error, not four failed checks
+    made = make_strategy(code.spec, params)  # bad parameters: one clear error, not four failed checks
+    if made.output == "weights":
+        return check_portfolio_strategy(code.spec, params, symbols, quick=quick, data_path=data_path)
     chosen = list(symbols) if symbols else sample_symbols()
     series = load_many(chosen, data_path=data_path, dataset=CHECK_DATASET)
     if quick:
@@ -47,6 +49,45 @@ def check_strategy(
         on_error=_user_message,
         only=CHECKS[:2] if quick else CHECKS,
     )
+
+
+PORTFOLIO_DATASET = "sp500_20"
+PORTFOLIO_ROWS = 600  # rows after the warm-up a portfolio strategy is checked on
+PORTFOLIO_EQUALITY_ROWS = 80  # rows after the warm-up its forms are compared on when one is derived
+
+
+def check_portfolio_strategy(
+    spec: str,
+    params: Mapping[str, Any] | None,
+    symbols: Sequence[str] | None,
+    *,
+    quick: bool = False,
+    data_path: Path | None = None,
+) -> list[CheckResult]:
+    """The portfolio checks (cross-symbol look-ahead first) on the bundled sp500_20 universe (its
+    first warm-up + 600 rows; ``symbols`` narrows it)."""
+    from tape.events.panel import panel_of
+    from tape.events.portfolio_checks import check_portfolio
+    from tape.store.market import bundled_symbols, load_many
+
+    make = lambda: make_strategy(spec, params)  # noqa: E731 - a fresh instance per evaluation
+    warmup = make().warmup()
+    chosen = list(symbols) if symbols else bundled_symbols(PORTFOLIO_DATASET)
+    panel = panel_of(load_many(chosen, data_path=data_path, dataset=PORTFOLIO_DATASET))
+    panel = panel.upto(min(len(panel), warmup + (PORTFOLIO_ROWS // 3 if quick else PORTFOLIO_ROWS)) - 1)
+    derived = not type(make()).forms()[1]
+    try:
+        return check_portfolio(
+            make,  # type: ignore[arg-type]
+            panel,
+            cuts=3,
+            equality_rows=warmup + PORTFOLIO_EQUALITY_ROWS if derived else None,
+        )
+    except Exception as exc:
+        message = _user_message(exc)
+        if message is None:
+            raise
+        return [CheckResult(CHECKS[0], False, message)]
 
 
 class StrategyCheckFailed(StrategyError):

@@ -335,8 +335,9 @@ def _validated(cls: type[Strategy], where: str) -> type[Strategy]:
         raise ConfigError(f"{who}: bad Params ({why})") from None
     if getattr(cls.warmup, "__isabstractmethod__", False):
         raise ConfigError(f"{who} must define warmup() (bars needed before its first signal)")
-    if cls.output not in OUTPUT_KINDS:
-        raise ConfigError(f"{who}: output {cls.output!r} is not one of {', '.join(OUTPUT_KINDS)}")
+    kinds = (*OUTPUT_KINDS, "weights")  # weights: a PortfolioStrategy (events/strategies/portfolio_base.py)
+    if cls.output not in kinds:
+        raise ConfigError(f"{who}: output {cls.output!r} is not one of {', '.join(kinds)}")
     if not any(cls.forms()):
         raise ConfigError(f"{who} must write signals(bars) or on_bar(bar) (or both)")
     return cls

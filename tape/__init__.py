@@ -8,7 +8,8 @@ Every call is logged like its command (``log=`` a path, or this session's tempor
 pandas objects: :func:`backtest`, :func:`optimize`, :func:`walkforward`, :func:`validate`,
 :func:`montecarlo`, :func:`replay`, :func:`runs`; bad arguments raise :class:`ConfigError` (a
 ValueError). Write strategies by subclassing :class:`Strategy` (sides :data:`BUY`, :data:`SELL`,
-:data:`HOLD` in a :class:`SignalSeries`). ``help(tape.backtest)`` says the rest.
+:data:`HOLD` in a :class:`SignalSeries`), or
+:class:`PortfolioStrategy` for target weights over a universe. ``help(tape.backtest)`` says the rest.
 
 The public names load on first use, so ``import tape`` stays light (no Ray, no matplotlib). The
 design card's folders install inside this package as ``tape.events``, ``tape.store``,
@@ -39,18 +40,24 @@ _WHERE = {
     "BUY": "tape.events.strategies.base",
     "SELL": "tape.events.strategies.base",
     "HOLD": "tape.events.strategies.base",
+    "FLAT": "tape.events.strategies.base",
     "SignalSeries": "tape.events.strategies.base",
+    "PortfolioStrategy": "tape.events.strategies.portfolio_base",
+    "Weights": "tape.events.strategies.portfolio_base",
 }
 
 __all__ = [
     "BUY",
+    "FLAT",
     "HOLD",
     "SELL",
     "ConfigError",
     "JobResult",
+    "PortfolioStrategy",
     "Result",
     "SignalSeries",
     "Strategy",
+    "Weights",
     "backtest",
     "check",
     "montecarlo",
@@ -67,7 +74,8 @@ assert sorted(__all__) == sorted(_WHERE)
 if TYPE_CHECKING:
     from tape.api import backtest, check, replay, runs
     from tape.events.errors import ConfigError
-    from tape.events.strategies.base import BUY, HOLD, SELL, SignalSeries, Strategy
+    from tape.events.strategies.base import BUY, FLAT, HOLD, SELL, SignalSeries, Strategy
+    from tape.events.strategies.portfolio_base import PortfolioStrategy, Weights
     from tape.jobs import montecarlo, optimize, validate, walkforward
     from tape.result import JobResult, Result
     from tape.what_if import whatif, whatif_grid

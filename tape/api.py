@@ -45,9 +45,10 @@ def log_file(log: str | os.PathLike[str] | None) -> Path:
 @public
 @run_keywords
 def backtest(
-    data: Any,
+    data: Any = None,
     strategy: Any = "sma_cross",
     *,
+    universe: str | None = None,
     params: dict[str, Any] | list[str] | None = None,
     start: str | None = None,
     end: str | None = None,
@@ -69,8 +70,13 @@ def backtest(
     open, high, low, close, volume, optionally adj_close; a DatetimeIndex, tz-aware, or naive with
     ``tz=``; it trades as ``df.attrs["symbol"]``, else ``"DATA"``); or a dict of DataFrames by symbol.
 
-    ``strategy``: a built-in name (see ``tape strategies``), or a ``tape.Strategy`` subclass or
-    instance. ``params``: ``{"short": 10, "long": 50}`` (or ``["short=10", "long=50"]``).
+    ``universe`` instead of ``data``: a bundled dataset name or ``"stored"`` (every stored series of
+    the timeframe), as ``--universe``.
+
+    ``strategy``: a built-in name (see ``tape strategies``), or a ``tape.Strategy`` or
+    ``tape.PortfolioStrategy`` subclass or instance. ``params``: ``{"short": 10, "long": 50}`` (or
+    ``["short=10", "long=50"]``). A portfolio strategy (``momentum``, ``inverse_vol``) also takes
+    ``rebalance``, ``drift``, ``max_weight``, ``cash_buffer`` and ``min_trade``.
 
     ``start``/``end``: ``"YYYY-MM-DD"`` days, both included. Every other keyword is the option of
     ``tape backtest`` with the same name and default (``slippage_bps`` is ``--slippage-bps``, ...):
@@ -96,6 +102,7 @@ def backtest(
     """
     from tape.store.backtests import backtest as run_logged
 
+    data = universe_data(data, universe, options.timeframe, data_path)
     config, loader = run_config(
         data, strategy, params, start, end, cash, dataset, tz, no_check, options, data_path, adjust=adjust
     )
@@ -124,6 +131,7 @@ def run_config(
     """The config a run is started with, from the API's (and so the commands') arguments, and the
     loader of DataFrame data (None for stored symbols): one builder for backtests and jobs."""
     name, given = strategy_arg(strategy, param_args(params))
+    given = portfolio_args(name, given, options.portfolio_params())
     source = resolve_data(
         data, dataset=dataset, tz=tz, timeframe=options.timeframe, data_path=data_store(data_path)
     )
@@ -142,6 +150,42 @@ def run_config(
         risk=options.risk(),
     )
     return config, source.loader
+
+
+def universe_data(data: Any, universe: str | None, timeframe: str | None, data_path: Any) -> Any:
+    """The data a ``universe`` names (a bundled dataset, or every stored series of the timeframe);
+    ``data`` itself when no universe is given."""
+    if universe is None:
+        if data is None or (isinstance(data, list) and not data):
+            raise _config_error("name the symbols, or pass --universe sample|sp500_20|stored")
+        return data
+    if data is not None and len(data):
+        raise _config_error(f"give symbols or --universe {universe}, not both")
+    from tape.store.market import BUNDLED_NAMES, list_datasets
+
+    if universe == "stored":
+        frame = timeframe or "1Day"
+        stored = sorted({d.symbol for d in list_datasets(data_store(data_path)) if d.timeframe == frame})
+        if not stored:
+            raise _config_error(f"--universe stored: no {frame} series in the data store")
+        return stored
+    if universe not in BUNDLED_NAMES:
+        raise _config_error(f"unknown universe {universe!r}; use {', '.join(BUNDLED_NAMES)} or stored")
+    return universe
+
+
+def portfolio_args(strategy: str, given: list[str] | None, portfolio: list[str]) -> list[str] | None:
+    """A portfolio strategy's parameters with the portfolio options (``--rebalance``, ...) added;
+    those options given to a signal strategy are an error."""
+    if not portfolio:
+        return given
+    from tape.events.strategies import strategy_class
+    from tape.store.strategy_loader import resolve
+
+    if strategy_class(resolve(strategy)).output != "weights":
+        names = ", ".join("--" + p.partition("=")[0].replace("_", "-") for p in portfolio)
+        raise _config_error(f"{names}: only portfolio strategies (momentum, inverse_vol, ...) rebalance")
+    return [*(given or []), *portfolio]
 
 
 @public

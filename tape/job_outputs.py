@@ -45,15 +45,14 @@ def optimize_heatmap(result: Any, base: Any, series: Any, objective: str, charts
     if charts is None or len(varied) != 2:
         return None
     from tape.store.charts import plot_heatmap
+    from tape.store.html_jobs import sweep_page
 
-    return plot_heatmap(
-        [(r.params, r.score) for r in result.ranked],
-        varied[0],
-        varied[1],
-        objective,
-        Path(charts) / f"heatmap_{'-'.join(base.symbols)}_{base.strategy}_{result.job_id}.png",
-        title=f"{base.strategy} on {', '.join(base.symbols)}, {period(series)}",
-    )
+    scores = [(r.params, r.score) for r in result.ranked]
+    title = f"{base.strategy} on {', '.join(base.symbols)}, {period(series)}"
+    png = Path(charts) / f"heatmap_{'-'.join(base.symbols)}_{base.strategy}_{result.job_id}.png"
+    heatmap = plot_heatmap(scores, varied[0], varied[1], objective, png, title=title)
+    sweep_page(scores, varied[0], varied[1], objective, heatmap.with_suffix(".html"), title=title)
+    return heatmap
 
 
 def optimize_result(result: Any, objective: str, heatmap: Any) -> JobResult:
@@ -81,19 +80,37 @@ def walkforward_chart(
 
     from tape.store.backtest_files import stitched_buy_and_hold
     from tape.store.charts import plot_walkforward
+    from tape.store.html_jobs import walkforward_page
 
     windows = [(f.test_start_ts, f.test_end_ts) for f in result.folds]
     oos_ts = np.asarray(result.oos_ts, dtype=np.int64)
-    return plot_walkforward(
+    equity = np.asarray(result.oos_equity)
+    hold = stitched_buy_and_hold(series, windows, oos_ts, base.cash)
+    what = (
+        f"{base.strategy} on {', '.join(base.symbols)}, {period(series)}, {len(result.folds)} folds "
+        f"({'anchored' if anchored else 'rolling'}, {objective})"
+    )
+    chart = plot_walkforward(
         Path(charts) / f"walkforward_{'-'.join(base.symbols)}_{base.strategy}_{result.job_id}.png",
         windows=windows,
         ts=oos_ts,
-        equity=np.asarray(result.oos_equity),
-        hold=stitched_buy_and_hold(series, windows, oos_ts, base.cash),
-        title=f"walk-forward out of sample: {base.strategy} on {', '.join(base.symbols)}, "
-        f"{period(series)}, {len(result.folds)} folds ({'anchored' if anchored else 'rolling'}, "
-        f"{objective})",
+        equity=equity,
+        hold=hold,
+        title=f"walk-forward out of sample: {what}",
     )
+    folds = [
+        {
+            "fold": f.fold,
+            "train": [day(f.train_start_ts), day(f.train_end_ts)],
+            "test": [day(f.test_start_ts), day(f.test_end_ts)],
+            "params": f.params,
+            "efficiency": f.efficiency,
+        }
+        for f in result.folds
+    ]
+    page = chart.with_suffix(".html")
+    walkforward_page(page, windows=windows, ts=oos_ts, equity=equity, hold=hold, title=what, folds=folds)
+    return chart
 
 
 def walkforward_result(result: Any, objective: str, chart: Any) -> JobResult:
@@ -179,15 +196,22 @@ def montecarlo_chart(
 
     from tape.events.montecarlo import WHAT_IT_SAYS
     from tape.store.charts import plot_fan
+    from tape.store.html_jobs import montecarlo_page
 
-    return plot_fan(
+    actual = simulated.start_equity + np.r_[0.0, np.cumsum(pnls)]
+    what = f"run {report.run_id}: {report.strategy} on {', '.join(report.symbols)}"
+    chart = plot_fan(
         simulated.bands,
-        f"Monte Carlo ({method}, n={n:,}, seed={seed}) of run {report.run_id}: {report.strategy} "
-        f"on {', '.join(report.symbols)}",
+        f"Monte Carlo ({method}, n={n:,}, seed={seed}) of {what}",
         Path(charts) / f"montecarlo_{report.run_id}_{method}.png",
-        actual=simulated.start_equity + np.r_[0.0, np.cumsum(pnls)],
+        actual=actual,
         note=WHAT_IT_SAYS[method],
     )
+    title = f"{method}, n={n:,}, seed={seed}, {what}"
+    montecarlo_page(
+        chart.with_suffix(".html"), simulated.bands, title, actual=actual, note=WHAT_IT_SAYS[method]
+    )
+    return chart
 
 
 def montecarlo_result(simulated: Any, report: Any, method: str, chart: Any) -> JobResult:

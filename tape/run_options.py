@@ -15,6 +15,7 @@ import functools
 import inspect
 import math
 import numbers
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple, TypeVar
 
@@ -28,6 +29,17 @@ from tape.events.risk import RiskConfig
 F = TypeVar("F", bound=Callable[..., Any])
 
 COSTS, RISK, SIZING, FILTERS, BARS = "Costs", "Risk", "Sizing", "Entry filters", "Bars"
+PORTFOLIO = "Portfolio strategies"
+# Portfolio options set the strategy's own parameters (RebalanceParams): unset, the strategy's default.
+_PORTFOLIO_KINDS = {
+    "rebalance": str,
+    "drift": float,
+    "max_weight": float,
+    "cash_buffer": float,
+    "min_trade": float,
+}
+ORDERS = "Order types"
+SHORTS = "Long and short"
 
 
 class RunOption(NamedTuple):
@@ -57,15 +69,23 @@ class RunOption(NamedTuple):
         """float, int or str: the type of the value (None aside)."""
         if self.field == "timeframe":
             return str
+        if self.field.startswith("portfolio."):
+            return _PORTFOLIO_KINDS[self.field.partition(".")[2]]
         value = self._field_default()
-        return float if value is UNSET else type(value)
+        if value is not UNSET:
+            return type(value)
+        kinds = typing.get_args(self._field().type)
+        return str if str in kinds else int if int in kinds else float
 
-    def _field_default(self) -> Any:
-        if self.field == "timeframe":  # unset: the stored bar size (BacktestConfig's "1Day" aside)
-            return UNSET
+    def _field(self) -> Any:
         part, name = self.field.split(".")
         struct = CostModel if part == "cost" else RiskConfig
-        return {f.name: f.default for f in msgspec.structs.fields(struct)}[name]
+        return {f.name: f for f in msgspec.structs.fields(struct)}[name]
+
+    def _field_default(self) -> Any:
+        if self.field == "timeframe" or self.field.startswith("portfolio."):
+            return UNSET  # unset: the stored bar size; a portfolio strategy's own parameter
+        return self._field().default
 
     @property
     def annotation(self) -> Any:
@@ -157,6 +177,91 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     ),
     RunOption("correlation_window", "risk.correlation_window", FILTERS, "Bars of returns to correlate."),
     RunOption("correlation_action", "risk.correlation_action", FILTERS, "reject or shrink (halve)."),
+    RunOption(
+        "rebalance",
+        "portfolio.rebalance",
+        PORTFOLIO,
+        "bar, daily, weekly, monthly or quarterly: rebalance on the first trading day of each "
+        "(default: the strategy's, monthly for the built-ins).",
+    ),
+    RunOption(
+        "drift", "portfolio.drift", PORTFOLIO, "Also rebalance when a weight drifts this many % points."
+    ),
+    RunOption("max_weight", "portfolio.max_weight", PORTFOLIO, "Cap per symbol (% of equity; default 100)."),
+    RunOption("cash_buffer", "portfolio.cash_buffer", PORTFOLIO, "% of equity kept in cash (default 0)."),
+    RunOption("min_trade", "portfolio.min_trade", PORTFOLIO, "No order worth less than this ($; default 0)."),
+    RunOption(
+        "direction",
+        "risk.direction",
+        SHORTS,
+        "long (default), short (SELL opens a short, BUY covers) or both (stop-and-reverse).",
+    ),
+    RunOption(
+        "shortable",
+        "risk.shortable",
+        SHORTS,
+        "Comma list of easy-to-borrow symbols that may be shorted ('*' = every stock). "
+        "Any other symbol's short is refused.",
+    ),
+    RunOption(
+        "borrow_fee",
+        "risk.borrow_fee_pct",
+        SHORTS,
+        "A short's borrow fee, % a year of its market value, charged per day held (value x rate / 360; "
+        "default 0.30).",
+    ),
+    RunOption(
+        "margin_initial",
+        "risk.margin_initial_pct",
+        SHORTS,
+        "Reg-T initial margin, % of the positions' market value that equity must cover (default 50).",
+    ),
+    RunOption(
+        "margin_maintenance",
+        "risk.margin_maintenance_pct",
+        SHORTS,
+        "Maintenance margin, % of the positions' market value; under it a margin_call alert (default 30).",
+    ),
+    RunOption(
+        "entry_order",
+        "risk.entry_order",
+        ORDERS,
+        "Entry order: market (default, next open), limit, stop or stop_limit, priced from the signal close.",
+    ),
+    RunOption(
+        "entry_offset",
+        "risk.entry_offset_pct",
+        ORDERS,
+        "Limit this % better than the signal close, stop this % beyond it (default 0.5).",
+    ),
+    RunOption(
+        "stop_limit_band",
+        "risk.stop_limit_band_pct",
+        ORDERS,
+        "A stop-limit's limit, % beyond its stop (default 0.5).",
+    ),
+    RunOption(
+        "tif", "risk.tif", ORDERS, "Entry time in force: day (default; expires at its session's end) or gtc."
+    ),
+    RunOption(
+        "expire_bars", "risk.expire_bars", ORDERS, "gtc: cancel an unfilled entry after this many bars."
+    ),
+    RunOption(
+        "limit_fill",
+        "risk.limit_fill",
+        ORDERS,
+        "through (default: a limit fills when the price trades through it) or touch (reaching it is enough).",
+    ),
+    RunOption("trail_pct", "risk.trail_pct", ORDERS, "Trailing stop, % off the best close since entry."),
+    RunOption(
+        "trail_amount", "risk.trail_amount", ORDERS, "Trailing stop, a price amount off the best close."
+    ),
+    RunOption(
+        "trail_atr", "risk.trail_atr", ORDERS, "Trailing stop, k x ATR (--atr-period) off the best close."
+    ),
+    RunOption(
+        "time_exit", "risk.time_exit_bars", ORDERS, "Exit at the close of the Nth bar held (next open fill)."
+    ),
 )
 
 
@@ -201,6 +306,10 @@ class RunOptions(Mapping[str, Any]):
     def risk(self) -> RiskConfig:
         """The RiskConfig of the risk, sizing and filter options."""
         return RiskConfig(**self._fields("risk"))
+
+    def portfolio_params(self) -> list[str]:
+        """The portfolio options given, as ``--param NAME=VALUE`` of a portfolio strategy."""
+        return [f"{name}={value}" for name, value in self._fields("portfolio").items()]
 
     def _fields(self, part: str) -> dict[str, Any]:
         out = {}

@@ -804,3 +804,27 @@ def test_streams_refuse_wrong_credentials(alpaca_emulator, caplog):
     with caplog.at_level(logging.ERROR, logger="alpaca"), running(stream, emu):
         wait_for(lambda: any("auth failed" in r.getMessage() for r in caplog.records))
     assert not emu.streams.data_subscribed("bars", "AAPL")
+
+
+def test_a_long_buy_while_a_short_sell_order_is_open_is_refused(alpaca_emulator, trading):
+    emu = alpaca_emulator
+    emu.allow_shorting = True
+    emu.set_price("AAPL", 100)
+    short = LimitOrderRequest(
+        symbol="AAPL", qty=5, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, limit_price=110
+    )
+    trading.submit_order(short)  # rests: the price is below its limit
+    refused = api_error(lambda: trading.submit_order(market("AAPL", 5)))
+    assert (refused.status_code, refused.code) == (403, 40310000)
+    assert refused.message == "cannot open a long buy while a short sell order is open"
+    assert len(emu.orders) == 1 and emu.positions == {}
+
+
+def test_a_short_sale_opens_a_negative_position_on_the_short_side(alpaca_emulator, trading):
+    emu = alpaca_emulator
+    emu.allow_shorting = True
+    emu.set_price("AAPL", 100)
+    trading.submit_order(market("AAPL", 5, OrderSide.SELL))
+    position = trading.get_open_position("AAPL")
+    assert (position.qty, position.side.value) == ("-5", "short")
+    assert emu.positions == {"AAPL": -5.0}

@@ -59,7 +59,8 @@ def test_option_defaults_are_the_config_defaults() -> None:
 def test_the_options_keep_the_names_users_type() -> None:
     flags = {o.flag for o in RUN_OPTIONS}
     assert {"--stop-loss", "--qty", "--timeframe", "--slippage-bps", "--correlation-action"} <= flags
-    assert len(flags) == len(RUN_OPTIONS) == 25
+    assert {"--rebalance", "--drift", "--max-weight", "--cash-buffer", "--min-trade"} <= flags
+    assert len(flags) == len(RUN_OPTIONS) == 30
 
 
 def test_an_unknown_api_keyword_is_refused_by_python() -> None:

@@ -150,6 +150,8 @@ SAMPLES: dict[str, s.Event] = {
         wall_ns=100,
     ),
     "notifier_started": s.NotifierStarted(ts=26, channels=["email", "webhook"], since_seq=41, wall_ns=101),
+    "borrow_fee": s.BorrowFeeCharged(ts=27, symbol="AAPL", qty=100.0, price=180.0, rate_pct=0.3, fee=0.15),
+    "stop_moved": s.StopMoved(ts=28, client_order_id="r-o2", symbol="AAPL", stop_price=104.5, extreme=110.0),
     "regime_changed": s.RegimeChanged(ts=23, symbol="AAPL", regime="trending", previous="ranging", adx=31.5),
     "session_spawned": s.SessionSpawned(
         ts=24,
@@ -177,6 +179,19 @@ SAMPLES: dict[str, s.Event] = {
     ),
     "run_derived": s.RunDerived(
         ts=27, run_id="w1", derived_from="r1", changes={"stop_loss": 3.0, "param.short": "10"}, inputs="log"
+    ),
+    "rebalanced": s.Rebalanced(
+        ts=27,
+        run_id="r1",
+        n=1,
+        strategy="momentum",
+        trigger="monthly",
+        equity=1000.0,
+        cash=10.0,
+        targets={"AAPL": 0.5, "MSFT": 0.0},
+        current={"MSFT": 0.4},
+        orders={"AAPL": 3.0, "MSFT": -2.0},
+        values={"AAPL": {"score": 0.1, "rank": 1.0}},
     ),
     "backtest_summary": s.BacktestSummary(
         ts=22,

@@ -12,6 +12,8 @@ from tape.events.session import TradingSession, feed_order
 from tape.events.strategies import REGISTRY, make_strategy
 from tests.factories import random_walk_bars
 
+SIDES_STRATEGIES = sorted(n for n, c in REGISTRY.items() if c.output == "sides")  # signal strategies
+
 
 def replay_session(config: BacktestConfig, series: list, run_id: str) -> list[Event]:
     """Drive a TradingSession the way the live engine does, with the incremental strategies."""
@@ -43,7 +45,7 @@ def replay_session(config: BacktestConfig, series: list, run_id: str) -> list[Ev
     return out
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", SIDES_STRATEGIES)
 def test_bar_by_bar_session_equals_the_backtest(name: str) -> None:
     series = [random_walk_bars(s, 700, seed=30 + k) for k, s in enumerate(["AAA", "BBB", "CCC"])]
     config = BacktestConfig(symbols=["AAA", "BBB", "CCC"], strategy=name, risk=RiskConfig(max_positions=2))
@@ -77,3 +79,35 @@ def test_the_correlation_rule_decides_the_same_bar_by_bar() -> None:
     config = BacktestConfig(symbols=["AAA", "BBB"], risk=risk)
     expected = run_backtest(config, [base, twin], run_id="r")[1:-1]
     assert replay_session(config, [base, twin], "r") == expected
+
+
+@pytest.mark.parametrize("direction", ["short", "both"])
+def test_shorts_and_stop_and_reverse_decide_the_same_bar_by_bar(direction: str) -> None:
+    series = [random_walk_bars(s, 700, seed=110 + k) for k, s in enumerate(["AAA", "BBB"])]
+    risk = RiskConfig(direction=direction, shortable="AAA,BBB", borrow_fee_pct=3.0)
+    config = BacktestConfig(symbols=["AAA", "BBB"], risk=risk)
+    expected = run_backtest(config, series, run_id="r")[1:-1]
+    kinds = {type(e).__name__ for e in expected}
+    assert {"BorrowFeeCharged", "PositionClosed"} <= kinds
+    assert any(type(e).__name__ == "PositionOpened" and e.qty < 0 for e in expected)
+    assert replay_session(config, series, "r") == expected
+
+
+@pytest.mark.parametrize(
+    "orders",
+    [
+        {"entry_order": "limit", "entry_offset_pct": 1.0},
+        {"entry_order": "stop", "tif": "gtc", "expire_bars": 3},
+        {"entry_order": "stop_limit", "entry_offset_pct": 0.5, "tif": "gtc", "limit_fill": "touch"},
+        {"trail_pct": 3.0, "take_profit_pct": 0.0},
+        {"trail_atr": 2.0, "time_exit_bars": 10},
+    ],
+    ids=["limit-day", "stop-gtc-expiry", "stop-limit", "trail-pct", "trail-atr-time-exit"],
+)
+def test_order_types_decide_the_same_bar_by_bar(orders: dict) -> None:
+    series = [random_walk_bars(s, 500, seed=130 + k) for k, s in enumerate(["AAA", "BBB"])]
+    risk = RiskConfig(direction="both", shortable="AAA,BBB", **orders)
+    config = BacktestConfig(symbols=["AAA", "BBB"], risk=risk)
+    expected = run_backtest(config, series, run_id="r")[1:-1]
+    assert any(type(e).__name__ == "PositionClosed" for e in expected)
+    assert replay_session(config, series, "r") == expected

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from tape.events.errors import ConfigError
-from tape.events.strategies.base import BUY, HOLD, SELL, LiveSignals, SignalSeries, Strategy
+from tape.events.strategies.base import BUY, FLAT, HOLD, SELL, LiveSignals, SignalSeries, Strategy
 
 REGISTRY: dict[str, type[Strategy]] = {}
 LOADED: dict[str, tuple[type[Strategy], dict[str, str]]] = {}  # canonical spec -> (class, origin)
@@ -121,24 +121,32 @@ def _plain(message: str) -> str:
 # Registration after the registry exists.
 from tape.events.strategies.atr_breakout import AtrBreakout  # noqa: E402
 from tape.events.strategies.ensemble import Ensemble  # noqa: E402
+from tape.events.strategies.inverse_vol import InverseVol  # noqa: E402
 from tape.events.strategies.macd import MacdStrategy  # noqa: E402
 from tape.events.strategies.mean_reversion import MeanReversion  # noqa: E402
+from tape.events.strategies.momentum import Momentum  # noqa: E402
+from tape.events.strategies.portfolio_base import PortfolioStrategy, Weights  # noqa: E402
 from tape.events.strategies.rsi import RsiStrategy  # noqa: E402
 from tape.events.strategies.sma_cross import SmaCross  # noqa: E402
 
 for _cls in (SmaCross, RsiStrategy, MacdStrategy, MeanReversion, AtrBreakout, Ensemble):
     register(_cls)
+for _portfolio in (Momentum, InverseVol):  # portfolio strategies: weights over a universe
+    register(_portfolio)
 
 __all__ = [
     "BUY",
+    "FLAT",
     "HOLD",
     "LOADED",
     "REGISTRY",
     "SELL",
     "LiveSignals",
     "ParamSpec",
+    "PortfolioStrategy",
     "SignalSeries",
     "Strategy",
+    "Weights",
     "install",
     "make_strategy",
     "origin_of",

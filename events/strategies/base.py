@@ -12,9 +12,14 @@ Backtests always run the vectorised form and live actors the incremental one; th
 derived from the other (:meth:`Strategy.signals` steps through the bars; :meth:`Strategy.live`
 re-evaluates the vectorised form on the bars seen so far) and ``tape check`` proves the two equal.
 
-What a strategy outputs is declared by ``output``: today only ``"sides"``. Signed target positions and
-portfolio weights are further kinds a strategy will declare; a strategy that does not is a sides
-strategy, so adding them breaks nothing.
+What a strategy outputs is declared by ``output``: ``"sides"`` (the default) or ``"targets"``, a signed
+target position per bar (+1 long, -1 short, 0 flat, or a fraction of the sized quantity; NaN keeps the
+previous one), written as ``targets(bars)`` and/or an ``on_bar`` returning the target. A targets
+strategy runs through the same engine: its targets become sides (:func:`sides_from_targets`: a change of
+sign is BUY, SELL or FLAT, the size fraction rides along as ``size_factor``), and a sides strategy's
+position under a direction is :func:`targets_from_sides`; the two derive each other exactly, so
+``tape check`` covers a target strategy's every value. Portfolio weights will be a further kind; a
+strategy that declares none is a sides strategy, so adding kinds breaks nothing.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from tape.events.bars import BarSeries
 from tape.events.errors import StrategyContractError
 
 BUY, SELL, HOLD = 1, -1, 0
-SIDES = frozenset((BUY, SELL, HOLD))
-OUTPUT_KINDS = ("sides",)  # what a strategy may declare as ``output`` (grows by addition)
+FLAT = 2  # close whatever is held (a target of 0 after a position; a sides strategy never needs it)
+SIDES = frozenset((BUY, SELL, HOLD, FLAT))
+OUTPUT_KINDS = ("sides", "targets")  # what a strategy may declare as ``output`` (grows by addition)
 
 
 class SignalSeries(NamedTuple):
@@ -98,15 +104,18 @@ class Strategy(ABC):
     @classmethod
     def forms(cls) -> tuple[bool, bool]:
         """(vectorised written, incremental written) by the class itself (not derived)."""
-        vectorised = _overrides(cls, "signals")
+        vectorised = _overrides(cls, "signals") or _overrides(cls, "targets")
         incremental = _overrides(cls, "on_bar") or _overrides(cls, "live")
         return vectorised, incremental
 
     def signals(self, bars: BarSeries) -> SignalSeries:
         """Sides for every bar at once (causal: side at i uses bars <= i only).
 
-        Not written: derived by stepping the incremental form through the bars (one Python call per bar).
+        Not written: derived from ``targets(bars)`` when the strategy writes that, else by stepping the
+        incremental form through the bars (one Python call per bar).
         """
+        if _overrides(type(self), "targets"):
+            return sides_from_targets(self.targets(bars), len(bars), type(self).__name__)
         if not self.forms()[1]:
             raise StrategyContractError(f"{type(self).__name__} writes neither signals() nor on_bar()")
         return step_through(self.live(), bars)
@@ -121,7 +130,7 @@ class Strategy(ABC):
         if incremental:
             fresh = type(self)(self.params)
             fresh.start()
-            return _Stepper(fresh)
+            return _TargetStepper(fresh) if self.output == "targets" else _Stepper(fresh)
         if not vectorised:
             raise StrategyContractError(f"{type(self).__name__} writes neither signals() nor on_bar()")
         return _Reevaluating(self)
@@ -133,9 +142,14 @@ class Strategy(ABC):
         """The incremental form: this bar's side (or ``(side, values)``) given the bars before it."""
         raise NotImplementedError
 
+    def targets(self, bars: BarSeries) -> np.ndarray:
+        """A targets strategy's vectorised form: the signed target position at every bar's close
+        (+1 long, -1 short, 0 flat, a fraction for less; NaN keeps the previous target)."""
+        raise NotImplementedError
+
     def describe(self, side: int, values: dict[str, float]) -> str:
         """One human sentence for a signal (recorded on the Signal event)."""
-        return "buy" if side == BUY else "sell"
+        return "buy" if side == BUY else "sell" if side == SELL else "flat" if side == FLAT else "hold"
 
     def param_dict(self) -> dict[str, Any]:
         """Parameters as a plain dict (recorded on RunStarted)."""
@@ -175,10 +189,10 @@ def as_signal_series(out: Any, n: int, who: str) -> SignalSeries:
         if not np.issubdtype(side.dtype, np.integer):
             raise StrategyContractError(f"{who}.signals() sides must be integers (int8), got {side.dtype}")
         side = side.astype(np.int8)
-    bad = np.flatnonzero((side != BUY) & (side != SELL) & (side != HOLD))
+    bad = np.flatnonzero((side != BUY) & (side != SELL) & (side != HOLD) & (side != FLAT))
     if bad.size:
         raise StrategyContractError(
-            f"{who}.signals() side {side[bad[0]]} at bar {bad[0]} is not BUY, SELL or HOLD"
+            f"{who}.signals() side {side[bad[0]]} at bar {bad[0]} is not BUY, SELL, HOLD or FLAT"
         )
     if not isinstance(values, dict):
         raise StrategyContractError(f"{who}.signals() values must be a dict of arrays")
@@ -198,7 +212,7 @@ def as_live_output(out: Any, who: str) -> tuple[int, dict[str, float]]:
     side, values = out if isinstance(out, tuple) else (out, {})
     if isinstance(side, bool) or side not in SIDES:
         raise StrategyContractError(
-            f"{who}.on_bar() returned {side!r}; a side is BUY (1), SELL (-1) or HOLD (0)"
+            f"{who}.on_bar() returned {side!r}; a side is BUY (1), SELL (-1), HOLD (0) or FLAT (2)"
         )
     return int(side), values if values else {}
 
@@ -265,6 +279,77 @@ class _Reevaluating:
         o, h, lo, c, v = (col[:n].copy() for col in self._cols)
         out = self._strategy.signals(BarSeries("", "", ts, o, h, lo, c, v, session=ts))
         return int(out.side[-1]), {k: float(col[-1]) for k, col in out.values.items()}
+
+
+def sides_from_targets(targets: Any, n: int, who: str) -> SignalSeries:
+    """The sides of a target series: where the target's sign changes, BUY (to long), SELL (to short)
+    or FLAT (to 0); HOLD elsewhere (a change of size within one sign is held). NaN keeps the previous
+    target, which starts flat. Values: the target as given and ``size_factor`` (its magnitude), which
+    sizes the entry."""
+    target = np.asarray(targets, dtype=np.float64)
+    if target.ndim != 1 or target.shape[0] != n:
+        raise StrategyContractError(
+            f"{who}.targets() must return one target per bar ({n}), got {target.shape}"
+        )
+    defined = ~np.isnan(target)
+    bad = np.flatnonzero(defined & ~(np.abs(np.where(defined, target, 0.0)) <= 1.0))
+    if bad.size:
+        raise StrategyContractError(
+            f"{who}.targets() target {target[bad[0]]} at bar {bad[0]} is not in [-1, 1]"
+        )
+    index = np.maximum.accumulate(np.where(defined, np.arange(n), -1)) if n else np.zeros(0, np.int64)
+    held = np.where(index >= 0, target[np.maximum(index, 0)], 0.0)
+    sign = np.sign(held).astype(np.int8)
+    previous = np.concatenate([np.zeros(1, np.int8), sign[:-1]]) if n else sign
+    side = np.zeros(n, dtype=np.int8)
+    changed = sign != previous
+    side[changed & (sign > 0)] = BUY
+    side[changed & (sign < 0)] = SELL
+    side[changed & (sign == 0)] = FLAT
+    return SignalSeries(side, {"target": target, "size_factor": np.abs(held)})
+
+
+def targets_from_sides(side: np.ndarray, direction: str = "both") -> np.ndarray:
+    """The signed position (+1, -1, 0) a sides series holds under ``direction`` after each bar:
+    long: BUY +1, SELL 0; short: SELL -1, BUY 0; both (stop-and-reverse): BUY +1, SELL -1; FLAT 0.
+    :func:`sides_from_targets` of it gives the sides back (for ``both``, exactly)."""
+    moves = {
+        "long": {BUY: 1.0, SELL: 0.0, FLAT: 0.0},
+        "short": {BUY: 0.0, SELL: -1.0, FLAT: 0.0},
+        "both": {BUY: 1.0, SELL: -1.0, FLAT: 0.0},
+    }[direction]
+    out = np.zeros(side.shape[0], dtype=np.float64)
+    held = 0.0
+    for i, s in enumerate(side.tolist()):
+        held = moves.get(s, held)
+        out[i] = held
+    return out
+
+
+class _TargetStepper:
+    """The live protocol over a targets strategy's own ``on_bar``: its targets turned into sides bar
+    by bar, as :func:`sides_from_targets` does for the whole series."""
+
+    __slots__ = ("_held", "_on_bar", "_who")
+
+    def __init__(self, strategy: Strategy) -> None:
+        self._on_bar, self._who = strategy.on_bar, type(strategy).__name__
+        self._held = 0.0
+
+    def on_bar(
+        self, open: float, high: float, low: float, close: float, volume: float
+    ) -> tuple[int, dict[str, float]]:
+        out = self._on_bar(Bar(open, high, low, close, volume))
+        target, values = out if isinstance(out, tuple) else (out, {})
+        target = float(target)
+        if target == target:
+            if not abs(target) <= 1.0:
+                raise StrategyContractError(f"{self._who}.on_bar() target {target} is not in [-1, 1]")
+            before, self._held = self._held, target
+            if (before > 0) != (target > 0) or (before < 0) != (target < 0):
+                side = BUY if target > 0 else SELL if target < 0 else FLAT
+                return side, {**values, "target": target, "size_factor": abs(target)}
+        return HOLD, {**values, "target": target, "size_factor": abs(self._held)}
 
 
 def crossings(above: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -107,6 +107,7 @@ class Broker:
                 raise errors.unprocessable("client_order_id must be unique")
             self._check_crypto_order(asset, spec)
             self._check_time_in_force(asset, spec)
+            self._check_opposite_open(asset, spec)
             self._check_funds(asset, spec)
             order = self._build(asset, spec)
             response = order.wire()
@@ -263,6 +264,20 @@ class Broker:
         assert qty is not None
         price = order.limit_price or self.price(order.symbol) or order.stop_price or Decimal(0)
         return qty * price
+
+    def _check_opposite_open(self, asset: Asset, spec: OrderSpec) -> None:
+        """Alpaca refuses an order opening one side while an order opening the other is open: "cannot
+        open a long buy while a short sell order is open" (and the mirror). An order opens a side when
+        it goes beyond what the position holds on the other (a buy while flat or long; a sell beyond
+        the long)."""
+        held = self.portfolio.qty(asset.symbol)
+        for order in self._open_roots():
+            if order.symbol != asset.symbol or order.side == spec.side or order.order_class == "oco":
+                continue
+            if spec.side == "buy" and held >= 0 and order.remaining() > held:
+                raise errors.forbidden_trade("cannot open a long buy while a short sell order is open")
+            if spec.side == "sell" and held <= 0 and order.remaining() > -held:
+                raise errors.forbidden_trade("cannot open a short sell while a long buy order is open")
 
     def _check_funds(self, asset: Asset, spec: OrderSpec) -> None:
         if spec.side == "buy":
