@@ -68,10 +68,13 @@ def changed_config(
     from tape.events.strategies import make_strategy, parse_param_args
 
     cost, risk = msgspec.to_builtins(config.cost), msgspec.to_builtins(config.risk)
+    given = parse_param_args(params or [])
     for name, value in sets.items():
         part, field = _SETTABLE[name].field.split(".")
-        (cost if part == "cost" else risk)[field] = value
-    given = parse_param_args(params or [])
+        if part == "portfolio":  # a portfolio strategy's own parameter, as the commands pass it
+            given[field] = str(value)
+        else:
+            (cost if part == "cost" else risk)[field] = value
     changes: dict[str, Any] = dict(sets)
     name, merged = config.strategy, {**config.params, **given}
     if strategy is not None:
