@@ -28,6 +28,7 @@ from tape.events.backtest import BacktestConfig, run_ended, run_started
 from tape.events.bars import BarSeries
 from tape.events.errors import TapeError
 from tape.events.monitor import MonitorConfig
+from tape.events.recorded import bars_recorded
 from tape.events.schema import ActorStopped, RunEnded, RunStarted
 from tape.events.session import feed_order
 from tape.events.strategies import make_strategy
@@ -152,7 +153,8 @@ def _play(
             code_version=code_version(),
             label="broker=sim feed=replay",
         )
-        ray.get(writer.append.remote([opening]))
+        # The feed is logged whole: a what-if re-runs the session from the log, without the data store.
+        ray.get(writer.append.remote([opening, *bars_recorded(series, "feed", opening.ts)]))
     done, decided_before = decided_groups(run_id, groups, logged)
     if on_run is not None:
         on_run(run_id)

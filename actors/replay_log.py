@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from tape.events.bars import BarSeries
-from tape.events.schema import ActorStarted, ActorStopped, Alert, Event, RunEnded, RunStarted
+from tape.events.schema import ActorStarted, ActorStopped, Alert, BarsRecorded, Event, RunEnded, RunStarted
 from tape.events.session import BarStep
 from tape.store.log import EventLog, LogError
 
 # Events the driver writes around the timestamps (not a timestamp's decisions): they say nothing about
 # which bars were processed, so they are left out when the log is folded back into a session.
-DRIVER_KINDS = (RunStarted, RunEnded, ActorStarted, ActorStopped)
+DRIVER_KINDS = (RunStarted, RunEnded, ActorStarted, ActorStopped, BarsRecorded)
 
 
 def logged_events(log_path: Path, run_id: str) -> list[Event]:

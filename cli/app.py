@@ -21,10 +21,12 @@ from tape.cli import (
     log_cmds,
     monitor_cmds,
     new_cmds,
+    reconcile_cmds,
     strategies_cmds,
     trade_cmds,
     validate_cmds,
     watch_cmds,
+    whatif_cmds,
 )
 from tape.cli.common import Settings, err_console
 from tape.events.errors import TapeError
@@ -60,6 +62,8 @@ app.command("explain")(backtest_cmds.explain_cmd)
 app.command("report")(backtest_cmds.report_cmd)
 app.command("trade")(trade_cmds.trade_cmd)
 app.command("compare")(trade_cmds.compare_cmd)
+app.command("whatif")(whatif_cmds.whatif_cmd)
+app.command("reconcile")(reconcile_cmds.reconcile_cmd)
 app.command("watch")(watch_cmds.watch_cmd)
 app.command("dashboard")(dashboard_cmds.dashboard_cmd)
 app.command("up")(engine_cmds.up_cmd)

@@ -237,6 +237,7 @@ def compare_cmd(
                 "decisions_a": result.decisions_a,
                 "decisions_b": result.decisions_b,
                 "identical": not result.differences,
+                "change": result.change,
                 "differences": [_diff_json(d) for d in result.differences],
             }
         )
@@ -245,16 +246,20 @@ def compare_cmd(
         f"{result.run_a}: {result.decisions_a:,} decisions · "
         f"{result.run_b}: {result.decisions_b:,} decisions · {len(result.differences)} differences"
     )
+    if result.change:
+        console.print(f"every difference below comes from the what-if's change: {result.change}")
     if not result.differences:
         console.print("[green]identical decisions[/green]")
         return
     table = Table(box=None)
-    for column in ("cause", "kind", "time", "symbol", result.run_a, result.run_b):
+    labelled = ("change",) if result.change else ()
+    for column in ("cause", "kind", "time", "symbol", result.run_a, result.run_b, *labelled):
         table.add_column(column)
     for d in result.differences[:limit]:
         ref = d.a or d.b
         assert ref is not None
-        table.add_row(d.cause, ref.kind, fmt_ts(ref.ts), ref.symbol, _side(d.a), _side(d.b))
+        label = (d.change.split(" (")[0],) if labelled else ()
+        table.add_row(d.cause, ref.kind, fmt_ts(ref.ts), ref.symbol, _side(d.a), _side(d.b), *label)
     console.print(table)
     err_console.print(
         "causes: price = same decision, other price (slippage); timing = same decision, other time; "
@@ -274,4 +279,4 @@ def _diff_json(d: Any) -> dict[str, Any]:
             else {"kind": x.kind, "ts": x.ts, "symbol": x.symbol, "what": list(x.what), "price": x.price}
         )
 
-    return {"cause": d.cause, "a": one(d.a), "b": one(d.b)}
+    return {"cause": d.cause, "a": one(d.a), "b": one(d.b), "change": d.change}

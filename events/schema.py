@@ -100,6 +100,34 @@ class RunEnded(Event, tag="run_ended", kw_only=True):
     message: str = ""
 
 
+class RunDerived(Event, tag="run_derived", kw_only=True):
+    """A what-if run's link to the run it re-ran: the origin and what was changed (option names as
+    ``tape whatif --set`` takes them, ``strategy``, ``param.<name>``), logged right after its RunStarted."""
+
+    run_id: str
+    derived_from: str
+    changes: dict[str, Any] = {}
+    inputs: str = "data"  # where the bars came from: "data" (the store, as fingerprinted) or "log"
+
+
+class BarsRecorded(Event, tag="bars_recorded", kw_only=True):
+    """Bars a session was given at its start, logged whole so a what-if needs no market-data store: a
+    replay session's feed (``role="feed"``), a live session's warm-up window (``role="warm_up"``; its
+    later bars are BarReceived events). Columns, oldest first, exactly as the core read them."""
+
+    symbol: str
+    timeframe: str
+    role: Literal["feed", "warm_up"]
+    times: list[int]
+    open: list[float]
+    high: list[float]
+    low: list[float]
+    close: list[float]
+    volume: list[float]
+    source: str = ""
+    adjusted: bool = False
+
+
 class BarReceived(Event, tag="bar", kw_only=True):
     """A live or replayed bar, logged because a live bar cannot be fetched again identically."""
 
@@ -495,6 +523,8 @@ AnyEvent = (
     | SessionSpawned
     | SessionStopped
     | EngineConfigured
+    | RunDerived
+    | BarsRecorded
     | Rebalanced
 )
 

@@ -1,6 +1,6 @@
 """Stream names: where each event of a run is filed.
 
-run/<run_id>                      RunStarted, EquityMarked, RunEnded, alerts of the run
+run/<run_id>                      RunStarted, RunDerived, BarsRecorded, EquityMarked, RunEnded, alerts
 run/<run_id>/portfolio            intents, risk decisions, orders, fills, positions
 run/<run_id>/<SYMBOL>/<strategy>  the strategy's signals
 run/<run_id>/bars/<SYMBOL>        live or replayed bars (backtests log a data fingerprint instead)
@@ -21,6 +21,8 @@ RUN_LEVEL_KINDS = frozenset(
         "actor_started",
         "actor_stopped",
         "backtest_summary",
+        "run_derived",
+        "bars_recorded",
     }
 )
 

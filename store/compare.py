@@ -72,6 +72,7 @@ class Difference(NamedTuple):
     cause: str  # "price", "timing", "only_a", "only_b"
     a: Decision | None
     b: Decision | None
+    change: str = ""  # when one run is a what-if of the other: the change that made the difference
 
 
 class Comparison(NamedTuple):
@@ -82,6 +83,7 @@ class Comparison(NamedTuple):
     decisions_a: int
     decisions_b: int
     differences: list[Difference]
+    change: str = ""  # "stop_loss=3 (b is a what-if of a)" when one run derives from the other
 
 
 def load_decisions(log: EventLog, run_id: str) -> tuple[str, list[Decision]]:
@@ -95,6 +97,7 @@ def compare_runs(log: EventLog, run_a: str, run_b: str) -> Comparison:
     """Align the two decision sequences and explain every difference."""
     id_a, a = load_decisions(log, run_a)
     id_b, b = load_decisions(log, run_b)
+    change = derived_change(log, id_a, id_b)
     differences: list[Difference] = []
     matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
     for op, a_lo, a_hi, b_lo, b_hi in matcher.get_opcodes():
@@ -104,8 +107,21 @@ def compare_runs(log: EventLog, run_a: str, run_b: str) -> Comparison:
         for k in range(max(len(left), len(right))):
             x = left[k] if k < len(left) else None
             y = right[k] if k < len(right) else None
-            differences.append(Difference(_cause(x, y), x, y))
-    return Comparison(id_a, id_b, len(a), len(b), differences)
+            differences.append(Difference(_cause(x, y), x, y, change))
+    return Comparison(id_a, id_b, len(a), len(b), differences, change)
+
+
+def derived_change(log: EventLog, run_a: str, run_b: str) -> str:
+    """The change that derives one run from the other (``tape whatif``), in words; "" when neither
+    is a what-if of the other."""
+    from tape.store.whatif import link_of
+
+    for origin, derived, which in ((run_a, run_b, "b"), (run_b, run_a, "a")):
+        link = link_of(log, derived)
+        if link is not None and link.derived_from == origin:
+            said = ", ".join(f"{k}={v}" for k, v in link.changes.items()) or "no change"
+            return f"{said} ({which} is a what-if of {'a' if which == 'b' else 'b'})"
+    return ""
 
 
 def _cause(a: Decision | None, b: Decision | None) -> str:

@@ -29,6 +29,8 @@ _WHERE = {
     "check": "tape.api",
     "optimize": "tape.jobs",
     "walkforward": "tape.jobs",
+    "whatif": "tape.what_if",
+    "whatif_grid": "tape.what_if",
     "validate": "tape.jobs",
     "montecarlo": "tape.jobs",
     "Result": "tape.result",
@@ -64,6 +66,8 @@ __all__ = [
     "runs",
     "validate",
     "walkforward",
+    "whatif",
+    "whatif_grid",
 ]
 assert sorted(__all__) == sorted(_WHERE)
 
@@ -74,6 +78,7 @@ if TYPE_CHECKING:
     from tape.events.strategies.portfolio_base import PortfolioStrategy, Weights
     from tape.jobs import montecarlo, optimize, validate, walkforward
     from tape.result import JobResult, Result
+    from tape.what_if import whatif, whatif_grid
 
 
 def _version() -> str:

@@ -164,6 +164,22 @@ SAMPLES: dict[str, s.Event] = {
     ),
     "session_stopped": s.SessionStopped(ts=25, run_id="live-1", symbol="AAPL", strategy="sma_cross"),
     "engine_configured": s.EngineConfigured(ts=26, feed="alpaca-stream", clock="broker:0.5"),
+    "bars_recorded": s.BarsRecorded(
+        ts=28,
+        symbol="AAPL",
+        timeframe="1Min",
+        role="warm_up",
+        times=[1, 2],
+        open=[1.0, 2.0],
+        high=[2.0, 3.0],
+        low=[0.5, 1.5],
+        close=[1.5, 2.5],
+        volume=[9.0, 8.0],
+        source="alpaca",
+    ),
+    "run_derived": s.RunDerived(
+        ts=27, run_id="w1", derived_from="r1", changes={"stop_loss": 3.0, "param.short": "10"}, inputs="log"
+    ),
     "rebalanced": s.Rebalanced(
         ts=27,
         run_id="r1",

@@ -54,6 +54,7 @@ from tape.events.backtest import BacktestConfig
 from tape.events.errors import ConfigError, DataError
 from tape.events.monitor import MonitorConfig, SessionMonitor
 from tape.events.portfolio import evolve_each
+from tape.events.recorded import bars_recorded
 from tape.events.schema import (
     ActorStarted,
     ActorStopped,
@@ -142,7 +143,9 @@ class LiveSession:
         resume.warm_up(self, history + logged)
         if self.opening is None:
             opening = resume.opening(self, history, days_back)
-            self.append([opening])
+            # The warm-up window is logged whole: a what-if re-runs the session from the log alone.
+            warm = resume.series(history, self.config.symbols, self.feed.timeframe)
+            self.append([opening, *bars_recorded(warm, "warm_up", opening.ts)])
             self.opening = opening
             self.cursor = max(b.ts for b in history)
         started = self._actors_started(now_ns, folded, detail, history + logged)

@@ -30,6 +30,7 @@ from typing import Any
 
 from . import errors
 from .assets import Asset, AssetBook, position_symbol
+from .fill_faults import FillFaults
 from .market import Market, is_crypto
 from .matching import execution_qty, marketable, update_trail
 from .order_request import OrderSpec
@@ -94,6 +95,7 @@ class Broker:
         #: rate, every other execution the taker rate.
         self.crypto_maker_bps = Decimal(15)
         self.crypto_taker_bps = Decimal(25)
+        self.fill_faults = FillFaults()  # injected slippage and late fills (see Emulator.slip_next_fills)
 
     # -- submission -------------------------------------------------------------------------------
     def submit(self, spec: OrderSpec) -> dict[str, Any]:
@@ -347,6 +349,9 @@ class Broker:
         price = self.price(order.symbol)
         if price is None:
             return  # no market yet: the order works until a price arrives
+        price = self.fill_faults.price(order, price, arriving=arriving)
+        if price is None:
+            return  # an injected delay: it executes on the next price
         update_trail(order, price)
         can_trade = marketable(order, price)
         qty = (

@@ -259,6 +259,18 @@ class AlpacaEmulator:
         with self.broker.lock:
             self.broker.reject_next += n
 
+    def slip_next_fills(self, n: int, dollars: float) -> None:
+        """The next `n` market executions are `dollars` a share worse than the market price (higher
+        for a buy, lower for a sell): slippage of a known size."""
+        with self.broker.fill_faults.lock:
+            self.broker.fill_faults.slips += [Decimal(str(dollars))] * n
+
+    def fill_next_late(self, n: int = 1) -> None:
+        """The next `n` market orders do not execute on arrival but on the next price set after it
+        (a session polling each cycle sees the fill a cycle late, at that later price)."""
+        with self.broker.fill_faults.lock:
+            self.broker.fill_faults.held += n
+
     def fill_before_next_cancel(self, fraction: float = 1.0) -> None:
         """The next cancel request loses a race: its order (an OCO: the stop leg) first executes
         `fraction` of what is left at its stop price (a limit order: its limit price). In full, the
