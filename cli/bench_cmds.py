@@ -106,8 +106,9 @@ def bench_portfolio_cmd(
     repeat: Annotated[int, typer.Option("--repeat", min=1, help="Runs of each; the fastest counts.")] = 3,
     json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
 ) -> None:
-    """Whole-process seconds of the sp500_20 monthly momentum backtest and a 50-combo optimize of it,
-    beside a vectorised pandas computation of the same weights."""
+    """Seconds of the sp500_20 momentum backtest and a 50-combo optimize, beside pandas.
+
+    Both are whole processes; pandas computes the same weights vectorised, for comparison."""
     from tape.store.bench_portfolio import bench_portfolio
 
     with console.status("timing momentum on sp500_20...", spinner="dots") if not json else _null():
