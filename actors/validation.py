@@ -187,30 +187,11 @@ def walk_forward(
             if progress is not None:
                 progress((fold.number - 1) * (len(param_sets) + 1) + done, total)
 
-        trained = run_sweep(
-            base,
-            train_series,
-            param_sets,
-            job_id=job_id,
-            phase="train",
-            fold=fold.number,
-            address=address,
-            workers=workers,
-            progress=fold_progress,
-            in_process=in_process,
-        )
+        on: dict[str, Any] = {"job_id": job_id, "fold": fold.number, "address": address, "workers": workers}
+        on["in_process"] = in_process
+        trained = run_sweep(base, train_series, param_sets, phase="train", progress=fold_progress, **on)
         winner = trained[best_index([objective_value(s.metrics, objective) for s in trained])]
-        (tested,) = run_sweep(
-            base,
-            test_series,
-            [winner.params],
-            job_id=job_id,
-            phase="test",
-            fold=fold.number,
-            address=address,
-            workers=workers,
-            in_process=in_process,
-        )
+        (tested,) = run_sweep(base, test_series, [winner.params], phase="test", **on)
         summaries += [*trained, tested]
         results.append(_fold_result(fold, timeline, winner, tested))
         # Stitch the out-of-sample equity: each test window compounds on the equity the last one left.

@@ -98,32 +98,8 @@ def walkforward_page(
             trace.update(legendgroup=name, showlegend=fold == 1)
             traces.append(trace)
         start, end = date_strings(np.array([lo, hi]))
-        shapes.append(_band(start, end, "#ffdd99", 0.25))
-        shapes.append(
-            {
-                "type": "line",
-                "xref": "x",
-                "yref": "paper",
-                "x0": start,
-                "x1": start,
-                "y0": 0,
-                "y1": 1,
-                "line": {"dash": "dash", "width": 1, "color": "#555"},
-            }
-        )
-        notes.append(
-            {
-                "x": start,
-                "y": 1,
-                "xref": "x",
-                "yref": "paper",
-                "text": f"fold {fold}",
-                "showarrow": False,
-                "xanchor": "left",
-                "yanchor": "top",
-                "font": {"size": 10},
-            }
-        )
+        shapes += [_band(start, end, "#ffdd99", 0.25), _fold_start_line(start)]
+        notes.append(_fold_label(start, fold))
     curves = [equity] if hold is None else [equity, hold]
     figure = {
         "data": traces,
@@ -152,6 +128,35 @@ def walkforward_page(
         ],
     )
     return _write(path, "Walk-forward: out-of-sample equity by fold", title, {"chart": figure}, table)
+
+
+def _fold_start_line(start: str) -> dict[str, Any]:
+    """A dashed vertical line where a fold's out-of-sample window starts."""
+    return {
+        "type": "line",
+        "xref": "x",
+        "yref": "paper",
+        "x0": start,
+        "x1": start,
+        "y0": 0,
+        "y1": 1,
+        "line": {"dash": "dash", "width": 1, "color": "#555"},
+    }
+
+
+def _fold_label(start: str, fold: int) -> dict[str, Any]:
+    """The fold's number at the top of its window."""
+    return {
+        "x": start,
+        "y": 1,
+        "xref": "x",
+        "yref": "paper",
+        "text": f"fold {fold}",
+        "showarrow": False,
+        "xanchor": "left",
+        "yanchor": "top",
+        "font": {"size": 10},
+    }
 
 
 def montecarlo_page(
