@@ -224,7 +224,7 @@ def test_a_time_exit_sells_at_the_open_after_the_nth_bar_in_backtest_and_session
 
 
 def test_a_live_session_refuses_order_options_it_cannot_trade_at_the_broker_yet() -> None:
-    from tape.actors.live_session.session import refuse_unsupported_orders
+    from tape.actors.live_session.unsupported import refuse_unsupported_orders
 
     refuse_unsupported_orders(BacktestConfig(symbols=["XYZ"], risk=RiskConfig(time_exit_bars=5)))
     for risk in (RiskConfig(entry_order="limit"), RiskConfig(trail_pct=3.0)):

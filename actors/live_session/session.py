@@ -49,9 +49,10 @@ from tape.actors.live_session.health import (
     trade_updates_alert,
 )
 from tape.actors.live_session.orders import commit, recancel, resend_working_orders
+from tape.actors.live_session.unsupported import refuse_unsupported_orders
 from tape.actors.schedule import is_crypto, next_run
 from tape.events.backtest import BacktestConfig
-from tape.events.errors import ConfigError, DataError
+from tape.events.errors import DataError
 from tape.events.monitor import MonitorConfig, SessionMonitor
 from tape.events.portfolio import evolve_each
 from tape.events.recorded import bars_recorded
@@ -72,25 +73,6 @@ from tape.events.session import TradingSession
 from tape.events.strategies import make_strategy
 from tape.store.log import EventLog
 from tape.store.run_writer import run_items
-
-
-def refuse_unsupported_orders(config: BacktestConfig) -> None:
-    """Order options a live session cannot trade at a broker yet refuse before anything is logged or
-    sent: working limit/stop entries (their bars worked and expiry are counted on bar opens, which a
-    live cycle does not see) and trailing stops (the broker's stop would not follow the level)."""
-    risk = config.risk
-    unsupported = [
-        flag
-        for flag, used in (
-            ("--entry-order", risk.option("entry_order", "market") != "market"),
-            ("--trail-pct/--trail-amount/--trail-atr", risk.trailing),
-        )
-        if used
-    ]
-    if unsupported:
-        raise ConfigError(
-            f"{', '.join(unsupported)}: not traded live yet (backtests and `tape trade --broker sim` only)"
-        )
 
 
 class LiveSession:

@@ -1,0 +1,25 @@
+"""What a live session cannot trade at a broker yet, refused before the run is opened."""
+
+from __future__ import annotations
+
+from tape.events.backtest import BacktestConfig
+from tape.events.errors import ConfigError
+
+
+def refuse_unsupported_orders(config: BacktestConfig) -> None:
+    """Order options a live session cannot trade at a broker yet refuse before anything is logged or
+    sent: working limit/stop entries (their bars worked and expiry are counted on bar opens, which a
+    live cycle does not see) and trailing stops (the broker's stop would not follow the level)."""
+    risk = config.risk
+    unsupported = [
+        flag
+        for flag, used in (
+            ("--entry-order", risk.option("entry_order", "market") != "market"),
+            ("--trail-pct/--trail-amount/--trail-atr", risk.trailing),
+        )
+        if used
+    ]
+    if unsupported:
+        raise ConfigError(
+            f"{', '.join(unsupported)}: not traded live yet (backtests and `tape trade --broker sim` only)"
+        )
