@@ -13,7 +13,7 @@ from typing import Any
 
 from tape.events.backtest import BacktestConfig
 from tape.events.monitor import MonitorConfig, SessionMonitor
-from tape.events.portfolio import evolve
+from tape.events.portfolio_state import evolve
 from tape.events.schema import Event
 from tape.events.session import TradingSession
 from tape.events.strategies import make_strategy

@@ -35,12 +35,12 @@ from tape.events.portfolio import (
     correlation_context,
     decide_entry,
     decide_exit,
-    evolve_each,
     signal_plan,
     signal_side,
     simulate_open_fill,
     simulate_protective_fill,
 )
+from tape.events.portfolio_state import evolve_each
 from tape.events.regime import regimes
 from tape.events.risk import MarketContext, RiskConfig, needs_context
 from tape.events.schema import (

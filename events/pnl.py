@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tape.events.costs import cents
-from tape.events.portfolio import Position, take_closing_part
+from tape.events.portfolio_state import Position, take_closing_part
 from tape.events.schema import BarReceived, Event, Fill, PositionClosed, PositionOpened, Signal
 
 

@@ -258,7 +258,7 @@ class PositionOpened(Event, tag="position_opened", kw_only=True):
 class PositionClosed(Event, tag="position_closed", kw_only=True):
     """A round trip ended, or part of it: a ``qty`` smaller than the position's (beyond
     :func:`events.costs.qty_tolerance`) leaves the rest open, and the part's P&L is against its share of
-    the entry cost and commission (events/portfolio.py, ``closing_part``). A fold that needs what is
+    the entry cost and commission (events/portfolio_state.py, ``closing_part``). A fold that needs what is
     left subtracts ``qty`` from what it holds. P&L is in dollars; ``net_pnl = gross_pnl - commission``."""
 
     symbol: str

@@ -25,12 +25,12 @@ from tape.events.portfolio import (
     correlation_context,
     decide_entry,
     decide_exit,
-    evolve,
     signal_plan,
     signal_side,
     simulate_open_fill,
     simulate_protective_fill,
 )
+from tape.events.portfolio_state import evolve
 from tape.events.regime import RegimeTracker
 from tape.events.risk import MarketContext, needs_context
 from tape.events.schema import EquityMarked, Event, OrderCancelled, RegimeChanged, Signal

@@ -14,7 +14,7 @@ from tape.actors.live_session.health import BrokerHealth
 from tape.actors.live_session.orders import commit
 from tape.actors.schedule import is_crypto, is_session_end
 from tape.events.bars import session_days
-from tape.events.portfolio import evolve_each
+from tape.events.portfolio_state import evolve_each
 from tape.events.schema import BarReceived, Event
 from tape.events.timeframes import timeframe_ns
 

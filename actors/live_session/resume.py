@@ -15,7 +15,7 @@ from tape.actors.live_session.projection import decision_of
 from tape.events.backtest import run_started
 from tape.events.bars import BarSeries
 from tape.events.errors import DataError
-from tape.events.portfolio import evolve_each
+from tape.events.portfolio_state import evolve_each
 from tape.events.schema import Alert, BarReceived, CycleCompleted, Event, OrderCancelled, RunStarted
 from tape.events.streams import bars_stream
 from tape.events.timeframes import timeframe_ns

@@ -54,7 +54,7 @@ from tape.actors.schedule import is_crypto, next_run
 from tape.events.backtest import BacktestConfig
 from tape.events.errors import DataError
 from tape.events.monitor import MonitorConfig, SessionMonitor
-from tape.events.portfolio import evolve_each
+from tape.events.portfolio_state import evolve_each
 from tape.events.recorded import bars_recorded
 from tape.events.schema import (
     ActorStarted,
