@@ -64,13 +64,18 @@ class RunOption(NamedTuple):
         if self.field == "timeframe":  # unset: the stored bar size (BacktestConfig's "1Day" aside)
             return UNSET
         part, name = self.field.split(".")
-        struct = CostModel if part == "cost" else RiskConfig
-        return {f.name: f.default for f in msgspec.structs.fields(struct)}[name]
+        return _struct_defaults(CostModel if part == "cost" else RiskConfig)[name]
 
     @property
     def annotation(self) -> Any:
         """The keyword's type hint."""
         return self.kind if self.default is not None else self.kind | None
+
+
+@functools.cache
+def _struct_defaults(struct: type) -> dict[str, Any]:
+    """A config struct's field defaults (read once: every command's options are built from them)."""
+    return {f.name: f.default for f in msgspec.structs.fields(struct)}
 
 
 RUN_OPTIONS: tuple[RunOption, ...] = (
