@@ -122,6 +122,11 @@ def bench_startup_cmd(
     table.add_column("x python -c pass", justify="right")
     table.add_row("python -c pass", f"{figures['python_s']}", "1.0")
     table.add_row("tape --help", f"{figures['help_s']}", f"{figures['help_over_python']}")
+    table.add_row(
+        "tape log --help (whole CLI loaded)",
+        f"{figures['tree_help_s']}",
+        f"{figures['tree_help_over_python']}",
+    )
     table.add_row("tape verify (demo log)", f"{figures['verify_s']}", f"{figures['verify_over_python']}")
     console.print(table)
 
