@@ -1,0 +1,87 @@
+"""Whole-process timing for the benches: wall seconds and peak RSS of one child, min of N runs.
+
+Each figure is the child's own: ``os.wait4`` returns the resource usage of exactly that process (its
+peak resident set in ``ru_maxrss``), not of every child the bench ever started. A/B pairs are run
+interleaved (A, B, A, B, ...) so both see the same load on a shared machine; the fastest run of each
+counts (the least disturbed), and its memory is the lowest peak seen.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+from tape.events.errors import TapeError
+
+PEER_SCRIPTS = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class ProcessRun:
+    """The fastest of a command's runs: wall seconds, peak RSS (MB), and that run's standard output."""
+
+    seconds: float
+    peak_mb: float
+    stdout: str
+
+
+def run_process(argv: Sequence[str], *, cwd: Path) -> ProcessRun:
+    """Run ``argv`` to its end; raise naming the command if it fails."""
+    out_path = cwd / ".bench-stdout"
+    with open(out_path, "wb") as out:
+        start = time.perf_counter()
+        child = subprocess.Popen(list(argv), cwd=cwd, stdout=out, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
+    if child.stderr:
+        child.stderr.close()
+    if child.returncode != 0:
+        raise TapeError(f"bench command failed ({' '.join(argv[:4])} ...): {stderr.strip()[-400:]}")
+    return ProcessRun(seconds, usage.ru_maxrss / 1024.0, out_path.read_text())
+
+
+def fastest_pair(
+    first: Sequence[str], second: Sequence[str] | None, *, cwd: Path, repeat: int
+) -> tuple[ProcessRun, ProcessRun | None]:
+    """Min of ``repeat`` runs of each command, run interleaved; ``second`` None runs ``first`` only."""
+    best: list[ProcessRun | None] = [None, None]
+    for _ in range(repeat):
+        for k, argv in enumerate((first, second)):
+            if argv is None:
+                continue
+            run = run_process(argv, cwd=cwd)
+            old = best[k]
+            best[k] = (
+                run
+                if old is None
+                else ProcessRun(
+                    min(old.seconds, run.seconds),
+                    min(old.peak_mb, run.peak_mb),
+                    run.stdout if run.seconds < old.seconds else old.stdout,
+                )
+            )
+    assert best[0] is not None
+    return best[0], best[1]
+
+
+def installed(module: str) -> bool:
+    """Whether a peer library can be imported in this interpreter (`pip install 'tape[bench]'`)."""
+    return find_spec(module) is not None
+
+
+def peer_argv(script: str, *args: str) -> list[str]:
+    """The command that runs one of the peer scripts beside this file, in this interpreter."""
+    return [sys.executable, str(PEER_SCRIPTS / script), *args]
+
+
+def ratio(slower: float, faster: float) -> float:
+    """``slower / faster`` rounded for a table (how many times faster ``faster`` is)."""
+    return round(slower / faster, 2) if faster > 0 else 0.0
