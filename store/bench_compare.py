@@ -66,8 +66,9 @@ def write_bars_csv(path: Path, bars: int) -> None:
         out.writelines(f"{t}Z,{o!r},{h!r},{lo!r},{c!r},{v!r}\n" for t, o, h, lo, c, v in rows)
 
 
-def numpy_sma_pass(open_: np.ndarray, close: np.ndarray, short: int = 5, long: int = 20) -> float:
-    """The floor of an SMA-cross backtest: both averages, the crossings, round trips filled at next open."""
+def numpy_sma_pass(open_: np.ndarray, close: np.ndarray, short: int = 5, long: int = 20) -> tuple[int, float]:
+    """The floor of an SMA-cross backtest: both averages, the crossings, round trips of 10 shares
+    filled at the next open; returns (round trips, P&L)."""
     csum = np.concatenate(([0.0], np.cumsum(close)))
     fast = (csum[long:] - csum[long - short : -short]) / short
     slow = (csum[long:] - csum[:-long]) / long
@@ -76,8 +77,9 @@ def numpy_sma_pass(open_: np.ndarray, close: np.ndarray, short: int = 5, long: i
     fills = open_[np.minimum(flips + 1, len(open_) - 1)]
     starts = 0 if above[flips[0] - long + 1] else 1
     entries, exits = fills[starts::2], fills[starts + 1 :: 2]
-    n = min(len(entries), len(exits))
-    return float(np.sum(exits[:n] - entries[:n]) * 10)
+    if len(entries) > len(exits):  # still long at the end: closed at the last close
+        exits = np.append(exits, close[-1])
+    return len(entries), float(np.sum(exits - entries) * 10)
 
 
 def compare_backtest(*, bars: int, repeat: int = 3) -> dict[str, Any]:
