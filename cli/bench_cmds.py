@@ -93,25 +93,32 @@ def _print_comparison(figures: dict[str, Any], peer: str, peer_name: str, json: 
     )
     table.add_column("measure")
     table.add_column("seconds", justify="right")
+    table.add_column("CPU s", justify="right")
     table.add_column("peak RSS", justify="right")
     table.add_column("tape is", justify="right")
-    table.add_row("tape", f"{figures['tape_s']}", f"{figures['tape_mb']} MB", "")
+    table.add_row("tape", f"{figures['tape_s']}", f"{figures['tape_cpu_s']}", f"{figures['tape_mb']} MB", "")
     if f"{peer}_s" in figures:
         table.add_row(
             peer_name,
             f"{figures[f'{peer}_s']}",
+            f"{figures[f'{peer}_cpu_s']}",
             f"{figures[f'{peer}_mb']} MB",
             f"{figures[f'speedup_vs_{peer}']}x faster",
         )
     else:
-        table.add_row(peer_name, "not installed", "", "(pip install 'tape[bench]')")
+        table.add_row(peer_name, "not installed", "", "", "(pip install 'tape[bench]')")
     for key, label in _RAW_LIMITS:
         if key in figures:
-            table.add_row(
-                label, f"{figures[key]}", "", f"{figures['tape_over_' + key.rsplit('_', 1)[0]]}x it"
-            )
+            ratio = figures["tape_over_" + key.rsplit("_", 1)[0]]
+            table.add_row(label, f"{figures[key]}", "", "", f"{ratio}x it")
     if "single_symbol_s" in figures:
-        table.add_row("tape, the grid on one symbol", f"{figures['single_symbol_s']}", "", "")
+        table.add_row(
+            "tape, the grid on one symbol",
+            f"{figures['single_symbol_s']}",
+            f"{figures['single_symbol_cpu_s']}",
+            f"{figures['single_symbol_mb']} MB",
+            "",
+        )
     console.print(table)
 
 

@@ -107,6 +107,7 @@ def compare_backtest(*, bars: int, repeat: int = 3) -> dict[str, Any]:
         "repeat": repeat,
         "tape_s": round(tape.seconds, 2),
         "tape_mb": round(tape.peak_mb),
+        "tape_cpu_s": round(tape.cpu_s, 2),
         "sqlite_read_s": round(read_s, 4),
         "numpy_pass_s": round(numpy_s, 4),
         "tape_over_numpy_pass": ratio(tape.seconds, numpy_s),
@@ -119,6 +120,8 @@ def compare_backtest(*, bars: int, repeat: int = 3) -> dict[str, Any]:
         figures |= {
             "backtesting_py_s": round(other.seconds, 2),
             "backtesting_py_mb": round(other.peak_mb),
+            "backtesting_py_cpu_s": round(other.cpu_s, 2),
+            "cpu_speedup_vs_backtesting_py": ratio(other.cpu_s, tape.cpu_s),
             "backtesting_py_trades": int(other.stdout.split()[-1]),
             "speedup_vs_backtesting_py": ratio(other.seconds, tape.seconds),
         }
@@ -183,7 +186,9 @@ def compare_sweep(*, repeat: int = 3) -> dict[str, Any]:
         "repeat": repeat,
         "tape_s": round(tape.seconds, 2),
         "tape_mb": round(tape.peak_mb),
+        "tape_cpu_s": round(tape.cpu_s, 2),
         "single_symbol_s": round(single.seconds, 2),
+        "single_symbol_cpu_s": round(single.cpu_s, 2),
         "single_symbol_mb": round(single.peak_mb),
         "numpy_grid_pass_s": round(numpy_s, 4),
         "tape_over_numpy_grid_pass": ratio(tape.seconds, numpy_s),
@@ -193,6 +198,7 @@ def compare_sweep(*, repeat: int = 3) -> dict[str, Any]:
         figures |= {
             "vectorbt_s": round(other.seconds, 2),
             "vectorbt_mb": round(other.peak_mb),
+            "vectorbt_cpu_s": round(other.cpu_s, 2),
             "speedup_vs_vectorbt": ratio(other.seconds, tape.seconds),
         }
     return figures

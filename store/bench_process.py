@@ -28,11 +28,14 @@ PEER_SCRIPTS = Path(__file__).parent
 
 @dataclass(frozen=True)
 class ProcessRun:
-    """The fastest of a command's runs: wall seconds, peak RSS (MB), and that run's standard output."""
+    """The fastest of a command's runs: wall seconds, peak RSS (MB), that run's standard output, and
+    CPU seconds (user + system of the process and the children it waited for: less disturbed by a
+    busy machine than wall time, but blind to processes it did not wait for, such as Ray's)."""
 
     seconds: float
     peak_mb: float
     stdout: str
+    cpu_s: float = 0.0
 
 
 def run_process(argv: Sequence[str], *, cwd: Path) -> ProcessRun:
@@ -52,7 +55,7 @@ def run_process(argv: Sequence[str], *, cwd: Path) -> ProcessRun:
     # ru_maxrss is the largest single process's peak (exact); the sampled sum covers a process tree
     # (tape's log writer runs beside the backtest) at 50 ms resolution.
     peak = max(usage.ru_maxrss * 1024, sampler.peak_bytes) / 2**20
-    return ProcessRun(seconds, peak, out_path.read_text())
+    return ProcessRun(seconds, peak, out_path.read_text(), usage.ru_utime + usage.ru_stime)
 
 
 class _TreeMemory:
@@ -103,6 +106,7 @@ def fastest_pair(
                     min(old.seconds, run.seconds),
                     min(old.peak_mb, run.peak_mb),
                     run.stdout if run.seconds < old.seconds else old.stdout,
+                    min(old.cpu_s, run.cpu_s),
                 )
             )
     assert best[0] is not None
