@@ -99,7 +99,7 @@ def compare_backtest(*, bars: int, repeat: int = 3) -> dict[str, Any]:
         peer = peer_argv("peer_backtesting_sma.py", str(csv)) if installed("backtesting") else None
         if peer:
             run_process(peer, cwd=where)  # warm-up
-        tape, other = fastest_pair(tape_argv(*run), peer, cwd=where, repeat=repeat)
+        tape, other = fastest_pair(tape_argv(*run), peer, cwd=where, repeat=repeat, fresh=where / "tape.db")
         python_s = fastest_pair([sys.executable, "-c", "pass"], None, cwd=where, repeat=repeat)[0].seconds
     figures: dict[str, Any] = {
         "bars": bars,
@@ -132,7 +132,7 @@ def _tape_trades(run: list[str], where: Path) -> int:
     """The run's trade count, from one untimed `--json` run (which also warms the caches)."""
     import json
 
-    done = run_process(tape_argv(*run, "--json", "--no-files"), cwd=where)
+    done = run_process(tape_argv(*run, "--json", "--no-files"), cwd=where, fresh=where / "tape.db")
     return int(json.loads(done.stdout)["total_trades"])
 
 
@@ -177,8 +177,9 @@ def compare_sweep(*, repeat: int = 3) -> dict[str, Any]:
             )
             run_process(peer, cwd=where)  # warm-up: vectorbt compiles its numba functions once
         run_process(many, cwd=where)
-        tape, other = fastest_pair(many, peer, cwd=where, repeat=repeat)
-        single, _ = fastest_pair(one, None, cwd=where, repeat=repeat)
+        log = where / "tape.db"  # each run starts from no log, as the first did
+        tape, other = fastest_pair(many, peer, cwd=where, repeat=repeat, fresh=log)
+        single, _ = fastest_pair(one, None, cwd=where, repeat=repeat, fresh=log)
     figures: dict[str, Any] = {
         "combos": len(SWEEP_SHORT) * len(SWEEP_LONG),
         "symbols": len(symbols),

@@ -38,8 +38,12 @@ class ProcessRun:
     cpu_s: float = 0.0
 
 
-def run_process(argv: Sequence[str], *, cwd: Path) -> ProcessRun:
-    """Run ``argv`` to its end; raise naming the command if it fails."""
+def run_process(argv: Sequence[str], *, cwd: Path, fresh: Path | None = None) -> ProcessRun:
+    """Run ``argv`` to its end; raise naming the command if it fails. ``fresh`` (a log file) is
+    deleted first, with its WAL, so every run starts as the first did."""
+    if fresh is not None:
+        for path in (fresh, fresh.with_name(fresh.name + "-wal"), fresh.with_name(fresh.name + "-shm")):
+            path.unlink(missing_ok=True)
     out_path, err_path = cwd / ".bench-stdout", cwd / ".bench-stderr"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         start = time.perf_counter()
@@ -89,15 +93,21 @@ class _TreeMemory:
 
 
 def fastest_pair(
-    first: Sequence[str], second: Sequence[str] | None, *, cwd: Path, repeat: int
+    first: Sequence[str],
+    second: Sequence[str] | None,
+    *,
+    cwd: Path,
+    repeat: int,
+    fresh: Path | None = None,
 ) -> tuple[ProcessRun, ProcessRun | None]:
-    """Min of ``repeat`` runs of each command, run interleaved; ``second`` None runs ``first`` only."""
+    """Min of ``repeat`` runs of each command, run interleaved; ``second`` None runs ``first`` only.
+    ``fresh``: a file deleted before each run of ``first`` (see :func:`run_process`)."""
     best: list[ProcessRun | None] = [None, None]
     for _ in range(repeat):
         for k, argv in enumerate((first, second)):
             if argv is None:
                 continue
-            run = run_process(argv, cwd=cwd)
+            run = run_process(argv, cwd=cwd, fresh=fresh if k == 0 else None)
             old = best[k]
             best[k] = (
                 run
