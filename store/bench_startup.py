@@ -12,9 +12,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from tape.store.bench_process import fastest_pair
 
 
 def _tape() -> list[str]:
@@ -26,13 +27,10 @@ def _tape() -> list[str]:
 TAPE = _tape()
 
 
-def _fastest(argv: list[str], *, cwd: Path, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(argv, cwd=cwd, check=True, capture_output=True)
-        best = min(best, time.perf_counter() - start)
-    return best
+def _fastest(argv: list[str], *, cwd: Path, repeat: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``argv``: each the least of ``repeat`` runs."""
+    best = fastest_pair(argv, None, cwd=cwd, repeat=repeat)[0]
+    return best.seconds, best.cpu_s
 
 
 def bench_startup(*, repeat: int = 3) -> dict[str, Any]:
@@ -41,10 +39,10 @@ def bench_startup(*, repeat: int = 3) -> dict[str, Any]:
         where = Path(tmp)
         demo = [*TAPE, "backtest", "AAPL", "-s", "sma_cross", "-p", "short=5", "-p", "long=20", "--no-files"]
         subprocess.run(demo, cwd=where, check=True, capture_output=True, env={**os.environ, "NO_COLOR": "1"})
-        python = _fastest([sys.executable, "-c", "pass"], cwd=where, repeat=repeat)
-        help_ = _fastest([*TAPE, "--help"], cwd=where, repeat=repeat)
-        tree = _fastest([*TAPE, "log", "--help"], cwd=where, repeat=repeat)
-        verify = _fastest([*TAPE, "verify"], cwd=where, repeat=repeat)
+        python, python_cpu = _fastest([sys.executable, "-c", "pass"], cwd=where, repeat=repeat)
+        help_, help_cpu = _fastest([*TAPE, "--help"], cwd=where, repeat=repeat)
+        tree, tree_cpu = _fastest([*TAPE, "log", "--help"], cwd=where, repeat=repeat)
+        verify, verify_cpu = _fastest([*TAPE, "verify"], cwd=where, repeat=repeat)
     return {
         "repeat": repeat,
         "python_s": round(python, 3),
@@ -53,6 +51,12 @@ def bench_startup(*, repeat: int = 3) -> dict[str, Any]:
         "tree_help_s": round(tree, 3),
         "tree_help_over_python": round(tree / python, 1),
         "help_over_python": round(help_ / python, 1),
+        "cpu_s": {
+            "python": round(python_cpu, 3),
+            "help": round(help_cpu, 3),
+            "tree_help": round(tree_cpu, 3),
+            "verify": round(verify_cpu, 3),
+        },
         "verify_over_python": round(verify / python, 1),
         "load_average": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
