@@ -1,7 +1,9 @@
 """Whole-process timing for the benches: wall seconds and peak RSS of one child, min of N runs.
 
-Each figure is the child's own: ``os.wait4`` returns the resource usage of exactly that process (its
-peak resident set in ``ru_maxrss``), not of every child the bench ever started. A/B pairs are run
+Each figure is the command's own: a small launcher process forks it and reads ``os.wait4``'s usage of
+exactly that process (peak resident set ``ru_maxrss``, CPU seconds). The launcher is there because a
+forked child's ``ru_maxrss`` starts from its parent's resident memory: forked by the bench itself,
+which holds the bars it generated, every command would report at least the bench's size. A/B pairs are run
 interleaved (A, B, A, B, ...) so both see the same load on a shared machine; the fastest run of each
 counts (the least disturbed), and its memory is the lowest peak seen. Memory is the larger of the
 child's own peak RSS and the sampled peak of its whole process tree's summed RSS (when psutil is
@@ -11,11 +13,9 @@ installed: it comes with the ``bench`` extra).
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -38,32 +38,47 @@ class ProcessRun:
     cpu_s: float = 0.0
 
 
+# Runs the command and writes its own wait4 figures: a child's ru_maxrss starts from the memory of the
+# process that forked it, so the command is forked by this small launcher, not by the (large) bench.
+_LAUNCHER = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+seconds = time.perf_counter() - start
+with open(sys.argv[1], "w") as out:
+    cpu = usage.ru_utime + usage.ru_stime
+    out.write(f"{os.waitstatus_to_exitcode(status)} {seconds} {usage.ru_maxrss} {cpu}")
+"""
+
+
 def run_process(argv: Sequence[str], *, cwd: Path, fresh: Path | None = None) -> ProcessRun:
     """Run ``argv`` to its end; raise naming the command if it fails. ``fresh`` (a log file) is
     deleted first, with its WAL, so every run starts as the first did."""
     if fresh is not None:
         for path in (fresh, fresh.with_name(fresh.name + "-wal"), fresh.with_name(fresh.name + "-shm")):
             path.unlink(missing_ok=True)
-    out_path, err_path = cwd / ".bench-stdout", cwd / ".bench-stderr"
+    out_path, err_path, figures = cwd / ".bench-stdout", cwd / ".bench-stderr", cwd / ".bench-figures"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        start = time.perf_counter()
-        child = subprocess.Popen(list(argv), cwd=cwd, stdout=out, stderr=err)
-        sampler = _TreeMemory(child.pid)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - start
+        launcher = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, str(figures), *argv], cwd=cwd, stdout=out, stderr=err
+        )
+        sampler = _TreeMemory(launcher.pid)
+        launcher.wait()
         sampler.stop()
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
+    code, seconds, maxrss_kb, cpu = figures.read_text().split()
+    if launcher.returncode != 0 or int(code) != 0:
         stderr = err_path.read_text(errors="replace").strip()[-400:]
         raise TapeError(f"bench command failed ({' '.join(argv[:4])} ...): {stderr}")
     # ru_maxrss is the largest single process's peak (exact); the sampled sum covers a process tree
     # (tape's log writer runs beside the backtest) at 50 ms resolution.
-    peak = max(usage.ru_maxrss * 1024, sampler.peak_bytes) / 2**20
-    return ProcessRun(seconds, peak, out_path.read_text(), usage.ru_utime + usage.ru_stime)
+    peak = max(int(maxrss_kb) * 1024, sampler.peak_bytes) / 2**20
+    return ProcessRun(float(seconds), peak, out_path.read_text(), float(cpu))
 
 
 class _TreeMemory:
-    """Samples the summed RSS of a process and its descendants on a thread (needs psutil; else 0)."""
+    """Samples the summed RSS of a launcher's descendants (not the launcher) on a thread (needs
+    psutil; else 0)."""
 
     def __init__(self, pid: int) -> None:
         self.peak_bytes = 0
@@ -80,7 +95,7 @@ class _TreeMemory:
             root = psutil.Process(pid)
             while not self._done.wait(0.05):
                 total = 0
-                for proc in (root, *root.children(recursive=True)):
+                for proc in root.children(recursive=True):
                     with contextlib.suppress(psutil.Error):
                         total += proc.memory_info().rss
                 self.peak_bytes = max(self.peak_bytes, total)
