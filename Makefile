@@ -36,6 +36,7 @@ lint: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m tape.cli.reference > docs/cli.md
+	$(BIN)/python -m tape.cli.root_help
 
 bench: $(STAMP)
 	$(BIN)/tape bench log

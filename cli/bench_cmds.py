@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -49,9 +49,25 @@ def bench_log_cmd(
 def bench_backtest_cmd(
     bars: Annotated[int, typer.Option("--bars", min=1_000, help="Synthetic 1-minute bars.")] = 1_000_000,
     strategy: Annotated[str, typer.Option("--strategy", "-s", help="Strategy to run.")] = "sma_cross",
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare",
+            help="Time whole `tape backtest` processes (SMA 5/20, 10 shares, no costs or stops) against "
+            "the raw limits and backtesting.py (when installed).",
+        ),
+    ] = False,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="--compare: runs of each; min counts.")] = 3,
     json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
 ) -> None:
     """Bars/s of a full backtest (signals, risk, costs, stops) with every decision appended to the log."""
+    if compare:
+        from tape.store.bench_compare import compare_backtest
+
+        with console.status("timing whole processes...", spinner="dots") if not json else _null():
+            figures = compare_backtest(bars=bars, repeat=repeat)
+        _print_comparison(figures, "backtesting_py", "backtesting.py", json)
+        return
     from tape.store.bench_backtest import bench_backtest
 
     with console.status("backtesting synthetic minute bars...", spinner="dots") if not json else _null():
@@ -66,6 +82,54 @@ def bench_backtest_cmd(
     console.print(f"[bold]{figures['bars_per_s']:,} bars/s[/bold] ({figures['events_per_s']:,} events/s)")
 
 
+def _print_comparison(figures: dict[str, Any], peer: str, peer_name: str, json: bool) -> None:
+    """One table of a --compare run: tape, the peer (if installed) and the raw limits, as ratios."""
+    if json:
+        print_json(figures)
+        return
+    table = Table(
+        title=f"whole process, fastest of {figures['repeat']} (load average {figures['load_average']})",
+        box=None,
+    )
+    table.add_column("measure")
+    table.add_column("seconds", justify="right")
+    table.add_column("CPU s", justify="right")
+    table.add_column("peak RSS", justify="right")
+    table.add_column("tape is", justify="right")
+    table.add_row("tape", f"{figures['tape_s']}", f"{figures['tape_cpu_s']}", f"{figures['tape_mb']} MB", "")
+    if f"{peer}_s" in figures:
+        table.add_row(
+            peer_name,
+            f"{figures[f'{peer}_s']}",
+            f"{figures[f'{peer}_cpu_s']}",
+            f"{figures[f'{peer}_mb']} MB",
+            f"{figures[f'speedup_vs_{peer}']}x faster",
+        )
+    else:
+        table.add_row(peer_name, "not installed", "", "", "(pip install 'tape[bench]')")
+    for key, label in _RAW_LIMITS:
+        if key in figures:
+            ratio = figures["tape_over_" + key.rsplit("_", 1)[0]]
+            table.add_row(label, f"{figures[key]}", "", "", f"{ratio}x it")
+    if "single_symbol_s" in figures:
+        table.add_row(
+            "tape, the grid on one symbol",
+            f"{figures['single_symbol_s']}",
+            f"{figures['single_symbol_cpu_s']}",
+            f"{figures['single_symbol_mb']} MB",
+            "",
+        )
+    console.print(table)
+
+
+# (figure, label) of the raw limits a --compare table shows; "tape is Nx it" is tape's seconds / its.
+_RAW_LIMITS = (
+    ("sqlite_read_s", "raw: read the stored bars out of SQLite"),
+    ("numpy_pass_s", "raw: bare numpy pass (SMAs, crossings, P&L)"),
+    ("numpy_grid_pass_s", "raw: bare numpy pass (every pair's crossings)"),
+)
+
+
 @bench_app.command("sweep")
 def bench_sweep_cmd(
     pairs: Annotated[int, typer.Option("--pairs", min=2, help="SMA parameter pairs.")] = 1000,
@@ -76,9 +140,25 @@ def bench_sweep_cmd(
     address: Annotated[
         str | None, typer.Option("--address", help="Ray cluster address; local Ray when unset.")
     ] = None,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare",
+            help="Time whole `tape optimize` processes (10 x 10 SMA grid on sp500_20, 20 symbols, and on "
+            "one) against a bare numpy pass and vectorbt (when installed).",
+        ),
+    ] = False,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="--compare: runs of each; min counts.")] = 3,
     json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
 ) -> None:
     """Backtests/s of a parameter sweep on Ray, and the speed-up from one worker to all."""
+    if compare:
+        from tape.store.bench_compare import compare_sweep
+
+        with console.status("timing whole processes...", spinner="dots") if not json else _null():
+            figures = compare_sweep(repeat=repeat)
+        _print_comparison(figures, "vectorbt", "vectorbt", json)
+        return
     from tape.actors.bench_sweep import bench_sweep
 
     with (
@@ -163,6 +243,11 @@ def bench_startup_cmd(
     table.add_column("x python -c pass", justify="right")
     table.add_row("python -c pass", f"{figures['python_s']}", "1.0")
     table.add_row("tape --help", f"{figures['help_s']}", f"{figures['help_over_python']}")
+    table.add_row(
+        "tape log --help (whole CLI loaded)",
+        f"{figures['tree_help_s']}",
+        f"{figures['tree_help_over_python']}",
+    )
     table.add_row("tape verify (demo log)", f"{figures['verify_s']}", f"{figures['verify_over_python']}")
     console.print(table)
 

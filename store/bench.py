@@ -31,151 +31,126 @@ from tape.store.log import EventLog, NewEvent
 MINUTE = 60_000_000_000
 
 
+def _entry_events(run_id: str, symbol: str, trip: int) -> list[Event]:
+    """The opening half of round trip ``trip``: signal, intent, risk check, order, fill, position."""
+    t0, price = (trip * 20) * MINUTE, 100.0 + (trip % 97) * 0.05
+    iid, oid = f"{run_id}-i{2 * trip}", f"{run_id}-o{2 * trip}"
+    fill_price = price * 1.0005
+    return [
+        Signal(
+            ts=t0,
+            symbol=symbol,
+            strategy="sma_cross",
+            side="buy",
+            price=price,
+            values={"sma_short": price + 0.01, "sma_long": price},
+        ),
+        OrderIntent(
+            ts=t0,
+            intent_id=iid,
+            symbol=symbol,
+            strategy="sma_cross",
+            side="buy",
+            qty=100.0,
+            reason="entry",
+            ref_price=price,
+        ),
+        RiskAccepted(
+            ts=t0,
+            intent_id=iid,
+            symbol=symbol,
+            qty=100.0,
+            checks={"equity": 100_000.0, "risk_amount": 2000.0, "open_positions": 0.0},
+        ),
+        OrderSubmitted(ts=t0, client_order_id=oid, intent_id=iid, symbol=symbol, side="buy", qty=100.0),
+        Fill(
+            ts=t0 + MINUTE,
+            client_order_id=oid,
+            exec_id=oid,
+            symbol=symbol,
+            side="buy",
+            qty=100.0,
+            price=fill_price,
+            commission=2.5,
+            slippage=price * 0.05,
+            reason="entry",
+        ),
+        PositionOpened(
+            ts=t0 + MINUTE,
+            symbol=symbol,
+            strategy="sma_cross",
+            qty=100.0,
+            entry_price=fill_price,
+            stop_price=price * 0.95,
+            take_profit_price=price * 1.1,
+            entry_commission=2.5,
+        ),
+    ]
+
+
+def _exit_events(run_id: str, symbol: str, trip: int) -> list[Event]:
+    """The closing half of round trip ``trip``: signal, intent, order, fill, position closed."""
+    t0, price = (trip * 20) * MINUTE, 100.0 + (trip % 97) * 0.05
+    iid, xid = f"{run_id}-i{2 * trip + 1}", f"{run_id}-o{2 * trip + 1}"
+    exit_ts, exit_price = t0 + 11 * MINUTE, price + 0.19
+    return [
+        Signal(
+            ts=t0 + 10 * MINUTE,
+            symbol=symbol,
+            strategy="sma_cross",
+            side="sell",
+            price=price + 0.2,
+            values={"sma_short": price, "sma_long": price + 0.01},
+        ),
+        OrderIntent(
+            ts=t0 + 10 * MINUTE,
+            intent_id=iid,
+            symbol=symbol,
+            strategy="sma_cross",
+            side="sell",
+            qty=100.0,
+            reason="signal",
+            ref_price=price + 0.2,
+        ),
+        OrderSubmitted(
+            ts=t0 + 10 * MINUTE, client_order_id=xid, intent_id=iid, symbol=symbol, side="sell", qty=100.0
+        ),
+        Fill(
+            ts=exit_ts,
+            client_order_id=xid,
+            exec_id=xid,
+            symbol=symbol,
+            side="sell",
+            qty=100.0,
+            price=exit_price,
+            commission=2.5,
+            slippage=price * 0.05,
+            reason="signal",
+        ),
+        PositionClosed(
+            ts=exit_ts,
+            symbol=symbol,
+            strategy="sma_cross",
+            qty=100.0,
+            entry_ts=t0 + MINUTE,
+            entry_price=price * 1.0005,
+            exit_price=exit_price,
+            exit_reason="signal",
+            gross_pnl=14.0,
+            commission=5.0,
+            net_pnl=9.0,
+        ),
+    ]
+
+
 def synthetic_events(n: int, run_id: str = "bench0001", symbol: str = "SYN") -> list[NewEvent]:
     """``n`` events shaped like a backtest's round trips, with the ids a backtest would give them."""
     strat, port = strategy_stream(run_id, symbol, "sma_cross"), portfolio_stream(run_id)
     out: list[NewEvent] = []
     trip = 0
     while len(out) < n:
-        t0, price = (trip * 20) * MINUTE, 100.0 + (trip % 97) * 0.05
-        iid, oid, xid = f"{run_id}-i{2 * trip}", f"{run_id}-o{2 * trip}", f"{run_id}-o{2 * trip + 1}"
-        trip_events: list[tuple[str, Event]] = [
-            (
-                strat,
-                Signal(
-                    ts=t0,
-                    symbol=symbol,
-                    strategy="sma_cross",
-                    side="buy",
-                    price=price,
-                    values={"sma_short": price + 0.01, "sma_long": price},
-                ),
-            ),
-            (
-                port,
-                OrderIntent(
-                    ts=t0,
-                    intent_id=iid,
-                    symbol=symbol,
-                    strategy="sma_cross",
-                    side="buy",
-                    qty=100.0,
-                    reason="entry",
-                    ref_price=price,
-                ),
-            ),
-            (
-                port,
-                RiskAccepted(
-                    ts=t0,
-                    intent_id=iid,
-                    symbol=symbol,
-                    qty=100.0,
-                    checks={"equity": 100_000.0, "risk_amount": 2000.0, "open_positions": 0.0},
-                ),
-            ),
-            (
-                port,
-                OrderSubmitted(
-                    ts=t0, client_order_id=oid, intent_id=iid, symbol=symbol, side="buy", qty=100.0
-                ),
-            ),
-            (
-                port,
-                Fill(
-                    ts=t0 + MINUTE,
-                    client_order_id=oid,
-                    exec_id=oid,
-                    symbol=symbol,
-                    side="buy",
-                    qty=100.0,
-                    price=price * 1.0005,
-                    commission=2.5,
-                    slippage=price * 0.05,
-                    reason="entry",
-                ),
-            ),
-            (
-                port,
-                PositionOpened(
-                    ts=t0 + MINUTE,
-                    symbol=symbol,
-                    strategy="sma_cross",
-                    qty=100.0,
-                    entry_price=price * 1.0005,
-                    stop_price=price * 0.95,
-                    take_profit_price=price * 1.1,
-                    entry_commission=2.5,
-                ),
-            ),
-            (
-                strat,
-                Signal(
-                    ts=t0 + 10 * MINUTE,
-                    symbol=symbol,
-                    strategy="sma_cross",
-                    side="sell",
-                    price=price + 0.2,
-                    values={"sma_short": price, "sma_long": price + 0.01},
-                ),
-            ),
-            (
-                port,
-                OrderIntent(
-                    ts=t0 + 10 * MINUTE,
-                    intent_id=f"{run_id}-i{2 * trip + 1}",
-                    symbol=symbol,
-                    strategy="sma_cross",
-                    side="sell",
-                    qty=100.0,
-                    reason="signal",
-                    ref_price=price + 0.2,
-                ),
-            ),
-            (
-                port,
-                OrderSubmitted(
-                    ts=t0 + 10 * MINUTE,
-                    client_order_id=xid,
-                    intent_id=f"{run_id}-i{2 * trip + 1}",
-                    symbol=symbol,
-                    side="sell",
-                    qty=100.0,
-                ),
-            ),
-            (
-                port,
-                Fill(
-                    ts=t0 + 11 * MINUTE,
-                    client_order_id=xid,
-                    exec_id=xid,
-                    symbol=symbol,
-                    side="sell",
-                    qty=100.0,
-                    price=price + 0.19,
-                    commission=2.5,
-                    slippage=price * 0.05,
-                    reason="signal",
-                ),
-            ),
-            (
-                port,
-                PositionClosed(
-                    ts=t0 + 11 * MINUTE,
-                    symbol=symbol,
-                    strategy="sma_cross",
-                    qty=100.0,
-                    entry_ts=t0 + MINUTE,
-                    entry_price=price * 1.0005,
-                    exit_price=price + 0.19,
-                    exit_reason="signal",
-                    gross_pnl=14.0,
-                    commission=5.0,
-                    net_pnl=9.0,
-                ),
-            ),
-        ]
-        for stream, event in trip_events:
+        for event in (*_entry_events(run_id, symbol, trip), *_exit_events(run_id, symbol, trip)):
+            stream = strat if isinstance(event, Signal) else port
             out.append(NewEvent(stream, event, f"{run_id}:{len(out) + 1:08d}"))  # as run_items numbers them
         trip += 1
     return out[:n]

@@ -8,6 +8,7 @@ America/New_York, as Alpaca stamps them.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
 import sqlite3
@@ -16,6 +17,7 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 import numpy as np
@@ -58,18 +60,41 @@ class BarFrame(msgspec.Struct):
 # --------------------------------------------------------------------------- the bundled sample
 
 
+def _read_bundled(path: Path) -> tuple[list[str], list[list[str]]]:
+    """A bundled gzipped CSV's header and rows, as text (the csv module: no pandas to import)."""
+    with gzip.open(path, "rt", newline="") as rows:
+        header, *body = csv.reader(rows)
+    return header, body
+
+
+def _ny_midnights_ns(days: Iterable[str]) -> np.ndarray:
+    """Midnight America/New_York of each YYYY-MM-DD day, in ns UTC (what pandas' tz_localize gives)."""
+    zone, seen = ZoneInfo(NY_TZ), {}
+    out = []
+    for day in days:
+        ns = seen.get(day)
+        if ns is None:  # whole seconds: exact in ns
+            ns = seen[day] = int(dt.datetime.fromisoformat(day).replace(tzinfo=zone).timestamp()) * 10**9
+        out.append(ns)
+    return np.array(out, dtype=np.int64)
+
+
 @cache
 def _sample() -> dict[str, BarFrame]:
-    import pandas as pd  # only where dates are parsed: a backtest of stored bars runs without it
-
-    frame = pd.read_csv(SAMPLE_FILE, dtype={"symbol": str, "date": str})
-    ts = pd.to_datetime(frame["date"]).dt.tz_localize(NY_TZ).dt.as_unit("ns").astype("int64").to_numpy()
+    header, body = _read_bundled(SAMPLE_FILE)  # symbol, date, open, high, low, close, volume, adj_close
+    ts = _ny_midnights_ns(row[1] for row in body)
+    values = np.array([row[2:] for row in body], dtype=np.float64)
+    column = {name: values[:, i] for i, name in enumerate(header[2:])}
+    rows_of: dict[str, list[int]] = {}
+    for i, row in enumerate(body):
+        rows_of.setdefault(row[0], []).append(i)
     out: dict[str, BarFrame] = {}
-    for symbol, rows in frame.groupby("symbol", sort=True).indices.items():
-        out[str(symbol)] = BarFrame(
+    for symbol in sorted(rows_of):
+        rows = np.array(rows_of[symbol])
+        out[symbol] = BarFrame(
             ts=ts[rows],
-            **{c: frame[c].to_numpy(np.float64)[rows] for c in COLUMNS},
-            adj_close=frame["adj_close"].to_numpy(np.float64)[rows],
+            **{c: column[c][rows] for c in COLUMNS},
+            adj_close=column["adj_close"][rows],
             source="sample",
         )
     return out
@@ -92,14 +117,13 @@ def sample_symbols() -> list[str]:
 def _sp500_20() -> dict[str, BarFrame]:
     # Adjusted closes only: a bar's open, high and low are its close and its volume is unknown (0), so
     # fills at the next open are fills at the next close and liquidity rules have nothing to read.
-    import pandas as pd  # only where dates are parsed: a backtest of stored bars runs without it
-
-    frame = pd.read_csv(SP500_20_FILE, dtype={"Date": str})
-    ts = pd.to_datetime(frame["Date"]).dt.tz_localize(NY_TZ).dt.as_unit("ns").astype("int64").to_numpy()
+    header, body = _read_bundled(SP500_20_FILE)  # Date, then one column of closes per symbol
+    ts = _ny_midnights_ns(row[0] for row in body)
+    values = np.array([row[1:] for row in body], dtype=np.float64)
     out: dict[str, BarFrame] = {}
-    for symbol in frame.columns[1:]:
-        close = frame[symbol].to_numpy(np.float64)
-        out[str(symbol)] = BarFrame(
+    for i, symbol in enumerate(header[1:]):
+        close = np.ascontiguousarray(values[:, i])
+        out[symbol] = BarFrame(
             ts=ts,
             open=close,
             high=close,

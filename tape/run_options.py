@@ -79,8 +79,7 @@ class RunOption(NamedTuple):
 
     def _field(self) -> Any:
         part, name = self.field.split(".")
-        struct = CostModel if part == "cost" else RiskConfig
-        return {f.name: f for f in msgspec.structs.fields(struct)}[name]
+        return _struct_fields(CostModel if part == "cost" else RiskConfig)[name]
 
     def _field_default(self) -> Any:
         if self.field == "timeframe" or self.field.startswith("portfolio."):
@@ -91,6 +90,12 @@ class RunOption(NamedTuple):
     def annotation(self) -> Any:
         """The keyword's type hint."""
         return self.kind if self.default is not None else self.kind | None
+
+
+@functools.cache
+def _struct_fields(struct: type) -> dict[str, Any]:
+    """A config struct's fields by name (read once: every command's options are built from them)."""
+    return {f.name: f for f in msgspec.structs.fields(struct)}
 
 
 RUN_OPTIONS: tuple[RunOption, ...] = (

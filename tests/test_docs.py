@@ -6,6 +6,7 @@ import re
 
 from tape.cli.app import app
 from tape.cli.reference import cli_reference
+from tape.cli.root_help import TARGET, module_source
 from tests.conftest import REPO
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
@@ -15,6 +16,10 @@ def test_cli_reference_matches_the_app() -> None:
     generated = cli_reference(app)
     on_disk = (REPO / "docs" / "cli.md").read_text()
     assert on_disk == generated, "docs/cli.md is stale: python -m tape.cli.reference > docs/cli.md"
+
+
+def test_stored_root_help_matches_the_app() -> None:
+    assert TARGET.read_text() == module_source(), "cli/root_help_text.py is stale: run `make docs`"
 
 
 def test_readme_and_docs_link_only_to_files_in_the_repository() -> None:

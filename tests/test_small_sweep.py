@@ -51,3 +51,29 @@ def test_every_sampled_sweep_row_equals_a_backtest_of_its_parameters(tape: TapeR
         shared = [k for k in row if k not in ("params", "score") and k in summary]
         assert len(shared) > 10
         assert {k: float(row[k]) for k in shared} == {k: float(summary[k]) for k in shared}
+
+
+def test_a_shared_cash_portfolio_sweep_row_equals_a_backtest_of_its_parameters(tape: TapeRunner) -> None:
+    universe = [
+        "--dataset",
+        "sp500_20",
+        "AAPL",
+        "MSFT",
+        "XOM",
+        "--start",
+        "2015-01-01",
+        "--end",
+        "2016-12-31",
+    ]
+    swept = tape("optimize", *universe, "--grid", "short=5,10", "--grid", "long=20,40", "--json")
+    assert swept.returncode == 0, swept.stderr
+    rows = json.loads(swept.stdout)["results"]
+    assert len(rows) == 4
+    row = rows[-1]  # the lowest-ranked: no row is special
+    params = [arg for name, value in row["params"].items() for arg in ("-p", f"{name}={value}")]
+    ran = tape("backtest", *universe, "-s", "sma_cross", *params, "--json", "--no-files")
+    assert ran.returncode == 0, ran.stderr
+    summary = json.loads(ran.stdout)
+    shared = [k for k in row if k not in ("params", "score") and k in summary]
+    assert len(shared) > 10 and summary["total_trades"] > 0
+    assert {k: float(row[k]) for k in shared} == {k: float(summary[k]) for k in shared}

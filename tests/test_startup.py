@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tape.cli.entry import RENDERING_ENV
+from tape.cli.root_help import rendered_help
 
 OLD_LOG = Path(__file__).parent / "data" / "log_2026-12-07.db.gz"
 HEAVY = ("ray", "matplotlib", "pandas", "alpaca", "numpy")
@@ -31,3 +35,24 @@ def test_verify_loads_no_heavy_library(tmp_path: Path) -> None:
     (tmp_path / "tape.db").write_bytes(gzip.decompress(OLD_LOG.read_bytes()))
     verify = "from tape.cli.app import app\napp(['verify'], standalone_mode=False)"
     assert _heavy_loaded_after(verify, tmp_path) == []
+
+
+def test_piped_help_prints_the_apps_own_text_without_loading_the_cli(tmp_path: Path) -> None:
+    # The console script's code, under its own name, with stdout a pipe as in `tape --help | less`.
+    probe = (
+        "import sys; sys.argv[:] = ['tape', '--help']\n"
+        "from tape.cli.entry import main\n"
+        "main()\n"
+        "print(sorted(m for m in ('typer', 'rich', 'tape.cli.app') if m in sys.modules))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in RENDERING_ENV}  # as a plain shell has it
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    printed, loaded = done.stdout.rsplit("\n", 2)[0] + "\n", done.stdout.splitlines()[-1]
+    assert loaded == "[]"
+    assert printed == rendered_help(["--help"])
+
+
+def test_a_command_through_the_console_script_runs_the_real_app(tmp_path: Path) -> None:
+    probe = "import sys; sys.argv[:] = ['tape', 'verify']\nfrom tape.cli.entry import main\nmain()"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode != 0 and "tape.db" in done.stdout + done.stderr
