@@ -25,6 +25,7 @@ import numpy as np
 from tape.events.bars import BarSeries
 from tape.events.correlation import ReturnWindows
 from tape.events.costs import CostModel
+from tape.events.equity import SessionEquity
 from tape.events.errors import ConfigError, DataError
 from tape.events.indicators import atr, sma
 from tape.events.orders import Bar as OrderBar
@@ -46,7 +47,6 @@ from tape.events.risk import MarketContext, RiskConfig, needs_context
 from tape.events.schema import (
     BenchmarkLeg,
     DataFingerprint,
-    EquityMarked,
     Event,
     OrderCancelled,
     RegimeChanged,
@@ -196,89 +196,6 @@ def run_backtest(
     return out
 
 
-class _Equity:
-    """Equity, its peak and the current session's drawdown, updated at the end of every timestamp.
-
-    Equity is recomputed only while something can move it (open positions, or cash changed since the
-    last look); the session's figures go out on EquityMarked and restart.
-    """
-
-    __slots__ = ("bars", "drawdown", "drawdown_pct", "equity", "in_market", "peak", "seen_cash")
-
-    def __init__(self, cash: float, cash_cents: int) -> None:
-        self.equity = self.peak = cash
-        self.seen_cash = cash_cents
-        self.drawdown = self.drawdown_pct = 0.0
-        self.bars = self.in_market = 0
-
-    def step(self, state: PortfolioState, last_close: dict[str, float]) -> None:
-        """One timestamp has ended."""
-        self.bars += 1
-        if state.positions or state.cash_cents != self.seen_cash:
-            self.seen_cash = state.cash_cents
-            self._add([state.equity(last_close)])
-            if state.positions:
-                self.in_market += 1
-
-    def flat(self, state: PortfolioState, count: int) -> None:
-        """``count`` timestamps have ended without positions and with the cash unchanged since the
-        first of them (only that one may see a change of cash)."""
-        if count:
-            self.step(state, {})
-            self.bars += count - 1
-
-    def held(self, state: PortfolioState, equity: list[float]) -> None:
-        """Timestamps have ended with positions open (and the cash unchanged): their equity."""
-        if equity:
-            self.bars += len(equity)
-            self.in_market += len(equity)
-            self.seen_cash = state.cash_cents
-            self._add(equity)
-
-    def held_array(self, state: PortfolioState, equity: np.ndarray) -> None:
-        """:meth:`held` for many timestamps: the same float operations, a whole array at once (running
-        maxima are exact, so their order does not matter)."""
-        count = equity.shape[0]
-        self.bars += count
-        self.in_market += count
-        self.seen_cash = state.cash_cents
-        peaks = np.maximum(np.maximum.accumulate(equity), self.peak)
-        drawdown = peaks - equity
-        self.drawdown = max(self.drawdown, float(drawdown.max()))
-        self.drawdown_pct = max(self.drawdown_pct, float((drawdown / peaks * 100.0).max()))
-        self.peak, self.equity = float(peaks[-1]), float(equity[-1])
-
-    def _add(self, values: list[float]) -> None:
-        """Equity at successive timestamps (at least one): the peak and the worst drawdowns follow."""
-        peak, worst, worst_pct = self.peak, self.drawdown, self.drawdown_pct
-        for equity in values:
-            if equity > peak:
-                peak = equity
-            drawdown = peak - equity
-            if drawdown > worst:
-                worst = drawdown
-            if drawdown / peak * 100.0 > worst_pct:
-                worst_pct = drawdown / peak * 100.0
-        self.peak, self.drawdown, self.drawdown_pct = peak, worst, worst_pct
-        self.equity = values[-1]
-
-    def mark(self, ts: int, cash: float) -> EquityMarked:
-        """The session's EquityMarked event; the session's figures restart."""
-        marked = EquityMarked(
-            ts=ts,
-            equity=self.equity,
-            cash=cash,
-            peak=self.peak,
-            drawdown=self.drawdown,
-            drawdown_pct=self.drawdown_pct,
-            bars=self.bars,
-            bars_in_market=self.in_market,
-        )
-        self.drawdown = self.drawdown_pct = 0.0
-        self.bars = self.in_market = 0
-        return marked
-
-
 BULK_MIN = 64  # quiet bars from which numpy beats a Python loop over them
 
 
@@ -295,7 +212,7 @@ class _Loop:
         self.timeline, self.strategy = timeline, strategy
         self.desk = Desk(config.risk, config.cost)
         self.state = PortfolioState(run_id, config.cash)
-        self.equity = _Equity(config.cash, self.state.cash_cents)
+        self.equity = SessionEquity(config.cash, self.state.cash_cents)
         self.out: list[Event] = []
         risk = config.risk
         self.windows = ReturnWindows(risk.correlation_window) if risk.max_correlation > 0 else None

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tape.events.bars import BarSeries
+from tape.events.equity import SessionEquity
 from tape.events.portfolio_book import Book, WorkingOrder
 from tape.events.rebalance import (
     Limits,
@@ -26,7 +27,7 @@ from tape.events.rebalance import (
     period_of,
     target_quantities,
 )
-from tape.events.schema import EquityMarked, Event, OrderCancelled, Rebalanced
+from tape.events.schema import Event, OrderCancelled, Rebalanced
 from tape.events.strategies.portfolio_base import PortfolioStrategy, Weights, weights_of
 
 PROGRESS_EVERY = 4096  # rows between progress callbacks
@@ -186,7 +187,7 @@ class Rebalancer:
         self.last_close = np.full(len(symbols), np.nan)
         self.aimed = np.full(len(symbols), np.nan)  # the latest targets, for drift
         self.rebalances = 0
-        self.marks = _Marks(float(config.cash))
+        self.marks = SessionEquity(float(config.cash))
 
     def step(self, row: PanelRow) -> list[Event]:
         """Everything that happens at one timestamp."""
@@ -254,38 +255,3 @@ class Rebalancer:
         aimed = capped(targets, self.limits)
         self.aimed = np.where(np.isnan(aimed), self.aimed, aimed)
         return [event, *book.submit(row.ts, orders, "rebalance")]
-
-
-class _Marks:
-    """Equity, its peak and the session's deepest drawdown; EquityMarked at each session's end."""
-
-    def __init__(self, cash: float) -> None:
-        self.equity = self.peak = cash
-        self.drawdown = self.drawdown_pct = 0.0
-        self.bars = self.in_market = 0
-
-    def add(self, equity: float, in_market: bool) -> None:
-        """One row has ended with this equity."""
-        self.bars += 1
-        self.in_market += in_market
-        self.equity = equity
-        self.peak = max(self.peak, equity)
-        drawdown = self.peak - equity
-        self.drawdown = max(self.drawdown, drawdown)
-        self.drawdown_pct = max(self.drawdown_pct, drawdown / self.peak * 100.0)
-
-    def mark(self, ts: int, cash: float) -> EquityMarked:
-        """The session's mark; its figures restart."""
-        marked = EquityMarked(
-            ts=ts,
-            equity=self.equity,
-            cash=cash,
-            peak=self.peak,
-            drawdown=self.drawdown,
-            drawdown_pct=self.drawdown_pct,
-            bars=self.bars,
-            bars_in_market=self.in_market,
-        )
-        self.drawdown = self.drawdown_pct = 0.0
-        self.bars = self.in_market = 0
-        return marked
