@@ -30,9 +30,7 @@ from tape.events.errors import ConfigError, DataError
 from tape.events.indicators import atr, sma
 from tape.events.orders import Bar as OrderBar
 from tape.events.portfolio import (
-    NO_CONTEXT,
     Desk,
-    PortfolioState,
     correlation_context,
     decide_entry,
     decide_exit,
@@ -41,7 +39,7 @@ from tape.events.portfolio import (
     simulate_open_fill,
     simulate_protective_fill,
 )
-from tape.events.portfolio_state import evolve_each
+from tape.events.portfolio_state import NO_CONTEXT, PortfolioState, evolve_each
 from tape.events.regime import regimes
 from tape.events.risk import MarketContext, RiskConfig, needs_context
 from tape.events.schema import (

@@ -483,20 +483,24 @@ def simulate_open_fill(
     would for insufficient buying power.
     """
     order = state.market_orders[symbol]
-    cost = desk.cost
-    price = cost.market_price(order.side, open)
-    commission = cost.fill_commission(symbol, order.qty, price)
+    return execute_order(
+        state, desk, ts=ts, symbol=symbol, price=desk.cost.market_price(order.side, open), quoted=open
+    )
+
+
+def execute_order(
+    state: PortfolioState, desk: Desk, *, ts: int, symbol: str, price: float, quoted: float
+) -> list[Event]:
+    """The working order in ``symbol`` fills at ``price`` (``quoted`` before slippage) and what follows;
+    an entry buy the cash no longer covers is rejected instead, as a broker would for insufficient
+    buying power."""
+    order = state.market_orders[symbol]
+    commission = desk.cost.fill_commission(symbol, order.qty, price)
     if order.side == "buy" and order.reason == "entry":
         needed = notional_cents(order.qty, price) + cents(commission)
         if needed > state.cash_cents:
-            return [
-                OrderRejected(
-                    ts=ts,
-                    client_order_id=order.client_order_id,
-                    symbol=symbol,
-                    reason=f"insufficient buying power: needs {needed / 100:.2f}, cash {state.cash:.2f}",
-                )
-            ]
+            reason = f"insufficient buying power: needs {needed / 100:.2f}, cash {state.cash:.2f}"
+            return [OrderRejected(ts=ts, client_order_id=order.client_order_id, symbol=symbol, reason=reason)]
     fill = Fill(
         ts=ts,
         client_order_id=order.client_order_id,
@@ -506,7 +510,7 @@ def simulate_open_fill(
         qty=order.qty,
         price=price,
         commission=commission,
-        slippage=abs(price - open) * order.qty,
+        slippage=abs(price - quoted) * order.qty,
         reason=order.reason,
     )
     return decide_fill(state, desk, fill)

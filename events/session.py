@@ -19,9 +19,7 @@ from tape.events.correlation import ReturnWindows
 from tape.events.indicators import ATR, SMA
 from tape.events.orders import Bar as OrderBar
 from tape.events.portfolio import (
-    NO_CONTEXT,
     Desk,
-    PortfolioState,
     correlation_context,
     decide_entry,
     decide_exit,
@@ -30,7 +28,7 @@ from tape.events.portfolio import (
     simulate_open_fill,
     simulate_protective_fill,
 )
-from tape.events.portfolio_state import evolve
+from tape.events.portfolio_state import NO_CONTEXT, PortfolioState, evolve
 from tape.events.regime import RegimeTracker
 from tape.events.risk import MarketContext, needs_context
 from tape.events.schema import EquityMarked, Event, OrderCancelled, RegimeChanged, Signal

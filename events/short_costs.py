@@ -4,7 +4,8 @@ bar-by-bar session."""
 
 from __future__ import annotations
 
-from tape.events.portfolio import Desk, PortfolioState
+from tape.events.portfolio import Desk
+from tape.events.portfolio_state import PortfolioState
 from tape.events.risk import borrow_fee_cents
 from tape.events.schema import Alert, BorrowFeeCharged, Event
 

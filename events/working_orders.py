@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import math
 
-from tape.events.costs import cents, notional_cents
 from tape.events.orders import Bar, Working, expires_after, fill_on, trail_after, trail_start
-from tape.events.portfolio import Desk, PortfolioState, decide_fill
-from tape.events.schema import Event, Fill, OrderCancelled, OrderRejected, StopMoved
+from tape.events.portfolio import Desk, execute_order
+from tape.events.portfolio_state import PortfolioState
+from tape.events.schema import Event, OrderCancelled, StopMoved
 
 
 def simulate_working_fill(
@@ -31,29 +31,8 @@ def simulate_working_fill(
     trigger, after = fill_on(working, bar)
     if trigger is None:
         return [], after.triggered
-    cost = desk.cost
-    price = cost.market_price(order.side, trigger) if order.order_type == "stop" else trigger
-    commission = cost.fill_commission(symbol, order.qty, price)
-    if order.side == "buy" and order.reason == "entry":
-        needed = notional_cents(order.qty, price) + cents(commission)
-        if needed > state.cash_cents:
-            reason = f"insufficient buying power: needs {needed / 100:.2f}, cash {state.cash:.2f}"
-            return [
-                OrderRejected(ts=ts, client_order_id=order.client_order_id, symbol=symbol, reason=reason)
-            ], False
-    fill = Fill(
-        ts=ts,
-        client_order_id=order.client_order_id,
-        exec_id=f"{order.client_order_id}-f1",
-        symbol=symbol,
-        side=order.side,  # type: ignore[arg-type]
-        qty=order.qty,
-        price=price,
-        commission=commission,
-        slippage=abs(price - trigger) * order.qty,
-        reason=order.reason,
-    )
-    return decide_fill(state, desk, fill), False
+    price = desk.cost.market_price(order.side, trigger) if order.order_type == "stop" else trigger
+    return execute_order(state, desk, ts=ts, symbol=symbol, price=price, quoted=trigger), False
 
 
 def decide_expiry(

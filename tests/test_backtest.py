@@ -9,8 +9,8 @@ from tape.events import backtest
 from tape.events.backtest import BacktestConfig, run_backtest
 from tape.events.bars import BarSeries
 from tape.events.costs import CostModel, cents
-from tape.events.portfolio import Desk, PortfolioState, decide_entry
-from tape.events.portfolio_state import evolve
+from tape.events.portfolio import Desk, decide_entry
+from tape.events.portfolio_state import PortfolioState, evolve
 from tape.events.report import fold_run
 from tape.events.risk import RiskConfig
 from tape.events.schema import (

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from tape.actors import engine_host
-from tape.events.portfolio import PortfolioState
-from tape.events.portfolio_state import evolve
+from tape.events.portfolio_state import PortfolioState, evolve
 from tape.events.schema import OrderSubmitted, RiskRejected, Signal
 from tape.store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator

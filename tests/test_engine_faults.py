@@ -21,8 +21,7 @@ import numpy as np
 import pytest
 
 from tape.actors.alpaca.feed import AlpacaBarFeed
-from tape.events.portfolio import PortfolioState
-from tape.events.portfolio_state import evolve
+from tape.events.portfolio_state import PortfolioState, evolve
 from tape.events.strategies import make_strategy
 from tape.store.credentials import AlpacaCredentials
 from tape.store.log import EventLog

@@ -15,7 +15,8 @@ import pytest
 from tape.events.backtest import BacktestConfig, run_backtest
 from tape.events.costs import CostModel, cents, notional_cents
 from tape.events.errors import ConfigError
-from tape.events.portfolio import Desk, PortfolioState, decide_entry
+from tape.events.portfolio import Desk, decide_entry
+from tape.events.portfolio_state import PortfolioState
 from tape.events.report import fold_run
 from tape.events.risk import MarketContext, RiskConfig, floor_to, size_position
 from tape.events.schema import Fill, PositionClosed, RiskAccepted, RiskRejected, RunStarted

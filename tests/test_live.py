@@ -24,8 +24,7 @@ from tape.actors.alpaca.feed import AlpacaBarFeed
 from tape.actors.clock import SimulatedClock
 from tape.actors.live_session import NOT_SENT, LiveSession, run_schedule
 from tape.events.backtest import BacktestConfig
-from tape.events.portfolio import PortfolioState
-from tape.events.portfolio_state import evolve
+from tape.events.portfolio_state import PortfolioState, evolve
 from tape.store.credentials import AlpacaCredentials
 from tape.store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator

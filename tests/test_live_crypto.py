@@ -28,8 +28,7 @@ from tape.actors.live_session import NOT_SENT, LiveSession, run_schedule
 from tape.events.backtest import BacktestConfig
 from tape.events.costs import CostModel
 from tape.events.errors import ConfigError
-from tape.events.portfolio import PortfolioState
-from tape.events.portfolio_state import evolve
+from tape.events.portfolio_state import PortfolioState, evolve
 from tape.events.risk import RiskConfig
 from tape.store.backtests import replay_report
 from tape.store.credentials import AlpacaCredentials

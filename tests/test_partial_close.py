@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from tape.events.costs import CostModel, cents
 from tape.events.pnl import pnl_by_symbol
-from tape.events.portfolio import Desk, PortfolioState, decide_fill
-from tape.events.portfolio_state import evolve
+from tape.events.portfolio import Desk, decide_fill
+from tape.events.portfolio_state import PortfolioState, evolve
 from tape.events.risk import RiskConfig
 from tape.events.schema import Event, Fill, PositionClosed
 

@@ -13,7 +13,8 @@ import msgspec
 from tape.actors.alpaca.feed import LiveBar
 from tape.actors.schedule import is_crypto
 from tape.events.costs import CostModel
-from tape.events.portfolio import PortfolioState, decide_exit
+from tape.events.portfolio import decide_exit
+from tape.events.portfolio_state import PortfolioState
 from tape.events.schema import Event, OrderSubmitted
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from tape.actors.alpaca.order_status import BrokerOrder
 from tape.actors.schedule import is_crypto
 from tape.events.costs import CostModel, credited_fee
-from tape.events.portfolio import Order, PortfolioState, decide_exit
-from tape.events.portfolio_state import evolve_each
+from tape.events.portfolio import decide_exit
+from tape.events.portfolio_state import Order, PortfolioState, evolve_each
 from tape.events.schema import Event, Fill
 
 

@@ -12,8 +12,8 @@ from tape.actors.live_session.executions import fill_of, sell_the_rest
 from tape.actors.live_session.guard import guard_exit
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth
 from tape.actors.live_session.orders import as_submitted, cancel, commit, send
-from tape.events.portfolio import Order, decide_fill
-from tape.events.portfolio_state import evolve_each
+from tape.events.portfolio import decide_fill
+from tape.events.portfolio_state import Order, evolve_each
 from tape.events.schema import Event, OrderCancelled, OrderRejected
 
 if TYPE_CHECKING:

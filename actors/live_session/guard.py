@@ -20,8 +20,8 @@ from tape.actors.alpaca.order_status import (
 from tape.actors.live_session.contracts import NOT_SENT, UNSENT
 from tape.actors.live_session.executions import fill_of, sell_the_rest
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth, unanswered
-from tape.events.portfolio import Order, decide_fill
-from tape.events.portfolio_state import evolve_each
+from tape.events.portfolio import decide_fill
+from tape.events.portfolio_state import Order, evolve_each
 from tape.events.schema import Event, OrderCancelled, OrderRejected, OrderSubmitted, PositionClosed
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from tape.actors.live_session.contracts import Broker
 from tape.events.bars import session_days
 from tape.events.costs import qty_tolerance
 from tape.events.monitor import OutageRule, SessionMonitor, decide_outage, evolve_outages
-from tape.events.portfolio import PortfolioState
+from tape.events.portfolio_state import PortfolioState
 from tape.events.schema import Alert, Event, Reconciled
 from tape.events.session import TradingSession
 

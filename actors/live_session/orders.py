@@ -11,8 +11,7 @@ from tape.actors.alpaca.order_status import BrokerRejected, BrokerUnreachable
 from tape.actors.live_session.contracts import UNSENT, Broker
 from tape.actors.live_session.guard import guard_exit
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth, unanswered
-from tape.events.portfolio import Order
-from tape.events.portfolio_state import evolve_each
+from tape.events.portfolio_state import Order, evolve_each
 from tape.events.schema import Event, OrderCancelled, OrderRejected, OrderSubmitted
 
 if TYPE_CHECKING:
