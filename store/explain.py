@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from tape.events.errors import ConfigError
 from tape.events.schema import Fill, OrderIntent, PositionClosed, Signal
 from tape.store.log import EventLog, Recorded
@@ -23,29 +26,29 @@ def explain_trade(log: EventLog, run_id: str, number: int) -> list[Recorded]:
     close = closes[number - 1]
     symbol = close.event.symbol  # type: ignore[attr-defined]
     ours = [r for r in events if getattr(r.event, "symbol", None) == symbol and r.seq <= close.seq]
-    entry_side = "sell" if close.event.qty < 0 else "buy"  # type: ignore[attr-defined]
-    entry_fill = next(
-        r
-        for r in reversed(ours)
-        if isinstance(r.event, Fill)
-        and r.event.side == entry_side
-        and r.event.ts == close.event.entry_ts  # type: ignore[attr-defined]
-        and r.event.reason in ("entry", "")  # a reversal's exit fills on the entry's side at that time
+    return ours[trade_story_start(ours, len(ours) - 1) :]
+
+
+def trade_story_start(mine: Sequence[Recorded], close_at: int) -> int:
+    """Index in ``mine`` (one symbol's events, in order) of the signal that led to the entry of the
+    position closed at ``close_at``: walking back from the close to the entry's fill (a buy, or a sell
+    for a short, at the entry time), its intent, then the signal before it. Where a link is missing the
+    story starts at the next one found."""
+    close: Any = mine[close_at].event
+    side = "sell" if close.qty < 0 else "buy"
+
+    def back(start: int, kind: type, test: Any, default: int) -> int:
+        return next(
+            (i for i in range(start, -1, -1) if isinstance(mine[i].event, kind) and test(mine[i].event)),
+            default,
+        )
+
+    # A reversal's exit fills on the entry's side at the entry time: only the entry's own fill counts.
+    fill = back(
+        close_at,
+        Fill,
+        lambda e: e.side == side and e.ts == close.entry_ts and e.reason in ("entry", ""),
+        close_at,
     )
-    intent_seq = max(
-        (
-            r.seq
-            for r in ours
-            if isinstance(r.event, OrderIntent) and r.seq < entry_fill.seq and r.event.side == entry_side
-        ),
-        default=entry_fill.seq,
-    )
-    signal_seq = max(
-        (
-            r.seq
-            for r in ours
-            if isinstance(r.event, Signal) and r.seq < intent_seq and r.event.side == entry_side
-        ),
-        default=intent_seq,
-    )
-    return [r for r in ours if r.seq >= signal_seq]
+    intent = back(fill - 1, OrderIntent, lambda e: e.side == side, fill)
+    return back(intent - 1, Signal, lambda e: e.side == side, intent)

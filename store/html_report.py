@@ -41,6 +41,7 @@ from tape.events.timeframes import is_intraday
 from tape.store import atomic
 from tape.store.backtest_files import buy_and_hold_curve, chart_title, equity_curve
 from tape.store.charts import PIXEL_COLUMNS, decimate, drawdown_pct, wants_log
+from tape.store.explain import trade_story_start
 from tape.store.log import Recorded
 
 HTML_MARKERS = 1000  # trade markers per kind and symbol drawn before they are thinned
@@ -95,7 +96,7 @@ class Story(NamedTuple):
 
     def lines(self, timeframe: str) -> list[str]:
         """The trade's story, one short line per event."""
-        start = _story_start(self.events, self.stop - 1)
+        start = trade_story_start(self.events, self.stop - 1)
         return [_story_line(r, timeframe) for r in self.events[start : self.stop]]
 
 
@@ -115,38 +116,6 @@ def trade_stories(records: Iterable[Recorded]) -> list[Story]:
         if rec.event.__class__ is PositionClosed:
             stories.append(Story(mine, len(mine)))
     return stories
-
-
-def _story_start(mine: list[Recorded], close_at: int) -> int:
-    """Index in ``mine`` of the signal that led to the entry of the position closed at ``close_at``;
-    the same search as store/explain.py, walking back from the close."""
-    close: Any = mine[close_at].event
-    fill = next(
-        (
-            i
-            for i in range(close_at, -1, -1)
-            if isinstance(mine[i].event, Fill)
-            and mine[i].event.side == "buy"  # type: ignore[attr-defined]
-            and mine[i].event.ts == close.entry_ts
-        ),
-        close_at,
-    )
-    intent = next(
-        (
-            i
-            for i in range(fill - 1, -1, -1)
-            if isinstance(mine[i].event, OrderIntent) and mine[i].event.side == "buy"  # type: ignore[attr-defined]
-        ),
-        fill,
-    )
-    return next(
-        (
-            i
-            for i in range(intent - 1, -1, -1)
-            if isinstance(mine[i].event, Signal) and mine[i].event.side == "buy"  # type: ignore[attr-defined]
-        ),
-        intent,
-    )
 
 
 def _story_line(rec: Recorded, timeframe: str) -> str:

@@ -8,9 +8,11 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tape.events.backtest import BacktestConfig
 from tape.events.report import market_time
+from tape.events.risk import RiskConfig
 from tape.events.schema import PositionClosed
 from tape.store.backtests import backtest
 from tape.store.explain import explain_trade
@@ -22,9 +24,14 @@ from tests.conftest import TapeRunner, assert_clean_failure
 from tests.factories import random_walk_bars
 
 
-def _two_symbol_run(log_path: Path) -> tuple[object, list]:
+def _two_symbol_run(log_path: Path, risk: RiskConfig | None = None) -> tuple[object, list]:
     series = [random_walk_bars("AAA", 400, seed=3), random_walk_bars("BBB", 400, seed=4)]
-    config = BacktestConfig(symbols=["AAA", "BBB"], strategy="sma_cross", params={"short": 3, "long": 8})
+    config = BacktestConfig(
+        symbols=["AAA", "BBB"],
+        strategy="sma_cross",
+        params={"short": 3, "long": 8},
+        risk=risk or RiskConfig(),
+    )
     outcome = backtest(config, log_path=log_path, data_path=None, loader=lambda c: series)
     return outcome, series
 
@@ -40,8 +47,11 @@ _WORD = {
 }
 
 
-def test_each_trades_story_is_the_events_tape_explain_gives_for_it(log_path: Path) -> None:
-    outcome, _ = _two_symbol_run(log_path)
+@pytest.mark.parametrize("direction", ["long", "both"])
+def test_each_trades_story_is_the_events_tape_explain_gives_for_it(log_path: Path, direction: str) -> None:
+    # With both, half the trades are shorts: their stories start at the sell signal behind the entry.
+    outcome, _ = _two_symbol_run(log_path, RiskConfig(direction=direction, shortable="*"))
+    assert (direction == "both") == any(t.side == "short" for t in outcome.report.trades)
     with EventLog.open(log_path, readonly=True) as log:
         records = list(run_events(log, outcome.report.run_id))
         stories = trade_stories(records)
