@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,6 +26,7 @@ from tape.actors.clock import SimulatedClock
 from tape.actors.live_session import NOT_SENT, LiveSession, run_schedule
 from tape.events.backtest import BacktestConfig
 from tape.events.portfolio_state import PortfolioState, evolve
+from tape.events.risk import RiskConfig
 from tape.store.credentials import AlpacaCredentials
 from tape.store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
@@ -106,11 +108,12 @@ def live_run(alpaca_emulator: AlpacaEmulator, tmp_path: Path):  # type: ignore[n
         *,
         begin: str = "2024-07-03 09:00",
         before_stop: Callable[[LiveSession], None] | None = None,
+        risk: RiskConfig | None = None,
     ) -> tuple[LiveSession, list[int]]:
         clock = SimulatedClock(_ns(begin), on_advance=market.advance)
         market.advance(clock.now_ns())
         session = LiveSession(
-            config,
+            config if risk is None else msgspec.structs.replace(config, risk=risk),
             run_id="live-test",
             broker=AlpacaBroker(credentials, retry_wait_seconds=0),
             feed=AlpacaBarFeed(credentials, "5Min", retry_wait_seconds=0),
@@ -517,6 +520,25 @@ def _replays_to_the_session_and_the_broker(log_path: Path, session, emulator):  
     assert state.cash_cents == round(emulator.cash * 100)
     assert _events(log_path, "reconciled")[-1].differences == []
     return state
+
+
+def test_a_stop_and_reverse_session_goes_short_at_the_broker_and_its_log_folds_to_the_broker(
+    live_run,
+) -> None:  # type: ignore[no-untyped-def]
+    # --direction both live: a SELL signal covers any long, then sells short; Alpaca shows the short as
+    # a negative quantity, and the log must fold to exactly what the broker holds, cash to the cent.
+    market, start, tmp_path = live_run
+    market.emulator.allow_shorting = True
+    session, _ = start("2024-07-03 12:55", risk=RiskConfig(direction="both", shortable="*"))
+    log_path = tmp_path / "tape.db"
+    shorts = [p for p in _events(log_path, "position_opened") if p.qty < 0]
+    assert shorts, "no short was opened"
+    protective = [o for o in _events(log_path, "order_submitted") if o.reason == "protective"]
+    short_guard = next(o for o in protective if o.symbol == shorts[0].symbol and o.ts >= shorts[0].ts)
+    assert short_guard.side == "buy" and short_guard.stop_price > shorts[0].entry_price  # stop above
+    sells = [o for o in _events(log_path, "order_submitted") if o.side == "sell" and o.reason == "entry"]
+    assert {o.client_order_id for o in sells} <= {o["client_order_id"] for o in market.emulator.orders}
+    _replays_to_the_session_and_the_broker(log_path, session, market.emulator)
 
 
 def _trade_csv_rows(workdir: Path) -> list[dict]:  # type: ignore[type-arg]

@@ -11,10 +11,11 @@ from tape.events.portfolio_state import Order, PortfolioState, evolve_each
 from tape.events.schema import Event, Fill
 
 
-def sell_the_rest(state: PortfolioState, fill: Fill, reason: str) -> list[Event]:
-    """After ``fill`` (a sell, already applied) closed only part of its position, nothing sells the
-    rest: decide a market exit for it, for ``reason`` (applied; the caller logs it before it is sent,
-    like every order, so a restart re-sends it under its logged id and never twice)."""
+def close_the_rest(state: PortfolioState, fill: Fill, reason: str) -> list[Event]:
+    """After ``fill`` (an exit, already applied: a sell of a long or a buy covering a short) closed only
+    part of its position, nothing closes the rest: decide a market exit for it, for ``reason`` (applied;
+    the caller logs it before it is sent, like every order, so a restart re-sends it under its logged
+    id and never twice)."""
     if fill.symbol not in state.positions or fill.symbol in state.market_orders:
         return []  # the whole position closed, or an exit already works
     decided = decide_exit(state, ts=fill.ts, symbol=fill.symbol, reason=reason, price=fill.price)

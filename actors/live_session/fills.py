@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from tape.actors.alpaca.order_status import BrokerOrder, BrokerOrderNotFound, BrokerRejected
 from tape.actors.live_session.crypto import protect
-from tape.actors.live_session.executions import fill_of, sell_the_rest
+from tape.actors.live_session.executions import close_the_rest, fill_of
 from tape.actors.live_session.guard import guard_exit
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth
 from tape.actors.live_session.orders import as_submitted, cancel, commit, send
@@ -56,8 +56,8 @@ def _look_up(live: LiveSession, order: Order, now_ns: int) -> tuple[list[Event],
         return committed, ANSWERED.joined(health)
     fill = fill_of(order, seen, now_ns, live.config.cost)
     decided = evolve_each(state, protect(decide_fill(state, live.session.desk, fill), live.config.cost))
-    if fill.side == "sell":  # e.g. an exit the broker ended part filled: sell the rest
-        decided += sell_the_rest(state, fill, fill.reason)
+    if fill.reason != "entry":  # an exit (of a long or a short) the broker ended part filled: close the rest
+        decided += close_the_rest(state, fill, fill.reason)
     committed, health = commit(live, decided, now_ns)
     return committed, ANSWERED.joined(health)
 

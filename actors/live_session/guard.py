@@ -18,7 +18,7 @@ from tape.actors.alpaca.order_status import (
     BrokerUnreachable,
 )
 from tape.actors.live_session.contracts import NOT_SENT, UNSENT
-from tape.actors.live_session.executions import fill_of, sell_the_rest
+from tape.actors.live_session.executions import close_the_rest, fill_of
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth, unanswered
 from tape.events.portfolio import decide_fill
 from tape.events.portfolio_state import Order, evolve_each
@@ -126,4 +126,4 @@ def _settle(live: LiveSession, exit_order: Order, seen: BrokerOrder, ts: int) ->
         ts=ts, client_order_id=exit_order.client_order_id, symbol=symbol, reason=NOT_SENT
     )
     settled = evolve_each(state, [*decide_fill(state, live.session.desk, fill), not_sent])
-    return settled + sell_the_rest(state, fill, exit_order.reason)
+    return settled + close_the_rest(state, fill, exit_order.reason)
