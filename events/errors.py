@@ -15,6 +15,11 @@ class DataError(TapeError, ValueError):
     """Market data is missing, malformed or does not cover what was asked for."""
 
 
+class DataUnreachable(DataError):
+    """The market-data source did not answer (refused, timed out): worth asking again, unlike a
+    refusal or a malformed answer."""
+
+
 class StrategyContractError(TapeError):
     """A strategy's output breaks the contract (a side per bar, int8, in BUY/SELL/HOLD)."""
 

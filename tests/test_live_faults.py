@@ -155,6 +155,16 @@ def _assert_books_agree(market: Market, log_path: Path) -> None:
 # -- timeouts ------------------------------------------------------------------------------------
 
 
+def test_a_warm_up_request_that_times_out_is_asked_again_and_the_session_starts(
+    session_run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    market, start = session_run
+    market.emulator.stall_next(1, 1.0, "/v2/stocks", "GET")  # the warm-up's first bars request hangs
+    start("2024-07-05 09:40")
+    assert market.emulator.faults.stalls_pending == 0
+    assert _events(tmp_path / "tape.db", "cycle_completed")[-1].ts == _ns("2024-07-05 09:40")
+
+
 def test_a_data_request_that_times_out_is_alerted_and_back_filled(session_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     market, start = session_run
     emulator = market.emulator

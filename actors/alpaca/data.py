@@ -9,7 +9,7 @@ import numpy as np
 
 from tape.actors.alpaca.http import with_timeouts
 from tape.events.bars import find_bad_bar
-from tape.events.errors import ConfigError, DataError, TapeError
+from tape.events.errors import ConfigError, DataError, DataUnreachable, TapeError
 from tape.store.credentials import AlpacaCredentials
 from tape.store.market import BarFrame, DatasetInfo, store_bars
 
@@ -94,7 +94,7 @@ def data_api_error(exc: Exception, what: str) -> TapeError:
     if status in (401, 403):
         return ConfigError("Alpaca rejected the credentials (check ALPACA_API_KEY and ALPACA_API_SECRET)")
     if isinstance(exc, OSError):  # connection refused, DNS, timeouts
-        return DataError(f"cannot reach Alpaca's data API: {type(exc).__name__}")
+        return DataUnreachable(f"cannot reach Alpaca's data API: {type(exc).__name__}")
     return DataError(f"{what} failed (HTTP {status}): {_message(exc)}")
 
 

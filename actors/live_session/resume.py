@@ -14,11 +14,13 @@ from tape.actors.live_session.contracts import DAY_NS, UNSENT
 from tape.actors.live_session.projection import decision_of
 from tape.events.backtest import run_started
 from tape.events.bars import BarSeries
-from tape.events.errors import DataError
+from tape.events.errors import DataError, DataUnreachable
 from tape.events.portfolio_state import evolve_each
 from tape.events.schema import Alert, BarReceived, CycleCompleted, Event, OrderCancelled, RunStarted
 from tape.events.streams import bars_stream
 from tape.events.timeframes import timeframe_ns
+
+WARM_UP_ATTEMPTS = 3  # a warm-up request that times out is asked again this many times in all
 
 if TYPE_CHECKING:
     from tape.actors.live_session.session import LiveSession
@@ -58,7 +60,19 @@ def warm_up_bars(live: LiveSession, now_ns: int, days_back: int) -> tuple[list[L
     new run's last ``days_back`` days."""
     if live.opening is not None:
         return original_history(live, now_ns)
-    return live.feed.completed(live.config.symbols, now_ns - days_back * DAY_NS, now_ns), []
+    return _asked_again(live.feed.completed, live.config.symbols, now_ns - days_back * DAY_NS, now_ns), []
+
+
+def _asked_again(completed: Any, *args: Any) -> list[LiveBar]:
+    """``completed(*args)``, asked up to ``WARM_UP_ATTEMPTS`` times while the feed does not answer: one
+    slow answer must not stop a session from starting (a cycle's own outage handling is not there yet)."""
+    for attempt in range(1, WARM_UP_ATTEMPTS + 1):
+        try:
+            return completed(*args)  # type: ignore[no-any-return]
+        except DataUnreachable:
+            if attempt == WARM_UP_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def original_history(live: LiveSession, now_ns: int) -> tuple[list[LiveBar], list[Event]]:
@@ -71,7 +85,7 @@ def original_history(live: LiveSession, now_ns: int) -> tuple[list[LiveBar], lis
     timeframe = live.feed.timeframe
     first = min(fp.start_ts for fp in prints.values())
     last = max(fp.end_ts for fp in prints.values())
-    bars = live.feed.completed(live.config.symbols, first - 1, last + timeframe_ns(timeframe))
+    bars = _asked_again(live.feed.completed, live.config.symbols, first - 1, last + timeframe_ns(timeframe))
     bars = [b for b in bars if b.symbol in prints and _inside(b.ts, prints[b.symbol])]
     served = {s.symbol: s.fingerprint().sha256 for s in series(bars, list(prints), timeframe)}
     changed = sorted(s for s, fp in prints.items() if served.get(s) != fp.sha256)
