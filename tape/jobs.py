@@ -32,25 +32,6 @@ Progress = Callable[[int, int], None]
 PathLike = str | os.PathLike[str]
 
 
-def _base_config(
-    data: Any,
-    strategy: Any,
-    params: Any,
-    start: str | None,
-    end: str | None,
-    cash: float,
-    dataset: str,
-    tz: str | None,
-    no_check: bool,
-    options: RunOptions,
-    data_path: PathLike | None,
-) -> tuple[Any, Any]:
-    """A job's base config as ``tape backtest`` builds it from the same arguments, and the loader of
-    DataFrame data (or None)."""
-    _named(strategy)
-    return run_config(data, strategy, params, start, end, cash, dataset, tz, no_check, options, data_path)
-
-
 def _load(base: Any, loader: Any, data_path: PathLike | None) -> list[Any]:
     """The job's bars: the DataFrames', or the store's (then the bundled sample's)."""
     if loader is not None:
@@ -121,7 +102,8 @@ def optimize(
     from tape.events.sweep import objective_key
 
     objective_key(objective)
-    base, loader = _base_config(
+    _named(strategy)
+    base, loader = run_config(
         data, strategy, params, start, end, cash, dataset, tz, no_check, options, data_path
     )
     candidates = _candidates(grid, random, seed)
@@ -182,7 +164,8 @@ def walkforward(
     objective_key(objective)
     if not (0.0 < train < 1.0):
         raise ConfigError(f"--train must be a fraction strictly between 0 and 1, got {train:g}")
-    base, loader = _base_config(
+    _named(strategy)
+    base, loader = run_config(
         data, strategy, params, start, end, cash, dataset, tz, no_check, options, data_path
     )
     candidates = _candidates(grid, None, 0)
