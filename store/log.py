@@ -8,12 +8,15 @@ are computed under that lock.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import hashlib
 import operator
 import os
 import struct
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal, NamedTuple
 
 import apsw
@@ -309,15 +312,18 @@ class EventLog:
     def create(cls, path: str | os.PathLike[str], *, durable: bool = False) -> EventLog:
         """Open the log at ``path``, creating it (and its schema) when the file does not exist yet."""
         path = os.fspath(path)
-        if os.path.exists(path) and os.path.getsize(path) > 0:
-            return cls.open(path, durable=durable)
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
             raise LogError(f"cannot create a tape log at {path}: directory {parent} does not exist")
-        log = cls._connect(path, durable=durable, readonly=False, new=True)
-        log._init_schema()
-        log.sync_views(wait=False)
-        return log
+        # Processes starting at once on a fresh log (four backtests, say) take turns here: one creates
+        # it, whole, and the others open what it made instead of meeting a half-made file.
+        with _creating_in(parent, path):
+            if os.path.exists(path) and os.path.getsize(path) > 0:
+                return cls.open(path, durable=durable)
+            log = cls._connect(path, durable=durable, readonly=False, new=True)
+            log._init_schema()
+            log.sync_views(wait=False)
+            return log
 
     @classmethod
     def _connect(cls, path: str, *, durable: bool, readonly: bool, new: bool = False) -> EventLog:
@@ -385,13 +391,23 @@ class EventLog:
         return CHAIN_V1 if version <= CHAIN_V1 else CHAIN_V2
 
     def _init_schema(self) -> None:
-        with self._conn:
-            (app_id,) = self._conn.execute("PRAGMA application_id").fetchone()
-            if app_id == APPLICATION_ID:
-                return
-            self._conn.execute(SCHEMA)
-            self._conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # the write lock first: a read that upgrades can fail at once
+        except apsw.BusyError:
+            self.close()
+            raise LogBusy(_busy_message(self.path, "create")) from None
+        try:
+            (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+            if app_id != APPLICATION_ID:
+                conn.execute(SCHEMA)
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self.close()
+            raise
 
     def close(self) -> None:
         if self._closed:
@@ -770,6 +786,30 @@ def _head_mismatch(expect_head: str, count: int, head_hash: str) -> tuple[int, s
     if want != head_hash:
         return count, f"head hash {head_hash} (seq {count}) differs from the one expected"
     return None
+
+
+@contextmanager
+def _creating_in(parent: str, path: str) -> Iterator[None]:
+    """Hold an exclusive lock on the log's directory while the log is created (flock: released by the
+    kernel if the process dies, and no lock file is left behind)."""
+    try:
+        fd = os.open(parent, os.O_RDONLY)
+    except OSError:  # a directory we may not read: create as before, without the turn-taking
+        yield
+        return
+    try:
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LogBusy(_busy_message(path, "create")) from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _check_is_tape_log(path: str) -> None:

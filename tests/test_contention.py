@@ -64,6 +64,24 @@ def test_four_writers_of_fifty_appends_each_all_land_in_one_contiguous_chain(log
         assert log.verify().ok
 
 
+CREATOR = """
+import sys
+from tape.store.log import EventLog
+with EventLog.create(sys.argv[1]) as log:
+    print(log.chain_format())
+"""
+
+
+def test_six_processes_creating_one_fresh_log_at_once_all_open_it(tmp_path: Path) -> None:
+    for trial in range(3):  # the race is in the first milliseconds: try it a few times
+        path = tmp_path / f"fresh{trial}.db"
+        creators = [_python(CREATOR, str(path)) for _ in range(6)]
+        results = [creator.communicate(timeout=120) for creator in creators]
+        assert [c.returncode for c in creators] == [0] * 6, [err for _, err in results]
+        with EventLog.open(path, readonly=True) as log:
+            assert log.verify().ok
+
+
 def test_concurrent_log_notes_from_the_command_line_all_succeed(tape: TapeRunner, log_path: Path) -> None:
     def notes(writer: int) -> list[int]:
         return [tape("log", "note", f"writer {writer} note {i}").returncode for i in range(2)]
