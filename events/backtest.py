@@ -493,6 +493,7 @@ class _Loop:
                 strategy=self.strategy.name,
                 price=t.close[i],
                 equity=state.equity(self.last_close),
+                marks=self.last_close,
                 context=context,
                 size_factor=t.values_at(i).get("size_factor", 1.0) if size_factor is None else size_factor,
                 side=side,

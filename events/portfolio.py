@@ -11,6 +11,7 @@ and a sim-broker live run agree.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from tape.events.correlation import ReturnWindows
 from tape.events.costs import CostModel, cents, notional_cents
@@ -72,14 +73,16 @@ def decide_entry(
     strategy: str,
     price: float,
     equity: float,
+    marks: Mapping[str, float] | None = None,
     context: MarketContext = NO_CONTEXT,
     size_factor: float = 1.0,
     side: str = "buy",
 ) -> list[Event]:
     """An entry signal at ``price`` (the bar's close), ``side`` buy (long) or sell (short): size it,
     run the risk gate (events/entry_rules.py), place the entry order. Nothing while the symbol has a
-    position or a working order on the same side. ``day`` is the session the daily-loss limit counts
-    in; ``context`` carries ATR and average volume for ATR sizing and the liquidity rules."""
+    position or a working order on the same side. ``marks``: each held symbol's last price, the market
+    value a short's margin is reckoned on (needed only with positions open); ``day``: the session the
+    daily-loss limit counts in; ``context``: ATR and average volume for ATR sizing and liquidity."""
     if symbol in state.positions:
         return []
     working = state.market_orders.get(symbol)
@@ -87,7 +90,8 @@ def decide_entry(
         return _opposite_working(
             state, working, ts=ts, symbol=symbol, strategy=strategy, side=side, price=price
         )
-    buying_power = _short_buying_power(state, desk.risk, equity) if side == "sell" else state.cash
+    exposure = state.gross_exposure(marks or {}) if side == "sell" else 0.0
+    buying_power = _short_buying_power(desk.risk, equity, exposure) if side == "sell" else state.cash
     sized = size_entry(
         desk.risk,
         desk.cost,
@@ -110,7 +114,9 @@ def decide_entry(
         reason="entry",
         ref_price=price,
     )
-    case, checks = _entry_case(state, desk, sized, context, symbol=symbol, day=day, equity=equity, side=side)
+    case, checks = _entry_case(
+        state, desk, sized, context, symbol=symbol, day=day, equity=equity, exposure=exposure, side=side
+    )
     block = first_block(case)
     if block is not None:
         return [intent, *_refused(state, desk.risk, block, ts, intent_id, symbol, checks, day)]
@@ -206,10 +212,10 @@ def _opposite_working(
     ]
 
 
-def _short_buying_power(state: PortfolioState, risk: RiskConfig, equity: float) -> float:
+def _short_buying_power(risk: RiskConfig, equity: float, exposure: float) -> float:
     """What a new short may sell, in dollars: Reg-T buying power, equity over the initial margin
     less the market value already held (long and short)."""
-    return max(equity / risk.initial_margin - state.gross_exposure, 0.0)
+    return max(equity / risk.initial_margin - exposure, 0.0)
 
 
 def _entry_case(
@@ -221,6 +227,7 @@ def _entry_case(
     symbol: str,
     day: int,
     equity: float,
+    exposure: float,
     side: str,
 ) -> tuple[EntryCase, dict[str, float]]:
     """The case the entry rules judge, and the figures recorded on the decision."""
@@ -234,9 +241,9 @@ def _entry_case(
         checks.update(
             equity=equity,
             buying_power=sized.checks["cash"],  # what sizing capped the short by (its "cash")
-            gross_exposure=state.gross_exposure,
+            gross_exposure=exposure,
             initial_margin_pct=desk.risk.initial_margin * 100.0,
-            margin_required=desk.risk.initial_margin * (state.gross_exposure + sized.qty * sized.price),
+            margin_required=desk.risk.initial_margin * (exposure + sized.qty * sized.price),
             borrow_fee_pct=desk.risk.borrow_rate * 100.0,
         )
     case = EntryCase(
@@ -251,7 +258,7 @@ def _entry_case(
         halted_today=state.halted_day == str(day),
         short=short,
         equity=equity,
-        gross_exposure=state.gross_exposure,
+        gross_exposure=exposure,
     )
     return case, checks
 

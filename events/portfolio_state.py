@@ -8,7 +8,7 @@ the commission in cents, so the net P&L of closed trades sums to the change in c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tape.events.costs import cents, notional_cents, part_cents, sells_part
@@ -154,10 +154,10 @@ class PortfolioState:
             value += position.qty * prices[symbol]
         return value
 
-    @property
-    def gross_exposure(self) -> float:
-        """Market value of every open position, long and short, at its entry price."""
-        return sum(abs(p.entry_cost_cents) for p in self.positions.values()) / 100.0
+    def gross_exposure(self, prices: Mapping[str, float]) -> float:
+        """Market value of every open position, long and short, marked at ``prices`` (symbol -> last
+        price): what Reg-T margin is reckoned on."""
+        return sum(abs(p.qty) * prices[s] for s, p in self.positions.items())
 
     def next_order_id(self) -> str:
         return f"{self.run_id}-o{self.orders_submitted + 1}"

@@ -223,6 +223,7 @@ class TradingSession:
             strategy=self.strategy,
             price=price,
             equity=self.state.equity(self.last_close),
+            marks=self.last_close,
             context=self._entry_context(symbol),
             size_factor=size_factor,
             side=side,

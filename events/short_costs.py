@@ -16,7 +16,7 @@ def decide_margin_call(state: PortfolioState, desk: Desk, ts: int, prices: dict[
     """At a session's end with shorts open: a critical alert (once a day) when equity is below the
     maintenance margin of the open positions' market value, long and short (Reg-T maintenance, as
     Alpaca's margin call). Nothing is liquidated; new shorts stay bound by the initial margin."""
-    exposure = sum(abs(p.qty) * prices[s] for s, p in state.positions.items())
+    exposure = state.gross_exposure(prices)
     required = desk.risk.maintenance_margin * exposure
     equity = state.equity(prices)
     day = str(ts // NS_PER_DAY)

@@ -153,3 +153,50 @@ def test_a_long_buy_while_a_short_sell_entry_is_working_is_refused_as_alpaca_doe
     refused = _refused(run_backtest(config, [bars], run_id="r"))
     assert refused.rule == "opposite_order_open"
     assert refused.message == "cannot open a long buy while a short sell order is open"
+
+
+class ShortsBySymbol(Strategy):
+    """SELL on given bars, per symbol."""
+
+    class Params(msgspec.Struct, frozen=True):
+        sells: dict[str, list[int]] = {}
+
+    def warmup(self) -> int:
+        return 1
+
+    def signals(self, bars: BarSeries) -> np.ndarray:
+        side = np.zeros(len(bars), dtype=np.int8)
+        side[self.params.sells.get(bars.symbol, [])] = -1
+        return side
+
+
+def test_a_shorts_margin_counts_what_is_held_at_its_market_price_not_its_entry_price() -> None:
+    # Short 100 XYZ at 50 (cash 15,000), XYZ rises to 75: equity 7,500, and Reg-T buying power is
+    # 15,000 - 7,500 held = 7,500 (at entry prices it would be 15,000 - 5,000 = 10,000). A 100-share
+    # short of ABC at 80 (8,000) is then cut to what that buys: 93 shares.
+    spec = "tests:ShortsBySymbol"
+    install(
+        spec, ShortsBySymbol, {"kind": "test", "location": __file__, "class": "ShortsBySymbol", "sha256": "0"}
+    )
+    try:
+        config = BacktestConfig(
+            symbols=["XYZ", "ABC"],
+            strategy=spec,
+            params={"sells": {"XYZ": [1], "ABC": [4]}},
+            cash=10_000.0,
+            cost=CostModel(slippage_bps=0, commission=0),
+            risk=RiskConfig(
+                direction="short",
+                shortable="*",
+                fixed_qty=100,
+                stop_loss_pct=0,
+                take_profit_pct=0,
+                max_daily_loss_pct=100,
+            ),
+        )
+        xyz = daily_bars("XYZ", [50.0, 50.0, 50.0, 75.0, 75.0, 75.0, 75.0])
+        events = run_backtest(config, [xyz, daily_bars("ABC", [80.0] * 7)], run_id="r")
+    finally:
+        LOADED.pop(spec, None)
+    opened = {e.symbol: e.qty for e in events if isinstance(e, PositionOpened)}
+    assert opened == {"XYZ": -100.0, "ABC": -93.0}
