@@ -120,9 +120,7 @@ def optimize_cmd(
         print_json(job.summary)
         return
     result, heatmap = job.raw, job.summary["heatmap"]
-    base_symbols = (
-        [universe] if universe else [s.strip().upper() for s in dict.fromkeys(symbols or []) if s.strip()]
-    )
+    base_symbols = _named_symbols(symbols, universe)
     key, _ = objective_key(objective)
     table = Table(
         title=f"{strategy} on {' '.join(base_symbols)}: {len(result.ranked)} parameter sets by {objective}"
@@ -156,8 +154,15 @@ def _num(value: Any, digits: int = 2) -> str:
 @opt.run_options()
 def walkforward_cmd(
     ctx: typer.Context,
-    symbols: opt.Symbols,
+    symbols: Annotated[
+        list[str] | None,
+        typer.Argument(help="One or more symbols; several share cash and limits (or --universe)."),
+    ] = None,
     strategy: opt.Strategy = "sma_cross",
+    universe: Annotated[
+        str | None,
+        typer.Option("--universe", help="Every symbol of a bundled dataset (sample, sp500_20) or stored."),
+    ] = None,
     no_check: opt.NoCheck = False,
     grid: Annotated[
         list[str] | None, typer.Option("--grid", "-g", help="NAME=V1,V2,... (repeatable).")
@@ -182,12 +187,14 @@ def walkforward_cmd(
     options: opt.RunOptions,
 ) -> None:
     """Optimise on each train window, test the winner out of sample; flag overfitting; stitched OOS curve."""
+    from tape.api import universe_data
     from tape.jobs import walkforward
 
     where = settings(ctx)
+    data = universe_data(symbols or None, universe, options.timeframe, where.data_path)
     with _progress("walk-forward", not json and err_console.is_terminal) as update:
         job = walkforward.__wrapped__(
-            symbols,
+            data,
             strategy,
             grid=grid or [],
             train=train,
@@ -212,7 +219,7 @@ def walkforward_cmd(
         print_json(job.summary)
         return
     result, chart = job.raw, job.summary["chart"]
-    base_symbols = [s.strip().upper() for s in dict.fromkeys(symbols) if s.strip()]
+    base_symbols = _named_symbols(symbols, universe)
     table = Table(
         title=f"walk-forward of {strategy} on {' '.join(base_symbols)} "
         f"({'anchored' if anchored else 'rolling'}, {objective})"
@@ -379,3 +386,8 @@ def validate_cmd(
         "recommended (profitable in >= 60 % of periods, positive Sharpe overall): "
         f"{', '.join(good) or 'none'}; job {result.job_id}, {result.appended} summaries appended"
     )
+
+
+def _named_symbols(symbols: list[str] | None, universe: str | None) -> list[str]:
+    """What a job's title names: the universe, or the symbols given (once each, upper-cased)."""
+    return [universe] if universe else [s.strip().upper() for s in dict.fromkeys(symbols or []) if s.strip()]

@@ -50,8 +50,23 @@ class BacktestFiles(NamedTuple):
     chart: Path
 
 
+def symbols_label(symbols: Sequence[str], dataset: str = "") -> str:
+    """The symbols part of a file name: the names joined by '-', or for a universe its size (and
+    dataset), so a 20-symbol run's files keep readable names (the run or job id keeps them apart)."""
+    if len(symbols) > MAX_TITLE_SYMBOLS:
+        return f"{dataset}-{len(symbols)}-symbols" if dataset else f"{len(symbols)}-symbols"
+    return "-".join(s.replace("/", "") for s in symbols)
+
+
+def symbols_phrase(symbols: Sequence[str], dataset: str = "") -> str:
+    """The symbols as a title names them: each one, or for a universe its size (and dataset)."""
+    if len(symbols) > MAX_TITLE_SYMBOLS:
+        return f"{len(symbols)} symbols" + (f" of {dataset}" if dataset else "")
+    return ", ".join(symbols)
+
+
 def _label(report: RunReport) -> str:
-    return "-".join(s.replace("/", "") for s in report.symbols)
+    return symbols_label(report.symbols, report.config.get("dataset") or "")
 
 
 def write_backtest_files(
@@ -216,10 +231,7 @@ def chart_title(report: RunReport) -> tuple[str, str]:
     )
     zone = " New York time" if is_intraday(report.timeframe) else ""
     period = f"{first} to {last}{zone}"
-    symbols = ", ".join(report.symbols)
-    if len(report.symbols) > MAX_TITLE_SYMBOLS:  # a universe: its size (and dataset), not every name
-        dataset = report.config.get("dataset") or ""
-        symbols = f"{len(report.symbols)} symbols" + (f" of {dataset}" if dataset else "")
+    symbols = symbols_phrase(report.symbols, report.config.get("dataset") or "")
     title = textwrap.fill(f"{report.strategy} {params} on {symbols}".replace("  ", " "), TITLE_WIDTH)
     return title, f"{period} · {report.timeframe} bars, {prices} prices · {', '.join(costs)}"
 

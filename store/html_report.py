@@ -71,7 +71,9 @@ METRICS: list[tuple[str, str, str]] = [
 
 def html_report_path(root: Path, report: RunReport, day: str) -> Path:
     """``results/report_{symbols}_{day}_{run}.html`` under ``root``, beside the run's JSON and CSV."""
-    label = "-".join(s.replace("/", "") for s in report.symbols)
+    from tape.store.backtest_files import symbols_label
+
+    label = symbols_label(report.symbols, report.config.get("dataset") or "")
     return root / "results" / f"report_{label}_{day}_{report.run_id}.html"
 
 

@@ -44,12 +44,14 @@ def optimize_heatmap(result: Any, base: Any, series: Any, objective: str, charts
     varied = [n for n in names if len({str(r.params[n]) for r in result.ranked}) > 1]
     if charts is None or len(varied) != 2:
         return None
+    from tape.store.backtest_files import symbols_label, symbols_phrase
     from tape.store.charts import plot_heatmap
     from tape.store.html_jobs import sweep_page
 
     scores = [(r.params, r.score) for r in result.ranked]
-    title = f"{base.strategy} on {', '.join(base.symbols)}, {period(series)}"
-    png = Path(charts) / f"heatmap_{'-'.join(base.symbols)}_{base.strategy}_{result.job_id}.png"
+    title = f"{base.strategy} on {symbols_phrase(base.symbols, base.dataset)}, {period(series)}"
+    label = symbols_label(base.symbols, base.dataset)
+    png = Path(charts) / f"heatmap_{label}_{base.strategy}_{result.job_id}.png"
     heatmap = plot_heatmap(scores, varied[0], varied[1], objective, png, title=title)
     sweep_page(scores, varied[0], varied[1], objective, heatmap.with_suffix(".html"), title=title)
     return heatmap
@@ -78,7 +80,7 @@ def walkforward_chart(
         return None
     import numpy as np
 
-    from tape.store.backtest_files import stitched_buy_and_hold
+    from tape.store.backtest_files import stitched_buy_and_hold, symbols_label, symbols_phrase
     from tape.store.charts import plot_walkforward
     from tape.store.html_jobs import walkforward_page
 
@@ -87,11 +89,13 @@ def walkforward_chart(
     equity = np.asarray(result.oos_equity)
     hold = stitched_buy_and_hold(series, windows, oos_ts, base.cash)
     what = (
-        f"{base.strategy} on {', '.join(base.symbols)}, {period(series)}, {len(result.folds)} folds "
+        f"{base.strategy} on {symbols_phrase(base.symbols, base.dataset)}, {period(series)}, "
+        f"{len(result.folds)} folds "
         f"({'anchored' if anchored else 'rolling'}, {objective})"
     )
+    label = symbols_label(base.symbols, base.dataset)
     chart = plot_walkforward(
-        Path(charts) / f"walkforward_{'-'.join(base.symbols)}_{base.strategy}_{result.job_id}.png",
+        Path(charts) / f"walkforward_{label}_{base.strategy}_{result.job_id}.png",
         windows=windows,
         ts=oos_ts,
         equity=equity,
@@ -195,11 +199,13 @@ def montecarlo_chart(
     import numpy as np
 
     from tape.events.montecarlo import WHAT_IT_SAYS
+    from tape.store.backtest_files import symbols_phrase
     from tape.store.charts import plot_fan
     from tape.store.html_jobs import montecarlo_page
 
     actual = simulated.start_equity + np.r_[0.0, np.cumsum(pnls)]
-    what = f"run {report.run_id}: {report.strategy} on {', '.join(report.symbols)}"
+    symbols = symbols_phrase(report.symbols, report.config.get("dataset") or "")
+    what = f"run {report.run_id}: {report.strategy} on {symbols}"
     chart = plot_fan(
         simulated.bands,
         f"Monte Carlo ({method}, n={n:,}, seed={seed}) of {what}",

@@ -71,3 +71,16 @@ def test_explain_rebalance_shows_each_symbols_score_weights_and_order(tape: Tape
     assert set(actions.values()) <= {"buy", "add", "trim", "sell", "keep"} and "sell" in actions.values()
     assert all("rank" in line["values"] for line in decision["lines"])
     assert_clean_failure(tape("explain", run_id, "--rebalance", "999"), "--rebalance 999 does not exist")
+
+
+def test_walkforward_takes_a_universe_and_names_its_chart_by_it(tape: TapeRunner) -> None:
+    ran = tape(
+        "walkforward", "--universe", "sp500_20", "--strategy", "momentum", "--grid", "top=2,3",
+        "--param", "lookback=42", "--param", "skip=5", "--start", "2018-01-01", "--end", "2020-12-31",
+        "--folds", "2", "--json",
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    summary = json.loads(ran.stdout)
+    assert len(summary["folds"]) == 2
+    assert Path(summary["chart"]).name.startswith("walkforward_sp500_20-20-symbols_momentum_")
+    assert_clean_failure(tape("walkforward", "AAPL", "--universe", "sample"), "not both")
