@@ -34,6 +34,22 @@ def marketable(order: Order, price: Decimal) -> bool:
     return True
 
 
+def level(order: Order, triggered_before: bool) -> Decimal | None:
+    """The price a resting order executes at when the market moves *continuously* through it (within a
+    bar; a gap prints past it instead, and it executes at that print): a limit at its limit, a stop or
+    trailing stop at its stop, a stop-limit triggered on this move at its stop (its limit bounds it),
+    one triggered earlier (a gap past its limit) at its limit. None: at the price itself."""
+    if order.type == "limit" or (order.type == "stop_limit" and triggered_before):
+        return order.limit_price
+    if order.type in ("stop", "trailing_stop"):
+        return order.stop_price
+    if order.type == "stop_limit":
+        assert order.stop_price is not None and order.limit_price is not None
+        buy = order.side == "buy"
+        return min(order.stop_price, order.limit_price) if buy else max(order.stop_price, order.limit_price)
+    return None
+
+
 def execution_qty(order: Order, price: Decimal, whole_shares: bool) -> Decimal:
     """How much one execution fills: everything left, or at most `partial_fraction` of the order."""
     left = order.remaining(price)
