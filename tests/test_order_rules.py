@@ -227,6 +227,11 @@ def test_a_live_session_refuses_order_options_it_cannot_trade_at_the_broker_yet(
     from tape.actors.live_session.unsupported import refuse_unsupported_orders
 
     refuse_unsupported_orders(BacktestConfig(symbols=["XYZ"], risk=RiskConfig(time_exit_bars=5)))
-    for risk in (RiskConfig(entry_order="limit"), RiskConfig(trail_pct=3.0)):
+    for kind in ("limit", "stop", "stop_limit"):  # a stock's working entries trade at the broker
+        refuse_unsupported_orders(BacktestConfig(symbols=["XYZ"], risk=RiskConfig(entry_order=kind)))
+    for symbols, risk in (
+        (["BTC/USD"], RiskConfig(entry_order="stop")),  # Alpaca has no stop order for pairs
+        (["XYZ"], RiskConfig(trail_pct=3.0)),
+    ):
         with pytest.raises(ConfigError, match="not traded live yet"):
-            refuse_unsupported_orders(BacktestConfig(symbols=["XYZ"], risk=risk))
+            refuse_unsupported_orders(BacktestConfig(symbols=symbols, risk=risk))

@@ -158,49 +158,12 @@ class AlpacaBroker:
         """Quantity held per symbol."""
         return {p.symbol: float(p.qty) for p in self._call("list positions", self._client.get_all_positions)}
 
-    def submit(self, order: OrderSubmitted) -> BrokerOrder:
-        """Place ``order`` under its client order id; an id Alpaca already knows returns that order."""
+    def submit(self, order: OrderSubmitted, *, time_in_force: str = "day") -> BrokerOrder:
+        """Place ``order`` under its client order id; an id Alpaca already knows returns that order.
+        ``time_in_force`` (day or gtc) is a working entry's (a limit, stop or stop-limit entry)."""
         from alpaca.common.exceptions import APIError
-        from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
-        from alpaca.trading.requests import (
-            LimitOrderRequest,
-            MarketOrderRequest,
-            StopLimitOrderRequest,
-            StopLossRequest,
-            TakeProfitRequest,
-        )
 
-        side = OrderSide.BUY if order.side == "buy" else OrderSide.SELL
-        if order.order_type == "oco":
-            request: Any = LimitOrderRequest(
-                symbol=order.symbol,
-                qty=order.qty,
-                side=side,
-                time_in_force=TimeInForce.GTC,
-                order_class=OrderClass.OCO,
-                limit_price=round(order.limit_price or 0.0, 2),
-                take_profit=TakeProfitRequest(limit_price=round(order.limit_price or 0.0, 2)),
-                stop_loss=StopLossRequest(stop_price=round(order.stop_price or 0.0, 2)),
-                client_order_id=order.client_order_id,
-            )
-        elif order.order_type == "stop_limit":  # a crypto pair's protective stop (crypto has no OCO)
-            request = StopLimitOrderRequest(
-                symbol=order.symbol,
-                qty=order.qty,
-                side=side,
-                time_in_force=TimeInForce.GTC,
-                stop_price=order.stop_price,  # as logged: the session rounds a pair's prices
-                limit_price=order.limit_price,
-                client_order_id=order.client_order_id,
-            )
-        else:
-            request = MarketOrderRequest(
-                symbol=order.symbol,
-                qty=order.qty,
-                side=side,
-                time_in_force=TimeInForce.GTC if "/" in order.symbol else TimeInForce.DAY,  # crypto: no DAY
-                client_order_id=order.client_order_id,
-            )
+        request = order_request(order, time_in_force)
         for attempt in range(self._attempts):
             self._backoff(attempt)
             try:
@@ -288,6 +251,53 @@ class AlpacaBroker:
             price=price,
             reason=reason,
         )
+
+
+def order_request(order: OrderSubmitted, time_in_force: str = "day") -> Any:
+    """The alpaca-py request for ``order``: a stock's protective order is an OCO, a pair's a stop-limit;
+    an entry is sent as its own type (market, limit, stop or stop-limit) with ``time_in_force``. A pair
+    takes gtc only (a day entry of a pair is ended by the session at its session's end)."""
+    from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
+    from alpaca.trading.requests import (
+        LimitOrderRequest,
+        MarketOrderRequest,
+        StopLimitOrderRequest,
+        StopLossRequest,
+        StopOrderRequest,
+        TakeProfitRequest,
+    )
+
+    side = OrderSide.BUY if order.side == "buy" else OrderSide.SELL
+    crypto = "/" in order.symbol
+    common: dict[str, Any] = {"symbol": order.symbol, "qty": order.qty, "side": side}
+    common["client_order_id"] = order.client_order_id
+    if order.order_type == "oco":
+        return LimitOrderRequest(
+            **common,
+            time_in_force=TimeInForce.GTC,
+            order_class=OrderClass.OCO,
+            limit_price=round(order.limit_price or 0.0, 2),
+            take_profit=TakeProfitRequest(limit_price=round(order.limit_price or 0.0, 2)),
+            stop_loss=StopLossRequest(stop_price=round(order.stop_price or 0.0, 2)),
+        )
+    if order.reason != "entry" and order.order_type == "stop_limit":  # a pair's protective stop
+        return StopLimitOrderRequest(
+            **common,
+            time_in_force=TimeInForce.GTC,
+            stop_price=order.stop_price,  # as logged: the session rounds a pair's prices
+            limit_price=order.limit_price,
+        )
+    if order.order_type == "market":
+        tif = TimeInForce.GTC if crypto else TimeInForce.DAY  # crypto: no DAY
+        return MarketOrderRequest(**common, time_in_force=tif)
+    tif = TimeInForce.GTC if crypto or time_in_force == "gtc" else TimeInForce.DAY
+    if order.order_type == "limit":
+        return LimitOrderRequest(**common, time_in_force=tif, limit_price=order.limit_price)
+    if order.order_type == "stop":
+        return StopOrderRequest(**common, time_in_force=tif, stop_price=order.stop_price)
+    return StopLimitOrderRequest(
+        **common, time_in_force=tif, stop_price=order.stop_price, limit_price=order.limit_price
+    )
 
 
 def _raise(exc: Exception) -> None:

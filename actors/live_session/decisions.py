@@ -35,6 +35,7 @@ def decide_timestamp(
     for bar, (side, values, reason) in zip(group, sides, strict=True):
         day = int(session_days(np.array([bar.ts], dtype=np.int64))[0])
         decided.append(_received(bar, live.feed.timeframe))
+        live.worked.count(session.state, bar.symbol)
         decided += session.observe(bar.ts, bar.symbol, bar.high, bar.low, bar.close, bar.volume)
         if trade and is_crypto(bar.symbol):
             decided += evolve_each(session.state, watch_pair(session.state, bar))
@@ -43,6 +44,8 @@ def decide_timestamp(
     live.cursor = max(live.cursor, last)
     ending = is_session_end(last, timeframe_ns(live.feed.timeframe), crypto=crypto)
     day_start = session.state.day_start_equity  # before this timestamp's mark moves it
+    expired = live.worked.expiries(session.state, session.desk, ts=last, session_end=ending)
+    decided += evolve_each(session.state, expired)
     decided += session.end_of_timestamp(last, session_end=ending)
     out, health = commit(live, decided, last)
     if live.monitor is not None:

@@ -67,4 +67,11 @@ def _ended(order: Order, seen: BrokerOrder, ts: int) -> Event:
         return OrderRejected(
             ts=ts, client_order_id=order.client_order_id, symbol=order.symbol, reason="rejected by the broker"
         )
-    return OrderCancelled(ts=ts, client_order_id=order.client_order_id, symbol=order.symbol, reason="broker")
+    # A working entry the broker expired (a day order at the close) ended as the simulated broker's does.
+    expired = seen.status == "expired" and order.reason == "entry" and order.order_type != "market"
+    return OrderCancelled(
+        ts=ts,
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        reason="expired" if expired else "broker",
+    )

@@ -47,7 +47,7 @@ def send(live: LiveSession, order: OrderSubmitted) -> tuple[list[Event], BrokerH
     """Place ``order``; a refusal becomes an OrderRejected event (applied to the portfolio), no answer
     the ``broker`` outage alert (logged by the caller)."""
     try:
-        placed = live.broker.submit(order)
+        placed = live.broker.submit(order, time_in_force=live.config.risk.option("tif", "day"))
     except BrokerUnreachable as exc:
         # Placed or not, nobody knows yet: the order stays working and the next cycle's lookup finds
         # it, or re-sends it under the same id (fills.py).
@@ -102,7 +102,9 @@ def as_submitted(order: Order, ts: int) -> OrderSubmitted:
     """The submission of a working order, to send it again under its logged id."""
     limit: float | None
     stop: float | None
-    if order.order_type == "stop_limit":  # a pair's protective stop: its limit bounds the stop's fill
+    if order.reason == "entry" and order.order_type in ("limit", "stop", "stop_limit"):  # working entry
+        kind, limit, stop = order.order_type, order.limit or None, order.stop or None
+    elif order.order_type == "stop_limit":  # a pair's protective stop: its limit bounds the stop's fill
         kind, limit, stop = "stop_limit", order.limit, order.stop
     elif order.reason == "protective":  # a stock's OCO: the limit is its take-profit
         kind = "oco"
