@@ -123,8 +123,16 @@ def _utc(ns: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
 
 
-def _live(emulator: AlpacaEmulator, tmp_path: Path, config: BacktestConfig, bars: BarSeries) -> list[Event]:
-    """A live session on ``bars`` at the emulator, from the 8th's 15:00 cycle to the 9th's 10:25; its log."""
+def _live(
+    emulator: AlpacaEmulator,
+    tmp_path: Path,
+    config: BacktestConfig,
+    bars: BarSeries,
+    *,
+    restart_at: str | None = None,
+) -> list[Event]:
+    """A live session on ``bars`` at the emulator, from the 8th's 15:00 cycle to the 9th's 10:25; its log.
+    ``restart_at``: the process stops after that cycle and a new one resumes the run from the log."""
     venue = Venue(emulator, bars)
     credentials = AlpacaCredentials(
         api_key=emulator.key_id,
@@ -135,16 +143,18 @@ def _live(emulator: AlpacaEmulator, tmp_path: Path, config: BacktestConfig, bars
     start = int(pd.Timestamp("2024-07-08 14:58", tz=NY).value)
     clock = SimulatedClock(start, on_advance=venue.advance)
     venue.advance(start)
-    session = LiveSession(
-        config,
-        run_id="live-orders",
-        broker=AlpacaBroker(credentials, retry_wait_seconds=0),
-        feed=AlpacaBarFeed(credentials, "5Min", retry_wait_seconds=0),
-        log_path=tmp_path / "tape.db",
-    )
-    session.start(clock.now_ns(), days_back=3)
-    run_schedule(session, clock, 300, until_ns=int(pd.Timestamp("2024-07-09 10:25", tz=NY).value))
-    session.stop(clock.now_ns())
+    stops = [pd.Timestamp(t, tz=NY).value for t in ([restart_at] if restart_at else [])]
+    for until in [*stops, pd.Timestamp("2024-07-09 10:25", tz=NY).value]:
+        session = LiveSession(
+            config,
+            run_id="live-orders",
+            broker=AlpacaBroker(credentials, retry_wait_seconds=0),
+            feed=AlpacaBarFeed(credentials, "5Min", retry_wait_seconds=0),
+            log_path=tmp_path / "tape.db",
+        )
+        session.start(clock.now_ns(), days_back=3)
+        run_schedule(session, clock, 300, until_ns=int(until))
+        session.stop(clock.now_ns())
     with EventLog.open(tmp_path / "tape.db") as log:
         return [r.event for r in log.read(stream_prefix="run/live-orders")]
 
@@ -261,3 +271,16 @@ def test_a_working_entry_fills_alike_in_backtest_sim_session_and_at_the_alpaca_e
     assert [(o["type"], o["time_in_force"]) for o in entries] == [
         (risk["entry_order"], risk.get("tif", "day"))
     ]
+
+
+@pytest.mark.usefixtures("buy_at")
+def test_a_resumed_session_counts_the_bars_an_entry_worked_before_the_restart(
+    alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    # The process stops after the entry has worked one bar (the 15:10 bar, seen at 15:15); the new one
+    # counts that bar again from the log, so the gtc entry still expires after its third bar.
+    risk, moves, _, cancels = CASES["gtc_expire_bars"]
+    config, bars = _config(**risk), _bars(moves)
+    live = _live_decisions(_live(alpaca_emulator, tmp_path, config, bars, restart_at="2024-07-08 15:15"))
+    assert _cancels(live) == cancels
+    assert live == [d for d in _backtest(config, bars) if d[0] < len(TS) - 1]
