@@ -164,7 +164,8 @@ def _kind(event: Event) -> str:
 
 
 def _decisions(events: list[Event], bar_of: list[int]) -> list[tuple[Any, ...]]:
-    """(bar index, kind, what it says) of every decision event, without ids, times and the run's end."""
+    """(bar index, kind, what it says) of every decision event, without ids, times and the run's end (a
+    live fill is stamped when the session collected it, after its bar: hence no ``entry_ts`` either)."""
     index = {int(t): k for k, t in enumerate(TS)}
     out = []
     for event, bar in zip(events, bar_of, strict=True):
@@ -172,7 +173,7 @@ def _decisions(events: list[Event], bar_of: list[int]) -> list[tuple[Any, ...]]:
         if kind not in DECISIONS or getattr(event, "reason", "") in ("end", "end of data"):
             continue
         fields = msgspec.structs.asdict(event)
-        for drop in ("ts", "client_order_id", "intent_id", "exec_id", "values", "strategy", "reason_text"):
+        for drop in ("ts", "entry_ts", "client_order_id", "intent_id", "exec_id", "values", "strategy"):
             fields.pop(drop, None)
         out.append((bar if bar >= 0 else index[event.ts], kind, fields))
     return out
@@ -284,3 +285,71 @@ def test_a_resumed_session_counts_the_bars_an_entry_worked_before_the_restart(
     live = _live_decisions(_live(alpaca_emulator, tmp_path, config, bars, restart_at="2024-07-08 15:15"))
     assert _cancels(live) == cancels
     assert live == [d for d in _backtest(config, bars) if d[0] < len(TS) - 1]
+
+
+# A 1 % trailing stop after a limit entry that gaps in at 99.20 (bar F). Both trail from the best price
+# seen since the protective was placed: the backtest from completed closes, Alpaca from every trade (its
+# hwm). On bars whose high is no higher than the best close so far, the two levels agree.
+TRAIL_IN = {F: (99.2, 99.4, 99.0, 99.4)}  # the entry fills at the open; the stop is placed at 99.40
+TRAIL_AGREE = {
+    **TRAIL_IN,
+    G: (99.4, 101.0, 99.3, 101.0),  # closes at its high: both levels move to 101 x 0.99 = 99.99
+    G + 1: (101.0, 101.0, 99.5, 99.8),  # falls through 99.99: both fill there
+}
+TRAIL_APART = {
+    **TRAIL_IN,
+    G: (99.4, 102.0, 99.3, 101.0),  # the high runs past the close: Alpaca's hwm is 102, its stop 100.98
+    G + 1: (101.0, 101.0, 100.5, 100.6),  # Alpaca fills at 100.98; the backtest's level (99.99) holds
+}
+
+
+def _trail_config() -> BacktestConfig:
+    return _config(entry_order="limit", tif="gtc", trail_pct=1.0)
+
+
+def _as_trailing_stop(decisions: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The backtest's decisions with its protective OCO as Alpaca holds it: a trailing stop alone."""
+    out = []
+    for bar, kind, fields in decisions:
+        if kind == "order_submitted" and fields["order_type"] == "oco":
+            fields = {**fields, "order_type": "trailing_stop", "limit_price": None}
+        out.append((bar, kind, fields))
+    return out
+
+
+def _rounded(decisions: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    # Alpaca computes its stop in decimals; the model in floats: equal to the hundredth of a cent.
+    def cut(value: Any) -> Any:
+        return round(value, 4) if isinstance(value, float) else value
+
+    return [(bar, kind, {k: cut(v) for k, v in fields.items()}) for bar, kind, fields in decisions]
+
+
+@pytest.mark.usefixtures("buy_at")
+def test_a_percent_trailing_stop_rests_at_alpaca_and_fills_where_the_backtest_does(
+    alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    config, bars = _trail_config(), _bars(TRAIL_AGREE)
+    backtest = _backtest(config, bars)
+    assert [(b, r, round(p, 4)) for b, r, p in _fills(backtest)] == [
+        (F, "entry", 99.2),
+        (G + 1, "stop_loss", 99.99),
+    ]
+    live = _live_decisions(_live(alpaca_emulator, tmp_path, config, bars))
+    assert _rounded(live) == _rounded(_as_trailing_stop([d for d in backtest if d[0] < len(TS) - 1]))
+    (trail,) = [o for o in alpaca_emulator.orders if o["type"] == "trailing_stop"]
+    assert (trail["trail_percent"], trail["hwm"], trail["status"]) == ("1", "101", "filled")
+
+
+@pytest.mark.usefixtures("buy_at")
+def test_alpaca_trails_from_every_trade_so_a_high_past_the_close_raises_its_stop_above_the_backtests(
+    alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    # The documented difference (docs/live-trading.md): the backtest moves the level on completed closes
+    # only; Alpaca's hwm follows the high, so its stop fills a bar the backtest's level does not reach.
+    config, bars = _trail_config(), _bars(TRAIL_APART)
+    backtest = _fills(_backtest(config, bars))
+    # the backtest's level (99.99) holds on G + 1 and is reached by the next quiet bar (low 99.80)
+    assert [(b, r, round(p, 4)) for b, r, p in backtest] == [(F, "entry", 99.2), (G + 2, "stop_loss", 99.99)]
+    live = _fills(_live_decisions(_live(alpaca_emulator, tmp_path, config, bars)))
+    assert [(b, r, round(p, 4)) for b, r, p in live] == [(F, "entry", 99.2), (G + 1, "stop_loss", 100.98)]

@@ -158,12 +158,20 @@ class AlpacaBroker:
         """Quantity held per symbol."""
         return {p.symbol: float(p.qty) for p in self._call("list positions", self._client.get_all_positions)}
 
-    def submit(self, order: OrderSubmitted, *, time_in_force: str = "day") -> BrokerOrder:
+    def submit(
+        self,
+        order: OrderSubmitted,
+        *,
+        time_in_force: str = "day",
+        trail_percent: float | None = None,
+        trail_price: float | None = None,
+    ) -> BrokerOrder:
         """Place ``order`` under its client order id; an id Alpaca already knows returns that order.
-        ``time_in_force`` (day or gtc) is a working entry's (a limit, stop or stop-limit entry)."""
+        ``time_in_force`` (day or gtc) is a working entry's (a limit, stop or stop-limit entry);
+        ``trail_percent`` or ``trail_price`` a trailing stop's distance."""
         from alpaca.common.exceptions import APIError
 
-        request = order_request(order, time_in_force)
+        request = order_request(order, time_in_force, trail_percent=trail_percent, trail_price=trail_price)
         for attempt in range(self._attempts):
             self._backoff(attempt)
             try:
@@ -253,10 +261,17 @@ class AlpacaBroker:
         )
 
 
-def order_request(order: OrderSubmitted, time_in_force: str = "day") -> Any:
-    """The alpaca-py request for ``order``: a stock's protective order is an OCO, a pair's a stop-limit;
-    an entry is sent as its own type (market, limit, stop or stop-limit) with ``time_in_force``. A pair
-    takes gtc only (a day entry of a pair is ended by the session at its session's end)."""
+def order_request(
+    order: OrderSubmitted,
+    time_in_force: str = "day",
+    *,
+    trail_percent: float | None = None,
+    trail_price: float | None = None,
+) -> Any:
+    """The alpaca-py request for ``order``: a stock's protective order is an OCO or a standalone
+    trailing stop (``trail_percent`` or ``trail_price``, gtc), a pair's a stop-limit; an entry is sent
+    as its own type (market, limit, stop or stop-limit) with ``time_in_force``. A pair takes gtc only
+    (a day entry of a pair is ended by the session at its session's end)."""
     from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
     from alpaca.trading.requests import (
         LimitOrderRequest,
@@ -265,6 +280,7 @@ def order_request(order: OrderSubmitted, time_in_force: str = "day") -> Any:
         StopLossRequest,
         StopOrderRequest,
         TakeProfitRequest,
+        TrailingStopOrderRequest,
     )
 
     side = OrderSide.BUY if order.side == "buy" else OrderSide.SELL
@@ -279,6 +295,10 @@ def order_request(order: OrderSubmitted, time_in_force: str = "day") -> Any:
             limit_price=round(order.limit_price or 0.0, 2),
             take_profit=TakeProfitRequest(limit_price=round(order.limit_price or 0.0, 2)),
             stop_loss=StopLossRequest(stop_price=round(order.stop_price or 0.0, 2)),
+        )
+    if order.order_type == "trailing_stop":
+        return TrailingStopOrderRequest(
+            **common, time_in_force=TimeInForce.GTC, trail_percent=trail_percent, trail_price=trail_price
         )
     if order.reason != "entry" and order.order_type == "stop_limit":  # a pair's protective stop
         return StopLimitOrderRequest(

@@ -12,6 +12,7 @@ from tape.actors.alpaca.feed import LiveBar
 from tape.actors.live_session.crypto import watch_pair
 from tape.actors.live_session.health import BrokerHealth
 from tape.actors.live_session.orders import commit
+from tape.actors.live_session.trailing import watch_target
 from tape.actors.schedule import is_crypto, is_session_end
 from tape.events.bars import session_days
 from tape.events.portfolio_state import evolve_each
@@ -39,6 +40,8 @@ def decide_timestamp(
         decided += session.observe(bar.ts, bar.symbol, bar.high, bar.low, bar.close, bar.volume)
         if trade and is_crypto(bar.symbol):
             decided += evolve_each(session.state, watch_pair(session.state, bar))
+        elif trade:
+            decided += evolve_each(session.state, watch_target(session.state, bar))
         decided += session.close_bar(bar.symbol, bar.ts, day, bar.close, side if trade else 0, values, reason)
     last = group[-1].ts
     live.cursor = max(live.cursor, last)
