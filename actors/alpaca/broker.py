@@ -34,6 +34,44 @@ Real-API assumptions (each with the document it comes from; the recorded facts a
   ``GET /v2/orders?status=open`` lists it (alpaca-docs content/trading/orders.md; alpaca-py
   requests.py ``GetOrdersRequest.status``). Tape counts it as ended and cancels the rest
   (actors/alpaca/order_status.py holds the one mapping of every status to working, filled or ended).
+- Entries are sent as Alpaca's own ``limit``, ``stop`` and ``stop_limit`` orders (alpaca-py
+  requests.py ``LimitOrderRequest``, ``StopOrderRequest``, ``StopLimitOrderRequest``) with time in force
+  ``day`` or ``gtc`` (reference_payloads.json entities.Order: samples with ``time_in_force`` "day" and
+  "gtc"). Prices go in whole cents, hundredths of a cent under $1 (alpaca-docs content/trading/orders.md,
+  sub-penny increments: finer prices are rejected); events/orders.py ``order_price`` rounds them before
+  they are logged, so the log, the backtest and the order carry the same price.
+- A limit executes at its limit or better; a price only equal to it "may or may not" fill it, and the
+  stock should not trade better than the limit without it executing (alpaca-docs
+  content/trading/orders.md, "Limit Order" and "Order Handling Standards"). A stop elects on a print at
+  or past its stop and becomes a market order, which "may fill above or below the stop"; Alpaca turns a
+  *buy* stop into a stop-limit 4 % above a stop under $50, 2.5 % above one at or over $50 ("Stop
+  Order"). A stop-limit becomes a limit at its limit once elected; "in the case of a gap ... that
+  causes the election of your order, but not the execution, your order will remain active as a limit
+  order" ("Stop Limit Order"). The emulator is held to this (tests/alpaca_emulator/matching.py): a
+  price crossed within a bar executes at the order's own level (never better), a gap at the print.
+- A ``day`` order "is only valid during Regular Trading Hours" and unfilled after the closing auction
+  ends; submitted after the close it is queued for the next trading day (alpaca-docs
+  content/trading/orders.md, "Time in Force"). That page says "automatically canceled"; its lifecycle
+  lists ``expired`` and the Order entity carries ``expired_at`` (reference_payloads.json
+  entities.Order documented keys; behaviours d_open_closed: "canceled/expired: no further updates will
+  occur"), and the emulator ends it ``expired``. The session logs an entry Alpaca ended ``expired``
+  as ``order_cancelled`` with reason ``expired``; one Alpaca ended ``canceled`` as reason ``broker``
+  (the order ends either way, only the reason differs).
+- A ``trailing_stop`` takes exactly one of ``trail_percent`` and ``trail_price`` (alpaca-py requests.py
+  ``TrailingStopOrderRequest``: "The percent price difference by which the trailing stop will trail" /
+  "The absolute price difference"), keeps its high-water mark in ``hwm`` and its current stop in
+  ``stop_price`` (reference_payloads.json entities.Order documented keys ``hwm``, ``trail_percent``,
+  ``trail_price``, ``stop_price``) and moves them on every trade, not on bar closes (alpaca-docs
+  content/trading/orders.md, "Trailing Stop Orders"). It is standalone: Alpaca takes no trailing stop as
+  a bracket or OCO leg (same page), so a take-profit beside it is watched by the session.
+- Crypto pairs take ``market``, ``limit`` and ``stop_limit`` only, with ``gtc`` or ``ioc`` (alpaca-docs
+  content/trading/crypto-trading.md, "Crypto Orders"; reference_payloads.json entities.Order, the
+  BTC/USD sample with ``time_in_force`` "gtc"): a pair's stop entry and trailing stop are refused
+  before anything is sent (actors/live_session/unsupported.py).
+- Orders outside regular hours: Alpaca refuses only ``extended_hours`` orders that are not day limits
+  (alpaca-docs content/trading/orders.md, "Extended Hours Trading"); tape never sets
+  ``extended_hours`` and a live session's cycles run inside NYSE sessions only
+  (actors/schedule.py ``next_run``), so no order is sent outside regular hours.
 """
 
 from __future__ import annotations
