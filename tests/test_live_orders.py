@@ -49,7 +49,8 @@ NEXT_DAY = DAY_END + 3  # the 9th's 09:40 bar
 DECISIONS = (
     "signal",
     "order_intent",
-    "risk_check",
+    "risk_accepted",
+    "risk_rejected",
     "order_submitted",
     "order_cancelled",
     "order_rejected",
