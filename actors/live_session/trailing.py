@@ -5,7 +5,7 @@ stop), so the position's take-profit, if any, is watched by the session on compl
 pair's is (crypto.py). The session still logs the model's level as it moves (``stop_moved`` on
 completed closes, events/orders.py rule 6); Alpaca moves its own stop on every trade from its
 high-water mark (``hwm``), so its stop can sit above the logged level after a bar whose high ran past
-its close: docs/live-trading.md names the difference.
+its close: docs/long-short-and-orders.md ("Live") names the difference.
 """
 
 from __future__ import annotations
