@@ -27,6 +27,7 @@ from tape.events.errors import DataError
 from tape.events.panel import CrossSection
 from tape.events.portfolio_run import PanelRow, Rebalancer
 from tape.events.rebalance import check_weights
+from tape.events.recorded import bars_recorded
 from tape.events.schema import RunEnded
 from tape.events.session import feed_order
 from tape.events.strategies import make_strategy
@@ -113,7 +114,8 @@ def run_portfolio_session(
     opening = run_started(
         config, series, run_id=run_id, mode="sim", code_version=code_version(), label="broker=sim feed=replay"
     )
-    ray.get(writer.append.remote([opening]))
+    # The feed goes in the log with the opening, so `tape whatif` re-runs the session from the log alone.
+    ray.get(writer.append.remote([opening, *bars_recorded(series, "feed", opening.ts)]))
     steps = feed_order(list(series))
     groups = timestamp_groups(steps, {s.symbol: s for s in series})
     actors = {s.symbol: ray.remote(SymbolActor).remote(s.symbol) for s in series}

@@ -332,20 +332,44 @@ def report_cmd(
         return
     if html or html_file is not None:
         page = _write_report_html(settings(ctx), report, html_file)
+    live_vs_model = _live_vs_model(settings(ctx).log_path, report)
     if json:
-        print_json({**report_json(report), "notifications": health})
+        extra = {"live_vs_model": live_vs_model} if live_vs_model else {}
+        print_json({**report_json(report), "notifications": health, **extra})
     else:
         render_report(report)
         if health["channels"]:
             from tape.cli.monitor_cmds import render_health
 
             render_health(health)
+        _render_live_vs_model(live_vs_model)
     if (html or html_file is not None) and not json:
         console.print(f"wrote {page}")
     if rebuild:
         written = write_trade_logs(report, Path.cwd())
         trades = sum(1 for p in written if p.name.startswith("trades_"))
         console.print(f"rebuilt {trades} trade logs and {len(written) - trades} daily summaries under logs/")
+
+
+def _live_vs_model(log_path: Path, report: Any) -> dict[str, Any] | None:
+    """A paper or live session's reconcile table (as `tape reconcile` prints it); None for other runs."""
+    from tape.store.reconcile import RECONCILED_MODES, reconcile_section
+
+    if report.mode not in RECONCILED_MODES:
+        return None
+    return reconcile_section(log_path, report.run_id)
+
+
+def _render_live_vs_model(section: dict[str, Any] | None) -> None:
+    if section is None:
+        return
+    console.print("\n[bold]Live vs model[/bold] (tape reconcile)")
+    if "unavailable" in section:
+        console.print(f"  not available: {section['unavailable']}")
+        return
+    from tape.cli.reconcile_cmds import render_reconcile
+
+    render_reconcile(section)
 
 
 def _write_report_html(where: Any, report: Any, file: Path | None) -> Path:

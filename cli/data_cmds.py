@@ -1,4 +1,4 @@
-"""`tape data import|list|show|fetch`: the market data backtests read."""
+"""`tape data import|list|show|fetch|shortable`: the market data backtests read."""
 
 from __future__ import annotations
 
@@ -180,3 +180,37 @@ def fetch_cmd(
         f"fetched {info.symbol} {info.timeframe}: {info.rows:,} bars stored, "
         f"{fmt_ts(info.first_ts)} to {fmt_ts(info.last_ts)}"
     )
+
+
+@data_app.command("shortable")
+def shortable_cmd(
+    ctx: typer.Context,
+    symbols: Annotated[
+        list[str] | None, typer.Argument(help="Stocks to mark; none: list what the store holds.")
+    ] = None,
+    no: Annotated[bool, typer.Option("--no", help="Mark them not easy to borrow instead.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="One JSON object: symbol -> shortable.")] = False,
+) -> None:
+    """Mark stocks easy to borrow, for runs that may go short (--direction short|both).
+
+    Such a run without its own --shortable takes the store's list for its symbols and records it in
+    its config; a symbol marked --no, or never marked, is refused a short, as Alpaca refuses one that
+    is not easy to borrow."""
+    from tape.store.shortable import set_shortable, stored_shortable
+
+    data_path = settings(ctx).data_path
+    if symbols:
+        marked = set_shortable(data_path, symbols, not no)
+        if not json:
+            state = "not easy to borrow" if no else "easy to borrow"
+            console.print(f"marked {', '.join(marked)} {state} in {data_path}")
+            return
+    flags = stored_shortable(data_path)
+    if json:
+        print_json(flags)
+        return
+    if not flags:
+        console.print(f"no shortable flags in {data_path}: mark stocks with `tape data shortable SYMBOL ...`")
+        return
+    for symbol, flag in flags.items():
+        console.print(f"{symbol:<8} {'shortable' if flag else 'not shortable'}")

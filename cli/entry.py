@@ -34,13 +34,18 @@ def stored_help_applies(argv: list[str]) -> bool:
     return not (sys.stdout.isatty() or any(name in os.environ for name in RENDERING_ENV))
 
 
+def no_args_help(help_text: str) -> str:
+    """What `tape` alone prints: the `--help` text without its last blank line, as typer renders it."""
+    return help_text.removesuffix("\n")
+
+
 def main() -> None:
     """Entry point of the `tape` command."""
     argv = sys.argv[1:]
     if stored_help_applies(argv):
-        from tape.cli.root_help_text import HELP, NO_ARGS_HELP
+        from tape.cli.root_help_text import HELP
 
-        sys.stdout.write(HELP if argv else NO_ARGS_HELP)
+        sys.stdout.write(HELP if argv else no_args_help(HELP))
         sys.stdout.flush()
         return
     from tape.cli.app import main as run_app

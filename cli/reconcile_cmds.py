@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -24,6 +24,11 @@ def reconcile_cmd(
     if json:
         print_json(out)
         return
+    render_reconcile(out)
+
+
+def render_reconcile(out: dict[str, Any]) -> None:
+    """The gap between the session and the model, one line a cause, summing to the gap."""
     console.print(
         f"session {out['run_id']}: live {out['live_pnl']:+,.2f}, model {out['model_pnl']:+,.2f} "
         f"(run {out['model_run_id']}), gap {out['gap']:+,.2f}"

@@ -108,6 +108,9 @@ def trade_cmd(
         risk=options.risk(),
         no_check=no_check,
     )
+    from tape.store.shortable import with_stored_shortable
+
+    config = with_stored_shortable(config, settings(ctx).data_path)
     from tape.events.strategies import make_strategy
 
     if make_strategy(config.strategy, config.params).output == "weights" and live:

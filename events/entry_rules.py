@@ -201,7 +201,7 @@ def shortable(case: EntryCase) -> Block:
         return (
             "not_shortable",
             f"{case.symbol} is not known to be easy to borrow: declare it with --shortable {case.symbol} "
-            "(or --shortable '*' for every stock)",
+            f"(or --shortable '*' for every stock), or once with `tape data shortable {case.symbol}`",
         )
     return None
 

@@ -15,7 +15,7 @@ def reconcile(log_path: Path, run: str) -> tuple[Attribution, WhatIfOutcome]:
     """Re-run session ``run`` unchanged on the model (logged as its derived run, or read back) and
     attribute the live-vs-model P&L gap by cause."""
     variant = prepare(log_path, run, lambda config: (config, {}), data_path=None)
-    if variant.origin.mode not in ("live", "paper"):
+    if variant.origin.mode not in RECONCILED_MODES:
         raise DataError(
             f"run {variant.origin.run_id} is a {variant.origin.mode} run; reconcile explains paper or live "
             "sessions against the model (for other runs: tape whatif)"
@@ -26,12 +26,31 @@ def reconcile(log_path: Path, run: str) -> tuple[Attribution, WhatIfOutcome]:
     return attribute(variant.origin_events, outcome.derived_events), outcome
 
 
+RECONCILED_MODES = ("live", "paper")
+
+
+def reconcile_section(log_path: Path, run: str) -> dict[str, Any]:
+    """The live-vs-model table of ``tape report`` for a paper or live session, computed without writing
+    to the log (``tape reconcile`` logs the model run); ``{"unavailable": why}`` when the log cannot
+    re-run the session (one from before sessions recorded their bars)."""
+    try:
+        variant = prepare(log_path, run, lambda config: (config, {}), data_path=None)
+        events = logged_variant(log_path, variant.run_id) or variant_events(variant)
+    except DataError as exc:
+        return {"unavailable": str(exc)}
+    attribution = attribute(variant.origin_events, events)
+    return _table(attribution, variant.origin.run_id, variant.run_id, variant.origin.timeframe)
+
+
 def attribution_json(attribution: Attribution, outcome: WhatIfOutcome) -> dict[str, Any]:
     """What ``tape reconcile --json`` prints: money in dollars, exact to the cent."""
-    timeframe = outcome.original.timeframe
+    return _table(attribution, outcome.original.run_id, outcome.derived.run_id, outcome.original.timeframe)
+
+
+def _table(attribution: Attribution, run_id: str, model_run_id: str, timeframe: str) -> dict[str, Any]:
     return {
-        "run_id": outcome.original.run_id,
-        "model_run_id": outcome.derived.run_id,
+        "run_id": run_id,
+        "model_run_id": model_run_id,
         "live_pnl": attribution.live_pnl / 100,
         "model_pnl": attribution.model_pnl / 100,
         "gap": attribution.gap / 100,

@@ -149,7 +149,9 @@ def run_config(
         cost=options.cost(),
         risk=options.risk(),
     )
-    return config, source.loader
+    from tape.store.shortable import with_stored_shortable
+
+    return with_stored_shortable(config, data_store(data_path)), source.loader
 
 
 def universe_data(data: Any, universe: str | None, timeframe: str | None, data_path: Any) -> Any:

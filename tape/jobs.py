@@ -237,6 +237,9 @@ def validate(
         cost=options.cost(),
         risk=options.risk(),
     )
+    from tape.store.shortable import with_stored_shortable
+
+    base = with_stored_shortable(base, data_store(data_path))
     series = _load(base, loader, data_path)
     result = validate_symbols(
         base,

@@ -277,3 +277,14 @@ def test_check_returns_one_row_a_check_and_passes_a_built_in() -> None:
     table = api.check("sma_cross", symbols=["AAPL"])
     assert list(table.index) == list(CHECKS)
     assert table["passed"].all()
+
+
+@pytest.mark.parametrize("job", [api.optimize, api.walkforward, api.validate])
+def test_a_job_refuses_a_class_its_ray_workers_cannot_load_and_logs_nothing(job, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    class LocalCross(SmaCross):  # defined in a function: no file or module names it
+        name = "local_cross_test"
+
+    log = tmp_path / "t.db"
+    with pytest.raises(api.ConfigError, match="cannot see a class defined in a notebook"):
+        job("AAPL", LocalCross(SmaCross.Params()), log=log, **WINDOW)
+    assert not log.exists() or _log_rows(log) == 0

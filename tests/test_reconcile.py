@@ -94,6 +94,20 @@ def test_a_session_without_faults_matches_the_model_to_the_cent(
     assert "total = gap" in table.stdout and "late or missed bars" in table.stdout
 
 
+def test_the_sessions_report_shows_its_reconcile_table_and_writes_nothing(
+    session_run: SessionRun, tape: TapeRunner
+) -> None:
+    log_path = session_run("2024-07-05 12:00", None)
+    before = tape("verify").stdout
+    report = tape("report", "live-test", "--json")
+    assert report.returncode == 0, report.stderr
+    assert tape("verify").stdout == before  # the report computed the model run, it did not log it
+    section = json.loads(report.stdout)["live_vs_model"]
+    assert section == _reconciled(log_path)  # the table `tape reconcile` prints (which logs the model run)
+    text = tape("report", "live-test").stdout
+    assert "Live vs model" in text and "total = gap" in text
+
+
 def test_reconcile_of_a_backtest_points_to_whatif(tape: TapeRunner) -> None:
     run_id = json.loads(
         tape("backtest", "AAPL", "--start", "2005-01-01", "--end", "2005-06-30", "--json").stdout

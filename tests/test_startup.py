@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tape.cli.entry import RENDERING_ENV
+from tape.cli.entry import RENDERING_ENV, no_args_help
 from tape.cli.root_help import rendered_help
 
 OLD_LOG = Path(__file__).parent / "data" / "log_2026-12-07.db.gz"
@@ -50,6 +50,12 @@ def test_piped_help_prints_the_apps_own_text_without_loading_the_cli(tmp_path: P
     printed, loaded = done.stdout.rsplit("\n", 2)[0] + "\n", done.stdout.splitlines()[-1]
     assert loaded == "[]"
     assert printed == rendered_help(["--help"])
+
+
+def test_tape_alone_prints_the_stored_help_as_the_app_renders_it() -> None:
+    from tape.cli.root_help_text import HELP
+
+    assert no_args_help(HELP) == rendered_help([])
 
 
 def test_a_command_through_the_console_script_runs_the_real_app(tmp_path: Path) -> None:
