@@ -146,15 +146,24 @@ def entry_prices(
 ) -> tuple[float, float]:
     """(limit, stop) of an entry priced from the signal bar's ``close``: a limit ``offset_pct`` better
     than the close (buy below, sell above), a stop ``offset_pct`` beyond it (buy above, sell below), a
-    stop-limit's limit ``band_pct`` beyond its stop. NaN where the type has none."""
+    stop-limit's limit ``band_pct`` beyond its stop, each as an order can carry it (:func:`order_price`).
+    NaN where the type has none."""
     sign = 1.0 if side == "buy" else -1.0
     if order_type == "limit":
-        return close * (1.0 - sign * offset_pct / 100.0), math.nan
+        return order_price(close * (1.0 - sign * offset_pct / 100.0)), math.nan
     if order_type in ("stop", "stop_limit"):
         stop = close * (1.0 + sign * offset_pct / 100.0)
         limit = stop * (1.0 + sign * band_pct / 100.0) if order_type == "stop_limit" else math.nan
-        return limit, stop
+        return order_price(limit), order_price(stop)
     return math.nan, math.nan
+
+
+def order_price(price: float) -> float:
+    """A price as an order can carry it: whole cents at or above $1, hundredths of a cent below (the
+    sub-penny rule Alpaca applies to limit and stop prices, which refuses finer ones). NaN stays NaN."""
+    if math.isnan(price):
+        return price
+    return round(price, 2 if price >= 1.0 else 4)
 
 
 class Trail(NamedTuple):

@@ -198,7 +198,7 @@ class OrderSubmitted(Event, tag="order_submitted", kw_only=True):
     symbol: str
     side: Side
     qty: float
-    order_type: Literal["market", "limit", "stop", "stop_limit", "oco"] = "market"
+    order_type: Literal["market", "limit", "stop", "stop_limit", "oco", "trailing_stop"] = "market"
     limit_price: float | None = None
     stop_price: float | None = None
     reason: str = ""  # entry, signal, protective (stop + target), end, flatten, ...

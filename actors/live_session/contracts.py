@@ -33,7 +33,14 @@ def live_run_id(config: BacktestConfig, base_url: str) -> str:
 class Broker(Protocol):
     """What the session needs of a broker (AlpacaBroker satisfies it)."""
 
-    def submit(self, order: OrderSubmitted) -> BrokerOrder: ...
+    def submit(
+        self,
+        order: OrderSubmitted,
+        *,
+        time_in_force: str = "day",
+        trail_percent: float | None = None,
+        trail_price: float | None = None,
+    ) -> BrokerOrder: ...
 
     def order(self, client_order_id: str) -> BrokerOrder: ...
 

@@ -12,6 +12,7 @@ from tape.actors.alpaca.feed import LiveBar
 from tape.actors.live_session.crypto import watch_pair
 from tape.actors.live_session.health import BrokerHealth
 from tape.actors.live_session.orders import commit
+from tape.actors.live_session.trailing import watch_target
 from tape.actors.schedule import is_crypto, is_session_end
 from tape.events.bars import session_days
 from tape.events.portfolio_state import evolve_each
@@ -35,14 +36,19 @@ def decide_timestamp(
     for bar, (side, values, reason) in zip(group, sides, strict=True):
         day = int(session_days(np.array([bar.ts], dtype=np.int64))[0])
         decided.append(_received(bar, live.feed.timeframe))
+        live.worked.count(session.state, bar.symbol)
         decided += session.observe(bar.ts, bar.symbol, bar.high, bar.low, bar.close, bar.volume)
         if trade and is_crypto(bar.symbol):
             decided += evolve_each(session.state, watch_pair(session.state, bar))
+        elif trade:
+            decided += evolve_each(session.state, watch_target(session.state, bar))
         decided += session.close_bar(bar.symbol, bar.ts, day, bar.close, side if trade else 0, values, reason)
     last = group[-1].ts
     live.cursor = max(live.cursor, last)
     ending = is_session_end(last, timeframe_ns(live.feed.timeframe), crypto=crypto)
     day_start = session.state.day_start_equity  # before this timestamp's mark moves it
+    expired = live.worked.expiries(session.state, session.desk, ts=last, session_end=ending)
+    decided += evolve_each(session.state, expired)
     decided += session.end_of_timestamp(last, session_end=ending)
     out, health = commit(live, decided, last)
     if live.monitor is not None:

@@ -12,6 +12,7 @@ from tape.actors.live_session.executions import close_the_rest, fill_of
 from tape.actors.live_session.guard import guard_exit
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth
 from tape.actors.live_session.orders import as_submitted, cancel, commit, send
+from tape.actors.live_session.trailing import trail_at_broker
 from tape.events.portfolio import decide_fill
 from tape.events.portfolio_state import Order, evolve_each
 from tape.events.schema import Event, OrderCancelled, OrderRejected
@@ -55,7 +56,8 @@ def _look_up(live: LiveSession, order: Order, now_ns: int) -> tuple[list[Event],
         committed, health = commit(live, ended, now_ns)
         return committed, ANSWERED.joined(health)
     fill = fill_of(order, seen, now_ns, live.config.cost)
-    decided = evolve_each(state, protect(decide_fill(state, live.session.desk, fill), live.config.cost))
+    decided = decide_fill(state, live.session.desk, fill)
+    decided = evolve_each(state, trail_at_broker(protect(decided, live.config.cost), live.config.risk))
     if fill.reason != "entry":  # an exit (of a long or a short) the broker ended part filled: close the rest
         decided += close_the_rest(state, fill, fill.reason)
     committed, health = commit(live, decided, now_ns)
@@ -67,4 +69,11 @@ def _ended(order: Order, seen: BrokerOrder, ts: int) -> Event:
         return OrderRejected(
             ts=ts, client_order_id=order.client_order_id, symbol=order.symbol, reason="rejected by the broker"
         )
-    return OrderCancelled(ts=ts, client_order_id=order.client_order_id, symbol=order.symbol, reason="broker")
+    # A working entry the broker expired (a day order at the close) ended as the simulated broker's does.
+    expired = seen.status == "expired" and order.reason == "entry" and order.order_type != "market"
+    return OrderCancelled(
+        ts=ts,
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        reason="expired" if expired else "broker",
+    )

@@ -11,6 +11,7 @@ from tape.actors.alpaca.order_status import BrokerRejected, BrokerUnreachable
 from tape.actors.live_session.contracts import UNSENT, Broker
 from tape.actors.live_session.guard import guard_exit
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth, unanswered
+from tape.actors.live_session.trailing import trail_terms
 from tape.events.portfolio_state import Order, evolve_each
 from tape.events.schema import Event, OrderCancelled, OrderRejected, OrderSubmitted
 
@@ -47,7 +48,11 @@ def send(live: LiveSession, order: OrderSubmitted) -> tuple[list[Event], BrokerH
     """Place ``order``; a refusal becomes an OrderRejected event (applied to the portfolio), no answer
     the ``broker`` outage alert (logged by the caller)."""
     try:
-        placed = live.broker.submit(order)
+        risk = live.config.risk
+        percent, amount = trail_terms(risk)
+        placed = live.broker.submit(
+            order, time_in_force=risk.option("tif", "day"), trail_percent=percent, trail_price=amount
+        )
     except BrokerUnreachable as exc:
         # Placed or not, nobody knows yet: the order stays working and the next cycle's lookup finds
         # it, or re-sends it under the same id (fills.py).
@@ -102,7 +107,11 @@ def as_submitted(order: Order, ts: int) -> OrderSubmitted:
     """The submission of a working order, to send it again under its logged id."""
     limit: float | None
     stop: float | None
-    if order.order_type == "stop_limit":  # a pair's protective stop: its limit bounds the stop's fill
+    if order.reason == "entry" and order.order_type in ("limit", "stop", "stop_limit"):  # working entry
+        kind, limit, stop = order.order_type, order.limit or None, order.stop or None
+    elif order.order_type == "trailing_stop":  # a stock's native trailing stop
+        kind, limit, stop = "trailing_stop", None, order.stop or None
+    elif order.order_type == "stop_limit":  # a pair's protective stop: its limit bounds the stop's fill
         kind, limit, stop = "stop_limit", order.limit, order.stop
     elif order.reason == "protective":  # a stock's OCO: the limit is its take-profit
         kind = "oco"

@@ -34,6 +34,7 @@ def fold_log(live: LiveSession) -> tuple[int, list[LiveBar]]:
         n += 1
         event = record.event
         if isinstance(event, BarReceived):
+            live.worked.count(live.session.state, event.symbol)  # as decide_timestamp counted it
             bars.append(live_bar(event))
             live.cursor = max(live.cursor, event.ts)
         elif isinstance(event, CycleCompleted):
@@ -51,6 +52,7 @@ def fold_log(live: LiveSession) -> tuple[int, list[LiveBar]]:
         evolve_each(live.session.state, [event])
         if live.monitor is not None:
             live.monitor.fold((event,))
+    live.worked.forget_pending()
     live.next_seq = n + 1
     return n, bars
 

@@ -50,6 +50,7 @@ from tape.actors.live_session.health import (
 )
 from tape.actors.live_session.orders import commit, recancel, resend_working_orders
 from tape.actors.live_session.unsupported import refuse_unsupported_orders
+from tape.actors.live_session.working import WorkedBars
 from tape.actors.schedule import is_crypto, next_run
 from tape.events.backtest import BacktestConfig
 from tape.events.errors import DataError
@@ -104,6 +105,7 @@ class LiveSession:
         self.opening: RunStarted | None = None
         self.cancels_in_flight: list[str] = []  # cancels the log holds since its last completed cycle
         self.guard = ProtectiveGuard()
+        self.worked = WorkedBars()  # bars each working limit/stop entry has worked
         self.outages = Outages()
         self.monitor = SessionMonitor(monitor, config.cash) if monitor is not None else None
         self.history: list[LiveBar] = []  # the warm-up bars (the rest of what was seen is in the log)

@@ -8,14 +8,18 @@ from tape.events.errors import ConfigError
 
 def refuse_unsupported_orders(config: BacktestConfig) -> None:
     """Order options a live session cannot trade at a broker yet refuse before anything is logged or
-    sent: working limit/stop entries (their bars worked and expiry are counted on bar opens, which a
-    live cycle does not see) and trailing stops (the broker's stop would not follow the level)."""
+    sent: a stop entry or a trailing stop for a crypto pair (Alpaca takes no stop or trailing orders for
+    pairs: docs "Crypto Orders") and an ATR trailing stop (Alpaca trails by a percent or a price amount
+    only)."""
     risk = config.risk
+    pairs = any("/" in s for s in config.symbols)
+    pair_stops = pairs and risk.option("entry_order", "market") == "stop"
     unsupported = [
         flag
         for flag, used in (
-            ("--entry-order", risk.option("entry_order", "market") != "market"),
-            ("--trail-pct/--trail-amount/--trail-atr", risk.trailing),
+            ("--entry-order stop for a crypto pair", pair_stops),
+            ("--trail-atr", risk.option("trail_atr", 0.0) > 0),
+            ("a trailing stop for a crypto pair", pairs and risk.trailing),
         )
         if used
     ]

@@ -32,7 +32,8 @@ from . import errors
 from .assets import Asset, AssetBook, position_symbol
 from .fill_faults import FillFaults
 from .market import Market, is_crypto
-from .matching import execution_qty, marketable, update_trail
+from .market_calendar import session_close_after
+from .matching import execution_qty, level, marketable, update_trail
 from .order_request import OrderSpec
 from .orders import Order, new_id, num
 from .portfolio import Portfolio
@@ -325,12 +326,30 @@ class Broker:
         return [o for o in self.orders.values() if o.parent_id is None and o.is_open]
 
     # -- matching ---------------------------------------------------------------------------------
-    def on_price(self, symbol: str) -> None:
-        """A new price for `symbol`: give every working order on it a chance to execute."""
+    def on_price(self, symbol: str, *, continuous: bool = False) -> None:
+        """A new price for `symbol`: give every working order on it a chance to execute. ``continuous``:
+        the market moved to it through every price between (within a bar), so a resting order it
+        crossed executes at its own level (a limit at its limit, a stop at its stop), never at a
+        better price than the one it was crossed at; otherwise (a print, a gap) at the price."""
         with self.lock:
             for order in list(self.orders.values()):
                 if order.symbol == symbol and order.working:
-                    self._try_execute(order)
+                    self._try_execute(order, continuous=continuous)
+
+    def expire_day_orders(self, now: datetime) -> None:
+        """Day orders of stocks still open when their session has closed end ``expired`` (alpaca-docs
+        "Time in Force": day "is only valid during Regular Trading Hours" and is canceled at the close if
+        unfilled). An order placed outside a session is for the next one."""
+        with self.lock:
+            for order in list(self.orders.values()):
+                if (
+                    order.parent_id is None
+                    and order.is_open
+                    and order.time_in_force == "day"
+                    and not is_crypto(order.symbol)
+                    and now >= session_close_after(order.created_at)
+                ):
+                    self._finish(order, "expired", "expired")
 
     def match_all(self) -> None:
         with self.lock:
@@ -341,9 +360,10 @@ class Broker:
         price = self._market.price(symbol)
         return Decimal(str(price)) if price is not None else None
 
-    def _try_execute(self, order: Order, *, arriving: bool = False) -> None:
+    def _try_execute(self, order: Order, *, arriving: bool = False, continuous: bool = False) -> None:
         """Execute what ``order`` can at the current price. ``arriving``: it was just routed, so an
-        execution now takes liquidity (taker); a limit order filled on a later price made it (maker)."""
+        execution now takes liquidity (taker); a limit order filled on a later price made it (maker).
+        ``continuous``: the price was reached through every price between (see :meth:`on_price`)."""
         if not order.working:  # not routed yet, a dormant leg, or done for the day
             return
         price = self.price(order.symbol)
@@ -353,7 +373,10 @@ class Broker:
         if price is None:
             return  # an injected delay: it executes on the next price
         update_trail(order, price)
+        triggered_before = order.triggered
         can_trade = marketable(order, price)
+        if can_trade and continuous and not arriving:
+            price = level(order, triggered_before) or price
         qty = (
             execution_qty(order, price, whole_shares=not is_crypto(order.symbol)) if can_trade else Decimal(0)
         )

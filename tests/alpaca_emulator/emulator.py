@@ -117,8 +117,10 @@ class AlpacaEmulator:
         return self._frozen_time or now()
 
     def set_time(self, when: Any | None) -> None:
-        """Freeze the emulator's clock (orders' timestamps, `/v2/clock`); None follows real time."""
+        """Freeze the emulator's clock (orders' timestamps, `/v2/clock`); None follows real time. Day
+        orders of stocks whose session has closed by then expire, as at Alpaca."""
         self._frozen_time = to_utc(when) if when is not None else None
+        self.broker.expire_day_orders(self.now())
 
     # -- market data ------------------------------------------------------------------------------
     def add_bars(self, symbol: str, rows: Any) -> None:
@@ -143,6 +145,20 @@ class AlpacaEmulator:
         crypto = is_crypto(symbol)
         self.streams.publish_market({"T": "t", "S": symbol, **_dated(trade.wire(crypto), trade.t)}, crypto)
         self.broker.on_price(symbol)
+
+    def play_bar(self, symbol: str, o: float, h: float, l: float, c: float) -> None:  # noqa: E741
+        """Trade through one bar: the open is a print (a gap from the last price: resting orders it
+        crosses execute at it), then the market moves continuously to the nearer extreme (the low of a
+        bar that closes up, the high of one that closes down), the other one and the close, so a resting
+        order crossed on the way executes at its own level, as at a venue whose trades pass through it."""
+        self.set_price(symbol, o)
+        path = (l, h, c) if c >= o else (h, l, c)
+        for price in path:
+            trade = self.market.record_trade(symbol, price, 100, self.now())
+            crypto = is_crypto(symbol)
+            message = {"T": "t", "S": symbol, **_dated(trade.wire(crypto), trade.t)}
+            self.streams.publish_market(message, crypto)
+            self.broker.on_price(symbol, continuous=True)
 
     def push_bar(
         self,

@@ -79,3 +79,14 @@ def clock(now: datetime) -> dict[str, Any]:
         "next_open": next_open.astimezone(NEW_YORK).isoformat(),
         "next_close": current.close.astimezone(NEW_YORK).isoformat(),
     }
+
+
+def session_close_after(when: datetime) -> datetime:
+    """The close of the session a day order placed at ``when`` works in: the session open then, or the
+    next one (an order placed after the close or before the open is for the next session)."""
+    all_sessions = sessions()
+    closes = [s.close for s in all_sessions]
+    index = bisect.bisect_right(closes, when)
+    if index >= len(all_sessions):
+        raise ValueError("the order is past the end of the market calendar")
+    return all_sessions[index].close
