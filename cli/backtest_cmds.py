@@ -129,7 +129,11 @@ def backtest_cmd(
         day = dt.date.today().isoformat()
         files = write_backtest_files(report, outcome.series, root=Path.cwd(), day=day, log_scale=log_scale)
         page = write_run_html(
-            where.log_path, report, outcome.series, html_report_path(Path.cwd(), report, day)
+            where.log_path,
+            report,
+            outcome.series,
+            html_report_path(Path.cwd(), report, day),
+            events=outcome.events,
         )
     if json:
         print_json(result.summary)
