@@ -235,6 +235,7 @@ class _Loop:
 
     def advance(self, start: int, end: int) -> None:
         """Bars ``start`` to ``end - 1``."""
+        self.timeline.window(start, end)
         i = start
         while i < end:
             j = self._next_busy(i, end)
@@ -358,21 +359,22 @@ class _Loop:
         """The full treatment of bar ``i``: fills, stops, the signal and its orders, the marks."""
         t, state, desk = self.timeline, self.state, self.desk
         apply, emit = self.apply, self.out.append
-        symbol, ts = t.names[int(t.sym[i])], int(t.ts[i])
+        k = i - t.base  # bar i in the current window's lists
+        symbol, ts = t.names[t.w_sym[k]], int(t.ts[i])
         if symbol in state.market_orders:
             self._work(i, symbol, ts)
             if self.reversals:
                 self._reverse(i, symbol)
         guard = state.protective.get(symbol)
         if guard is not None:
-            high, low = float(t.high[i]), float(t.low[i])
+            high, low = t.w_high[k], t.w_low[k]
             if low <= guard.floor or high >= guard.ceiling:
                 apply(
                     simulate_protective_fill(
                         state, desk, ts=ts, symbol=symbol, open=float(t.open[i]), high=high, low=low
                     )
                 )
-        close = t.close_at(i)
+        close = t.w_close[k]
         self.last_close[symbol] = close
         if self.windows is not None:
             self.windows.update(symbol, ts, close)
@@ -386,7 +388,7 @@ class _Loop:
             self._after_close(i, symbol, ts, close)
         if i == t.last_index[symbol] and (symbol in state.positions or symbol in state.market_orders):
             _close_out(state, desk, apply, ts=ts, symbol=symbol, close=close)
-        if t.group_end[i]:
+        if t.w_end[k]:
             self._end_of_timestamp(i, ts)
 
     def _end_of_timestamp(self, i: int, ts: int) -> None:
@@ -410,7 +412,7 @@ class _Loop:
         if state.market_orders[symbol].order_type == "market":
             self.apply(simulate_open_fill(state, self.desk, ts=ts, symbol=symbol, open=float(t.open[i])))
             return
-        bar = OrderBar(float(t.open[i]), float(t.high[i]), float(t.low[i]), math.nan)
+        bar = OrderBar(float(t.open[i]), t.w_high[i - t.base], t.w_low[i - t.base], math.nan)
         events, self.triggered[symbol] = simulate_working_fill(
             state, self.desk, ts=ts, symbol=symbol, bar=bar, triggered=self.triggered.get(symbol, False)
         )
@@ -581,6 +583,7 @@ class _Timeline:
         self.close = merged([s.close for s in series])
         self.low, self.high = merged([s.low for s in series]), merged([s.high for s in series])
         self.sym, self.group_end = sym, group_end
+        self.window(0, 0)
         self._bars_of = [np.flatnonzero(sym == k) for k in range(len(series))]  # merged positions
         self.last_index = {self.names[k]: int(at[-1]) for k, at in enumerate(self._bars_of)}
         busy = (self.side != 0) | session_end
@@ -650,20 +653,32 @@ class _Timeline:
             if k >= 0 and at[k] >= i:
                 last_close[name] = self.close_at(int(at[k]))
 
+    def window(self, start: int, end: int) -> None:
+        """Make bars ``start`` to ``end - 1`` the window: their symbol, low, high, close and timestamp
+        end as Python lists (the fastest to index in the loop), ``w_*[i - base]`` for bar ``i``. One
+        window at a time: the whole run's lists would cost ~110 B a bar."""
+        self.base = start
+        self.w_sym: list[int] = self.sym[start:end].tolist()
+        self.w_low: list[float] = self.low[start:end].tolist()
+        self.w_high: list[float] = self.high[start:end].tolist()
+        self.w_close: list[float] = self.close[start:end].tolist()
+        self.w_end: list[bool] = self.group_end[start:end].tolist()
+
     def lists(self, i: int, j: int) -> tuple[list[int], list[float], list[float], list[float], list[bool]]:
-        """Symbol, low, high, close and timestamp end of bars ``i`` to ``j - 1`` as Python lists (the
-        fastest to index in a plain loop), built per stretch: the whole run's would cost ~110 B a bar."""
+        """The window's lists for bars ``i`` to ``j - 1`` (inside the window)."""
+        lo, hi = i - self.base, j - self.base
         return (
-            self.sym[i:j].tolist(),
-            self.low[i:j].tolist(),
-            self.high[i:j].tolist(),
-            self.close[i:j].tolist(),
-            self.group_end[i:j].tolist(),
+            self.w_sym[lo:hi],
+            self.w_low[lo:hi],
+            self.w_high[lo:hi],
+            self.w_close[lo:hi],
+            self.w_end[lo:hi],
         )
 
     def close_at(self, i: int) -> float:
         """The close of merged position ``i`` as a Python float (as the events record it)."""
-        return float(self.close[i])
+        k = i - self.base
+        return self.w_close[k] if 0 <= k < len(self.w_close) else float(self.close[i])
 
     def ends_in(self, i: int, j: int) -> int:
         """How many of bars ``i`` to ``j - 1`` end a timestamp."""
