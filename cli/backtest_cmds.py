@@ -127,10 +127,16 @@ def backtest_cmd(
         from tape.store.html_report import html_report_path, write_run_html
 
         day = dt.date.today().isoformat()
-        files = write_backtest_files(report, outcome.series, root=Path.cwd(), day=day, log_scale=log_scale)
         page = write_run_html(
-            where.log_path, report, outcome.series, html_report_path(Path.cwd(), report, day)
+            where.log_path,
+            report,
+            outcome.series,
+            html_report_path(Path.cwd(), report, day),
+            events=outcome.events,
         )
+        # The page was the events' last reader: let them go before the files and the chart are made.
+        result.outcome = outcome = outcome._replace(events=())
+        files = write_backtest_files(report, outcome.series, root=Path.cwd(), day=day, log_scale=log_scale)
     if json:
         print_json(result.summary)
         return

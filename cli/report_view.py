@@ -65,7 +65,7 @@ def render_report(report: RunReport, *, last_trades: int = 10) -> None:
     if report.rejections:
         table.add_row("Risk rejections", ", ".join(f"{k} {v}" for k, v in report.rejections.items()))
     console.print(table)
-    rows = trade_rows(report)[-last_trades:]
+    rows = trade_rows(report, last_trades or None)
     if not rows:
         return
     trades = Table(title=f"last {len(rows)} of {len(report.trades)} trades", title_justify="left")

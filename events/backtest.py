@@ -235,6 +235,7 @@ class _Loop:
 
     def advance(self, start: int, end: int) -> None:
         """Bars ``start`` to ``end - 1``."""
+        self.timeline.window(start, end)
         i = start
         while i < end:
             j = self._next_busy(i, end)
@@ -276,22 +277,23 @@ class _Loop:
         t, state = self.timeline, self.state
         if len(t.names) == 1 and len(state.positions) == 1 and self.windows is None:
             return self._quiet_one(i, j)
-        names, sym, low, high, close, group_end = t.names, t.symbol, t.low, t.high, t.close, t.group_end
+        names = t.names
+        sym, low, high, close, group_end = t.lists(i, j)
         protective, last_close, windows = state.protective, self.last_close, self.windows
         cash = state.cash_cents / 100.0
         held = [(symbol, position.qty) for symbol, position in state.positions.items()]
         equity: list[float] = []
         stop = j
-        for k in range(i, j):
+        for k in range(j - i):  # offsets into the stretch's lists
             symbol = names[sym[k]]
             guard = protective.get(symbol)
             # A gap through a level also shows in the bar's low or high.
             if guard is not None and (low[k] <= guard.floor or high[k] >= guard.ceiling):
-                stop = k
+                stop = i + k
                 break
             last_close[symbol] = close[k]
             if windows is not None:
-                windows.update(symbol, int(t.ts[k]), close[k])
+                windows.update(symbol, int(t.ts[i + k]), close[k])
             if group_end[k]:
                 value = cash  # as PortfolioState.equity adds them, in the same order
                 for held_symbol, qty in held:
@@ -304,34 +306,35 @@ class _Loop:
         """:meth:`_quiet_loop` for the common case of one symbol, held: its stop, target and quantity
         hold for the whole stretch."""
         t, state = self.timeline, self.state
-        low, high, close, group_end = t.low, t.high, t.close, t.group_end
+        _, low, high, close, group_end = t.lists(i, j)
         symbol, position = next(iter(state.positions.items()))
         guard = state.protective.get(symbol)
         floor, ceiling = (guard.floor, guard.ceiling) if guard is not None else (-math.inf, math.inf)
         cash, qty = state.cash_cents / 100.0, position.qty
-        stop = j
-        for k in range(i, j):
+        stop = j - i  # offsets into the stretch's lists
+        for k in range(j - i):
             if low[k] <= floor or high[k] >= ceiling:
                 stop = k
                 break
         # cash + qty x close is PortfolioState.equity for one position, the same two float operations.
-        self.equity.held(state, [cash + qty * close[k] for k in range(i, stop) if group_end[k]])
-        if stop > i:
+        self.equity.held(state, [cash + qty * close[k] for k in range(stop) if group_end[k]])
+        if stop > 0:
             self.last_close[symbol] = close[stop - 1]
-        return stop
+        return i + stop
 
     def _quiet_flat(self, i: int, j: int) -> int:
         """A short stretch without positions (so without stops): only the last closes move."""
         t, last_close, windows = self.timeline, self.last_close, self.windows
-        names, sym, close = t.names, t.symbol, t.close
+        names = t.names
         if len(names) == 1 and windows is None:  # one symbol: only its latest close counts
-            last_close[names[0]] = close[j - 1]
+            last_close[names[0]] = t.close_at(j - 1)
         else:
-            for k in range(i, j):
+            sym, _, _, close, _ = t.lists(i, j)
+            for k in range(j - i):
                 last_close[names[sym[k]]] = close[k]
                 if windows is not None:
-                    windows.update(names[sym[k]], int(t.ts[k]), close[k])
-        self.equity.flat(self.state, t.group_end[i:j].count(True))
+                    windows.update(names[sym[k]], int(t.ts[i + k]), close[k])
+        self.equity.flat(self.state, t.ends_in(i, j))
         return j
 
     def _quiet_bulk(self, i: int, j: int) -> None:
@@ -339,8 +342,9 @@ class _Loop:
         t, state = self.timeline, self.state
         if self.windows is not None:
             update = self.windows.update
-            for k in range(i, j):
-                update(t.names[t.symbol[k]], int(t.ts[k]), t.close[k])
+            sym, _, _, close, _ = t.lists(i, j)
+            for k in range(j - i):
+                update(t.names[sym[k]], int(t.ts[i + k]), close[k])
         ends = t.group_ends(i, j)
         if not state.positions:
             self.equity.flat(state, ends.shape[0])
@@ -355,19 +359,22 @@ class _Loop:
         """The full treatment of bar ``i``: fills, stops, the signal and its orders, the marks."""
         t, state, desk = self.timeline, self.state, self.desk
         apply, emit = self.apply, self.out.append
-        symbol, ts = t.names[t.symbol[i]], int(t.ts[i])
+        k = i - t.base  # bar i in the current window's lists
+        symbol, ts = t.names[t.w_sym[k]], int(t.ts[i])
         if symbol in state.market_orders:
             self._work(i, symbol, ts)
             if self.reversals:
                 self._reverse(i, symbol)
         guard = state.protective.get(symbol)
-        if guard is not None and (t.low[i] <= guard.floor or t.high[i] >= guard.ceiling):
-            apply(
-                simulate_protective_fill(
-                    state, desk, ts=ts, symbol=symbol, open=float(t.open[i]), high=t.high[i], low=t.low[i]
+        if guard is not None:
+            high, low = t.w_high[k], t.w_low[k]
+            if low <= guard.floor or high >= guard.ceiling:
+                apply(
+                    simulate_protective_fill(
+                        state, desk, ts=ts, symbol=symbol, open=float(t.open[i]), high=high, low=low
+                    )
                 )
-            )
-        close = t.close[i]
+        close = t.w_close[k]
         self.last_close[symbol] = close
         if self.windows is not None:
             self.windows.update(symbol, ts, close)
@@ -381,7 +388,7 @@ class _Loop:
             self._after_close(i, symbol, ts, close)
         if i == t.last_index[symbol] and (symbol in state.positions or symbol in state.market_orders):
             _close_out(state, desk, apply, ts=ts, symbol=symbol, close=close)
-        if t.group_end[i]:
+        if t.w_end[k]:
             self._end_of_timestamp(i, ts)
 
     def _end_of_timestamp(self, i: int, ts: int) -> None:
@@ -405,7 +412,7 @@ class _Loop:
         if state.market_orders[symbol].order_type == "market":
             self.apply(simulate_open_fill(state, self.desk, ts=ts, symbol=symbol, open=float(t.open[i])))
             return
-        bar = OrderBar(float(t.open[i]), t.high[i], t.low[i], math.nan)
+        bar = OrderBar(float(t.open[i]), t.w_high[i - t.base], t.w_low[i - t.base], math.nan)
         events, self.triggered[symbol] = simulate_working_fill(
             state, self.desk, ts=ts, symbol=symbol, bar=bar, triggered=self.triggered.get(symbol, False)
         )
@@ -491,7 +498,7 @@ class _Loop:
                 day=int(t.day[i]),
                 symbol=symbol,
                 strategy=self.strategy.name,
-                price=t.close[i],
+                price=t.close_at(i),
                 equity=state.equity(self.last_close),
                 marks=self.last_close,
                 context=context,
@@ -574,15 +581,10 @@ class _Timeline:
             name: merged([sig.values[name] for sig in signals])
             for name in (signals[0].values if signals else {})
         }
-        self._close = merged([s.close for s in series])
-        self._low, self._high = merged([s.low for s in series]), merged([s.high for s in series])
-        self._group_end = group_end
-        # Read on every bar the plain loops pass over: Python lists, the fastest to index.
-        self.symbol: list[int] = sym.tolist()
-        self.high: list[float] = self._high.tolist()
-        self.low: list[float] = self._low.tolist()
-        self.close: list[float] = self._close.tolist()
-        self.group_end: list[bool] = group_end.tolist()
+        self.close = merged([s.close for s in series])
+        self.low, self.high = merged([s.low for s in series]), merged([s.high for s in series])
+        self.sym, self.group_end = sym, group_end
+        self.window(0, 0)
         self._bars_of = [np.flatnonzero(sym == k) for k in range(len(series))]  # merged positions
         self.last_index = {self.names[k]: int(at[-1]) for k, at in enumerate(self._bars_of)}
         busy = (self.side != 0) | session_end
@@ -633,24 +635,55 @@ class _Timeline:
         reaches ``ceiling`` (``j`` when none does)."""
         at = self._bars_of[self._index_of[symbol]]
         at = at[np.searchsorted(at, i) : np.searchsorted(at, j)]
-        hits = np.flatnonzero((self._low[at] <= floor) | (self._high[at] >= ceiling))
+        hits = np.flatnonzero((self.low[at] <= floor) | (self.high[at] >= ceiling))
         return int(at[hits[0]]) if hits.shape[0] else j
 
     def group_ends(self, i: int, j: int) -> np.ndarray:
         """Merged positions in ``i`` to ``j - 1`` that end a timestamp."""
-        return np.flatnonzero(self._group_end[i:j]) + i
+        return np.flatnonzero(self.group_end[i:j]) + i
 
     def closes_at(self, symbol: str, positions: np.ndarray) -> np.ndarray:
         """``symbol``'s last close at or before each of the merged ``positions`` (it has one: it is held)."""
         at = self._bars_of[self._index_of[symbol]]
-        return self._close[at[np.searchsorted(at, positions, side="right") - 1]]
+        return self.close[at[np.searchsorted(at, positions, side="right") - 1]]
 
     def update_last_close(self, last_close: dict[str, float], i: int, j: int) -> None:
         """Each symbol's last close as of bar ``j - 1``, for the symbols with bars in ``i`` to ``j - 1``."""
         for name, at in zip(self.names, self._bars_of, strict=True):
             k = int(np.searchsorted(at, j)) - 1
             if k >= 0 and at[k] >= i:
-                last_close[name] = self.close[int(at[k])]
+                last_close[name] = self.close_at(int(at[k]))
+
+    def window(self, start: int, end: int) -> None:
+        """Make bars ``start`` to ``end - 1`` the window: their symbol, low, high, close and timestamp
+        end as Python lists (the fastest to index in the loop), ``w_*[i - base]`` for bar ``i``. One
+        window at a time: the whole run's lists would cost ~110 B a bar."""
+        self.base = start
+        self.w_sym: list[int] = self.sym[start:end].tolist()
+        self.w_low: list[float] = self.low[start:end].tolist()
+        self.w_high: list[float] = self.high[start:end].tolist()
+        self.w_close: list[float] = self.close[start:end].tolist()
+        self.w_end: list[bool] = self.group_end[start:end].tolist()
+
+    def lists(self, i: int, j: int) -> tuple[list[int], list[float], list[float], list[float], list[bool]]:
+        """The window's lists for bars ``i`` to ``j - 1`` (inside the window)."""
+        lo, hi = i - self.base, j - self.base
+        return (
+            self.w_sym[lo:hi],
+            self.w_low[lo:hi],
+            self.w_high[lo:hi],
+            self.w_close[lo:hi],
+            self.w_end[lo:hi],
+        )
+
+    def close_at(self, i: int) -> float:
+        """The close of merged position ``i`` as a Python float (as the events record it)."""
+        k = i - self.base
+        return self.w_close[k] if 0 <= k < len(self.w_close) else float(self.close[i])
+
+    def ends_in(self, i: int, j: int) -> int:
+        """How many of bars ``i`` to ``j - 1`` end a timestamp."""
+        return int(np.count_nonzero(self.group_end[i:j]))
 
     def atr_at(self, i: int) -> float:
         """ATR at merged position ``i`` (NaN when no rule needs it)."""

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
+import numpy as np
 
 from tape.events.costs import cents
 from tape.events.metrics import Mark, Trade, compute_metrics
@@ -195,16 +196,40 @@ def price_text(value: float) -> str:
     return f"{whole}.{fraction[:2]}{fraction[2:].rstrip('0')}"
 
 
-def trade_rows(report: RunReport) -> list[dict[str, Any]]:
+_MINUTE_NS, _HOUR_NS = 60_000_000_000, 3_600_000_000_000
+
+
+def market_times(stamps: Iterable[int], timeframe: str) -> list[str]:
+    """:func:`market_time` of many bar times at once: the same text, formatted by numpy. The New York
+    offset is looked up once per UTC hour (its changes fall on whole hours); times off the minute take
+    the one-by-one path (its rounding to the microsecond decides their minute)."""
+    ts = np.fromiter(stamps, dtype=np.int64)
+    if not ts.shape[0] or (ts % _MINUTE_NS).any():
+        return [market_time(int(t), timeframe) for t in ts]
+    hours, where = np.unique(ts // _HOUR_NS, return_inverse=True)
+    offsets = [dt.datetime.fromtimestamp(int(h) * 3600, tz=dt.UTC).astimezone(_NY).utcoffset() for h in hours]
+    minutes = np.array([int(o.total_seconds()) // 60 if o else 0 for o in offsets], dtype=np.int64)
+    local = (ts // _MINUTE_NS + minutes[where]).astype("datetime64[m]")
+    if not is_intraday(timeframe):
+        return np.datetime_as_string(local, unit="D").tolist()
+    suffix = np.array([f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}" for m in minutes])
+    return np.char.add(np.datetime_as_string(local, unit="m"), suffix[where]).tolist()
+
+
+def trade_rows(report: RunReport, last: int | None = None) -> list[dict[str, Any]]:
     """Trades as plain rows (JSON output, CSV projection): prices exact, as the log holds them;
-    money rounded to the cent."""
+    money rounded to the cent. ``last``: only the last that many (numbered as among all)."""
+    first = 0 if last is None else max(0, len(report.trades) - last)
+    trades = report.trades[first:]
+    entries = market_times((t.entry_ts for t in trades), report.timeframe)
+    exits = market_times((t.exit_ts for t in trades), report.timeframe)
     return [
         {
             "n": n,
             "symbol": t.symbol,
-            "entry_time": market_time(t.entry_ts, report.timeframe),
+            "entry_time": entry_time,
             "entry_price": t.entry_price,
-            "exit_time": market_time(t.exit_ts, report.timeframe),
+            "exit_time": exit_time,
             "exit_price": t.exit_price,
             "qty": t.qty,
             "gross_pnl": round(t.gross_pnl, 2),
@@ -214,12 +239,15 @@ def trade_rows(report: RunReport) -> list[dict[str, Any]]:
             "side": t.side,
             "borrow_fee": round(t.borrow_fee, 2),
         }
-        for n, t in enumerate(report.trades, start=1)
+        for n, t, entry_time, exit_time in zip(
+            range(first + 1, len(report.trades) + 1), trades, entries, exits, strict=True
+        )
     ]
 
 
-def report_json(report: RunReport) -> dict[str, Any]:
-    """The one JSON object `tape backtest --json` and `tape replay --json` print."""
+def report_json(report: RunReport, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The one JSON object `tape backtest --json` and `tape replay --json` print (``rows``: its
+    :func:`trade_rows`, when already made)."""
     return {
         "run_id": report.run_id,
         "strategy": report.strategy,
@@ -231,5 +259,5 @@ def report_json(report: RunReport) -> dict[str, Any]:
         "end": market_time(report.end_ts, report.timeframe),
         **report.metrics,
         "risk_rejections": report.rejections,
-        "trades": trade_rows(report),
+        "trades": trade_rows(report) if rows is None else rows,
     }

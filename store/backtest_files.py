@@ -87,11 +87,12 @@ def write_backtest_files(
     for path in (results, chart):
         path.parent.mkdir(parents=True, exist_ok=True)
     # The C encoder, then indented: the same text as json.dumps(indent=2), which is pure Python.
-    _atomic_text(results, msgspec.json.format(json.dumps(report_json(report)), indent=2) + "\n")
+    rows = trade_rows(report)
+    _atomic_text(results, msgspec.json.format(json.dumps(report_json(report, rows)), indent=2) + "\n")
     with atomic.replacing(trades) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(TRADE_COLUMNS)
-        writer.writerows([row[c] for c in TRADE_COLUMNS] for row in trade_rows(report))
+        writer.writerows([row[c] for c in TRADE_COLUMNS] for row in rows)
     plot_equity(report, series, chart, log_scale=log_scale)
     return BacktestFiles(results, trades, chart)
 

@@ -7,7 +7,7 @@ the recorded inputs through the deciders again and compares decision by decision
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import NamedTuple
@@ -63,11 +63,13 @@ def load_config_bars(config: BacktestConfig, data_path: Path | None) -> list[Bar
 
 
 class BacktestOutcome(NamedTuple):
-    """A finished backtest: its report, how the append went, and the bars it read."""
+    """A finished backtest: its report, how the append went, the bars it read and the run's events
+    (as appended, or as read back for a duplicate): the results files are written from them."""
 
     report: RunReport
     append: AppendResult
     series: list[BarSeries]
+    events: Sequence[Event] = ()
 
     @property
     def duplicate(self) -> bool:
@@ -99,7 +101,8 @@ def backtest(
             # A backtest is appended whole, in one transaction: a run without its end was cut off.
             raise LogError(f"backtest {run_id} is in {log_path} without its RunEnded; run `tape verify`")
         if stored:
-            return BacktestOutcome(fold_run(stored), AppendResult("duplicate", 0, 0, len(stored), {}), series)
+            duplicate = AppendResult("duplicate", 0, 0, len(stored), {})
+            return BacktestOutcome(fold_run(stored), duplicate, series, stored)
         sink = open_sink(log, run_id, bars=sum(len(s) for s in series))
         try:
             events = run_backtest(
@@ -117,7 +120,7 @@ def backtest(
         result = sink.commit()
         if isinstance(sink, PipedRunSink):
             log.defer_checkpoint()  # a long run's WAL is folded in by the next write, not on our exit
-    return BacktestOutcome(report, result, series)
+    return BacktestOutcome(report, result, series, events)
 
 
 def _log_failed_run(

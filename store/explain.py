@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tape.events.errors import ConfigError
-from tape.events.schema import Fill, OrderIntent, PositionClosed, Signal
+from tape.events.schema import Event, Fill, OrderIntent, PositionClosed, Signal
 from tape.store.log import EventLog, Recorded
 from tape.store.runs import run_events
 
@@ -26,20 +26,20 @@ def explain_trade(log: EventLog, run_id: str, number: int) -> list[Recorded]:
     close = closes[number - 1]
     symbol = close.event.symbol  # type: ignore[attr-defined]
     ours = [r for r in events if getattr(r.event, "symbol", None) == symbol and r.seq <= close.seq]
-    return ours[trade_story_start(ours, len(ours) - 1) :]
+    return ours[trade_story_start([r.event for r in ours], len(ours) - 1) :]
 
 
-def trade_story_start(mine: Sequence[Recorded], close_at: int) -> int:
+def trade_story_start(mine: Sequence[Event], close_at: int) -> int:
     """Index in ``mine`` (one symbol's events, in order) of the signal that led to the entry of the
     position closed at ``close_at``: walking back from the close to the entry's fill (a buy, or a sell
     for a short, at the entry time), its intent, then the signal before it. Where a link is missing the
     story starts at the next one found."""
-    close: Any = mine[close_at].event
+    close: Any = mine[close_at]
     side = "sell" if close.qty < 0 else "buy"
 
     def back(start: int, kind: type, test: Any, default: int) -> int:
         return next(
-            (i for i in range(start, -1, -1) if isinstance(mine[i].event, kind) and test(mine[i].event)),
+            (i for i in range(start, -1, -1) if isinstance(mine[i], kind) and test(mine[i])),
             default,
         )
 

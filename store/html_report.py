@@ -3,8 +3,9 @@
 Equity against buy & hold (log/linear toggle) with its drawdown, each symbol's price with the entries,
 exits and the indicator values the strategy recorded in its Signal events, a monthly-returns heatmap, the
 metrics and a sortable trade table. Hovering a trade marker shows the trade's story as `tape explain`
-tells it (signal, risk check, orders, fills, exit). Every number is read from the run's events in the
-log; the bars only draw the price line and buy & hold, as in the PNG chart.
+tells it (signal, risk check, orders, fills, exit). Every number is read from the run's events (those
+just appended, still in memory, or read back from the log); the bars only draw the price line and buy &
+hold, as in the PNG chart.
 
 plotly.js is inlined from the plotly package (no CDN). The figures are written as plain plotly JSON (no
 plotly.py figure objects: they cost more to build than the whole page), and long curves are decimated
@@ -28,6 +29,7 @@ from tape.events.bars import BarSeries
 from tape.events.render import summarize
 from tape.events.report import RunReport, market_time, price_text
 from tape.events.schema import (
+    Event,
     Fill,
     OrderIntent,
     OrderSubmitted,
@@ -36,13 +38,13 @@ from tape.events.schema import (
     RiskAccepted,
     RiskRejected,
     Signal,
+    kind_of,
 )
 from tape.events.timeframes import is_intraday
 from tape.store import atomic
 from tape.store.backtest_files import buy_and_hold_curve, chart_title, equity_curve
 from tape.store.charts import PIXEL_COLUMNS, decimate, drawdown_pct, wants_log
 from tape.store.explain import trade_story_start
-from tape.store.log import Recorded
 
 HTML_MARKERS = 1000  # trade markers per kind and symbol drawn before they are thinned
 STORY_LINES = 12  # events of a trade's story shown on hover (the explain command shows all)
@@ -78,11 +80,11 @@ def html_report_path(root: Path, report: RunReport, day: str) -> Path:
 
 
 def write_html_report(
-    report: RunReport, records: Sequence[Recorded], series: Sequence[BarSeries], path: Path
+    report: RunReport, events: Sequence[Event], series: Sequence[BarSeries], path: Path
 ) -> Path:
-    """Write the run's page to ``path``, whole or not at all."""
+    """Write the run's page (``events``: the run's, in log order) to ``path``, whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(path, report_page(report, records, series))
+    atomic.write_text(path, report_page(report, events, series))
     return path
 
 
@@ -93,7 +95,7 @@ class Story(NamedTuple):
     """Where one trade's events lie: its symbol's events up to ``stop`` (its PositionClosed), from the
     signal behind its entry (searched only when the story is told: a long run draws a sample)."""
 
-    events: list[Recorded]
+    events: list[Event]
     stop: int
 
     def lines(self, timeframe: str) -> list[str]:
@@ -102,28 +104,27 @@ class Story(NamedTuple):
         return [_story_line(r, timeframe) for r in self.events[start : self.stop]]
 
 
-def trade_stories(records: Iterable[Recorded]) -> list[Story]:
+def trade_stories(events: Iterable[Event]) -> list[Story]:
     """For each closed trade (in closing order), the events that tell why it happened: the signal with
     its reason and indicator values, the risk check with its numbers, every order and fill, the close.
     The same events `tape explain` prints (the symbol's events from the buy signal behind the entry up
     to the PositionClosed), found in one pass over the run."""
-    by_symbol: dict[str, list[Recorded]] = defaultdict(list)
+    by_symbol: dict[str, list[Event]] = defaultdict(list)
     stories: list[Story] = []
-    for rec in records:
-        symbol = getattr(rec.event, "symbol", None)
+    for event in events:
+        symbol = getattr(event, "symbol", None)
         if symbol is None:
             continue
         mine = by_symbol[symbol]
-        mine.append(rec)
-        if rec.event.__class__ is PositionClosed:
+        mine.append(event)
+        if event.__class__ is PositionClosed:
             stories.append(Story(mine, len(mine)))
     return stories
 
 
-def _story_line(rec: Recorded, timeframe: str) -> str:
+def _story_line(e: Any, timeframe: str) -> str:
     """One event of a trade's story, shorter than `tape explain`'s line: ids and repeats left out."""
-    e: Any = rec.event
-    when = market_time(rec.ts, timeframe)
+    when = market_time(e.ts, timeframe)
     if isinstance(e, Signal):
         values = " ".join(f"{k} {v:.6g}" for k, v in e.values.items())
         return f"{when} signal {e.side}: {e.reason or '-'}" + (f" ({values})" if values else "")
@@ -150,14 +151,13 @@ def _story_line(rec: Recorded, timeframe: str) -> str:
         return f"{when} closed ({e.exit_reason}): net {e.net_pnl:+,.2f}"
     if isinstance(e, OrderIntent):
         return f"{when} intent {e.side} {e.qty:g} ({e.reason})"
-    return f"{when} {rec.kind}: {summarize(e)}"
+    return f"{when} {kind_of(e)}: {summarize(e)}"
 
 
-def indicator_values(records: Iterable[Recorded]) -> dict[str, dict[str, tuple[list[int], list[float]]]]:
+def indicator_values(events: Iterable[Event]) -> dict[str, dict[str, tuple[list[int], list[float]]]]:
     """Per symbol and indicator, the values the strategy recorded with its signals (time, value)."""
     out: dict[str, dict[str, tuple[list[int], list[float]]]] = defaultdict(dict)
-    for rec in records:
-        event: Any = rec.event
+    for event in events:
         if event.__class__ is Signal:
             for name, value in event.values.items():
                 ts, values = out[event.symbol].setdefault(name, ([], []))
@@ -366,10 +366,10 @@ def base_layout(height: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the page
 
 
-def report_page(report: RunReport, records: Sequence[Recorded], series: Sequence[BarSeries]) -> str:
+def report_page(report: RunReport, events: Sequence[Event], series: Sequence[BarSeries]) -> str:
     """The whole page as one string: styles, plotly.js, the figures' JSON and the tables."""
-    stories = trade_stories(records)
-    indicators = indicator_values(records)
+    stories = trade_stories(events)
+    indicators = indicator_values(events)
     ts, equity = equity_curve(report, series)
     years, grid = monthly_returns(ts, equity)
     by_symbol = {s.symbol: s for s in series}
@@ -584,14 +584,22 @@ renderTrades(order);
 """
 
 
-def write_run_html(log_path: Path, report: RunReport, series: Sequence[BarSeries], path: Path) -> Path:
-    """Read the run's events from the log (read-only) and write its page to ``path``."""
-    from tape.store.log import EventLog
-    from tape.store.runs import run_events
+def write_run_html(
+    log_path: Path,
+    report: RunReport,
+    series: Sequence[BarSeries],
+    path: Path,
+    events: Sequence[Event] | None = None,
+) -> Path:
+    """Write the run's page to ``path`` from ``events`` (the run just appended, still in memory) or,
+    without them, from the run's events read back from the log (read-only)."""
+    if events is None:
+        from tape.store.log import EventLog
+        from tape.store.runs import run_events
 
-    with EventLog.open(log_path, readonly=True) as log:
-        records = list(run_events(log, report.run_id))
-    return write_html_report(report, records, series, path)
+        with EventLog.open(log_path, readonly=True) as log:
+            events = [r.event for r in run_events(log, report.run_id)]
+    return write_html_report(report, events, series, path)
 
 
 def run_bars(report: RunReport, data_path: Path | None) -> list[BarSeries]:

@@ -231,18 +231,21 @@ def _columns_from_blobs(db: sqlite3.Connection, symbol: str, timeframe: str, upd
     """The stored column BLOBs of a series if they are current, else None."""
     if "bar_columns" not in _table_names(db):
         return None
-    row = db.execute(
-        "SELECT rows, ts, open, high, low, close, volume, adj_close FROM bar_columns "
-        "WHERE symbol=? AND timeframe=? AND updated_ns=?",
-        (symbol, timeframe, updated_ns),
-    ).fetchone()
-    if row is None:
+    key = (symbol, timeframe, updated_ns)
+    where = "FROM bar_columns WHERE symbol=? AND timeframe=? AND updated_ns=?"
+    found = db.execute(f"SELECT rows {where}", key).fetchone()
+    if found is None:
         return None
-    n, ts, *floats = row
-    columns = {"ts": np.frombuffer(ts, dtype="<i8").astype(np.int64)}
-    for name, blob in zip(_BLOB_COLUMNS[1:], floats, strict=True):
-        columns[name] = np.frombuffer(blob, dtype="<f8").astype(np.float64)
-    return columns if all(len(c) == n for c in columns.values()) else None
+    # One column at a time: only one BLOB is held beside the arrays (all seven at once would double
+    # the peak memory of a long series for the moment of the copy).
+    columns = {}
+    for name in _BLOB_COLUMNS:
+        (blob,) = db.execute(f"SELECT {name} {where}", key).fetchone()
+        columns[name] = np.frombuffer(blob, dtype="<i8" if name == "ts" else "<f8").astype(
+            np.int64 if name == "ts" else np.float64
+        )
+        del blob
+    return columns if all(len(c) == found[0] for c in columns.values()) else None
 
 
 def _columns_from_rows(db: sqlite3.Connection, symbol: str, timeframe: str) -> dict[str, np.ndarray]:

@@ -293,3 +293,20 @@ def test_quiet_bars_passed_over_in_bulk_or_one_by_one_give_the_same_events(
         runs.append(run_backtest(config, series, run_id="t"))
     assert runs[0] == runs[1]
     assert "stop_loss" in {e.exit_reason for e in _of(runs[0], PositionClosed)}  # stops were checked
+
+
+@pytest.mark.parametrize("direction", ["long", "both"])
+def test_bars_read_through_small_windows_give_the_same_events_as_through_one(
+    monkeypatch: pytest.MonkeyPatch, direction: str
+) -> None:
+    # The loop reads its bars one window (PROGRESS_EVERY bars) at a time; a reversal's entry is priced
+    # at its signal bar's close even when a window boundary lies between the signal and the fill.
+    series = [_gappy("AAA", 1_500, seed=5, keep_every=7), random_walk_bars("BBB", 1_500, seed=7)]
+    risk = RiskConfig(stop_loss_pct=3, take_profit_pct=4, max_positions=2, direction=direction, shortable="*")
+    config = BacktestConfig(symbols=["AAA", "BBB"], strategy="sma_cross", params={}, risk=risk)
+    runs = []
+    for window in (1, 7, 10**9):
+        monkeypatch.setattr(backtest, "PROGRESS_EVERY", window)
+        runs.append(run_backtest(config, series, run_id="t"))
+    assert runs[0] == runs[1] == runs[2]
+    assert len(_of(runs[0], PositionClosed)) > 10

@@ -17,7 +17,7 @@ from tape.events.schema import PositionClosed
 from tape.store.backtests import backtest
 from tape.store.explain import explain_trade
 from tape.store.html_jobs import montecarlo_page, sweep_page, walkforward_page
-from tape.store.html_report import monthly_returns, report_page, trade_stories
+from tape.store.html_report import monthly_returns, report_page, trade_stories, write_run_html
 from tape.store.log import EventLog
 from tape.store.runs import run_events
 from tests.conftest import TapeRunner, assert_clean_failure
@@ -53,8 +53,7 @@ def test_each_trades_story_is_the_events_tape_explain_gives_for_it(log_path: Pat
     outcome, _ = _two_symbol_run(log_path, RiskConfig(direction=direction, shortable="*"))
     assert (direction == "both") == any(t.side == "short" for t in outcome.report.trades)
     with EventLog.open(log_path, readonly=True) as log:
-        records = list(run_events(log, outcome.report.run_id))
-        stories = trade_stories(records)
+        stories = trade_stories([r.event for r in run_events(log, outcome.report.run_id)])
         assert len(stories) == len(outcome.report.trades) > 4
         for number, story in enumerate(stories, start=1):
             explained = explain_trade(log, outcome.report.run_id, number)
@@ -65,15 +64,26 @@ def test_each_trades_story_is_the_events_tape_explain_gives_for_it(log_path: Pat
 
 def test_the_page_carries_every_trade_and_each_drawn_markers_story(log_path: Path) -> None:
     outcome, series = _two_symbol_run(log_path)
-    with EventLog.open(log_path, readonly=True) as log:
-        records = list(run_events(log, outcome.report.run_id))
-    page = report_page(outcome.report, records, series)
+    page = report_page(outcome.report, outcome.events, series)
     trades = json.loads(re.search(r"const TRADES = (.*);\n", page).group(1))  # type: ignore[union-attr]
     assert [row[0] for row in trades] == list(range(1, len(outcome.report.trades) + 1))
     assert [row[7] for row in trades] == [round(t.pnl, 2) for t in outcome.report.trades]
     tips = json.loads(re.search(r"const TIPS = (.*);\n", page).group(1))  # type: ignore[union-attr]
     assert set(map(int, tips)) == set(range(1, len(outcome.report.trades) + 1))
     assert all(tip[0].startswith(f"trade {n} ") for n, tip in tips.items())
+
+
+@pytest.mark.parametrize("direction", ["long", "both"])
+def test_the_page_from_the_runs_events_in_memory_is_the_page_from_the_log(
+    log_path: Path, tmp_path: Path, direction: str
+) -> None:
+    # `tape backtest` writes the page from the events it has just appended; `tape report --html` from
+    # the log: the two pages are the same bytes.
+    outcome, series = _two_symbol_run(log_path, RiskConfig(direction=direction, shortable="*"))
+    from_memory = write_run_html(log_path, outcome.report, series, tmp_path / "a.html", events=outcome.events)
+    from_log = write_run_html(log_path, outcome.report, series, tmp_path / "b.html")
+    assert from_memory.read_bytes() == from_log.read_bytes()
+    assert len(outcome.events) == outcome.append.count
 
 
 def test_monthly_returns_compound_to_the_runs_return() -> None:

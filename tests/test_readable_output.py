@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
+import pytest
+
+from tape.events.report import market_time, market_times
 from tests.conftest import TapeRunner
 
 WINDOW = ["--start", "2008-01-01", "--end", "2012-12-31"]
@@ -36,3 +40,17 @@ def test_walk_forward_table_names_its_flag_column_and_validate_shows_buy_and_hol
     valid = tape("validate", "AAPL", "MSFT", "--periods", "2", *WINDOW)
     assert valid.returncode == 0, valid.stderr
     assert "buy & hold %" in valid.stdout
+
+
+@pytest.mark.parametrize("timeframe", ["1Min", "1Hour", "1Day"])
+def test_trade_times_formatted_together_read_as_each_formatted_alone(timeframe: str) -> None:
+    # Minutes across both 2021 clock changes (2am local, on whole UTC hours), before 1970, and a few
+    # times off the minute (those go one by one).
+    minute = 60 * 10**9
+    around = [np.datetime64(d, "ns").astype(np.int64) for d in ("2021-03-14T06:00", "2021-11-07T05:00")]
+    stamps = [int(t) + k * minute for t in around for k in range(-130, 130, 7)]
+    stamps += [int(np.datetime64("1965-07-01T14:30", "ns").astype(np.int64)), 0]
+    assert market_times(stamps, timeframe) == [market_time(t, timeframe) for t in stamps]
+    off_minute = [stamps[0] + 59_999_999_999, stamps[1] + 1]
+    assert market_times(off_minute, timeframe) == [market_time(t, timeframe) for t in off_minute]
+    assert market_times([], timeframe) == []
