@@ -97,11 +97,11 @@ def backtest_cmd(
     options: opt.RunOptions,
 ) -> None:
     """Backtest a strategy on stored bars; append every decision to the log and print the summary."""
-    from tape.api import backtest
+    from tape.api import backtest, keeping_events
 
     where = settings(ctx)
     show_progress = not json and err_console.is_terminal
-    with _progress_bar(show_progress) as update:
+    with _progress_bar(show_progress) as update, keeping_events():
         # The API's own function (unwrapped: messages keep the options' --names).
         result = backtest.__wrapped__(
             symbols or None,

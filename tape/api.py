@@ -10,7 +10,9 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,7 +112,23 @@ def backtest(
     outcome = run_logged(
         config, log_path=log_path, data_path=data_store(data_path), progress=progress, loader=loader
     )
+    if not _KEEP_EVENTS.get():
+        outcome = outcome._replace(events=())  # a notebook's Result reads them from the log when asked
     return Result(outcome.report, log=log_path, series=outcome.series, outcome=outcome)
+
+
+_KEEP_EVENTS: ContextVar[bool] = ContextVar("tape_keep_events", default=False)
+
+
+@contextmanager
+def keeping_events() -> Iterator[None]:
+    """Backtests run inside keep their run's events on ``Result.outcome`` (the command writes its
+    HTML page from them instead of reading the log back; it lets them go once written)."""
+    token = _KEEP_EVENTS.set(True)
+    try:
+        yield
+    finally:
+        _KEEP_EVENTS.reset(token)
 
 
 def run_config(

@@ -288,3 +288,9 @@ def test_a_job_refuses_a_class_its_ray_workers_cannot_load_and_logs_nothing(job,
     with pytest.raises(api.ConfigError, match="cannot see a class defined in a notebook"):
         job("AAPL", LocalCross(SmaCross.Params()), log=log, **WINDOW)
     assert not log.exists() or _log_rows(log) == 0
+
+
+def test_a_notebooks_result_does_not_hold_the_runs_events_in_memory(tmp_path: Path) -> None:
+    result = api.backtest("AAPL", log=tmp_path / "t.db", **WINDOW)
+    assert result.outcome.events == ()  # the command keeps them only to write its HTML page
+    assert len(result.events) == _log_rows(tmp_path / "t.db")  # read back from the log when asked
