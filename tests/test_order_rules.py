@@ -231,10 +231,10 @@ def test_a_live_session_refuses_order_options_it_cannot_trade_at_the_broker_yet(
         refuse_unsupported_orders(BacktestConfig(symbols=["XYZ"], risk=RiskConfig(entry_order=kind)))
     for risk in (RiskConfig(trail_pct=3.0), RiskConfig(trail_amount=2.0)):  # Alpaca's trailing_stop
         refuse_unsupported_orders(BacktestConfig(symbols=["XYZ"], risk=risk))
+    refuse_unsupported_orders(BacktestConfig(symbols=["XYZ"], risk=RiskConfig(trail_atr=2.0)))  # replaced
     for symbols, risk in (
         (["BTC/USD"], RiskConfig(entry_order="stop")),  # Alpaca has no stop order for pairs
         (["BTC/USD"], RiskConfig(trail_pct=3.0)),  # nor a trailing stop
-        (["XYZ"], RiskConfig(trail_atr=2.0)),  # Alpaca trails by a percent or an amount only
     ):
         with pytest.raises(ConfigError, match="not traded live yet"):
             refuse_unsupported_orders(BacktestConfig(symbols=symbols, risk=risk))

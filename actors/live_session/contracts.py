@@ -46,6 +46,10 @@ class Broker(Protocol):
 
     def cancel(self, client_order_id: str) -> None: ...
 
+    def replace_stop(self, client_order_id: str, stop_price: float) -> bool:
+        """Move a working stop order to ``stop_price`` (False: it is no longer working)."""
+        ...
+
     def positions(self) -> dict[str, float]: ...
 
     def await_orders(self, client_order_ids: list[str]) -> bool:

@@ -12,7 +12,7 @@ from tape.actors.live_session.executions import close_the_rest, fill_of
 from tape.actors.live_session.guard import guard_exit
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth
 from tape.actors.live_session.orders import as_submitted, cancel, commit, send
-from tape.actors.live_session.trailing import trail_at_broker
+from tape.actors.live_session.trailing import move_stop, stale_stop, trail_at_broker
 from tape.events.portfolio import decide_fill
 from tape.events.portfolio_state import Order, evolve_each
 from tape.events.schema import Event, OrderCancelled, OrderRejected
@@ -47,6 +47,8 @@ def _look_up(live: LiveSession, order: Order, now_ns: int) -> tuple[list[Event],
     except BrokerRejected:
         return [], QUIET  # unreachable for now: the next cycle asks again
     if not seen.done:  # working, pending_new and pending_cancel included: wait, never re-send
+        if stale_stop(order, seen):  # a stop_moved whose replace never reached the broker
+            move_stop(live.broker, order)
         return [], ANSWERED
     if seen.lingers:  # done for the day: booked as ended here, so it must not resume tomorrow
         cancel(live.broker, order.client_order_id)

@@ -11,9 +11,9 @@ from tape.actors.alpaca.order_status import BrokerRejected, BrokerUnreachable
 from tape.actors.live_session.contracts import UNSENT, Broker
 from tape.actors.live_session.guard import guard_exit
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth, unanswered
-from tape.actors.live_session.trailing import trail_terms
+from tape.actors.live_session.trailing import move_stop, trail_terms
 from tape.events.portfolio_state import Order, evolve_each
-from tape.events.schema import Event, OrderCancelled, OrderRejected, OrderSubmitted
+from tape.events.schema import Event, OrderCancelled, OrderRejected, OrderSubmitted, StopMoved
 
 if TYPE_CHECKING:
     from tape.actors.live_session.session import LiveSession
@@ -41,6 +41,10 @@ def commit(live: LiveSession, events: list[Event], ts: int) -> tuple[list[Event]
             out, health = out + committed, health.joined(placed).joined(more)
         elif isinstance(event, OrderCancelled) and event.reason not in UNSENT:
             cancel(live.broker, event.client_order_id)
+        elif isinstance(event, StopMoved):
+            guard = live.session.state.protective.get(event.symbol)
+            if guard is not None and guard.client_order_id == event.client_order_id:
+                move_stop(live.broker, guard)
     return out, health
 
 
@@ -111,6 +115,8 @@ def as_submitted(order: Order, ts: int) -> OrderSubmitted:
         kind, limit, stop = order.order_type, order.limit or None, order.stop or None
     elif order.order_type == "trailing_stop":  # a stock's native trailing stop
         kind, limit, stop = "trailing_stop", None, order.stop or None
+    elif order.reason == "protective" and order.order_type == "stop":  # a stock's ATR trail, as logged
+        kind, limit, stop = "stop", None, order.stop or None
     elif order.order_type == "stop_limit":  # a pair's protective stop: its limit bounds the stop's fill
         kind, limit, stop = "stop_limit", order.limit, order.stop
     elif order.reason == "protective":  # a stock's OCO: the limit is its take-profit

@@ -9,8 +9,7 @@ from tape.events.errors import ConfigError
 def refuse_unsupported_orders(config: BacktestConfig) -> None:
     """Order options a live session cannot trade at a broker yet refuse before anything is logged or
     sent: a stop entry or a trailing stop for a crypto pair (Alpaca takes no stop or trailing orders for
-    pairs: docs "Crypto Orders") and an ATR trailing stop (Alpaca trails by a percent or a price amount
-    only)."""
+    pairs: docs "Crypto Orders")."""
     risk = config.risk
     pairs = any("/" in s for s in config.symbols)
     pair_stops = pairs and risk.option("entry_order", "market") == "stop"
@@ -18,7 +17,6 @@ def refuse_unsupported_orders(config: BacktestConfig) -> None:
         flag
         for flag, used in (
             ("--entry-order stop for a crypto pair", pair_stops),
-            ("--trail-atr", risk.option("trail_atr", 0.0) > 0),
             ("a trailing stop for a crypto pair", pairs and risk.trailing),
         )
         if used
