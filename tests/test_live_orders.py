@@ -430,13 +430,31 @@ def test_an_atr_trailing_stop_is_replaced_at_alpaca_as_its_level_moves_and_fills
 def test_a_refused_replace_is_made_again_by_the_next_look_up_before_the_next_bar_trades(
     alpaca_emulator: AlpacaEmulator, tmp_path: Path
 ) -> None:
-    # The first replace (to 98.80, after bar G) is answered 500: the old stop keeps working; the fill
+    # The first replace (to 98.80, after bar G) is refused (403): the old stop keeps working; the fill
     # poll that ends the same cycle finds it at 98.40 against the logged 98.80 and replaces it then.
     moves, price = ATR_CASES["through"]
     config = _config(entry_order="limit", tif="gtc", trail_atr=2.0, atr_period=2)
-    alpaca_emulator.fail_next(1, 500, "/v2/orders/", "PATCH")
+    alpaca_emulator.fail_next(1, 403, "/v2/orders/", "PATCH")  # a refusal: not retried
     live = _fills(_live_decisions(_live(alpaca_emulator, tmp_path, config, _bars(moves))))
-    assert not alpaca_emulator.faults._failures  # the 500 was answered
+    assert not alpaca_emulator.faults._failures  # the refusal was answered
     assert [(b, r, round(p, 4)) for b, r, p in live] == [(F, "entry", 99.2), (G + 3, "stop_loss", price)]
     stops = [(o["stop_price"], o["status"]) for o in alpaca_emulator.orders if o["side"] == "sell"]
     assert stops == [("98.4", "replaced"), ("98.8", "replaced"), ("99.4", "replaced"), ("99.8", "filled")]
+
+
+@pytest.mark.usefixtures("buy_at")
+def test_a_restarted_session_moves_a_stop_whose_replace_never_reached_alpaca_before_its_first_cycle(
+    alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    # Both replaces to 98.80 in the 15:20 cycle (after bar G) are refused and the process stops after
+    # it: the log says 98.80, Alpaca holds 98.40. The new process moves the stop while it starts (at
+    # 15:20 New York, 19:20Z), not in its first cycle at 15:25, after the next bar has traded.
+    moves, price = ATR_CASES["through"]
+    config = _config(entry_order="limit", tif="gtc", trail_atr=2.0, atr_period=2)
+    alpaca_emulator.fail_next(2, 403, "/v2/orders/", "PATCH")
+    events = _live(alpaca_emulator, tmp_path, config, _bars(moves), restart_at="2024-07-08 15:20")
+    live = _fills(_live_decisions(events))
+    assert [(b, r, round(p, 4)) for b, r, p in live] == [(F, "entry", 99.2), (G + 3, "stop_loss", price)]
+    stops = {o["stop_price"]: o for o in alpaca_emulator.orders if o["side"] == "sell"}
+    assert list(stops) == ["98.4", "98.8", "99.4", "99.8"]
+    assert stops["98.8"]["created_at"] == "2024-07-08T19:20:00Z"

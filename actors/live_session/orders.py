@@ -104,6 +104,8 @@ def resend_working_orders(live: LiveSession, ts: int) -> tuple[list[Event], Brok
             continue
         sent, placed = send(live, as_submitted(order, ts))
         out, health = out + sent, health.joined(placed)
+        if not sent:  # the broker holds it: an ATR trail's stop moved before a crash is moved there now
+            move_stop(live.broker, order)
     return out, health
 
 
