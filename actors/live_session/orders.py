@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from tape.actors.alpaca.order_status import BrokerRejected, BrokerUnreachable
 from tape.actors.live_session.contracts import UNSENT, Broker
+from tape.actors.live_session.crypto import watched
 from tape.actors.live_session.guard import guard_exit
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth, unanswered
 from tape.actors.live_session.trailing import move_stop, trail_terms
@@ -40,7 +41,8 @@ def commit(live: LiveSession, events: list[Event], ts: int) -> tuple[list[Event]
             committed, more = commit(live, sent, ts)
             out, health = out + committed, health.joined(placed).joined(more)
         elif isinstance(event, OrderCancelled) and event.reason not in UNSENT:
-            cancel(live.broker, event.client_order_id)
+            if event.client_order_id not in live.guard.watched:
+                cancel(live.broker, event.client_order_id)
         elif isinstance(event, StopMoved):
             guard = live.session.state.protective.get(event.symbol)
             if guard is not None and guard.client_order_id == event.client_order_id:
@@ -50,7 +52,9 @@ def commit(live: LiveSession, events: list[Event], ts: int) -> tuple[list[Event]
 
 def send(live: LiveSession, order: OrderSubmitted) -> tuple[list[Event], BrokerHealth]:
     """Place ``order``; a refusal becomes an OrderRejected event (applied to the portfolio), no answer
-    the ``broker`` outage alert (logged by the caller)."""
+    the ``broker`` outage alert (logged by the caller). An order the session watches is not sent."""
+    if watched(order):
+        return [], QUIET
     try:
         risk = live.config.risk
         percent, amount = trail_terms(risk)
@@ -86,7 +90,8 @@ def recancel(live: LiveSession) -> None:
     them again, before the working orders (an exit's sell is refused while the cancelled protective
     order still holds the shares). Cancelling an order that is already gone is a no-op."""
     for client_order_id in live.cancels_in_flight:
-        cancel(live.broker, client_order_id)
+        if client_order_id not in live.guard.watched:
+            cancel(live.broker, client_order_id)
     live.cancels_in_flight = []
 
 

@@ -12,7 +12,8 @@ Each cycle (see :func:`run_schedule`):
 :class:`LiveSession` only sequences start, cycle and stop; each job has its own module:
 resume.py (fold the log, re-warm), decisions.py (a timestamp's bars decided), orders.py (log, then send
 or cancel), fills.py (what the broker executed), guard.py (the race between a protective order and its
-cancel), crypto.py (stop-limit and watched target for pairs), health.py (outage alerts,
+cancel), crypto.py (stop-limits and watched targets and trailing stops for pairs), trailing.py (a
+stock's trailing stop at the broker), health.py (outage alerts,
 reconciliation) and projection.py (status, trade logs); contracts.py says what the session needs of a
 broker, a feed and strategies.
 A timestamp's bars are decided together and logged in one transaction, so a crash never leaves half a
@@ -49,7 +50,6 @@ from tape.actors.live_session.health import (
     trade_updates_alert,
 )
 from tape.actors.live_session.orders import commit, recancel, resend_working_orders
-from tape.actors.live_session.unsupported import refuse_unsupported_orders
 from tape.actors.live_session.working import WorkedBars
 from tape.actors.schedule import is_crypto, next_run
 from tape.events.backtest import BacktestConfig
@@ -92,7 +92,6 @@ class LiveSession:
         trade_logs: Path | None = None,
         monitor: MonitorConfig | None = None,
     ) -> None:
-        refuse_unsupported_orders(config)
         self.config, self.run_id = config, run_id
         self.strategy = make_strategy(config.strategy, config.params)
         self.broker, self.feed = broker, feed
