@@ -95,6 +95,10 @@ from tape.store.credentials import AlpacaCredentials
 MULTI_LEG = ("oco", "bracket", "oto")  # order classes whose legs Alpaca answers only nested
 
 
+class AssetNotFound(BrokerRejected):
+    """Alpaca knows no asset under that symbol."""
+
+
 class AccountSummary(NamedTuple):
     """Cash and equity of the account."""
 
@@ -180,7 +184,8 @@ class AlpacaBroker:
                     raise ConfigError(
                         "Alpaca rejected the credentials (check ALPACA_API_KEY and ALPACA_API_SECRET)"
                     ) from None
-                error = BrokerOrderNotFound if status == 404 and what == "find an order" else BrokerRejected
+                error = {"find an order": BrokerOrderNotFound, "read an asset": AssetNotFound}.get(what)
+                error = error if status == 404 and error is not None else BrokerRejected
                 raise error(f"Alpaca refused to {what} (HTTP {status}): {_message(exc)}") from None
             except OSError as exc:
                 failure = exc
@@ -195,6 +200,22 @@ class AlpacaBroker:
         """The broker's current time (its ``/v2/clock``), ns since epoch UTC."""
         stamp = self._call("read the clock", self._client.get_clock).timestamp
         return round(stamp.timestamp() * 1_000_000) * 1000
+
+    def easy_to_borrow(self, symbols: list[str]) -> list[str]:
+        """The stocks among ``symbols`` whose asset Alpaca says is ``shortable`` and ``easy_to_borrow``
+        (GET /v2/assets/{symbol}), in the order given. An asset Alpaca does not know is not; a crypto
+        pair never is. Raises BrokerRejected when Alpaca cannot be asked (nothing is assumed)."""
+        easy = []
+        for symbol in symbols:
+            if "/" in symbol:
+                continue
+            try:
+                asset = self._call("read an asset", self._client.get_asset, symbol)
+            except AssetNotFound:
+                continue
+            if getattr(asset, "shortable", False) and getattr(asset, "easy_to_borrow", False):
+                easy.append(symbol)
+        return easy
 
     def positions(self) -> dict[str, float]:
         """Quantity held per symbol."""

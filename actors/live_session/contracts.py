@@ -61,6 +61,13 @@ class Broker(Protocol):
         ...
 
 
+@runtime_checkable
+class AssetFlagsBroker(Broker, Protocol):
+    """A broker that says which stocks it lets the account short (AlpacaBroker)."""
+
+    def easy_to_borrow(self, symbols: list[str]) -> list[str]: ...
+
+
 class Feed(Protocol):
     """Completed bars (AlpacaBarFeed and StreamingBarFeed satisfy it)."""
 

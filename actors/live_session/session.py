@@ -31,6 +31,7 @@ from typing import Any
 from tape.actors.alpaca.feed import LiveBar
 from tape.actors.clock import Clock
 from tape.actors.live_session import projection, resume
+from tape.actors.live_session.borrow import with_broker_shortable
 from tape.actors.live_session.contracts import (
     Broker,
     CycleReport,
@@ -92,10 +93,10 @@ class LiveSession:
         trade_logs: Path | None = None,
         monitor: MonitorConfig | None = None,
     ) -> None:
-        self.config, self.run_id = config, run_id
+        self.run_id = run_id
         self.strategy = make_strategy(config.strategy, config.params)
         self.broker, self.feed = broker, feed
-        self.session = TradingSession(config, run_id, self.strategy.name)
+        self.use_config(config)
         self.strategies = strategies or LocalStrategies(config.strategy, config.params, config.symbols)
         self.log = EventLog.create(log_path, durable=True)
         self.label = label
@@ -115,6 +116,11 @@ class LiveSession:
         self.orders_sent = 0
         self._stream_alerted = False  # the broker's trade-update stream was found down (alerted once)
 
+    def use_config(self, config: BacktestConfig) -> None:
+        """Trade on ``config`` (before anything is folded or decided: the portfolio starts afresh)."""
+        self.config = config
+        self.session = TradingSession(config, self.run_id, self.strategy.name)
+
     # ------------------------------------------------------------------ start, stop
 
     def start(self, now_ns: int, days_back: int, *, detail: str = "") -> int:
@@ -125,6 +131,7 @@ class LiveSession:
         self.history = history
         resume.warm_up(self, history + logged)
         if self.opening is None:
+            self.use_config(with_broker_shortable(self.config, self.broker))  # logged in RunStarted
             opening = resume.opening(self, history, days_back)
             # The warm-up window is logged whole: a what-if re-runs the session from the log alone.
             warm = resume.series(history, self.config.symbols, self.feed.timeframe)
