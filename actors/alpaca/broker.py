@@ -64,10 +64,23 @@ Real-API assumptions (each with the document it comes from; the recorded facts a
   ``trail_price``, ``stop_price``) and moves them on every trade, not on bar closes (alpaca-docs
   content/trading/orders.md, "Trailing Stop Orders"). It is standalone: Alpaca takes no trailing stop as
   a bracket or OCO leg (same page), so a take-profit beside it is watched by the session.
+- An open order is changed by replacing it: ``PATCH /v2/orders/{order_id}`` (alpaca-py
+  ``replace_order_by_id`` with ``ReplaceOrderRequest``: qty, time_in_force, limit_price, stop_price,
+  trail, client_order_id) creates a new order; the old one ends ``replaced`` with ``replaced_by``, the
+  new one carries ``replaces`` (reference_payloads.json entities.Order documented keys ``replaced_at``,
+  ``replaced_by``, ``replaces``; the GET /v2/orders sample links two orders so). A filled or ended order
+  cannot be replaced (a 4xx). tape replaces only the ``stop`` that holds a stock's ``--trail-atr``
+  level, names each successor ``<client id>.<n>`` and reads an order through its successors
+  (:meth:`AlpacaBroker.order`), so the logged client id stays the order's name.
 - Crypto pairs take ``market``, ``limit`` and ``stop_limit`` only, with ``gtc`` or ``ioc`` (alpaca-docs
   content/trading/crypto-trading.md, "Crypto Orders"; reference_payloads.json entities.Order, the
-  BTC/USD sample with ``time_in_force`` "gtc"): a pair's stop entry and trailing stop are refused
-  before anything is sent (actors/live_session/unsupported.py).
+  BTC/USD sample with ``time_in_force`` "gtc"): a pair's stop entry is sent as a ``stop_limit`` and
+  its trailing stop is watched by the session, never sent (actors/live_session/crypto.py).
+- Short selling: "Alpaca currently only supports opening short positions in easy to borrow (ETB)
+  securities" (alpaca-docs content/trading/margin-and-shorting.md; reference_payloads.json behaviours
+  g_short). An asset says so in ``shortable`` and ``easy_to_borrow`` (GET /v2/assets/{symbol};
+  reference_payloads.json entities.Asset), which :meth:`AlpacaBroker.easy_to_borrow` reads; an asset
+  Alpaca does not know (404) is not shortable, and crypto assets never are.
 - Orders outside regular hours: Alpaca refuses only ``extended_hours`` orders that are not day limits
   (alpaca-docs content/trading/orders.md, "Extended Hours Trading"); tape never sets
   ``extended_hours`` and a live session's cycles run inside NYSE sessions only
