@@ -458,3 +458,24 @@ def test_a_restarted_session_moves_a_stop_whose_replace_never_reached_alpaca_bef
     stops = {o["stop_price"]: o for o in alpaca_emulator.orders if o["side"] == "sell"}
     assert list(stops) == ["98.4", "98.8", "99.4", "99.8"]
     assert stops["98.8"]["created_at"] == "2024-07-08T19:20:00Z"
+
+
+@pytest.mark.usefixtures("buy_at")
+def test_a_take_profit_beside_a_replaced_atr_stop_cancels_its_newest_successor_and_sells_once(
+    alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    # Target 99.20 x 1.015 = 100.688. The stop has been replaced once (98.40 -> 98.80) when bar G + 1
+    # closes at 101 past the target: the session cancels the stop Alpaca holds now (the successor) and
+    # sells at market, at 101. The backtest's OCO takes the target intrabar at 100.688.
+    config = _config(entry_order="limit", tif="gtc", trail_atr=2.0, atr_period=2, take_profit_pct=1.5)
+    bars = _bars(ATR_RISE)
+    backtest = _fills(_backtest(config, bars))
+    assert [(b, r, round(p, 4)) for b, r, p in backtest] == [
+        (F, "entry", 99.2),
+        (G + 1, "take_profit", 100.688),
+    ]
+    live = _fills(_live_decisions(_live(alpaca_emulator, tmp_path, config, bars)))
+    assert live == [(F, "entry", 99.2), (G + 1, "take_profit", 101.0)]
+    sells = [(o["type"], o["stop_price"], o["status"]) for o in alpaca_emulator.orders if o["side"] == "sell"]
+    assert sells == [("stop", "98.4", "replaced"), ("stop", "98.8", "canceled"), ("market", None, "filled")]
+    assert alpaca_emulator.positions.get(SYMBOL, 0) == 0

@@ -20,7 +20,7 @@ from tape.events.backtest import BacktestConfig
 from tape.events.bars import BarSeries
 from tape.events.costs import CostModel
 from tape.events.risk import RiskConfig
-from tape.events.schema import Event, RiskRejected, RunStarted
+from tape.events.schema import Event, RiskAccepted, RiskRejected, RunStarted
 from tape.events.strategies import LOADED, Strategy, install
 from tape.store.credentials import AlpacaCredentials
 from tape.store.log import EventLog
@@ -61,7 +61,10 @@ CONFIG = BacktestConfig(
     timeframe="5Min",
     cash=100_000.0,
     cost=CostModel(slippage_bps=0, commission=0),
-    risk=RiskConfig(fixed_qty=10, direction="both", stop_loss_pct=0, take_profit_pct=0),
+    # an ATR trail: the indicators warmed before the run opened must survive the flags being read
+    risk=RiskConfig(
+        fixed_qty=10, direction="both", stop_loss_pct=0, take_profit_pct=0, trail_atr=2.0, atr_period=2
+    ),
 )
 
 
@@ -124,7 +127,13 @@ def test_a_live_session_records_alpacas_easy_to_borrow_stocks_and_refuses_a_shor
     (refused,) = [e for e in events if isinstance(e, RiskRejected)]
     assert (refused.symbol, refused.rule) == (HARD, "not_shortable")
     assert f"{HARD} is not known to be easy to borrow" in refused.message
-    assert [(o["symbol"], o["side"]) for o in alpaca_emulator.orders] == [(EASY, "sell")]
+    assert [(o["symbol"], o["side"], o["type"]) for o in alpaca_emulator.orders] == [
+        (EASY, "sell", "market"),
+        (EASY, "buy", "stop"),  # the short's ATR trailing stop, 2 x 0.40 above its fill at 100
+    ]
+    assert [o["stop_price"] for o in alpaca_emulator.orders][1:] == ["100.8"]
+    (accepted,) = [e for e in events if isinstance(e, RiskAccepted)]
+    assert (accepted.symbol, round(accepted.checks["trail_distance"], 4)) == (EASY, 0.8)
     assert alpaca_emulator.positions == {EASY: -10.0}
 
 
@@ -140,4 +149,4 @@ def test_a_resumed_session_keeps_the_shortable_list_its_run_logged_whatever_alpa
     events = _run(alpaca_emulator, tmp_path, begin="15:02", until="15:05")
     assert [e.config["risk"]["shortable"] for e in events if isinstance(e, RunStarted)] == [EASY]
     assert [(e.symbol, e.rule) for e in events if isinstance(e, RiskRejected)] == [(HARD, "not_shortable")]
-    assert [(o["symbol"], o["side"]) for o in alpaca_emulator.orders] == [(EASY, "sell")]
+    assert [(o["symbol"], o["side"]) for o in alpaca_emulator.orders] == [(EASY, "sell"), (EASY, "buy")]

@@ -117,7 +117,10 @@ class LiveSession:
         self._stream_alerted = False  # the broker's trade-update stream was found down (alerted once)
 
     def use_config(self, config: BacktestConfig) -> None:
-        """Trade on ``config`` (before anything is folded or decided: the portfolio starts afresh)."""
+        """Trade on ``config``: called before anything is folded, warmed or decided (a new config starts
+        the portfolio and its indicators afresh)."""
+        if getattr(self, "config", None) == config:
+            return
         self.config = config
         self.session = TradingSession(config, self.run_id, self.strategy.name)
 
@@ -126,12 +129,13 @@ class LiveSession:
     def start(self, now_ns: int, days_back: int, *, detail: str = "") -> int:
         """Resume the run from the log or open it; warm the strategies up. Returns events folded.
         ``detail`` says why the actor (re)started; it is logged with ActorStarted."""
-        folded, logged = resume.fold_log(self)
+        folded, logged = resume.fold_log(self)  # a resumed run takes the shortable list it logged
+        if self.opening is None:  # a new run: Alpaca's flags, before the warm-up and the RunStarted
+            self.use_config(with_broker_shortable(self.config, self.broker))
         history, alerts = resume.warm_up_bars(self, now_ns, days_back)
         self.history = history
         resume.warm_up(self, history + logged)
         if self.opening is None:
-            self.use_config(with_broker_shortable(self.config, self.broker))  # logged in RunStarted
             opening = resume.opening(self, history, days_back)
             # The warm-up window is logged whole: a what-if re-runs the session from the log alone.
             warm = resume.series(history, self.config.symbols, self.feed.timeframe)
