@@ -195,7 +195,7 @@ def shortable_cmd(
 
     Such a run without its own --shortable takes the store's list for its symbols and records it in
     its config; a symbol marked --no, or never marked, is refused a short, as Alpaca refuses one that
-    is not easy to borrow."""
+    is not easy to borrow. A live Alpaca session reads Alpaca's own flags instead."""
     from tape.store.shortable import set_shortable, stored_shortable
 
     data_path = settings(ctx).data_path

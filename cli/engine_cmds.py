@@ -230,9 +230,6 @@ def spawn_cmd(
         cost=options.cost(),
         risk=options.risk(),
     )
-    from tape.store.shortable import with_stored_shortable
-
-    config = with_stored_shortable(config, settings(ctx).data_path)
     made = make_strategy(config.strategy, config.params)  # a bad name or parameter fails before the engine
     if made.output == "weights":
         raise ConfigError(

@@ -108,9 +108,10 @@ def trade_cmd(
         risk=options.risk(),
         no_check=no_check,
     )
-    from tape.store.shortable import with_stored_shortable
+    if not live:  # a live session asks Alpaca which stocks are easy to borrow (live_session/borrow.py)
+        from tape.store.shortable import with_stored_shortable
 
-    config = with_stored_shortable(config, settings(ctx).data_path)
+        config = with_stored_shortable(config, settings(ctx).data_path)
     from tape.events.strategies import make_strategy
 
     if make_strategy(config.strategy, config.params).output == "weights" and live:

@@ -2,7 +2,8 @@
 
 A run that may go short (``--direction short|both``) and does not say ``--shortable`` itself takes the
 store's list for its symbols; the list lands in the run's config, so the log records what the run
-assumed and a replay needs no store. An explicit ``--shortable`` wins over the store.
+assumed and a replay needs no store. An explicit ``--shortable`` wins over the store. A live Alpaca
+session does not read the store: it asks Alpaca's asset flags (actors/live_session/borrow.py).
 """
 
 from __future__ import annotations

@@ -5,10 +5,12 @@ driven through the real alpaca-py TradingClient. A bar is traded through with ``
 from __future__ import annotations
 
 import pytest
+from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import (
     LimitOrderRequest,
+    ReplaceOrderRequest,
     StopLimitOrderRequest,
     StopOrderRequest,
     TrailingStopOrderRequest,
@@ -107,3 +109,31 @@ def test_a_trailing_stop_moves_hwm_and_stop_price_with_the_price_and_fills_at_it
     assert (order["status"], order["hwm"], order["stop_price"]) == ("new", "102", "100.98")
     emu.play_bar("XYZ", 101.5, 101.6, 100.0, 100.2)
     assert _state(emu, "trail") == ("filled", "100.98")
+
+
+def _held_stop(emu: AlpacaEmulator, trading: TradingClient) -> str:
+    """10 XYZ bought at 100 and a gtc sell stop at 99 under them; returns the stop's order id."""
+    trading.submit_order(LimitOrderRequest(**_buy(limit_price=100.0, client_order_id="in")))
+    stop = dict(_buy(stop_price=99.0, client_order_id="stop"), side=OrderSide.SELL)
+    return str(trading.submit_order(StopOrderRequest(**stop)).id)
+
+
+def test_a_replaced_stop_ends_replaced_and_its_successor_works_at_the_new_price(emu, trading) -> None:
+    old = _held_stop(emu, trading)
+    new = trading.replace_order_by_id(old, ReplaceOrderRequest(stop_price=99.5, client_order_id="stop.1"))
+    replaced = emu.order("stop")
+    assert (replaced["status"], replaced["replaced_by"]) == ("replaced", str(new.id))
+    successor = emu.order("stop.1")
+    assert (successor["status"], successor["replaces"], successor["stop_price"]) == ("new", old, "99.5")
+    assert (successor["type"], successor["qty"], successor["time_in_force"]) == ("stop", "10", "gtc")
+    emu.play_bar("XYZ", 100.0, 100.1, 99.2, 99.4)  # through 99.50, not down to 99
+    assert _state(emu, "stop.1") == ("filled", "99.5") and emu.positions.get("XYZ", 0) == 0
+
+
+def test_an_order_that_is_no_longer_open_cannot_be_replaced(emu, trading) -> None:
+    old = _held_stop(emu, trading)
+    emu.play_bar("XYZ", 100.0, 100.1, 98.5, 98.8)  # the stop fills at 99
+    with pytest.raises(APIError) as refused:
+        trading.replace_order_by_id(old, ReplaceOrderRequest(stop_price=99.5))
+    assert refused.value.status_code == 422 and "filled" in str(refused.value)
+    assert [o["status"] for o in emu.orders if o["side"] == "sell"] == ["filled"]

@@ -371,3 +371,111 @@ def test_a_take_profit_beside_a_native_trailing_stop_is_taken_on_a_completed_clo
     assert live == [(F, "entry", 99.2), (G, "take_profit", 101.0)]
     (trail,) = [o for o in alpaca_emulator.orders if o["type"] == "trailing_stop"]
     assert trail["status"] == "canceled" and alpaca_emulator.positions.get(SYMBOL, 0) == 0
+
+
+# An ATR trailing stop (2 x ATR(2)) after a limit entry that gaps in at 99.20 (bar F). ATR is 0.40 on
+# quiet bars, so the stop starts 0.80 under the fill, at 98.40; each completed bar moves the level (a
+# stop_moved) and the session replaces its stop at Alpaca at it, so both fill where the level stands.
+ATR_RISE = {
+    F: (99.2, 99.6, 99.2, 99.6),  # ATR 0.60: 99.60 - 1.20 = 98.40, the level holds (no replace)
+    G: (99.6, 100.6, 99.6, 100.4),  # ATR 0.80: 100.40 - 1.60 = 98.80
+    G + 1: (100.4, 101.2, 100.4, 101.0),  # ATR 0.80: 101.00 - 1.60 = 99.40
+    G + 2: (101.0, 101.2, 100.8, 101.0),  # ATR 0.60: 101.00 - 1.20 = 99.80
+}
+ATR_CASES = {
+    "through": ({**ATR_RISE, G + 3: (100.6, 100.7, 99.5, 99.7)}, 99.8),  # falls through: at the level
+    "gap": ({**ATR_RISE, G + 3: (99.6, 99.9, 99.3, 99.5)}, 99.6),  # opens below it: at the open
+}
+
+
+def _as_replaced_stop(decisions: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The backtest's decisions with its protective OCO as Alpaca holds an ATR trail: a stop alone."""
+    out = []
+    for bar, kind, fields in decisions:
+        if kind == "order_submitted" and fields["order_type"] == "oco":
+            fields = {**fields, "order_type": "stop", "limit_price": None}
+        out.append((bar, kind, fields))
+    return out
+
+
+@pytest.mark.usefixtures("buy_at")
+@pytest.mark.parametrize("case", list(ATR_CASES))
+def test_an_atr_trailing_stop_is_replaced_at_alpaca_as_its_level_moves_and_fills_where_the_backtests_does(
+    case: str, alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    moves, price = ATR_CASES[case]
+    config = _config(entry_order="limit", tif="gtc", trail_atr=2.0, atr_period=2)
+    bars = _bars(moves)
+    backtest = _backtest(config, bars)
+    assert [(b, r, round(p, 4)) for b, r, p in _fills(backtest)] == [
+        (F, "entry", 99.2),
+        (G + 3, "stop_loss", price),
+    ]
+    moved = [round(f["stop_price"], 4) for _, kind, f in backtest if kind == "stop_moved"]
+    assert moved == [98.4, 98.8, 99.4, 99.8]
+    live = _live_decisions(_live(alpaca_emulator, tmp_path, config, bars))
+    assert _rounded(live) == _rounded(_as_replaced_stop([d for d in backtest if d[0] < len(TS) - 1]))
+    stops = [o for o in alpaca_emulator.orders if o["side"] == "sell"]
+    assert [(o["type"], o["stop_price"], o["status"]) for o in stops] == [
+        ("stop", "98.4", "replaced"),
+        ("stop", "98.8", "replaced"),
+        ("stop", "99.4", "replaced"),
+        ("stop", "99.8", "filled"),
+    ]
+    assert [o["replaces"] for o in stops[1:]] == [o["id"] for o in stops[:-1]]
+    assert stops[-1]["filled_avg_price"] == f"{price:g}"
+
+
+@pytest.mark.usefixtures("buy_at")
+def test_a_refused_replace_is_made_again_by_the_next_look_up_before_the_next_bar_trades(
+    alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    # The first replace (to 98.80, after bar G) is refused (403): the old stop keeps working; the fill
+    # poll that ends the same cycle finds it at 98.40 against the logged 98.80 and replaces it then.
+    moves, price = ATR_CASES["through"]
+    config = _config(entry_order="limit", tif="gtc", trail_atr=2.0, atr_period=2)
+    alpaca_emulator.fail_next(1, 403, "/v2/orders/", "PATCH")  # a refusal: not retried
+    live = _fills(_live_decisions(_live(alpaca_emulator, tmp_path, config, _bars(moves))))
+    assert not alpaca_emulator.faults._failures  # the refusal was answered
+    assert [(b, r, round(p, 4)) for b, r, p in live] == [(F, "entry", 99.2), (G + 3, "stop_loss", price)]
+    stops = [(o["stop_price"], o["status"]) for o in alpaca_emulator.orders if o["side"] == "sell"]
+    assert stops == [("98.4", "replaced"), ("98.8", "replaced"), ("99.4", "replaced"), ("99.8", "filled")]
+
+
+@pytest.mark.usefixtures("buy_at")
+def test_a_restarted_session_moves_a_stop_whose_replace_never_reached_alpaca_before_its_first_cycle(
+    alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    # Both replaces to 98.80 in the 15:20 cycle (after bar G) are refused and the process stops after
+    # it: the log says 98.80, Alpaca holds 98.40. The new process moves the stop while it starts (at
+    # 15:20 New York, 19:20Z), not in its first cycle at 15:25, after the next bar has traded.
+    moves, price = ATR_CASES["through"]
+    config = _config(entry_order="limit", tif="gtc", trail_atr=2.0, atr_period=2)
+    alpaca_emulator.fail_next(2, 403, "/v2/orders/", "PATCH")
+    events = _live(alpaca_emulator, tmp_path, config, _bars(moves), restart_at="2024-07-08 15:20")
+    live = _fills(_live_decisions(events))
+    assert [(b, r, round(p, 4)) for b, r, p in live] == [(F, "entry", 99.2), (G + 3, "stop_loss", price)]
+    stops = {o["stop_price"]: o for o in alpaca_emulator.orders if o["side"] == "sell"}
+    assert list(stops) == ["98.4", "98.8", "99.4", "99.8"]
+    assert stops["98.8"]["created_at"] == "2024-07-08T19:20:00Z"
+
+
+@pytest.mark.usefixtures("buy_at")
+def test_a_take_profit_beside_a_replaced_atr_stop_cancels_its_newest_successor_and_sells_once(
+    alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    # Target 99.20 x 1.015 = 100.688. The stop has been replaced once (98.40 -> 98.80) when bar G + 1
+    # closes at 101 past the target: the session cancels the stop Alpaca holds now (the successor) and
+    # sells at market, at 101. The backtest's OCO takes the target intrabar at 100.688.
+    config = _config(entry_order="limit", tif="gtc", trail_atr=2.0, atr_period=2, take_profit_pct=1.5)
+    bars = _bars(ATR_RISE)
+    backtest = _fills(_backtest(config, bars))
+    assert [(b, r, round(p, 4)) for b, r, p in backtest] == [
+        (F, "entry", 99.2),
+        (G + 1, "take_profit", 100.688),
+    ]
+    live = _fills(_live_decisions(_live(alpaca_emulator, tmp_path, config, bars)))
+    assert live == [(F, "entry", 99.2), (G + 1, "take_profit", 101.0)]
+    sells = [(o["type"], o["stop_price"], o["status"]) for o in alpaca_emulator.orders if o["side"] == "sell"]
+    assert sells == [("stop", "98.4", "replaced"), ("stop", "98.8", "canceled"), ("market", None, "filled")]
+    assert alpaca_emulator.positions.get(SYMBOL, 0) == 0

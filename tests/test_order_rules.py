@@ -12,7 +12,6 @@ import pytest
 from tape.events.backtest import BacktestConfig, run_backtest
 from tape.events.bars import BarSeries
 from tape.events.costs import CostModel
-from tape.events.errors import ConfigError
 from tape.events.orders import (
     Bar,
     OrderTransitionError,
@@ -221,20 +220,3 @@ def test_a_time_exit_sells_at_the_open_after_the_nth_bar_in_backtest_and_session
     bars = daily_bars("XYZ", [100, 100, 101, 102, 103, 104, 105], open=[100, 100, 100, 101, 102, 103, 104])
     fills = _engine_fills(bars, time_exit_bars=3, stop_loss_pct=0)
     assert fills == [(2, "entry", 100.0), (5, "time_exit", 103.0)]
-
-
-def test_a_live_session_refuses_order_options_it_cannot_trade_at_the_broker_yet() -> None:
-    from tape.actors.live_session.unsupported import refuse_unsupported_orders
-
-    refuse_unsupported_orders(BacktestConfig(symbols=["XYZ"], risk=RiskConfig(time_exit_bars=5)))
-    for kind in ("limit", "stop", "stop_limit"):  # a stock's working entries trade at the broker
-        refuse_unsupported_orders(BacktestConfig(symbols=["XYZ"], risk=RiskConfig(entry_order=kind)))
-    for risk in (RiskConfig(trail_pct=3.0), RiskConfig(trail_amount=2.0)):  # Alpaca's trailing_stop
-        refuse_unsupported_orders(BacktestConfig(symbols=["XYZ"], risk=risk))
-    for symbols, risk in (
-        (["BTC/USD"], RiskConfig(entry_order="stop")),  # Alpaca has no stop order for pairs
-        (["BTC/USD"], RiskConfig(trail_pct=3.0)),  # nor a trailing stop
-        (["XYZ"], RiskConfig(trail_atr=2.0)),  # Alpaca trails by a percent or an amount only
-    ):
-        with pytest.raises(ConfigError, match="not traded live yet"):
-            refuse_unsupported_orders(BacktestConfig(symbols=symbols, risk=risk))

@@ -64,10 +64,23 @@ Real-API assumptions (each with the document it comes from; the recorded facts a
   ``trail_price``, ``stop_price``) and moves them on every trade, not on bar closes (alpaca-docs
   content/trading/orders.md, "Trailing Stop Orders"). It is standalone: Alpaca takes no trailing stop as
   a bracket or OCO leg (same page), so a take-profit beside it is watched by the session.
+- An open order is changed by replacing it: ``PATCH /v2/orders/{order_id}`` (alpaca-py
+  ``replace_order_by_id`` with ``ReplaceOrderRequest``: qty, time_in_force, limit_price, stop_price,
+  trail, client_order_id) creates a new order; the old one ends ``replaced`` with ``replaced_by``, the
+  new one carries ``replaces`` (reference_payloads.json entities.Order documented keys ``replaced_at``,
+  ``replaced_by``, ``replaces``; the GET /v2/orders sample links two orders so). A filled or ended order
+  cannot be replaced (a 4xx). tape replaces only the ``stop`` that holds a stock's ``--trail-atr``
+  level, names each successor ``<client id>.<n>`` and reads an order through its successors
+  (:meth:`AlpacaBroker.order`), so the logged client id stays the order's name.
 - Crypto pairs take ``market``, ``limit`` and ``stop_limit`` only, with ``gtc`` or ``ioc`` (alpaca-docs
   content/trading/crypto-trading.md, "Crypto Orders"; reference_payloads.json entities.Order, the
-  BTC/USD sample with ``time_in_force`` "gtc"): a pair's stop entry and trailing stop are refused
-  before anything is sent (actors/live_session/unsupported.py).
+  BTC/USD sample with ``time_in_force`` "gtc"): a pair's stop entry is sent as a ``stop_limit`` and
+  its trailing stop is watched by the session, never sent (actors/live_session/crypto.py).
+- Short selling: "Alpaca currently only supports opening short positions in easy to borrow (ETB)
+  securities" (alpaca-docs content/trading/margin-and-shorting.md; reference_payloads.json behaviours
+  g_short). An asset says so in ``shortable`` and ``easy_to_borrow`` (GET /v2/assets/{symbol};
+  reference_payloads.json entities.Asset), which :meth:`AlpacaBroker.easy_to_borrow` reads; an asset
+  Alpaca does not know (404) is not shortable, and crypto assets never are.
 - Orders outside regular hours: Alpaca refuses only ``extended_hours`` orders that are not day limits
   (alpaca-docs content/trading/orders.md, "Extended Hours Trading"); tape never sets
   ``extended_hours`` and a live session's cycles run inside NYSE sessions only
@@ -88,10 +101,15 @@ from tape.actors.alpaca.order_status import (
     phase,
 )
 from tape.events.errors import ConfigError
+from tape.events.orders import order_price
 from tape.events.schema import Fill, OrderSubmitted
 from tape.store.credentials import AlpacaCredentials
 
 MULTI_LEG = ("oco", "bracket", "oto")  # order classes whose legs Alpaca answers only nested
+
+
+class AssetNotFound(BrokerRejected):
+    """Alpaca knows no asset under that symbol."""
 
 
 class AccountSummary(NamedTuple):
@@ -135,6 +153,7 @@ class AlpacaBroker:
         self._retry_wait = retry_wait_seconds
         self._attempts = max(1, attempts)
         self.updates: Any = None
+        self._successors: dict[str, str] = {}  # client order id -> id of the order that replaced it last
         if trade_updates:
             from tape.actors.alpaca.trade_updates import TradeUpdates
 
@@ -163,7 +182,9 @@ class AlpacaBroker:
 
     def _call(self, what: str, fn: Any, *args: Any) -> Any:
         """``fn(*args)`` with Alpaca's refusals as tape errors; network failures (timeouts, refused
-        connections) are retried, which is safe because every caller reads or cancels."""
+        connections) are retried, which is safe because every caller reads, cancels or replaces (a
+        replace that arrived before its retry leaves the order ``replaced``, which refuses the retry;
+        the next look-up follows it to its successor)."""
         from alpaca.common.exceptions import APIError
 
         for attempt in range(self._attempts):
@@ -176,7 +197,8 @@ class AlpacaBroker:
                     raise ConfigError(
                         "Alpaca rejected the credentials (check ALPACA_API_KEY and ALPACA_API_SECRET)"
                     ) from None
-                error = BrokerOrderNotFound if status == 404 and what == "find an order" else BrokerRejected
+                error = {"find an order": BrokerOrderNotFound, "read an asset": AssetNotFound}.get(what)
+                error = error if status == 404 and error is not None else BrokerRejected
                 raise error(f"Alpaca refused to {what} (HTTP {status}): {_message(exc)}") from None
             except OSError as exc:
                 failure = exc
@@ -191,6 +213,22 @@ class AlpacaBroker:
         """The broker's current time (its ``/v2/clock``), ns since epoch UTC."""
         stamp = self._call("read the clock", self._client.get_clock).timestamp
         return round(stamp.timestamp() * 1_000_000) * 1000
+
+    def easy_to_borrow(self, symbols: list[str]) -> list[str]:
+        """The stocks among ``symbols`` whose asset Alpaca says is ``shortable`` and ``easy_to_borrow``
+        (GET /v2/assets/{symbol}), in the order given. An asset Alpaca does not know is not; a crypto
+        pair never is. Raises BrokerRejected when Alpaca cannot be asked (nothing is assumed)."""
+        easy = []
+        for symbol in symbols:
+            if "/" in symbol:
+                continue
+            try:
+                asset = self._call("read an asset", self._client.get_asset, symbol)
+            except AssetNotFound:
+                continue
+            if getattr(asset, "shortable", False) and getattr(asset, "easy_to_borrow", False):
+                easy.append(symbol)
+        return easy
 
     def positions(self) -> dict[str, float]:
         """Quantity held per symbol."""
@@ -241,15 +279,48 @@ class AlpacaBroker:
 
     def order(self, client_order_id: str) -> BrokerOrder:
         """The order placed under ``client_order_id``; a multi-leg order with its legs, which the
-        by-client-id lookup never carries (it is read again by id, nested)."""
+        by-client-id lookup never carries (it is read again by id, nested). An order that was replaced
+        is answered by its newest successor, under the same ``client_order_id``."""
+        return self._current(client_order_id)._replace(client_order_id=client_order_id)
+
+    def _current(self, client_order_id: str) -> BrokerOrder:
         from alpaca.trading.requests import GetOrderByIdRequest
 
-        found = self._call("find an order", self._client.get_order_by_client_id, client_order_id)
+        known = self._successors.get(client_order_id)
+        if known is not None:  # read the newest successor directly, not the chain again
+            found = self._call("read an order", self._client.get_order_by_id, known)
+        else:
+            found = self._call("find an order", self._client.get_order_by_client_id, client_order_id)
+        while _enum_text(found.status) == "replaced" and getattr(found, "replaced_by", None):
+            found = self._call("read an order", self._client.get_order_by_id, str(found.replaced_by))
+            self._successors[client_order_id] = str(found.id)
         if _enum_text(getattr(found, "order_class", None)) in MULTI_LEG and not getattr(found, "legs", None):
             nested = GetOrderByIdRequest(nested=True)
             # Not "find an order": the order exists, so a failure here is no sign it never arrived.
             found = self._call("read an order's legs", self._client.get_order_by_id, str(found.id), nested)
         return _broker_order(found)
+
+    def replace_stop(self, client_order_id: str, stop_price: float) -> bool:
+        """Move the working stop order placed under ``client_order_id`` (or its newest successor) to
+        ``stop_price`` by replacing it (PATCH /v2/orders/{id}). Idempotent: a stop already there is left
+        alone, so a retry or a restart never replaces twice. Returns False when the order is no longer
+        working (filled or ended: the fill poll books it); raises BrokerRejected when Alpaca refuses or
+        cannot be reached (the next cycle's look-up tries again)."""
+        from alpaca.trading.requests import ReplaceOrderRequest
+
+        current = self._current(client_order_id)
+        if current.done:
+            return False
+        price = order_price(stop_price)
+        if current.stop_price is not None and abs(current.stop_price - price) < 1e-9:
+            return True
+        successor = _successor_id(client_order_id, current.client_order_id)
+        request = ReplaceOrderRequest(stop_price=price, client_order_id=successor)
+        placed = self._call(
+            "replace an order", self._client.replace_order_by_id, current.broker_order_id, request
+        )
+        self._successors[client_order_id] = str(placed.id)
+        return True
 
     def orders(self, status: str = "open") -> list[BrokerOrder]:
         """The most recent orders (up to 500) by tape's reading of their status: ``open`` (working),
@@ -338,6 +409,10 @@ def order_request(
         return TrailingStopOrderRequest(
             **common, time_in_force=TimeInForce.GTC, trail_percent=trail_percent, trail_price=trail_price
         )
+    if order.reason == "protective" and order.order_type == "stop":  # a stock's ATR trailing stop
+        return StopOrderRequest(
+            **common, time_in_force=TimeInForce.GTC, stop_price=order_price(order.stop_price or 0.0)
+        )
     if order.reason != "entry" and order.order_type == "stop_limit":  # a pair's protective stop
         return StopLimitOrderRequest(
             **common,
@@ -383,7 +458,15 @@ def _execution_of(order: Any, parent: Any) -> BrokerOrder:
         filled_qty=float(order.filled_qty or 0),
         filled_avg_price=float(order.filled_avg_price) if order.filled_avg_price else None,
         order_type=_order_type(order),
+        stop_price=float(order.stop_price) if getattr(order, "stop_price", None) else None,
     )
+
+
+def _successor_id(logged: str, current: str) -> str:
+    """The client order id of the next replacement of the order logged as ``logged`` whose newest
+    version is ``current``: ``<logged>.1``, ``<logged>.2``, ... (Alpaca wants each id unique)."""
+    suffix = current[len(logged) + 1 :] if current.startswith(logged + ".") else ""
+    return f"{logged}.{int(suffix) + 1 if suffix.isdigit() else 1}"
 
 
 def _order_type(raw: Any) -> str:

@@ -101,6 +101,7 @@ class BrokerOrder(NamedTuple):
     filled_qty: float
     filled_avg_price: float | None
     order_type: str = "market"  # of the leg that filled, for an OCO: "stop" or "limit"
+    stop_price: float | None = None  # where a stop order stands now
 
     @property
     def done(self) -> bool:

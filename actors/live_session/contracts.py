@@ -46,6 +46,10 @@ class Broker(Protocol):
 
     def cancel(self, client_order_id: str) -> None: ...
 
+    def replace_stop(self, client_order_id: str, stop_price: float) -> bool:
+        """Move a working stop order to ``stop_price`` (False: it is no longer working)."""
+        ...
+
     def positions(self) -> dict[str, float]: ...
 
     def await_orders(self, client_order_ids: list[str]) -> bool:
@@ -55,6 +59,13 @@ class Broker(Protocol):
     def trade_updates_trouble(self) -> str:
         """Why the trade-update stream that was asked for is not listening ("" when it is, or is off)."""
         ...
+
+
+@runtime_checkable
+class AssetFlagsBroker(Broker, Protocol):
+    """A broker that says which stocks it lets the account short (AlpacaBroker)."""
+
+    def easy_to_borrow(self, symbols: list[str]) -> list[str]: ...
 
 
 class Feed(Protocol):

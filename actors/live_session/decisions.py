@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tape.actors.alpaca.feed import LiveBar
-from tape.actors.live_session.crypto import watch_pair
+from tape.actors.live_session.crypto import stop_entries, watch_pair
 from tape.actors.live_session.health import BrokerHealth
 from tape.actors.live_session.orders import commit
 from tape.actors.live_session.trailing import watch_target
@@ -42,7 +42,8 @@ def decide_timestamp(
             decided += evolve_each(session.state, watch_pair(session.state, bar))
         elif trade:
             decided += evolve_each(session.state, watch_target(session.state, bar))
-        decided += session.close_bar(bar.symbol, bar.ts, day, bar.close, side if trade else 0, values, reason)
+        closed = session.close_bar(bar.symbol, bar.ts, day, bar.close, side if trade else 0, values, reason)
+        decided += stop_entries(session.state, closed, live.config.cost) if is_crypto(bar.symbol) else closed
     last = group[-1].ts
     live.cursor = max(live.cursor, last)
     ending = is_session_end(last, timeframe_ns(live.feed.timeframe), crypto=crypto)

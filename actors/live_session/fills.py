@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tape.actors.alpaca.order_status import BrokerOrder, BrokerOrderNotFound, BrokerRejected
-from tape.actors.live_session.crypto import protect
+from tape.actors.live_session.crypto import protect, watched
 from tape.actors.live_session.executions import close_the_rest, fill_of
 from tape.actors.live_session.guard import guard_exit
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth
 from tape.actors.live_session.orders import as_submitted, cancel, commit, send
-from tape.actors.live_session.trailing import trail_at_broker
+from tape.actors.live_session.trailing import move_stop, stale_stop, trail_at_broker
 from tape.events.portfolio import decide_fill
 from tape.events.portfolio_state import Order, evolve_each
 from tape.events.schema import Event, OrderCancelled, OrderRejected
@@ -30,6 +30,8 @@ def collect_fills(live: LiveSession, now_ns: int) -> tuple[list[Event], BrokerHe
         out, health = out + committed, health.joined(guarded).joined(sent)
         if not sendable:
             continue  # its protective's cancel is not confirmed yet: never sent blind
+        if watched(order):
+            continue  # the session's own: nothing of it is at the broker
         events, looked = _look_up(live, order, now_ns)
         out, health = out + events, health.joined(looked)
     return out, health
@@ -47,6 +49,8 @@ def _look_up(live: LiveSession, order: Order, now_ns: int) -> tuple[list[Event],
     except BrokerRejected:
         return [], QUIET  # unreachable for now: the next cycle asks again
     if not seen.done:  # working, pending_new and pending_cancel included: wait, never re-send
+        if stale_stop(order, seen):  # a stop_moved whose replace never reached the broker
+            move_stop(live.broker, order)
         return [], ANSWERED
     if seen.lingers:  # done for the day: booked as ended here, so it must not resume tomorrow
         cancel(live.broker, order.client_order_id)
@@ -57,7 +61,8 @@ def _look_up(live: LiveSession, order: Order, now_ns: int) -> tuple[list[Event],
         return committed, ANSWERED.joined(health)
     fill = fill_of(order, seen, now_ns, live.config.cost)
     decided = decide_fill(state, live.session.desk, fill)
-    decided = evolve_each(state, trail_at_broker(protect(decided, live.config.cost), live.config.risk))
+    config = live.config
+    decided = evolve_each(state, trail_at_broker(protect(decided, config.cost, config.risk), config.risk))
     if fill.reason != "entry":  # an exit (of a long or a short) the broker ended part filled: close the rest
         decided += close_the_rest(state, fill, fill.reason)
     committed, health = commit(live, decided, now_ns)

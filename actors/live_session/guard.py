@@ -18,6 +18,7 @@ from tape.actors.alpaca.order_status import (
     BrokerUnreachable,
 )
 from tape.actors.live_session.contracts import NOT_SENT, UNSENT
+from tape.actors.live_session.crypto import watched
 from tape.actors.live_session.executions import close_the_rest, fill_of
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth, unanswered
 from tape.events.portfolio import decide_fill
@@ -41,18 +42,21 @@ class ProtectiveGuard:
         self.protectives: dict[str, OrderSubmitted] = {}
         self.guarded: dict[str, str] = {}
         self.confirmed: set[str] = set()
+        self.watched: set[str] = set()  # protectives the session watches: nothing to cancel, no race
 
     def track(self, event: Event) -> None:
         """Fold one logged event."""
         if isinstance(event, OrderSubmitted) and event.reason == "protective":
             self.protectives[event.symbol] = event
+            if watched(event):
+                self.watched.add(event.client_order_id)
             return
         if not isinstance(event, OrderCancelled | OrderRejected | PositionClosed):
             return
         guard = self.protectives.get(event.symbol)
         protective_id = guard.client_order_id if guard is not None else ""
         if isinstance(event, OrderCancelled) and event.client_order_id == protective_id:
-            if event.reason not in UNSENT:
+            if event.reason not in UNSENT and protective_id not in self.watched:
                 self.guarded[event.symbol] = protective_id
         elif isinstance(event, PositionClosed) or event.client_order_id != protective_id:
             self.guarded.pop(event.symbol, None)

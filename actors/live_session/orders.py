@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 
 from tape.actors.alpaca.order_status import BrokerRejected, BrokerUnreachable
 from tape.actors.live_session.contracts import UNSENT, Broker
+from tape.actors.live_session.crypto import watched
 from tape.actors.live_session.guard import guard_exit
 from tape.actors.live_session.health import ANSWERED, QUIET, BrokerHealth, unanswered
-from tape.actors.live_session.trailing import trail_terms
+from tape.actors.live_session.trailing import move_stop, trail_terms
 from tape.events.portfolio_state import Order, evolve_each
-from tape.events.schema import Event, OrderCancelled, OrderRejected, OrderSubmitted
+from tape.events.schema import Event, OrderCancelled, OrderRejected, OrderSubmitted, StopMoved
 
 if TYPE_CHECKING:
     from tape.actors.live_session.session import LiveSession
@@ -40,13 +41,20 @@ def commit(live: LiveSession, events: list[Event], ts: int) -> tuple[list[Event]
             committed, more = commit(live, sent, ts)
             out, health = out + committed, health.joined(placed).joined(more)
         elif isinstance(event, OrderCancelled) and event.reason not in UNSENT:
-            cancel(live.broker, event.client_order_id)
+            if event.client_order_id not in live.guard.watched:
+                cancel(live.broker, event.client_order_id)
+        elif isinstance(event, StopMoved):
+            guard = live.session.state.protective.get(event.symbol)
+            if guard is not None and guard.client_order_id == event.client_order_id:
+                move_stop(live.broker, guard)
     return out, health
 
 
 def send(live: LiveSession, order: OrderSubmitted) -> tuple[list[Event], BrokerHealth]:
     """Place ``order``; a refusal becomes an OrderRejected event (applied to the portfolio), no answer
-    the ``broker`` outage alert (logged by the caller)."""
+    the ``broker`` outage alert (logged by the caller). An order the session watches is not sent."""
+    if watched(order):
+        return [], QUIET
     try:
         risk = live.config.risk
         percent, amount = trail_terms(risk)
@@ -82,7 +90,8 @@ def recancel(live: LiveSession) -> None:
     them again, before the working orders (an exit's sell is refused while the cancelled protective
     order still holds the shares). Cancelling an order that is already gone is a no-op."""
     for client_order_id in live.cancels_in_flight:
-        cancel(live.broker, client_order_id)
+        if client_order_id not in live.guard.watched:
+            cancel(live.broker, client_order_id)
     live.cancels_in_flight = []
 
 
@@ -100,6 +109,8 @@ def resend_working_orders(live: LiveSession, ts: int) -> tuple[list[Event], Brok
             continue
         sent, placed = send(live, as_submitted(order, ts))
         out, health = out + sent, health.joined(placed)
+        if not sent:  # the broker holds it: an ATR trail's stop moved before a crash is moved there now
+            move_stop(live.broker, order)
     return out, health
 
 
@@ -111,6 +122,8 @@ def as_submitted(order: Order, ts: int) -> OrderSubmitted:
         kind, limit, stop = order.order_type, order.limit or None, order.stop or None
     elif order.order_type == "trailing_stop":  # a stock's native trailing stop
         kind, limit, stop = "trailing_stop", None, order.stop or None
+    elif order.reason == "protective" and order.order_type == "stop":  # a stock's ATR trail, as logged
+        kind, limit, stop = "stop", None, order.stop or None
     elif order.order_type == "stop_limit":  # a pair's protective stop: its limit bounds the stop's fill
         kind, limit, stop = "stop_limit", order.limit, order.stop
     elif order.reason == "protective":  # a stock's OCO: the limit is its take-profit

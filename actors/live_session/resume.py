@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tape.actors.alpaca.feed import LiveBar
+from tape.actors.live_session.borrow import with_logged_shortable
 from tape.actors.live_session.contracts import DAY_NS, UNSENT
 from tape.actors.live_session.projection import decision_of
 from tape.events.backtest import run_started
@@ -43,7 +44,8 @@ def fold_log(live: LiveSession) -> tuple[int, list[LiveBar]]:
             live.cancels_in_flight = []
         elif isinstance(event, OrderCancelled) and event.reason not in UNSENT:
             live.cancels_in_flight.append(event.client_order_id)
-        elif isinstance(event, RunStarted):
+        elif isinstance(event, RunStarted):  # the stream's first event: nothing is folded yet
+            live.use_config(with_logged_shortable(live.config, event))
             live.opening = event
             live.cursor = max([live.cursor, *(fp.end_ts for fp in event.data)])
         live.last_decision = decision_of(event) or live.last_decision

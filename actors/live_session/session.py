@@ -12,7 +12,8 @@ Each cycle (see :func:`run_schedule`):
 :class:`LiveSession` only sequences start, cycle and stop; each job has its own module:
 resume.py (fold the log, re-warm), decisions.py (a timestamp's bars decided), orders.py (log, then send
 or cancel), fills.py (what the broker executed), guard.py (the race between a protective order and its
-cancel), crypto.py (stop-limit and watched target for pairs), health.py (outage alerts,
+cancel), crypto.py (stop-limits and watched targets and trailing stops for pairs), trailing.py (a
+stock's trailing stop at the broker), health.py (outage alerts,
 reconciliation) and projection.py (status, trade logs); contracts.py says what the session needs of a
 broker, a feed and strategies.
 A timestamp's bars are decided together and logged in one transaction, so a crash never leaves half a
@@ -30,6 +31,7 @@ from typing import Any
 from tape.actors.alpaca.feed import LiveBar
 from tape.actors.clock import Clock
 from tape.actors.live_session import projection, resume
+from tape.actors.live_session.borrow import with_broker_shortable
 from tape.actors.live_session.contracts import (
     Broker,
     CycleReport,
@@ -49,7 +51,6 @@ from tape.actors.live_session.health import (
     trade_updates_alert,
 )
 from tape.actors.live_session.orders import commit, recancel, resend_working_orders
-from tape.actors.live_session.unsupported import refuse_unsupported_orders
 from tape.actors.live_session.working import WorkedBars
 from tape.actors.schedule import is_crypto, next_run
 from tape.events.backtest import BacktestConfig
@@ -92,11 +93,10 @@ class LiveSession:
         trade_logs: Path | None = None,
         monitor: MonitorConfig | None = None,
     ) -> None:
-        refuse_unsupported_orders(config)
-        self.config, self.run_id = config, run_id
+        self.run_id = run_id
         self.strategy = make_strategy(config.strategy, config.params)
         self.broker, self.feed = broker, feed
-        self.session = TradingSession(config, run_id, self.strategy.name)
+        self.use_config(config)
         self.strategies = strategies or LocalStrategies(config.strategy, config.params, config.symbols)
         self.log = EventLog.create(log_path, durable=True)
         self.label = label
@@ -116,12 +116,22 @@ class LiveSession:
         self.orders_sent = 0
         self._stream_alerted = False  # the broker's trade-update stream was found down (alerted once)
 
+    def use_config(self, config: BacktestConfig) -> None:
+        """Trade on ``config``: called before anything is folded, warmed or decided (a new config starts
+        the portfolio and its indicators afresh)."""
+        if getattr(self, "config", None) == config:
+            return
+        self.config = config
+        self.session = TradingSession(config, self.run_id, self.strategy.name)
+
     # ------------------------------------------------------------------ start, stop
 
     def start(self, now_ns: int, days_back: int, *, detail: str = "") -> int:
         """Resume the run from the log or open it; warm the strategies up. Returns events folded.
         ``detail`` says why the actor (re)started; it is logged with ActorStarted."""
-        folded, logged = resume.fold_log(self)
+        folded, logged = resume.fold_log(self)  # a resumed run takes the shortable list it logged
+        if self.opening is None:  # a new run: Alpaca's flags, before the warm-up and the RunStarted
+            self.use_config(with_broker_shortable(self.config, self.broker))
         history, alerts = resume.warm_up_bars(self, now_ns, days_back)
         self.history = history
         resume.warm_up(self, history + logged)

@@ -21,6 +21,7 @@ Every state change is published as an Alpaca trade-update payload to `listeners`
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from .fill_faults import FillFaults
 from .market import Market, is_crypto
 from .market_calendar import session_close_after
 from .matching import execution_qty, level, marketable, update_trail
-from .order_request import OrderSpec
+from .order_request import OrderSpec, ReplaceSpec
 from .orders import Order, new_id, num
 from .portfolio import Portfolio
 from .timeutil import format_ts
@@ -454,6 +455,66 @@ class Broker:
         for sibling in group:
             if sibling is not order and sibling.is_open:
                 self._finish(sibling, "canceled", "canceled")
+
+    # -- replace ----------------------------------------------------------------------------------
+    def replace(self, order_id: str, changes: ReplaceSpec) -> dict[str, Any]:
+        """``PATCH /v2/orders/{order_id}``: a new order takes the open order's place, with the changed
+        attributes and the others as they were (alpaca-docs, "Replace Order": "Each parameter overrides
+        the corresponding attribute of the existing order"). The old one ends ``replaced`` with
+        ``replaced_by``, the new one carries ``replaces`` and is routed like a submission (it executes
+        at once if the market is already past its new price). Its client order id is the one given, or
+        a new one. The emulator replaces simple orders only, for what is left of them."""
+        with self.lock:
+            order = self.orders.get(order_id)
+            if order is None:
+                raise errors.not_found("order not found")
+            if not order.is_open or order.status == "pending_cancel":
+                raise errors.ApiError(422, f'order is already in "{order.status}" state', 42210000)
+            if order.parent_id or order.legs:
+                raise errors.unprocessable("the emulator replaces simple orders only")
+            if changes.client_order_id and any(
+                o.client_order_id == changes.client_order_id for o in self.orders.values()
+            ):
+                raise errors.unprocessable("client_order_id must be unique")
+            for name, value, applies in (
+                ("limit_price", changes.limit_price, order.type in ("limit", "stop_limit")),
+                ("stop_price", changes.stop_price, order.type in ("stop", "stop_limit")),
+                ("trail", changes.trail, order.type == "trailing_stop"),
+            ):
+                if value is not None and not applies:
+                    raise errors.unprocessable(f"{name} does not apply to a {order.type} order")
+            now = self._now()
+            trail = changes.trail
+            by_price = trail is not None and order.trail_price is not None
+            by_percent = trail is not None and order.trail_percent is not None
+            successor = dataclasses.replace(
+                order,
+                id=new_id(),
+                client_order_id=changes.client_order_id or new_id(),
+                created_at=now,
+                updated_at=None,
+                status="accepted",
+                qty=changes.qty if changes.qty is not None else order.remaining(),
+                filled_qty=Decimal(0),
+                filled_cost=Decimal(0),
+                time_in_force=changes.time_in_force or order.time_in_force,
+                limit_price=changes.limit_price if changes.limit_price is not None else order.limit_price,
+                stop_price=changes.stop_price if changes.stop_price is not None else order.stop_price,
+                trail_price=trail if by_price else order.trail_price,
+                trail_percent=trail if by_percent else order.trail_percent,
+                triggered=False,
+                replaces=order.id,
+                replaced_by=None,
+                replaced_at=None,
+                legs=[],
+            )
+            order.status, order.updated_at = "replaced", now
+            order.replaced_at, order.replaced_by = now, successor.id
+            self._publish("replaced", order)
+            self.orders[successor.id] = successor
+            response = successor.wire()
+            self._route(successor)
+            return response
 
     # -- cancel -----------------------------------------------------------------------------------
     def cancel(self, order_id: str) -> None:

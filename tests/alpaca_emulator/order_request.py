@@ -163,3 +163,37 @@ def _check_class(spec: OrderSpec) -> None:
         raise unprocessable("take_profit and stop_loss are only allowed for bracket, oco and oto orders")
     if spec.order_class != "simple" and spec.qty is None:
         raise unprocessable("notional is not allowed for advanced orders")
+
+
+@dataclass(frozen=True)
+class ReplaceSpec:
+    """A ``PATCH /v2/orders/{order_id}`` body: the attributes to change (None: keep)."""
+
+    qty: Decimal | None
+    time_in_force: str | None
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    trail: Decimal | None
+    client_order_id: str | None
+
+
+def parse_replace(body: Any) -> ReplaceSpec:
+    """A replace request's body, validated as Alpaca validates it (positive prices and quantity)."""
+    if not isinstance(body, dict):
+        raise unprocessable("invalid body")
+    values = {name: _decimal(body, name) for name in ("qty", "limit_price", "stop_price", "trail")}
+    for name, value in values.items():
+        if value is not None and value <= 0:
+            raise unprocessable(f"{name} must be greater than 0")
+    tif = body.get("time_in_force")
+    if tif is not None and tif not in TIME_IN_FORCE:
+        raise unprocessable("invalid time_in_force")
+    client_order_id = body.get("client_order_id")
+    return ReplaceSpec(
+        qty=values["qty"],
+        time_in_force=tif,
+        limit_price=values["limit_price"],
+        stop_price=values["stop_price"],
+        trail=values["trail"],
+        client_order_id=str(client_order_id) if client_order_id else None,
+    )

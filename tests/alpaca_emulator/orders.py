@@ -73,6 +73,9 @@ class Order:
     canceled_at: datetime | None = None
     failed_at: datetime | None = None
     expired_at: datetime | None = None
+    replaced_at: datetime | None = None
+    replaced_by: str | None = None  # id of the order that replaced this one
+    replaces: str | None = None  # id of the order this one replaced
     legs: list[Order] = field(default_factory=list)
     parent_id: str | None = None
     triggered: bool = False  # a stop / stop_limit / trailing_stop whose stop has been reached
@@ -129,9 +132,9 @@ class Order:
             "expired_at": ts(self.expired_at),
             "canceled_at": ts(self.canceled_at),
             "failed_at": ts(self.failed_at),
-            "replaced_at": None,
-            "replaced_by": None,
-            "replaces": None,
+            "replaced_at": ts(self.replaced_at),
+            "replaced_by": self.replaced_by,
+            "replaces": self.replaces,
             "asset_id": self.asset_id,
             "symbol": self.symbol,
             "asset_class": self.asset_class,

@@ -1,7 +1,7 @@
 """The trading REST API (paper-api.alpaca.markets/v2) over the emulated `Broker`.
 
 Routes are the ones alpaca-py 0.44's `TradingClient` calls: account, clock, calendar, assets,
-orders (submit, list, get by id / client_order_id, cancel one / all) and positions (list, get,
+orders (submit, list, get by id / client_order_id, replace, cancel one / all) and positions (list, get,
 close one / all). Multi-object DELETEs answer 207 Multi-Status with per-item statuses, as Alpaca.
 """
 
@@ -17,7 +17,7 @@ from .assets import AssetBook
 from .broker import Broker
 from .http_server import JsonApi, Request
 from .market_calendar import calendar_days, clock
-from .order_request import parse_order
+from .order_request import parse_order, parse_replace
 from .orders import Order, num
 from .timeutil import format_ts, parse_rfc3339
 
@@ -41,6 +41,7 @@ class TradingApi:
         api.route("GET", "/v2/orders:by_client_order_id", self._order_by_client_id)
         api.route("GET", "/v2/orders/{order_id}", self._order)
         api.route("DELETE", "/v2/orders/{order_id}", self._cancel)
+        api.route("PATCH", "/v2/orders/{order_id}", self._replace)
         api.route("GET", "/v2/positions", self._positions)
         api.route("DELETE", "/v2/positions", self._close_all)
         api.route("GET", "/v2/positions/{symbol:path}", self._position)
@@ -190,6 +191,9 @@ class TradingApi:
                 if order.client_order_id == client_id:
                     return 200, order.wire(with_legs=False)
         raise errors.not_found("order not found")
+
+    def _replace(self, request: Request) -> tuple[int, Any]:
+        return 200, self._broker.replace(request.params["order_id"], parse_replace(request.body))
 
     def _cancel(self, request: Request) -> tuple[int, Any]:
         self._broker.cancel(request.params["order_id"])
