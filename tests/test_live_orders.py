@@ -12,7 +12,6 @@ to the extremes and the close), so an order resting there executes the way a ven
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,25 +21,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tape.actors.alpaca.broker import AlpacaBroker
-from tape.actors.alpaca.feed import AlpacaBarFeed
-from tape.actors.clock import SimulatedClock
-from tape.actors.live_session import LiveSession, run_schedule
 from tape.events.backtest import BacktestConfig, run_backtest
 from tape.events.bars import BarSeries
 from tape.events.costs import CostModel
-from tape.events.risk import RiskConfig
 from tape.events.schema import BarReceived, CycleCompleted, Event
 from tape.events.strategies import LOADED, install
-from tape.store.credentials import AlpacaCredentials
-from tape.store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
+from tests.crafted_live import (
+    BAR_NS,
+    Moves,
+    Venue,
+    crafted_bars,
+    event_kind,
+    fills,
+    one_entry_config,
+    run_live,
+)
 from tests.test_order_rules import SPEC, BuyAt
 from tests.test_session import replay_session
 
 SYMBOL = "XYZ"
 NY = "America/New_York"
-BAR_NS = 5 * 60 * 1_000_000_000
 WINDOWS = [("2024-07-05 15:30", 6), ("2024-07-08 15:00", 12), ("2024-07-09 09:30", 12)]  # (start, bars)
 WARM_UP = 6  # the 5th's bars: the live session warms up on them
 SIGNAL = WARM_UP + 1  # BUY on the close of the 8th's 15:05 bar (close 100): entries work from 15:10
@@ -67,26 +68,14 @@ def _session_bars() -> np.ndarray:
 
 
 TS = _session_bars()
-QUIET = (100.0, 100.2, 99.8, 100.0)  # a bar no entry priced 0.5 % off 100 reaches
 
 
-def _bars(moves: dict[int, tuple[float, float, float, float]]) -> BarSeries:
-    """Quiet bars at 100, with ``moves`` (bar index -> open, high, low, close) crafted in."""
-    rows = [moves.get(k, QUIET) for k in range(len(TS))]
-    o, h, lo, c = (np.array([r[i] for r in rows]) for i in range(4))
-    return BarSeries.from_arrays(SYMBOL, "5Min", TS, o, h, lo, c, np.full(len(TS), 1000.0), source="test")
+def _bars(moves: Moves) -> BarSeries:
+    return crafted_bars(SYMBOL, TS, moves)
 
 
 def _config(**risk: Any) -> BacktestConfig:
-    return BacktestConfig(
-        symbols=[SYMBOL],
-        strategy=SPEC,
-        params={"at": SIGNAL},
-        timeframe="5Min",
-        cash=100_000.0,
-        cost=CostModel(slippage_bps=0, commission=0),
-        risk=RiskConfig(**{"fixed_qty": 10, "stop_loss_pct": 0, "take_profit_pct": 0, **risk}),
-    )
+    return one_entry_config(SYMBOL, SPEC, SIGNAL, CostModel(slippage_bps=0, commission=0), **risk)
 
 
 @pytest.fixture
@@ -94,34 +83,6 @@ def buy_at() -> Iterator[None]:
     install(SPEC, BuyAt, {"kind": "test", "location": __file__, "class": "BuyAt", "sha256": "0"})
     yield
     LOADED.pop(SPEC, None)
-
-
-class Venue:
-    """The emulator's market: every bar that has ended by the clock's time is traded through."""
-
-    def __init__(self, emulator: AlpacaEmulator, bars: BarSeries) -> None:
-        self.emulator, self.bars, self.played = emulator, bars, 0
-        emulator.add_asset(SYMBOL)
-        emulator.add_bars(
-            SYMBOL,
-            [
-                (pd.Timestamp(int(t), tz="UTC").to_pydatetime(), o, h, lo, c, 1000)
-                for t, o, h, lo, c in zip(bars.ts, bars.open, bars.high, bars.low, bars.close, strict=True)
-            ],
-        )
-
-    def advance(self, now_ns: int) -> None:
-        while self.played < len(self.bars) and int(self.bars.ts[self.played]) + BAR_NS <= now_ns:
-            k = self.played
-            self.emulator.set_time(_utc(int(self.bars.ts[k]) + 60_000_000_000))  # inside the bar
-            b = self.bars
-            self.emulator.play_bar(SYMBOL, b.open[k], b.high[k], b.low[k], b.close[k])
-            self.played += 1
-        self.emulator.set_time(_utc(now_ns))
-
-
-def _utc(ns: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
 
 
 def _live(
@@ -134,34 +95,16 @@ def _live(
 ) -> list[Event]:
     """A live session on ``bars`` at the emulator, from the 8th's 15:00 cycle to the 9th's 10:25; its log.
     ``restart_at``: the process stops after that cycle and a new one resumes the run from the log."""
-    venue = Venue(emulator, bars)
-    credentials = AlpacaCredentials(
-        api_key=emulator.key_id,
-        secret_key=emulator.secret,
-        base_url=emulator.trading_url,
-        data_url=emulator.data_url,
-    )
-    start = int(pd.Timestamp("2024-07-08 14:58", tz=NY).value)
-    clock = SimulatedClock(start, on_advance=venue.advance)
-    venue.advance(start)
     stops = [pd.Timestamp(t, tz=NY).value for t in ([restart_at] if restart_at else [])]
-    for until in [*stops, pd.Timestamp("2024-07-09 10:25", tz=NY).value]:
-        session = LiveSession(
-            config,
-            run_id="live-orders",
-            broker=AlpacaBroker(credentials, retry_wait_seconds=0),
-            feed=AlpacaBarFeed(credentials, "5Min", retry_wait_seconds=0),
-            log_path=tmp_path / "tape.db",
-        )
-        session.start(clock.now_ns(), days_back=3)
-        run_schedule(session, clock, 300, until_ns=int(until))
-        session.stop(clock.now_ns())
-    with EventLog.open(tmp_path / "tape.db") as log:
-        return [r.event for r in log.read(stream_prefix="run/live-orders")]
-
-
-def _kind(event: Event) -> str:
-    return type(event).__struct_config__.tag  # type: ignore[return-value]
+    return run_live(
+        Venue(emulator, bars),
+        tmp_path / "tape.db",
+        config,
+        run_id="live-orders",
+        start_ns=int(pd.Timestamp("2024-07-08 14:58", tz=NY).value),
+        until_ns=[*stops, pd.Timestamp("2024-07-09 10:25", tz=NY).value],
+        days_back=3,
+    )
 
 
 def _decisions(events: list[Event], bar_of: list[int]) -> list[tuple[Any, ...]]:
@@ -170,7 +113,7 @@ def _decisions(events: list[Event], bar_of: list[int]) -> list[tuple[Any, ...]]:
     index = {int(t): k for k, t in enumerate(TS)}
     out = []
     for event, bar in zip(events, bar_of, strict=True):
-        kind = _kind(event)
+        kind = event_kind(event)
         if kind not in DECISIONS or getattr(event, "reason", "") in ("end", "end of data"):
             continue
         fields = msgspec.structs.asdict(event)
@@ -201,10 +144,6 @@ def _live_decisions(events: list[Event]) -> list[tuple[Any, ...]]:
     bar_of += [-2] * len(cycle)
     kept = [(e, b) for e, b in zip(events, bar_of, strict=True) if b != -2]
     return _decisions([e for e, _ in kept], [b for _, b in kept])
-
-
-def _fills(decisions: list[tuple[Any, ...]]) -> list[tuple[int, str, float]]:
-    return [(bar, f["reason"], f["price"]) for bar, kind, f in decisions if kind == "fill"]
 
 
 def _cancels(decisions: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
@@ -262,10 +201,10 @@ CASES = {
 def test_a_working_entry_fills_alike_in_backtest_sim_session_and_at_the_alpaca_emulator(
     case: str, alpaca_emulator: AlpacaEmulator, tmp_path: Path
 ) -> None:
-    risk, moves, fills, cancels = CASES[case]
+    risk, moves, filled, cancels = CASES[case]
     config, bars = _config(**risk), _bars(moves)
     backtest = _backtest(config, bars)
-    assert [(b, p) for b, _, p in _fills(backtest)] == fills
+    assert [(b, p) for b, _, p in fills(backtest)] == filled
     assert _cancels(backtest) == cancels
     live = _live_decisions(_live(alpaca_emulator, tmp_path, config, bars))
     assert live == [d for d in backtest if d[0] < len(TS) - 1]  # the 9th's last bar is seen on the 10th
@@ -332,7 +271,7 @@ def test_a_percent_trailing_stop_rests_at_alpaca_and_fills_where_the_backtest_do
 ) -> None:
     config, bars = _trail_config(), _bars(TRAIL_AGREE)
     backtest = _backtest(config, bars)
-    assert [(b, r, round(p, 4)) for b, r, p in _fills(backtest)] == [
+    assert [(b, r, round(p, 4)) for b, r, p in fills(backtest)] == [
         (F, "entry", 99.2),
         (G + 1, "stop_loss", 99.99),
     ]
@@ -349,10 +288,10 @@ def test_alpaca_trails_from_every_trade_so_a_high_past_the_close_raises_its_stop
     # The documented difference (docs/live-trading.md): the backtest moves the level on completed closes
     # only; Alpaca's hwm follows the high, so its stop fills a bar the backtest's level does not reach.
     config, bars = _trail_config(), _bars(TRAIL_APART)
-    backtest = _fills(_backtest(config, bars))
+    backtest = fills(_backtest(config, bars))
     # the backtest's level (99.99) holds on G + 1 and is reached by the next quiet bar (low 99.80)
     assert [(b, r, round(p, 4)) for b, r, p in backtest] == [(F, "entry", 99.2), (G + 2, "stop_loss", 99.99)]
-    live = _fills(_live_decisions(_live(alpaca_emulator, tmp_path, config, bars)))
+    live = fills(_live_decisions(_live(alpaca_emulator, tmp_path, config, bars)))
     assert [(b, r, round(p, 4)) for b, r, p in live] == [(F, "entry", 99.2), (G + 1, "stop_loss", 100.98)]
 
 
@@ -365,9 +304,9 @@ def test_a_take_profit_beside_a_native_trailing_stop_is_taken_on_a_completed_clo
     # market, at 101. The backtest's OCO takes the target intrabar at 100.19 (the documented difference).
     config = _config(entry_order="limit", tif="gtc", trail_pct=1.0, take_profit_pct=1.0)
     bars = _bars(TRAIL_AGREE)
-    backtest = _fills(_backtest(config, bars))
+    backtest = fills(_backtest(config, bars))
     assert [(b, r, round(p, 4)) for b, r, p in backtest] == [(F, "entry", 99.2), (G, "take_profit", 100.192)]
-    live = _fills(_live_decisions(_live(alpaca_emulator, tmp_path, config, bars)))
+    live = fills(_live_decisions(_live(alpaca_emulator, tmp_path, config, bars)))
     assert live == [(F, "entry", 99.2), (G, "take_profit", 101.0)]
     (trail,) = [o for o in alpaca_emulator.orders if o["type"] == "trailing_stop"]
     assert trail["status"] == "canceled" and alpaca_emulator.positions.get(SYMBOL, 0) == 0
@@ -407,7 +346,7 @@ def test_an_atr_trailing_stop_is_replaced_at_alpaca_as_its_level_moves_and_fills
     config = _config(entry_order="limit", tif="gtc", trail_atr=2.0, atr_period=2)
     bars = _bars(moves)
     backtest = _backtest(config, bars)
-    assert [(b, r, round(p, 4)) for b, r, p in _fills(backtest)] == [
+    assert [(b, r, round(p, 4)) for b, r, p in fills(backtest)] == [
         (F, "entry", 99.2),
         (G + 3, "stop_loss", price),
     ]
@@ -435,7 +374,7 @@ def test_a_refused_replace_is_made_again_by_the_next_look_up_before_the_next_bar
     moves, price = ATR_CASES["through"]
     config = _config(entry_order="limit", tif="gtc", trail_atr=2.0, atr_period=2)
     alpaca_emulator.fail_next(1, 403, "/v2/orders/", "PATCH")  # a refusal: not retried
-    live = _fills(_live_decisions(_live(alpaca_emulator, tmp_path, config, _bars(moves))))
+    live = fills(_live_decisions(_live(alpaca_emulator, tmp_path, config, _bars(moves))))
     assert not alpaca_emulator.faults._failures  # the refusal was answered
     assert [(b, r, round(p, 4)) for b, r, p in live] == [(F, "entry", 99.2), (G + 3, "stop_loss", price)]
     stops = [(o["stop_price"], o["status"]) for o in alpaca_emulator.orders if o["side"] == "sell"]
@@ -453,7 +392,7 @@ def test_a_restarted_session_moves_a_stop_whose_replace_never_reached_alpaca_bef
     config = _config(entry_order="limit", tif="gtc", trail_atr=2.0, atr_period=2)
     alpaca_emulator.fail_next(2, 403, "/v2/orders/", "PATCH")
     events = _live(alpaca_emulator, tmp_path, config, _bars(moves), restart_at="2024-07-08 15:20")
-    live = _fills(_live_decisions(events))
+    live = fills(_live_decisions(events))
     assert [(b, r, round(p, 4)) for b, r, p in live] == [(F, "entry", 99.2), (G + 3, "stop_loss", price)]
     stops = {o["stop_price"]: o for o in alpaca_emulator.orders if o["side"] == "sell"}
     assert list(stops) == ["98.4", "98.8", "99.4", "99.8"]
@@ -469,12 +408,12 @@ def test_a_take_profit_beside_a_replaced_atr_stop_cancels_its_newest_successor_a
     # sells at market, at 101. The backtest's OCO takes the target intrabar at 100.688.
     config = _config(entry_order="limit", tif="gtc", trail_atr=2.0, atr_period=2, take_profit_pct=1.5)
     bars = _bars(ATR_RISE)
-    backtest = _fills(_backtest(config, bars))
+    backtest = fills(_backtest(config, bars))
     assert [(b, r, round(p, 4)) for b, r, p in backtest] == [
         (F, "entry", 99.2),
         (G + 1, "take_profit", 100.688),
     ]
-    live = _fills(_live_decisions(_live(alpaca_emulator, tmp_path, config, bars)))
+    live = fills(_live_decisions(_live(alpaca_emulator, tmp_path, config, bars)))
     assert live == [(F, "entry", 99.2), (G + 1, "take_profit", 101.0)]
     sells = [(o["type"], o["stop_price"], o["status"]) for o in alpaca_emulator.orders if o["side"] == "sell"]
     assert sells == [("stop", "98.4", "replaced"), ("stop", "98.8", "canceled"), ("market", None, "filled")]

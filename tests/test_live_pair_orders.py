@@ -17,7 +17,6 @@ UTC day; between two cycles the emulator trades through the bar that ended (emu.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -26,53 +25,41 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tape.actors.alpaca.broker import AlpacaBroker
-from tape.actors.alpaca.feed import AlpacaBarFeed
-from tape.actors.clock import SimulatedClock
-from tape.actors.live_session import LiveSession, run_schedule
 from tape.events.backtest import BacktestConfig, run_backtest
 from tape.events.bars import BarSeries
 from tape.events.costs import CostModel
-from tape.events.risk import RiskConfig
 from tape.events.schema import ActorStarted, BarReceived, CycleCompleted, Event
-from tape.store.credentials import AlpacaCredentials
-from tape.store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
+from tests.crafted_live import (
+    BAR_NS,
+    Moves,
+    Venue,
+    crafted_bars,
+    event_kind,
+    fills,
+    one_entry_config,
+    run_live,
+)
 from tests.test_order_rules import SPEC, buy_at  # noqa: F401  (the fixture)
 from tests.test_session import replay_session
 
 PAIR = "BTC/USD"
-BAR_NS = 5 * 60 * 1_000_000_000
 FIRST = int(pd.Timestamp("2024-03-04 09:30", tz="UTC").value)
 TS = np.arange(FIRST, FIRST + 30 * BAR_NS, BAR_NS, dtype=np.int64)
 WARM_UP = 6  # 09:30 to 09:55: the live session warms up on them
 SIGNAL = WARM_UP + 1  # BUY on the close of the 10:05 bar (close 100)
 F, G = SIGNAL + 1, SIGNAL + 2  # the first and second bar an entry works
-QUIET = (100.0, 100.2, 99.8, 100.0)
 DECISIONS = ("order_submitted", "order_cancelled", "fill", "stop_moved")
 
 
-def _bars(moves: dict[int, tuple[float, float, float, float]]) -> BarSeries:
-    """Quiet bars at 100, with ``moves`` (bar index -> open, high, low, close) crafted in."""
-    rows = [moves.get(k, QUIET) for k in range(len(TS))]
-    o, h, lo, c = (np.array([r[i] for r in rows]) for i in range(4))
-    return BarSeries.from_arrays(PAIR, "5Min", TS, o, h, lo, c, np.full(len(TS), 1000.0), source="test")
+def _bars(moves: Moves) -> BarSeries:
+    return crafted_bars(PAIR, TS, moves)
 
 
 def _config(**risk: Any) -> BacktestConfig:
-    return BacktestConfig(
-        symbols=[PAIR],
-        strategy=SPEC,
-        params={"at": SIGNAL},
-        timeframe="5Min",
-        cash=100_000.0,
-        cost=CostModel(slippage_bps=0, commission=0, fee_bps=0, maker_fee_bps=0),
-        risk=RiskConfig(**{"fixed_qty": 10, "stop_loss_pct": 0, "take_profit_pct": 0, **risk}),
+    return one_entry_config(
+        PAIR, SPEC, SIGNAL, CostModel(slippage_bps=0, commission=0, fee_bps=0, maker_fee_bps=0), **risk
     )
-
-
-def _utc(ns: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
 
 
 def _live(
@@ -86,65 +73,31 @@ def _live(
     """A live session on ``bars`` from 09:58 to the end of the last bar; its log. Each clock advance
     first trades every bar that has ended at the emulator. ``restart_after``: the process stops after
     the cycle that receives that bar and a new one resumes the run from the log."""
-    emulator.add_asset(PAIR)
     emulator.set_crypto_fees(0, 0)
-    emulator.add_bars(
-        PAIR,
-        [
-            (_utc(int(t)), o, h, lo, c, 1000)
-            for t, o, h, lo, c in zip(bars.ts, bars.open, bars.high, bars.low, bars.close, strict=True)
-        ],
-    )
-    played = [0]
-
-    def advance(now_ns: int) -> None:
-        while played[0] < len(TS) and int(TS[played[0]]) + BAR_NS <= now_ns:
-            k = played[0]
-            emulator.set_time(_utc(int(TS[k]) + 60_000_000_000))
-            emulator.play_bar(PAIR, bars.open[k], bars.high[k], bars.low[k], bars.close[k])
-            played[0] += 1
-        emulator.set_time(_utc(now_ns))
-
-    credentials = AlpacaCredentials(
-        api_key=emulator.key_id,
-        secret_key=emulator.secret,
-        base_url=emulator.trading_url,
-        data_url=emulator.data_url,
-    )
-    start = int(TS[WARM_UP]) - 2 * 60_000_000_000
-    clock = SimulatedClock(start, on_advance=advance)
-    advance(start)
+    venue = Venue(emulator, bars)
     stops = [int(TS[restart_after]) + BAR_NS] if restart_after is not None else []
-    for until in [*stops, int(TS[-1]) + BAR_NS]:
-        session = LiveSession(
-            config,
-            run_id="live-pair",
-            broker=AlpacaBroker(credentials, retry_wait_seconds=0),
-            feed=AlpacaBarFeed(credentials, "5Min", retry_wait_seconds=0),
-            log_path=tmp_path / "tape.db",
-        )
-        session.start(clock.now_ns(), days_back=1)
-        run_schedule(session, clock, 300, until_ns=until)
-        session.stop(clock.now_ns())
-    with EventLog.open(tmp_path / "tape.db") as log:
-        return [r.event for r in log.read(stream_prefix="run/live-pair")]
-
-
-def _kind(event: Event) -> str:
-    return type(event).__struct_config__.tag  # type: ignore[return-value]
+    return run_live(
+        venue,
+        tmp_path / "tape.db",
+        config,
+        run_id="live-pair",
+        start_ns=int(TS[WARM_UP]) - 2 * 60_000_000_000,
+        until_ns=[*stops, int(TS[-1]) + BAR_NS],
+        days_back=1,
+    )
 
 
 def _decisions(events: list[Event], bar_of: list[int]) -> list[tuple[Any, ...]]:
     """(bar index, kind, fields) of the order decisions, without ids and times."""
     out = []
     for event, bar in zip(events, bar_of, strict=True):
-        if _kind(event) not in DECISIONS or getattr(event, "reason", "") in ("end", "end of data"):
+        if event_kind(event) not in DECISIONS or getattr(event, "reason", "") in ("end", "end of data"):
             continue
         fields = msgspec.structs.asdict(event)
         for drop in ("ts", "client_order_id", "intent_id", "exec_id", "strategy"):
             fields.pop(drop, None)
         fields = {k: round(v, 4) if isinstance(v, float) else v for k, v in fields.items()}
-        out.append((bar, _kind(event), fields))
+        out.append((bar, event_kind(event), fields))
     return out
 
 
@@ -170,10 +123,6 @@ def _live_decisions(events: list[Event]) -> list[tuple[Any, ...]]:
     return _decisions(events, bar_of)
 
 
-def _fills(decisions: list[tuple[Any, ...]]) -> list[tuple[int, str, float]]:
-    return [(bar, f["reason"], f["price"]) for bar, kind, f in decisions if kind == "fill"]
-
-
 def _sent(emulator: AlpacaEmulator) -> list[tuple[str, str, str | None, str | None]]:
     return [(o["side"], o["type"], o["stop_price"], o["limit_price"]) for o in emulator.orders]
 
@@ -187,7 +136,7 @@ def test_a_pairs_stop_entry_rests_at_alpaca_as_a_stop_limit_and_fills_at_its_sto
     config = _config(entry_order="stop", tif="gtc")
     bars = _bars({G: (100.0, 101.0, 99.9, 100.8)})
     backtest = _backtest(config, bars)
-    assert _fills(backtest) == [(G, "entry", 100.5)]
+    assert fills(backtest) == [(G, "entry", 100.5)]
     live = _live_decisions(_live(alpaca_emulator, tmp_path, config, bars))
     as_sent = [
         (b, k, {**f, "order_type": "stop_limit", "limit_price": 101.5} if k == "order_submitted" else f)
@@ -207,9 +156,9 @@ def test_a_pairs_stop_entry_gapping_past_its_band_fills_later_at_its_limit_the_b
     # down through 101.5 (the documented difference: a later bar, a better price)
     config = _config(entry_order="stop", tif="gtc")
     bars = _bars({F: (102.0, 102.5, 101.8, 102.2), G: (102.0, 102.1, 101.0, 101.2)})
-    assert _fills(_backtest(config, bars)) == [(F, "entry", 102.0)]
+    assert fills(_backtest(config, bars)) == [(F, "entry", 102.0)]
     live = _live_decisions(_live(alpaca_emulator, tmp_path, config, bars))
-    assert _fills(live) == [(G, "entry", 101.5)]
+    assert fills(live) == [(G, "entry", 101.5)]
 
 
 TRAILS = {
@@ -246,7 +195,7 @@ def test_a_pairs_trailing_stop_is_watched_by_the_session_and_sold_at_market_on_t
     trail, moves, levels, (bar, at_level, at_close) = TRAILS[case]
     config, bars = _config(entry_order="limit", tif="gtc", **trail), _bars(moves)
     backtest = _backtest(config, bars)
-    assert _fills(backtest) == [(F, "entry", 99.2), (bar, "stop_loss", at_level)]
+    assert fills(backtest) == [(F, "entry", 99.2), (bar, "stop_loss", at_level)]
     live = _live_decisions(_live(alpaca_emulator, tmp_path, config, bars))
     # the same level, placed at entry and moved on the same completed bars; the protective OCO is
     # logged (the session's own), never sent
@@ -256,7 +205,7 @@ def test_a_pairs_trailing_stop_is_watched_by_the_session_and_sold_at_market_on_t
     assert moved == [(b, f["stop_price"]) for b, k, f in backtest if k == "stop_moved"]
     assert [level for _, level in moved] == levels[1:]
     # the documented difference: the same bar, sold at market at its close, not at the level
-    assert _fills(live) == [(F, "entry", 99.2), (bar, "stop_loss", at_close)]
+    assert fills(live) == [(F, "entry", 99.2), (bar, "stop_loss", at_close)]
     assert _sent(alpaca_emulator) == [("buy", "limit", None, "99.5"), ("sell", "market", None, None)]
     assert alpaca_emulator.positions.get(PAIR.replace("/", ""), 0) == 0
 
@@ -272,5 +221,5 @@ def test_a_resumed_session_keeps_watching_a_pairs_trailing_stop_from_the_log_and
     events = _live(alpaca_emulator, tmp_path, config, bars, restart_after=G)
     assert [e.actor for e in events if isinstance(e, ActorStarted)] == ["portfolio", "portfolio"]
     live = _live_decisions(events)
-    assert _fills(live) == [(F, "entry", 99.2), (bar, "stop_loss", at_close)]
+    assert fills(live) == [(F, "entry", 99.2), (bar, "stop_loss", at_close)]
     assert _sent(alpaca_emulator) == [("buy", "limit", None, "99.5"), ("sell", "market", None, None)]

@@ -22,10 +22,10 @@ from tape.events.costs import CostModel
 from tape.events.risk import RiskConfig
 from tape.events.schema import Event, RiskAccepted, RiskRejected, RunStarted
 from tape.events.strategies import LOADED, Strategy, install
-from tape.store.credentials import AlpacaCredentials
 from tape.store.log import EventLog
 from tests.alpaca_emulator import AlpacaEmulator
-from tests.test_live_orders import NY, TS, WARM_UP, _utc
+from tests.crafted_live import emulator_credentials, utc
+from tests.test_live_orders import NY, TS, WARM_UP
 
 SPEC = "tests.sell_at:SellAt"
 EASY, HARD = "AAA", "BBB"  # easy to borrow at Alpaca; not
@@ -68,22 +68,13 @@ CONFIG = BacktestConfig(
 )
 
 
-def _credentials(emulator: AlpacaEmulator) -> AlpacaCredentials:
-    return AlpacaCredentials(
-        api_key=emulator.key_id,
-        secret_key=emulator.secret,
-        base_url=emulator.trading_url,
-        data_url=emulator.data_url,
-    )
-
-
 def _market(emulator: AlpacaEmulator) -> None:
     """Quiet bars at 100 for both stocks; shorting allowed; AAA easy to borrow, BBB not."""
     emulator.allow_shorting = True
     emulator.add_asset(EASY, shortable=True)
     emulator.add_asset(HARD, shortable=False)
     for symbol in (EASY, HARD):
-        emulator.add_bars(symbol, [(_utc(int(t)), 100.0, 100.2, 99.8, 100.0, 1000) for t in TS])
+        emulator.add_bars(symbol, [(utc(int(t)), 100.0, 100.2, 99.8, 100.0, 1000) for t in TS])
     emulator.set_price(EASY, 100.0)
     emulator.set_price(HARD, 100.0)
 
@@ -91,8 +82,8 @@ def _market(emulator: AlpacaEmulator) -> None:
 def _run(emulator: AlpacaEmulator, tmp_path: Path, *, begin: str, until: str) -> list[Event]:
     """A live session from ``begin`` to ``until`` (the 8th, New York); the run's log so far."""
     clock = SimulatedClock(pd.Timestamp(f"2024-07-08 {begin}", tz=NY).value)
-    emulator.set_time(_utc(clock.now_ns()))
-    credentials = _credentials(emulator)
+    emulator.set_time(utc(clock.now_ns()))
+    credentials = emulator_credentials(emulator)
     session = LiveSession(
         CONFIG,
         run_id="live-shortable",
@@ -111,7 +102,7 @@ def test_alpacas_easy_to_borrow_flags_name_the_stocks_a_broker_lets_the_account_
     alpaca_emulator: AlpacaEmulator,
 ) -> None:
     _market(alpaca_emulator)
-    broker = AlpacaBroker(_credentials(alpaca_emulator), retry_wait_seconds=0)
+    broker = AlpacaBroker(emulator_credentials(alpaca_emulator), retry_wait_seconds=0)
     # ZZZ is no asset at all (unknown: not shortable); a pair never is
     assert broker.easy_to_borrow([HARD, EASY, "ZZZ", "BTC/USD"]) == [EASY]
 
