@@ -214,6 +214,76 @@ def test_a_working_entry_fills_alike_in_backtest_sim_session_and_at_the_alpaca_e
     ]
 
 
+AT_99 = {"entry_order": "limit", "tif": "gtc"}  # a limit at 99.50, filled at F's open gapping to 99.00
+GAP_99 = (99.0, 99.2, 98.9, 99.1)
+EXIT_CASES = {
+    # stop 98.01 and target 99.99 around the entry at 99.00: bar G reaches both and closes up, so the
+    # market passes the low first: the stop fills at Alpaca, as under the model's stop-first rule
+    "stop_before_target": (
+        {**AT_99, "stop_loss_pct": 1.0, "take_profit_pct": 1.0},
+        {F: GAP_99, G: (99.1, 100.5, 97.5, 100.2)},
+        [(F, "entry", 99.0), (G, "stop_loss", 98.01)],
+    ),
+    # a limit at 99.50 only touched (low 99.50): with --limit-fill touch the model fills, as Alpaca does
+    "limit_touch": (
+        {"entry_order": "limit", "tif": "gtc", "limit_fill": "touch"},
+        {G: (100.0, 100.2, 99.5, 99.8)},
+        [(G, "entry", 99.5)],
+    ),
+}
+
+
+@pytest.mark.usefixtures("buy_at")
+@pytest.mark.parametrize("case", list(EXIT_CASES))
+def test_stop_before_target_and_a_touched_limit_fill_alike_in_backtest_sim_session_and_at_alpaca(
+    case: str, alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    risk, moves, filled = EXIT_CASES[case]
+    config, bars = _config(**risk), _bars(moves)
+    backtest = _backtest(config, bars)
+    assert fills(backtest) == filled
+    live = _live_decisions(_live(alpaca_emulator, tmp_path, config, bars))
+    assert live == [d for d in backtest if d[0] < len(TS) - 1]
+
+
+@pytest.mark.usefixtures("buy_at")
+def test_when_a_bar_reaching_both_closes_down_alpaca_takes_the_target_the_model_the_stop(
+    alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    # The documented difference: the model cannot know which extreme came first and takes the stop;
+    # at Alpaca the market of a bar that closes down passes its high first, and the target fills.
+    config = _config(**AT_99, stop_loss_pct=1.0, take_profit_pct=1.0)
+    bars = _bars({F: GAP_99, G: (99.1, 100.5, 97.5, 97.8)})
+    assert fills(_backtest(config, bars)) == [(F, "entry", 99.0), (G, "stop_loss", 98.01)]
+    live = fills(_live_decisions(_live(alpaca_emulator, tmp_path, config, bars)))
+    assert live == [(F, "entry", 99.0), (G, "take_profit", 99.99)]
+
+
+@pytest.mark.usefixtures("buy_at")
+def test_a_time_exit_is_decided_alike_and_sold_at_the_same_price_at_alpaca(
+    alpaca_emulator: AlpacaEmulator, tmp_path: Path
+) -> None:
+    # Held two bars (F and G): the exit is decided on G's close and sold at market. The backtest fills
+    # it at G + 1's open; at Alpaca it fills at once, at that price, and the session collects it in the
+    # same cycle, so its fill is stamped G (docs: a live fill is stamped when it is collected).
+    config, bars = _config(**AT_99, time_exit_bars=2), _bars({F: GAP_99})
+    backtest = _backtest(config, bars)
+    assert fills(backtest) == [(F, "entry", 99.0), (G + 1, "time_exit", 100.0)]
+    live = _live_decisions(_live(alpaca_emulator, tmp_path, config, bars))
+    collected = [
+        (
+            b - 1
+            if k in ("fill", "position_closed") and f.get("reason", f.get("exit_reason")) == "time_exit"
+            else b,
+            k,
+            f,
+        )
+        for b, k, f in backtest
+        if b < len(TS) - 1
+    ]
+    assert live == collected
+
+
 @pytest.mark.usefixtures("buy_at")
 def test_a_resumed_session_counts_the_bars_an_entry_worked_before_the_restart(
     alpaca_emulator: AlpacaEmulator, tmp_path: Path
