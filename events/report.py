@@ -16,7 +16,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-import numpy as np
 
 from tape.events.costs import cents
 from tape.events.metrics import Mark, Trade, compute_metrics
@@ -203,6 +202,8 @@ def market_times(stamps: Iterable[int], timeframe: str) -> list[str]:
     """:func:`market_time` of many bar times at once: the same text, formatted by numpy. The New York
     offset is looked up once per UTC hour (its changes fall on whole hours); times off the minute take
     the one-by-one path (its rounding to the microsecond decides their minute)."""
+    import numpy as np  # here: `tape verify` and `--help` import this module and must not load numpy
+
     ts = np.fromiter(stamps, dtype=np.int64)
     if not ts.shape[0] or (ts % _MINUTE_NS).any():
         return [market_time(int(t), timeframe) for t in ts]

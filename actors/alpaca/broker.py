@@ -10,81 +10,8 @@ or may not have reached Alpaca, so it is sent again under the same id (a 422 "al
 means it had, and the order is looked up); when no attempt gets an answer the outcome is unknown and
 :class:`BrokerUnreachable` says so, rather than calling the order rejected.
 
-Real-API assumptions (each with the document it comes from; the recorded facts are in the shared
-``alpaca/reference_payloads.json``, and the test emulator, tests/alpaca_emulator, is held to them):
-
-- Legs are answered only when asked for. ``get_order_by_client_id`` sends only ``client_order_id``
-  to ``GET /v2/orders:by_client_order_id`` (alpaca-py alpaca/trading/client.py; alpaca-docs
-  data/webapi/endpoints/orders.yaml: "query parameters: client_order_id only"), and ``legs`` is
-  "an array of Order entities ... when querying non-simple order_class orders in a nested style.
-  Otherwise, null" (alpaca-docs oas/trading/openapi.yaml, Order.legs). So a multi-leg order (OCO,
-  bracket, OTO) found by client id is read again by its id with ``nested=true`` (alpaca-py
-  requests.py ``GetOrderByIdRequest.nested``) before tape judges it: an OCO whose stop leg filled
-  reads as a canceled parent with nothing filled without its legs, and a second exit would follow.
-- An OCO is its take-profit (the parent, a limit order) and a stop-loss leg; the leg not working yet
-  is ``held`` (alpaca-py enums.py ``OrderStatus.HELD``, pull request #182; issue #198; alpaca-docs
-  content/trading/orders.md, "OCO Orders": the legs "work exactly the same way as the two legs of
-  the bracket orders"). When the stop triggers, the parent is canceled and the leg fills: the
-  order's execution is then the leg's.
-- An order goes ``accepted`` -> ``pending_new`` -> ``new``, and a cancel answered 204 completes later
-  through ``pending_cancel`` (alpaca-docs content/trading/orders.md, "Order Lifecycle";
-  data/webapi/endpoints/orders.yaml, DELETE /v2/orders/{order_id}: "Upon acceptance of the cancel
-  request, it returns status 204"). An order in those states may still fill: tape waits for it.
-- ``done_for_day`` "will not receive further updates until the next trading day" and
-  ``GET /v2/orders?status=open`` lists it (alpaca-docs content/trading/orders.md; alpaca-py
-  requests.py ``GetOrdersRequest.status``). Tape counts it as ended and cancels the rest
-  (actors/alpaca/order_status.py holds the one mapping of every status to working, filled or ended).
-- Entries are sent as Alpaca's own ``limit``, ``stop`` and ``stop_limit`` orders (alpaca-py
-  requests.py ``LimitOrderRequest``, ``StopOrderRequest``, ``StopLimitOrderRequest``) with time in force
-  ``day`` or ``gtc`` (reference_payloads.json entities.Order: samples with ``time_in_force`` "day" and
-  "gtc"). Prices go in whole cents, hundredths of a cent under $1 (alpaca-docs content/trading/orders.md,
-  sub-penny increments: finer prices are rejected); events/orders.py ``order_price`` rounds them before
-  they are logged, so the log, the backtest and the order carry the same price.
-- A limit executes at its limit or better; a price only equal to it "may or may not" fill it, and the
-  stock should not trade better than the limit without it executing (alpaca-docs
-  content/trading/orders.md, "Limit Order" and "Order Handling Standards"). A stop elects on a print at
-  or past its stop and becomes a market order, which "may fill above or below the stop"; Alpaca turns a
-  *buy* stop into a stop-limit 4 % above a stop under $50, 2.5 % above one at or over $50 ("Stop
-  Order"). A stop-limit becomes a limit at its limit once elected; "in the case of a gap ... that
-  causes the election of your order, but not the execution, your order will remain active as a limit
-  order" ("Stop Limit Order"). The emulator is held to this (tests/alpaca_emulator/matching.py): a
-  price crossed within a bar executes at the order's own level (never better), a gap at the print.
-- A ``day`` order "is only valid during Regular Trading Hours" and unfilled after the closing auction
-  ends; submitted after the close it is queued for the next trading day (alpaca-docs
-  content/trading/orders.md, "Time in Force"). That page says "automatically canceled"; its lifecycle
-  lists ``expired`` and the Order entity carries ``expired_at`` (reference_payloads.json
-  entities.Order documented keys; behaviours d_open_closed: "canceled/expired: no further updates will
-  occur"), and the emulator ends it ``expired``. The session logs an entry Alpaca ended ``expired``
-  as ``order_cancelled`` with reason ``expired``; one Alpaca ended ``canceled`` as reason ``broker``
-  (the order ends either way, only the reason differs).
-- A ``trailing_stop`` takes exactly one of ``trail_percent`` and ``trail_price`` (alpaca-py requests.py
-  ``TrailingStopOrderRequest``: "The percent price difference by which the trailing stop will trail" /
-  "The absolute price difference"), keeps its high-water mark in ``hwm`` and its current stop in
-  ``stop_price`` (reference_payloads.json entities.Order documented keys ``hwm``, ``trail_percent``,
-  ``trail_price``, ``stop_price``) and moves them on every trade, not on bar closes (alpaca-docs
-  content/trading/orders.md, "Trailing Stop Orders"). It is standalone: Alpaca takes no trailing stop as
-  a bracket or OCO leg (same page), so a take-profit beside it is watched by the session.
-- An open order is changed by replacing it: ``PATCH /v2/orders/{order_id}`` (alpaca-py
-  ``replace_order_by_id`` with ``ReplaceOrderRequest``: qty, time_in_force, limit_price, stop_price,
-  trail, client_order_id) creates a new order; the old one ends ``replaced`` with ``replaced_by``, the
-  new one carries ``replaces`` (reference_payloads.json entities.Order documented keys ``replaced_at``,
-  ``replaced_by``, ``replaces``; the GET /v2/orders sample links two orders so). A filled or ended order
-  cannot be replaced (a 4xx). tape replaces only the ``stop`` that holds a stock's ``--trail-atr``
-  level, names each successor ``<client id>.<n>`` and reads an order through its successors
-  (:meth:`AlpacaBroker.order`), so the logged client id stays the order's name.
-- Crypto pairs take ``market``, ``limit`` and ``stop_limit`` only, with ``gtc`` or ``ioc`` (alpaca-docs
-  content/trading/crypto-trading.md, "Crypto Orders"; reference_payloads.json entities.Order, the
-  BTC/USD sample with ``time_in_force`` "gtc"): a pair's stop entry is sent as a ``stop_limit`` and
-  its trailing stop is watched by the session, never sent (actors/live_session/crypto.py).
-- Short selling: "Alpaca currently only supports opening short positions in easy to borrow (ETB)
-  securities" (alpaca-docs content/trading/margin-and-shorting.md; reference_payloads.json behaviours
-  g_short). An asset says so in ``shortable`` and ``easy_to_borrow`` (GET /v2/assets/{symbol};
-  reference_payloads.json entities.Asset), which :meth:`AlpacaBroker.easy_to_borrow` reads; an asset
-  Alpaca does not know (404) is not shortable, and crypto assets never are.
-- Orders outside regular hours: Alpaca refuses only ``extended_hours`` orders that are not day limits
-  (alpaca-docs content/trading/orders.md, "Extended Hours Trading"); tape never sets
-  ``extended_hours`` and a live session's cycles run inside NYSE sessions only
-  (actors/schedule.py ``next_run``), so no order is sent outside regular hours.
+The real-API assumptions this adapter relies on, each with its source, are in ASSUMPTIONS.md beside
+this file; the request for each order type is built in actors/alpaca/order_requests.py.
 """
 
 from __future__ import annotations
@@ -93,6 +20,7 @@ import time
 from typing import Any, NamedTuple
 
 from tape.actors.alpaca.http import harden
+from tape.actors.alpaca.order_requests import order_request
 from tape.actors.alpaca.order_status import (
     BrokerOrder,
     BrokerOrderNotFound,
@@ -368,69 +296,6 @@ class AlpacaBroker:
             price=price,
             reason=reason,
         )
-
-
-def order_request(
-    order: OrderSubmitted,
-    time_in_force: str = "day",
-    *,
-    trail_percent: float | None = None,
-    trail_price: float | None = None,
-) -> Any:
-    """The alpaca-py request for ``order``: a stock's protective order is an OCO or a standalone
-    trailing stop (``trail_percent`` or ``trail_price``, gtc), a pair's a stop-limit; an entry is sent
-    as its own type (market, limit, stop or stop-limit) with ``time_in_force``. A pair takes gtc only
-    (a day entry of a pair is ended by the session at its session's end)."""
-    from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
-    from alpaca.trading.requests import (
-        LimitOrderRequest,
-        MarketOrderRequest,
-        StopLimitOrderRequest,
-        StopLossRequest,
-        StopOrderRequest,
-        TakeProfitRequest,
-        TrailingStopOrderRequest,
-    )
-
-    side = OrderSide.BUY if order.side == "buy" else OrderSide.SELL
-    crypto = "/" in order.symbol
-    common: dict[str, Any] = {"symbol": order.symbol, "qty": order.qty, "side": side}
-    common["client_order_id"] = order.client_order_id
-    if order.order_type == "oco":
-        return LimitOrderRequest(
-            **common,
-            time_in_force=TimeInForce.GTC,
-            order_class=OrderClass.OCO,
-            limit_price=round(order.limit_price or 0.0, 2),
-            take_profit=TakeProfitRequest(limit_price=round(order.limit_price or 0.0, 2)),
-            stop_loss=StopLossRequest(stop_price=round(order.stop_price or 0.0, 2)),
-        )
-    if order.order_type == "trailing_stop":
-        return TrailingStopOrderRequest(
-            **common, time_in_force=TimeInForce.GTC, trail_percent=trail_percent, trail_price=trail_price
-        )
-    if order.reason == "protective" and order.order_type == "stop":  # a stock's ATR trailing stop
-        return StopOrderRequest(
-            **common, time_in_force=TimeInForce.GTC, stop_price=order_price(order.stop_price or 0.0)
-        )
-    if order.reason != "entry" and order.order_type == "stop_limit":  # a pair's protective stop
-        return StopLimitOrderRequest(
-            **common,
-            time_in_force=TimeInForce.GTC,
-            stop_price=order.stop_price,  # as logged: the session rounds a pair's prices
-            limit_price=order.limit_price,
-        )
-    if order.order_type == "market":
-        tif = TimeInForce.GTC if crypto else TimeInForce.DAY  # crypto: no DAY
-        return MarketOrderRequest(**common, time_in_force=tif)
-    tif = TimeInForce.GTC if crypto or time_in_force == "gtc" else TimeInForce.DAY
-    if order.order_type == "limit":
-        return LimitOrderRequest(**common, time_in_force=tif, limit_price=order.limit_price)
-    if order.order_type == "stop":
-        return StopOrderRequest(**common, time_in_force=tif, stop_price=order.stop_price)
-    return StopLimitOrderRequest(
-        **common, time_in_force=tif, stop_price=order.stop_price, limit_price=order.limit_price
-    )
 
 
 def _raise(exc: Exception) -> None:
