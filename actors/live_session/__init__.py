@@ -12,7 +12,8 @@ from tape.actors.live_session.contracts import (
     StreamHealthFeed,
     live_run_id,
 )
-from tape.actors.live_session.session import LiveSession, run_schedule
+from tape.actors.live_session.cycles import run_schedule
+from tape.actors.live_session.session import LiveSession
 
 __all__ = [
     "NOT_SENT",

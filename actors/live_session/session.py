@@ -1,6 +1,6 @@
 """A live trading session: scheduled cycles of completed bars, real orders at a broker, all in the log.
 
-Each cycle (see :func:`run_schedule`):
+Each cycle (run at its scheduled times by cycles.py ``run_schedule``):
 
 1. collect what the broker filled since the last cycle (entries, exits, protective stops and targets);
 2. read the bars that closed since the last cycle and feed them, in time order, to the strategies and
@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tape.actors.alpaca.feed import LiveBar
-from tape.actors.clock import Clock
 from tape.actors.live_session import projection, resume
 from tape.actors.live_session.borrow import with_broker_shortable
 from tape.actors.live_session.contracts import (
@@ -52,7 +50,6 @@ from tape.actors.live_session.health import (
 )
 from tape.actors.live_session.orders import commit, recancel, resend_working_orders
 from tape.actors.live_session.working import WorkedBars
-from tape.actors.schedule import is_crypto, next_run
 from tape.events.backtest import BacktestConfig
 from tape.events.errors import DataError
 from tape.events.monitor import MonitorConfig, SessionMonitor
@@ -329,32 +326,6 @@ class LiveSession:
     def status(self) -> dict[str, Any]:
         """Positions, cash, P&L and the cycle count, for `tape status`."""
         return projection.status(self)
-
-
-def run_schedule(
-    session: LiveSession,
-    clock: Clock,
-    interval_s: int,
-    *,
-    until_ns: int | None = None,
-    max_cycles: int | None = None,
-    on_cycle: Callable[[CycleReport, int], None] | None = None,
-) -> int:
-    """Run cycles at the scheduled times until the clock is stopped, ``until_ns`` or ``max_cycles``.
-    ``on_cycle(report, next_ns)`` is told after each. Returns the number of cycles run."""
-    crypto = all(is_crypto(s) for s in session.config.symbols)
-    ran = 0
-    while max_cycles is None or ran < max_cycles:
-        due = next_run(clock.now_ns(), interval_s, crypto=crypto)
-        if until_ns is not None and due > until_ns:
-            break
-        if not clock.sleep_until(due):
-            break
-        report = session.run_cycle(due)
-        ran += 1
-        if on_cycle is not None:
-            on_cycle(report, next_run(due, interval_s, crypto=crypto))
-    return ran
 
 
 def _market_orders_sent(events: list[Event]) -> list[str]:
