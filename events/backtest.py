@@ -85,6 +85,11 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                 f"starting cash must be positive and at most {MAX_CASH:,.0f}, got {self.cash:g}"
             )
 
+    def with_shortable(self, symbols: Sequence[str]) -> BacktestConfig:
+        """This config with ``symbols`` as its easy-to-borrow list (``--shortable``)."""
+        risk = msgspec.structs.replace(self.risk, shortable=",".join(symbols))
+        return msgspec.structs.replace(self, risk=risk)
+
 
 def run_id_for(config: BacktestConfig, data: Sequence[DataFingerprint], code_version: str) -> str:
     """A run's id is the hash of what decides it: the same config, data and code give the same id,

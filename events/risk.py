@@ -116,6 +116,12 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         pct = MAINTENANCE_MARGIN_PCT if self.margin_maintenance_pct is UNSET else self.margin_maintenance_pct
         return pct / 100.0
 
+    @property
+    def awaits_shortable(self) -> bool:
+        """Whether the run may go short and names no ``--shortable`` list itself: the list is then
+        looked up before the run opens (the data store's flags, or Alpaca's live) and recorded."""
+        return self.side_mode != "long" and self.shortable is UNSET
+
     def declared_shortable(self, symbol: str) -> bool:
         """Whether ``symbol`` was declared easy to borrow with ``--shortable``."""
         if self.shortable is UNSET:

@@ -13,9 +13,6 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-import msgspec
-from msgspec import UNSET
-
 from tape.events.backtest import BacktestConfig
 from tape.events.errors import ConfigError, DataError
 from tape.events.symbols import is_pair
@@ -64,14 +61,11 @@ def stored_shortable(path: Path | None) -> dict[str, bool]:
 def with_stored_shortable(config: BacktestConfig, path: Path | None) -> BacktestConfig:
     """``config`` with the store's easy-to-borrow symbols among its own as ``--shortable``, when it may
     go short and declares none itself; otherwise ``config`` unchanged (a long-only run stays as it was)."""
-    risk = config.risk
-    if risk.side_mode == "long" or risk.shortable is not UNSET:
+    if not config.risk.awaits_shortable:
         return config
     flags = stored_shortable(path)
     declared = [symbol for symbol in config.symbols if flags.get(symbol.upper())]
-    if not declared:
-        return config
-    return msgspec.structs.replace(config, risk=msgspec.structs.replace(risk, shortable=",".join(declared)))
+    return config.with_shortable(declared) if declared else config
 
 
 def _connect(path: Path) -> sqlite3.Connection:

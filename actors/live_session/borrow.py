@@ -13,9 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-from msgspec import UNSET
-
 from tape.actors.live_session.contracts import AssetFlagsBroker
 from tape.events.backtest import BacktestConfig
 from tape.events.schema import RunStarted
@@ -24,9 +21,7 @@ from tape.events.symbols import is_pair
 
 def asks_broker(config: BacktestConfig) -> bool:
     """Whether the run's shortable stocks are Alpaca's to say: it may short stocks, declares none."""
-    risk = config.risk
-    stocks = [s for s in config.symbols if not is_pair(s)]
-    return risk.side_mode != "long" and risk.shortable is UNSET and bool(stocks)
+    return config.risk.awaits_shortable and any(not is_pair(s) for s in config.symbols)
 
 
 def with_broker_shortable(config: BacktestConfig, broker: Any) -> BacktestConfig:
@@ -35,8 +30,7 @@ def with_broker_shortable(config: BacktestConfig, broker: Any) -> BacktestConfig
     ``config`` unchanged."""
     if not asks_broker(config) or not isinstance(broker, AssetFlagsBroker):
         return config
-    easy = broker.easy_to_borrow([s for s in config.symbols if not is_pair(s)])
-    return _with_shortable(config, ",".join(easy))
+    return config.with_shortable(broker.easy_to_borrow([s for s in config.symbols if not is_pair(s)]))
 
 
 def with_logged_shortable(config: BacktestConfig, opening: RunStarted) -> BacktestConfig:
@@ -44,9 +38,4 @@ def with_logged_shortable(config: BacktestConfig, opening: RunStarted) -> Backte
     logged = opening.config.get("risk", {}).get("shortable")
     if not asks_broker(config) or logged is None:
         return config
-    return _with_shortable(config, str(logged))
-
-
-def _with_shortable(config: BacktestConfig, shortable: str) -> BacktestConfig:
-    risk = msgspec.structs.replace(config.risk, shortable=shortable)
-    return msgspec.structs.replace(config, risk=risk)
+    return config.with_shortable(str(logged).split(","))
