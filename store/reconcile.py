@@ -8,25 +8,23 @@ from typing import Any
 from tape.events.errors import DataError
 from tape.events.reconcile import Attribution, attribute
 from tape.events.report import market_time
-from tape.store.whatif import WhatIfOutcome, logged_variant, prepare, record, variant_events
+from tape.events.schema import Event
+from tape.store.whatif import Variant, WhatIfOutcome, logged_variant, prepare, record, variant_events
+
+RECONCILED_MODES = ("live", "paper")
 
 
 def reconcile(log_path: Path, run: str) -> tuple[Attribution, WhatIfOutcome]:
     """Re-run session ``run`` unchanged on the model (logged as its derived run, or read back) and
     attribute the live-vs-model P&L gap by cause."""
-    variant = prepare(log_path, run, lambda config: (config, {}), data_path=None)
+    variant, events, stored = _model_run(log_path, run)
     if variant.origin.mode not in RECONCILED_MODES:
         raise DataError(
             f"run {variant.origin.run_id} is a {variant.origin.mode} run; reconcile explains paper or live "
             "sessions against the model (for other runs: tape whatif)"
         )
-    stored = logged_variant(log_path, variant.run_id)
-    events = stored or variant_events(variant)
-    outcome = record(log_path, variant, events, duplicate=bool(stored))
+    outcome = record(log_path, variant, events, duplicate=stored)
     return attribute(variant.origin_events, outcome.derived_events), outcome
-
-
-RECONCILED_MODES = ("live", "paper")
 
 
 def reconcile_section(log_path: Path, run: str) -> dict[str, Any]:
@@ -34,12 +32,19 @@ def reconcile_section(log_path: Path, run: str) -> dict[str, Any]:
     to the log (``tape reconcile`` logs the model run); ``{"unavailable": why}`` when the log cannot
     re-run the session (one from before sessions recorded their bars)."""
     try:
-        variant = prepare(log_path, run, lambda config: (config, {}), data_path=None)
-        events = logged_variant(log_path, variant.run_id) or variant_events(variant)
+        variant, events, _ = _model_run(log_path, run)
     except DataError as exc:
         return {"unavailable": str(exc)}
     attribution = attribute(variant.origin_events, events)
     return _table(attribution, variant.origin.run_id, variant.run_id, variant.origin.timeframe)
+
+
+def _model_run(log_path: Path, run: str) -> tuple[Variant, list[Event], bool]:
+    """Session ``run`` unchanged on the model: the variant, its events (read back from the log when a
+    reconcile logged them before, else computed) and whether they were read back."""
+    variant = prepare(log_path, run, lambda config: (config, {}), data_path=None)
+    stored = logged_variant(log_path, variant.run_id)
+    return variant, stored or variant_events(variant), bool(stored)
 
 
 def attribution_json(attribution: Attribution, outcome: WhatIfOutcome) -> dict[str, Any]:
